@@ -1,0 +1,1 @@
+"""The HTTP API: WaveSpeed v3 compatible routes."""

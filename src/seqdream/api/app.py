@@ -1,0 +1,88 @@
+"""The FastAPI application, with in-process workers started by its lifespan."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+
+from seqdream import __version__
+from seqdream.api import media, predictions
+from seqdream.api.deps import get_runtime
+from seqdream.api.envelope import install_error_handlers
+from seqdream.api.limits import BodySizeLimit
+from seqdream.api.schemas import FIELD_RULES
+from seqdream.config import Settings
+from seqdream.db import Job
+from seqdream.jobs.worker import EngineHolder, Worker
+from seqdream.runtime import Runtime
+from seqdream.services import build_detector, build_engine_holder
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime.from_settings(settings)
+        app.state.runtime = runtime
+        stop = threading.Event()
+        threads: list[threading.Thread] = []
+        app.state.engines = None
+        if settings.inline_workers:
+            engines: EngineHolder = build_engine_holder(settings)
+            detector = build_detector(settings)
+            app.state.engines = engines
+            for index in range(settings.inline_workers):
+                worker = Worker(runtime, engines, detector)
+                thread = threading.Thread(target=worker.run, args=(stop,), name=f"worker-{index}", daemon=True)
+                thread.start()
+                threads.append(thread)
+        log.info("seqdream %s serving; database %s", __version__, settings.resolved_database_url)
+        try:
+            yield
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=5)
+            runtime.close()
+
+    app = FastAPIOffline(
+        title="seqdream",
+        version=__version__,
+        description=(
+            "Self-hosted Seedream V4 image service, compatible with WaveSpeedAI's v3 API. "
+            "Authenticate with `Authorization: Bearer <key>` (create keys with `seqdream keys create`)."
+        ),
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    install_error_handlers(app, FIELD_RULES)
+    app.include_router(predictions.router)
+    app.include_router(media.router)
+
+    @app.get("/health", tags=["service"], summary="Liveness, engine state and queue depth")
+    async def health(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+        def counts() -> dict[str, int]:
+            with runtime.db.session() as session:
+                rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+            return {status: count for status, count in rows}
+
+        engines: EngineHolder | None = app.state.engines
+        return {
+            "status": "ok",
+            "version": __version__,
+            "jobs": await run_in_threadpool(counts),
+            "engine_error": engines.last_error if engines else None,
+        }
+
+    return app

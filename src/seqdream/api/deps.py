@@ -1,0 +1,39 @@
+"""Request-scoped helpers: the runtime, the caller's key and the public base URL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from seqdream.api.envelope import APIError
+from seqdream.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def base_url(request: Request) -> str:
+    runtime: Runtime = request.app.state.runtime
+    configured = runtime.settings.public_base_url
+    return (configured or str(request.base_url)).rstrip("/")
+
+
+@dataclass(frozen=True)
+class Caller:
+    key_id: str | None  # None when authentication is disabled
+
+
+async def require_key(request: Request, runtime: Runtime = Depends(get_runtime)) -> Caller:
+    if runtime.settings.auth_disabled:
+        return Caller(key_id=None)
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise APIError(401, "Unauthorized: send your API key as 'Authorization: Bearer <key>'")
+    key = await run_in_threadpool(runtime.keys.verify, secret.strip())
+    if key is None:
+        raise APIError(401, "Unauthorized: the API key is invalid or revoked")
+    return Caller(key_id=key.id)

@@ -1,0 +1,79 @@
+"""WaveSpeed's response envelope, for successes and for every error."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class APIError(Exception):
+    """Raise anywhere in a route to answer `status` with `message` in the envelope."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def success(data: Any) -> dict[str, Any]:
+    return {"code": 200, "message": "success", "data": data}
+
+
+def error_response(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"code": status, "message": message, "data": None}, status_code=status)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts = [part for part in loc if part != "body"]
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "body"
+
+
+def describe_validation_error(exc: RequestValidationError, rules: dict[str, str]) -> str:
+    """One line per problem: the field, what was wrong and what is allowed."""
+    lines = []
+    for error in exc.errors():
+        where = _location(tuple(error.get("loc", ())))
+        if error.get("type") == "json_invalid":
+            lines.append("body: is not valid JSON")
+            continue
+        if error.get("type") in ("model_attributes_type", "dict_type", "model_type"):
+            lines.append("body: must be a JSON object")
+            continue
+        message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+        field = where.split("[")[0].split(".")[0]
+        rule = rules.get(field)
+        if where == "body":  # a whole-request rule already names its field
+            lines.append(message)
+            continue
+        lines.append(f"{where}: {message}" + (f" (allowed: {rule})" if rule else ""))
+    return "; ".join(lines) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI, rules: dict[str, str]) -> None:
+    @app.exception_handler(APIError)
+    async def _api_error(_request: Request, exc: APIError) -> JSONResponse:
+        return error_response(exc.status, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(400, describe_validation_error(exc, rules))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        return error_response(exc.status_code, message)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, f"internal error ({type(exc).__name__}); see the server log")

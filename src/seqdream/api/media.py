@@ -1,0 +1,194 @@
+"""Uploads the way the SDK does them, legacy multipart uploads, and file downloads."""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+import secrets
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, UploadFile
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from starlette.concurrency import run_in_threadpool
+
+from seqdream.api.deps import Caller, base_url, get_runtime, require_key
+from seqdream.api.envelope import APIError, success
+from seqdream.auth.keys import hash_secret
+from seqdream.db import Upload
+from seqdream.db.models import utcnow
+from seqdream.images.decode import sniff_format
+from seqdream.runtime import Runtime
+from seqdream.storage import BlobNotFound
+
+router = APIRouter(prefix="/api/v3/media", tags=["media"])
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_KEY_PART = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+def safe_filename(name: str) -> str:
+    cleaned = _UNSAFE.sub("_", name.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]).strip("._")
+    return (cleaned or "upload")[:120]
+
+
+class UploadTicketRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    filename: StrictStr = Field(min_length=1, max_length=255)
+    size: StrictInt = Field(ge=1)
+    content_type: StrictStr | None = None
+
+
+def _download_url(base: str, upload: Upload) -> str:
+    return f"{base}/api/v3/media/files/{upload.id}/{upload.filename}"
+
+
+def _new_upload(runtime: Runtime, filename: str, content_type: str, size: int, caller: Caller) -> tuple[Upload, str]:
+    upload_id = uuid.uuid4().hex
+    name = safe_filename(filename)
+    token = secrets.token_urlsafe(24)
+    upload = Upload(
+        id=upload_id,
+        filename=name,
+        content_type=content_type,
+        size=size,
+        blob_key=f"uploads/{upload_id}/{name}",
+        token_hash=hash_secret(token),
+        ready=False,
+        api_key_id=caller.key_id,
+        created_at=utcnow(),
+    )
+    return upload, token
+
+
+def _check_image(runtime: Runtime, data: bytes, declared: int | None = None) -> str:
+    limit = runtime.settings.max_upload_bytes
+    if len(data) > limit:
+        raise APIError(413, f"file: {len(data)} bytes is over the upload limit of {limit} bytes")
+    if declared is not None and len(data) != declared:
+        raise APIError(400, f"file: received {len(data)} bytes but the upload declared size {declared}")
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise APIError(415, "file: is not an image in an accepted format (JPEG, PNG, WebP, GIF, BMP)")
+    return fmt
+
+
+def _store(runtime: Runtime, upload: Upload, data: bytes) -> None:
+    try:
+        runtime.blobs.put(upload.blob_key, data)
+    except OSError as exc:
+        raise APIError(503, f"could not store the file ({exc.strerror})") from exc
+    upload.ready = True
+    with runtime.db.session() as session:
+        session.merge(upload)
+
+
+@router.post("/uploads", summary="Start an upload: returns a PUT URL and the final download URL")
+async def create_upload(
+    body: UploadTicketRequest,
+    request: Request,
+    caller: Caller = Depends(require_key),
+    runtime: Runtime = Depends(get_runtime),
+) -> dict[str, Any]:
+    limit = runtime.settings.max_upload_bytes
+    if body.size > limit:
+        raise APIError(413, f"size: {body.size} bytes is over the upload limit of {limit} bytes")
+    content_type = body.content_type or mimetypes.guess_type(body.filename)[0] or "application/octet-stream"
+    if not content_type.startswith("image/"):
+        raise APIError(415, f"content_type: {content_type!r} is not an image type (allowed: image/*)")
+    upload, token = _new_upload(runtime, body.filename, content_type, body.size, caller)
+
+    def save() -> None:
+        with runtime.db.session() as session:
+            session.add(upload)
+
+    await run_in_threadpool(save)
+    base = base_url(request)
+    return success(
+        {
+            "download_url": _download_url(base, upload),
+            "filename": upload.filename,
+            "upload": {
+                "method": "PUT",
+                "url": f"{base}/api/v3/media/uploads/{upload.id}?token={token}",
+                "headers": {"Content-Type": content_type},
+            },
+        }
+    )
+
+
+@router.put("/uploads/{upload_id}", summary="Send the bytes of an upload (URL from POST /uploads)")
+async def put_upload(upload_id: str, token: str, request: Request, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+    def find() -> Upload | None:
+        with runtime.db.session() as session:
+            return session.get(Upload, upload_id)
+
+    upload = await run_in_threadpool(find) if len(upload_id) == 32 else None
+    if upload is None or not secrets.compare_digest(upload.token_hash, hash_secret(token)):
+        raise APIError(403, "upload URL is invalid or expired")
+    if upload.ready:
+        raise APIError(409, "this upload has already been completed")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > upload.size:
+            raise APIError(400, f"file: more bytes than the declared size {upload.size}")
+    data = bytes(body)
+    await run_in_threadpool(_check_image, runtime, data, upload.size)
+    await run_in_threadpool(_store, runtime, upload, data)
+    return success({"download_url": _download_url(base_url(request), upload), "size": len(data)})
+
+
+@router.post("/upload/binary", summary="Legacy multipart upload (form field `file`)")
+async def upload_binary(
+    file: UploadFile,
+    request: Request,
+    caller: Caller = Depends(require_key),
+    runtime: Runtime = Depends(get_runtime),
+) -> dict[str, Any]:
+    data = await file.read(runtime.settings.max_upload_bytes + 1)
+    fmt = await run_in_threadpool(_check_image, runtime, data)
+    content_type = f"image/{fmt.lower()}"
+    upload, _token = _new_upload(runtime, file.filename or f"upload.{fmt.lower()}", content_type, len(data), caller)
+    await run_in_threadpool(_store, runtime, upload, data)
+    return success(
+        {
+            "type": "image",
+            "download_url": _download_url(base_url(request), upload),
+            "filename": upload.filename,
+            "size": len(data),
+        }
+    )
+
+
+@router.get("/files/{upload_id}/{filename}", summary="Download an uploaded file")
+async def get_file(upload_id: str, filename: str, runtime: Runtime = Depends(get_runtime)) -> Response:
+    def load() -> tuple[Upload, bytes] | None:
+        with runtime.db.session() as session:
+            upload = session.get(Upload, upload_id)
+        if upload is None or not upload.ready or upload.filename != filename:
+            return None
+        try:
+            return upload, runtime.blobs.get(upload.blob_key)
+        except BlobNotFound:
+            return None
+
+    found = await run_in_threadpool(load) if len(upload_id) == 32 else None
+    if found is None:
+        raise APIError(404, "file not found (it may have expired)")
+    upload, data = found
+    return Response(data, media_type=upload.content_type)
+
+
+@router.get("/outputs/{job_id}/{name}", summary="Download a generated image")
+async def get_output(job_id: str, name: str, runtime: Runtime = Depends(get_runtime)) -> Response:
+    if not (_KEY_PART.match(job_id) and _KEY_PART.match(name)):
+        raise APIError(404, "output not found")
+    try:
+        data = await run_in_threadpool(runtime.blobs.get, f"outputs/{job_id}/{name}")
+    except BlobNotFound:
+        raise APIError(404, "output not found (it may have expired)") from None
+    media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return Response(data, media_type=media_type, headers={"Cache-Control": "private, max-age=86400"})

@@ -1,0 +1,120 @@
+"""Submit a task to a model of the family; read its result."""
+
+
+import asyncio
+import secrets
+import time
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+
+from seqdream.api.deps import Caller, base_url, get_runtime, require_key
+from seqdream.api.envelope import APIError, success
+from seqdream.api.intake import accept_images
+from seqdream.api.presenter import present, present_sync_timeout
+from seqdream.api.schemas import MODELS, ModelSpec, SEED_MAX, _Common
+from seqdream.db import Job, JobStatus
+from seqdream.runtime import Runtime
+
+router = APIRouter(prefix="/api/v3")
+
+
+def _normalised_request(body: _Common, sources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "prompt": body.prompt,
+        "size": body.size,
+        "max_images": getattr(body, "max_images", 1),
+        "images": sources,
+        "enable_base64_output": body.enable_base64_output,
+    }
+
+
+def _create_job(runtime: Runtime, spec: ModelSpec, body: _Common, caller: Caller, base: str) -> Job:
+    job_id = uuid.uuid4().hex
+    sources = accept_images(getattr(body, "images", []), job_id, runtime, base)
+    seed = body.seed if body.seed >= 0 else secrets.randbelow(SEED_MAX + 1)
+    try:
+        return runtime.jobs.create(
+            job_id=job_id,
+            model=spec.id,
+            request=_normalised_request(body, sources),
+            seed=seed,
+            api_key_id=caller.key_id,
+        )
+    except (SQLAlchemyError, OSError) as exc:
+        raise APIError(503, f"could not record the task ({type(exc).__name__}); nothing was queued") from exc
+
+
+async def wait_for_end(runtime: Runtime, job_id: str, timeout_s: float) -> Job:
+    """Poll the store until the job ends or `timeout_s` passes; returns its latest state."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = await run_in_threadpool(runtime.jobs.get, job_id)
+        assert job is not None
+        if JobStatus(job.status).is_terminal or time.monotonic() >= deadline:
+            return job
+        await asyncio.sleep(min(runtime.settings.poll_interval_s, max(0.0, deadline - time.monotonic())))
+
+
+def _submit_route(spec: ModelSpec):  # type: ignore[no-untyped-def]
+    schema = spec.schema
+
+    async def submit(
+        request: Request,
+        body: schema,  # type: ignore[valid-type]
+        caller: Caller = Depends(require_key),
+        runtime: Runtime = Depends(get_runtime),
+    ) -> dict[str, Any]:
+        base = base_url(request)
+        job = await run_in_threadpool(_create_job, runtime, spec, body, caller, base)
+        if not body.enable_sync_mode:
+            return success(present(job, base, runtime.blobs))
+        timeout = runtime.settings.sync_timeout_s
+        job = await wait_for_end(runtime, job.id, timeout)
+        if not JobStatus(job.status).is_terminal:
+            return success(present_sync_timeout(job, base, runtime.blobs, timeout))
+        return success(await run_in_threadpool(present, job, base, runtime.blobs))
+
+    submit.__doc__ = f"{spec.summary}. Returns the task; poll `urls.get` for the result."
+    return submit
+
+
+for _spec in MODELS:
+    router.add_api_route(
+        f"/{_spec.id}",
+        _submit_route(_spec),
+        methods=["POST"],
+        summary=_spec.summary,
+        name=f"submit {_spec.id}",
+        tags=["models"],
+    )
+
+
+async def _result(job_id: str, request: Request, caller: Caller, runtime: Runtime) -> dict[str, Any]:
+    job = await run_in_threadpool(runtime.jobs.get, job_id) if len(job_id) <= 64 else None
+    if job is None or (caller.key_id is not None and job.api_key_id not in (None, caller.key_id)):
+        raise APIError(404, f"prediction not found: {job_id}")
+    return success(await run_in_threadpool(present, job, base_url(request), runtime.blobs))
+
+
+@router.get("/predictions/{job_id}/result", tags=["predictions"], summary="Get a task's status and outputs")
+async def get_result(
+    job_id: str,
+    request: Request,
+    caller: Caller = Depends(require_key),
+    runtime: Runtime = Depends(get_runtime),
+) -> dict[str, Any]:
+    return await _result(job_id, request, caller, runtime)
+
+
+@router.get("/predictions/{job_id}", tags=["predictions"], summary="Get a task (same as /result)")
+async def get_prediction(
+    job_id: str,
+    request: Request,
+    caller: Caller = Depends(require_key),
+    runtime: Runtime = Depends(get_runtime),
+) -> dict[str, Any]:
+    return await _result(job_id, request, caller, runtime)

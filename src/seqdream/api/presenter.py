@@ -1,0 +1,59 @@
+"""A job as WaveSpeed's `data` object."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from seqdream.db import Job, JobStatus
+from seqdream.storage import BlobNotFound, BlobStore
+
+SYNC_TIMEOUT_CODE = 5004
+
+
+def iso_millis(value: Any) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def result_url(base: str, job_id: str) -> str:
+    return f"{base}/api/v3/predictions/{job_id}/result"
+
+
+def output_urls(job: Job, base: str, blobs: BlobStore) -> list[str]:
+    if job.status != JobStatus.COMPLETED.value:
+        return []
+    if not job.request.get("enable_base64_output"):
+        return [f"{base}/api/v3/media/{key}" for key in job.outputs]
+    encoded = []
+    for key in job.outputs:
+        try:
+            encoded.append(base64.b64encode(blobs.get(key)).decode("ascii"))
+        except BlobNotFound:
+            continue  # expired under the retention policy
+    return encoded
+
+
+def present(job: Job, base: str, blobs: BlobStore) -> dict[str, Any]:
+    completed = job.status == JobStatus.COMPLETED.value
+    return {
+        "id": job.id,
+        "model": job.model,
+        "outputs": output_urls(job, base, blobs),
+        "urls": {"get": result_url(base, job.id)},
+        "has_nsfw_contents": list(job.has_nsfw_contents) if completed else [],
+        "status": job.status,
+        "created_at": iso_millis(job.created_at),
+        "error": job.error if job.status == JobStatus.FAILED.value else "",
+        "timings": {"inference": job.inference_ms or 0},
+        "seed": job.seed,
+    }
+
+
+def present_sync_timeout(job: Job, base: str, blobs: BlobStore, waited_s: float) -> dict[str, Any]:
+    data = present(job, base, blobs)
+    data["code"] = SYNC_TIMEOUT_CODE
+    data["error"] = (
+        f"Sync mode timed out after {waited_s:g}s; the task is still {job.status}. "
+        f"Query the result later at: {result_url(base, job.id)}"
+    )
+    return data

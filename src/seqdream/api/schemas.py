@@ -1,0 +1,121 @@
+"""Request bodies of the Seedream V4 family, one class per model, and their rules."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator, model_validator
+
+MIN_SIDE, MAX_SIDE = 1024, 4096
+MAX_IMAGES_OUT = 14
+MAX_REFERENCES = 10
+MAX_PROMPT_CHARS = 10_000
+SEED_MAX = 2147483647
+_SIZE = re.compile(r"^\s*(\d{1,5})\s*\*\s*(\d{1,5})\s*$")
+
+FIELD_RULES = {
+    "prompt": f"a non-empty string of at most {MAX_PROMPT_CHARS} characters",
+    "images": f"an array of at most {MAX_REFERENCES} strings, each an http(s) URL, a data: URI or base64 image data",
+    "size": f'a string "W*H" with each side from {MIN_SIDE} to {MAX_SIDE}, e.g. "2048*2048"',
+    "max_images": f"an integer from 1 to {MAX_IMAGES_OUT}",
+    "seed": f"an integer from -1 to {SEED_MAX}; -1 picks a random seed",
+    "enable_base64_output": "true or false",
+    "enable_sync_mode": "true or false",
+}
+
+
+class _Common(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    prompt: StrictStr = Field(description="The prompt to generate an image from.", max_length=MAX_PROMPT_CHARS)
+    size: StrictStr = Field("2048*2048", description="Output size in pixels, width*height; 1024 ~ 4096 per side.")
+    seed: StrictInt = Field(-1, ge=-1, le=SEED_MAX, description="Random seed; -1 means random.")
+    enable_base64_output: StrictBool = Field(False, description="Return outputs as base64 strings instead of URLs.")
+    enable_sync_mode: StrictBool = Field(False, description="Hold the request until the images are ready.")
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("size")
+    @classmethod
+    def _size_in_range(cls, value: str) -> str:
+        match = _SIZE.match(value)
+        if not match:
+            raise ValueError(f'{value!r} is not of the form "W*H"')
+        width, height = int(match.group(1)), int(match.group(2))
+        for name, side in (("width", width), ("height", height)):
+            if not MIN_SIDE <= side <= MAX_SIDE:
+                raise ValueError(f"{name} {side} is outside {MIN_SIDE}-{MAX_SIDE}")
+        return f"{width}*{height}"
+
+    @property
+    def dimensions(self) -> tuple[int, int]:
+        width, height = self.size.split("*")
+        return int(width), int(height)
+
+
+class _RefusesImages(_Common):
+    @model_validator(mode="before")
+    @classmethod
+    def _no_images(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("images"):
+            raise ValueError(
+                "images: this model takes no reference images; "
+                "use bytedance/seedream-v4/edit or bytedance/seedream-v4/edit-sequential"
+            )
+        return data
+
+
+class TextToImageRequest(_RefusesImages):
+    """bytedance/seedream-v4: one image from a prompt."""
+
+
+class SequentialRequest(_RefusesImages):
+    """bytedance/seedream-v4/sequential: a group of consistent images from a prompt."""
+
+    max_images: StrictInt = Field(1, ge=1, le=MAX_IMAGES_OUT, description="Most images to generate, 1 ~ 14.")
+
+
+class EditRequest(_Common):
+    """bytedance/seedream-v4/edit: one image from a prompt and 1-10 reference images."""
+
+    images: list[StrictStr] = Field(
+        ..., min_length=1, max_length=MAX_REFERENCES, description="Images to edit: URLs or base64."
+    )
+
+
+class EditSequentialRequest(_Common):
+    """bytedance/seedream-v4/edit-sequential: a group from a prompt and up to 10 references."""
+
+    images: list[StrictStr] = Field(
+        default_factory=list, max_length=MAX_REFERENCES, description="Images to edit: URLs or base64."
+    )
+    max_images: StrictInt = Field(1, ge=1, le=MAX_IMAGES_OUT, description="Most images to generate, 1 ~ 14.")
+
+
+AnyRequest = TextToImageRequest | SequentialRequest | EditRequest | EditSequentialRequest
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    schema: type[_Common]
+    summary: str
+
+
+MODELS = [
+    ModelSpec("bytedance/seedream-v4", TextToImageRequest, "Text to image"),
+    ModelSpec("bytedance/seedream-v4/edit", EditRequest, "Edit with 1-10 reference images"),
+    ModelSpec("bytedance/seedream-v4/sequential", SequentialRequest, "Group of 1-14 images from text"),
+    ModelSpec(
+        "bytedance/seedream-v4/edit-sequential",
+        EditSequentialRequest,
+        "Group of 1-14 images from text and up to 10 references",
+    ),
+]

@@ -1,0 +1,1 @@
+"""API keys: created by the CLI, shown once, stored as hashes."""

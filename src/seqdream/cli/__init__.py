@@ -1,0 +1,1 @@
+"""The `seqdream` command line."""

@@ -1,0 +1,179 @@
+"""`seqdream serve | worker | generate | keys`."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from seqdream.config import Settings
+
+app = typer.Typer(help="Self-hosted Seedream V4 image service (WaveSpeed-compatible API).", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _settings(**overrides: object) -> Settings:
+    values = {name: value for name, value in overrides.items() if value is not None}
+    return Settings(**values)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _runtime(settings: Settings):  # type: ignore[no-untyped-def]
+    from seqdream.runtime import Runtime
+
+    return Runtime.from_settings(settings)
+
+
+@app.command()
+def serve(
+    host: Optional[str] = typer.Option(None, help="Interface to bind [SEQDREAM_HOST]."),
+    port: Optional[int] = typer.Option(None, help="Port [SEQDREAM_PORT]."),
+    workers: Optional[int] = typer.Option(None, help="In-process workers; 0 = API only [SEQDREAM_INLINE_WORKERS]."),
+    model: Optional[str] = typer.Option(None, help="Model id or local folder [SEQDREAM_MODEL]."),
+    no_auth: bool = typer.Option(False, "--no-auth", help="Development only: accept requests without an API key."),
+) -> None:
+    """Run the HTTP API (and, by default, one in-process worker)."""
+    import uvicorn
+
+    from seqdream.api.app import create_app
+
+    settings = _settings(host=host, port=port, inline_workers=workers, model=model, auth_disabled=no_auth or None)
+    _configure_logging(settings.log_level)
+    runtime = _runtime(settings)
+    if not settings.auth_disabled and runtime.keys.count_active() == 0:
+        created = runtime.keys.create("default")
+        typer.secho(
+            f"No API keys yet, so one was created. It is shown only this once:\n\n    {created.secret}\n\n"
+            f"Use it as 'Authorization: Bearer <key>'. Manage keys with 'seqdream keys'.",
+            fg=typer.colors.GREEN,
+            err=True,
+        )
+    runtime.close()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+@app.command()
+def worker(
+    concurrency: int = typer.Option(1, min=1, max=16, help="Worker threads in this process (they share one model)."),
+) -> None:
+    """Run workers against the configured database, in this process, until interrupted."""
+    from seqdream.jobs.worker import Worker
+    from seqdream.services import build_detector, build_engine_holder
+
+    settings = Settings()
+    _configure_logging(settings.log_level)
+    runtime = _runtime(settings)
+    engines = build_engine_holder(settings)
+    detector = build_detector(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    threads = [
+        threading.Thread(target=Worker(runtime, engines, detector).run, args=(stop,), name=f"worker-{i}")
+        for i in range(concurrency)
+    ]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        for thread in threads:
+            thread.join(timeout=0.5)
+    runtime.close()
+
+
+@app.command()
+def generate(
+    prompt: str = typer.Argument(..., help="What to draw or how to edit the references."),
+    image: list[Path] = typer.Option([], "--image", "-i", exists=True, dir_okay=False, help="Reference image (repeat, up to 10)."),
+    size: str = typer.Option("2048*2048", help='Output size "W*H", 1024-4096 per side.'),
+    max_images: int = typer.Option(1, help="Most images in the group, 1-14."),
+    seed: int = typer.Option(-1, help="Seed; -1 picks one at random."),
+    out: Path = typer.Option(Path("."), "--out", "-o", file_okay=False, help="Folder for the images."),
+    model: Optional[str] = typer.Option(None, help="Model id or local folder [SEQDREAM_MODEL]."),
+) -> None:
+    """Generate images locally, without a server, with a progress bar."""
+    import secrets
+
+    from pydantic import ValidationError
+    from tqdm import tqdm
+
+    from seqdream.api.schemas import SEED_MAX, EditSequentialRequest
+    from seqdream.engines.base import GenerationPlan
+    from seqdream.engines.registry import load_engine
+    from seqdream.images.decode import ImageInputError, open_image
+    from seqdream.jobs.planner import plan_group
+
+    settings = _settings(model=model)
+    _configure_logging("warning")
+    try:
+        request = EditSequentialRequest(prompt=prompt, size=size, max_images=max_images, seed=seed, images=[str(p) for p in image])
+    except ValidationError as exc:
+        raise typer.BadParameter("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from exc
+    try:
+        references = [
+            open_image(path.read_bytes(), max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+            for path in image
+        ]
+    except ImageInputError as exc:
+        raise typer.BadParameter(f"reference image {exc}") from exc
+    used_seed = request.seed if request.seed >= 0 else secrets.randbelow(SEED_MAX + 1)
+    group = plan_group(request.prompt, request.max_images, used_seed)
+    width, height = request.dimensions
+    typer.echo(f"loading {settings.model} ...", err=True)
+    engine = load_engine(settings)
+    plan = GenerationPlan(prompts=group.prompts, seeds=group.seeds, width=width, height=height, references=references)
+    with tqdm(total=100, desc=f"{plan.count} image(s)", unit="%", file=sys.stderr) as bar:
+        def progress(fraction: float) -> None:
+            bar.update(round(fraction * 100) - bar.n)
+
+        result = engine.generate(plan, progress)
+    out.mkdir(parents=True, exist_ok=True)
+    for index, picture in enumerate(result.images):
+        path = out / f"seqdream-{used_seed}-{index + 1}.png"
+        picture.save(path)
+        typer.echo(str(path))
+    typer.echo(f"seed {used_seed}, {result.inference_ms} ms", err=True)
+
+
+@keys_app.command("create")
+def keys_create(name: str = typer.Option("default", help="A label to recognise the key by.")) -> None:
+    """Create an API key and print it (it is shown only once)."""
+    runtime = _runtime(Settings())
+    created = runtime.keys.create(name)
+    typer.echo(created.secret)
+    typer.echo(f"created key {created.id} ({name}); store it now, it cannot be shown again", err=True)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (prefix, name, created, revoked)."""
+    runtime = _runtime(Settings())
+    for key in runtime.keys.list():
+        state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+        typer.echo(f"{key.id}  {key.prefix}…  {key.name:<20} created {key.created_at:%Y-%m-%d %H:%M}  {state}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: str = typer.Argument(..., help="Key id or prefix from 'seqdream keys list'.")) -> None:
+    """Revoke a key: requests using it get 401 from then on."""
+    runtime = _runtime(Settings())
+    if not runtime.keys.revoke(key):
+        typer.echo(f"no active key matches {key!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key}")
+
+
+if __name__ == "__main__":
+    app()

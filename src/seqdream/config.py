@@ -1,0 +1,84 @@
+"""Service configuration: every knob is an environment variable prefixed `SEQDREAM_`."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+DEFAULT_MODEL = "black-forest-labs/FLUX.2-klein-4B"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEQDREAM_", env_file=".env", extra="ignore")
+
+    # Where things live.
+    data_dir: Path = Path("seqdream-data")
+    database_url: str | None = None  # default: sqlite file inside data_dir
+    storage_dir: Path | None = None  # default: data_dir/blobs
+    public_base_url: str | None = None  # default: derived from each request
+
+    # HTTP server.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    auth_disabled: bool = False  # development only: accept requests without a key
+    log_level: str = "info"
+
+    # Jobs.
+    inline_workers: int = Field(1, ge=0, le=16)
+    sync_timeout_s: float = Field(300.0, gt=0)
+    job_lease_s: float = Field(60.0, gt=0)  # a processing job silent this long is taken back
+    job_max_attempts: int = Field(3, ge=1)
+    poll_interval_s: float = Field(0.2, gt=0)
+    retention_hours: float = Field(168.0, gt=0)  # outputs and uploads are deleted after this
+
+    # Engine.
+    engine: str = "flux2-klein"
+    model: str = DEFAULT_MODEL  # hub id or local folder
+    device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    native_resolution: int = Field(1024, ge=64, le=4096)  # model renders ~this squared, aspect kept
+    num_inference_steps: int = Field(4, ge=1, le=200)
+    guidance_scale: float = Field(1.0, ge=0)
+    max_sequence_length: int = Field(512, ge=16, le=2048)
+    max_batch: int = Field(4, ge=1, le=14)  # images denoised together in a group
+
+    # Outputs and safety.
+    output_format: Literal["jpeg", "png", "webp"] = "jpeg"
+    output_quality: int = Field(95, ge=1, le=100)
+    nsfw_check: bool = True
+    nsfw_threshold: float = Field(0.5, ge=0, le=1)
+
+    # Reference images in.
+    max_image_bytes: int = Field(30 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(6000 * 6000, gt=0)
+    fetch_connect_timeout_s: float = Field(5.0, gt=0)
+    fetch_read_timeout_s: float = Field(20.0, gt=0)
+    fetch_max_redirects: int = Field(5, ge=0)
+    fetch_allow_networks: Annotated[list[str], NoDecode] = []  # CIDRs allowed despite being private
+    max_upload_bytes: int = Field(30 * 1024 * 1024, gt=0)
+    max_request_bytes: int = Field(256 * 1024 * 1024, gt=0)  # JSON bodies carry base64 images
+
+    @field_validator("fetch_allow_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @cached_property
+    def allowed_networks(self) -> list[IPv4Network | IPv6Network]:
+        return [ip_network(cidr, strict=False) for cidr in self.fetch_allow_networks]
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'seqdream.db').resolve()}"
+
+    @property
+    def resolved_storage_dir(self) -> Path:
+        return self.storage_dir or self.data_dir / "blobs"

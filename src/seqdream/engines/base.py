@@ -1,0 +1,74 @@
+"""The engine interface and the geometry every engine shares."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from PIL import Image
+
+# Called with (images finished, images in all) as a group makes progress.
+ProgressCallback = Callable[[float], None]
+
+
+class EngineError(RuntimeError):
+    """The model call failed; the message is shown to the caller as the job's error."""
+
+
+@dataclass(frozen=True)
+class GenerationPlan:
+    """What to draw: one prompt and one seed per output image, shared references."""
+
+    prompts: list[str]
+    seeds: list[int]
+    width: int
+    height: int
+    references: list[Image.Image] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.prompts or len(self.prompts) != len(self.seeds):
+            raise ValueError("a plan needs one seed per prompt and at least one prompt")
+
+    @property
+    def count(self) -> int:
+        return len(self.prompts)
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    images: list[Image.Image]
+    inference_ms: int
+
+
+class Engine(Protocol):
+    name: str
+
+    def generate(
+        self, plan: GenerationPlan, progress: ProgressCallback | None = None
+    ) -> GenerationResult: ...
+
+
+def native_size(width: int, height: int, native: int, multiple: int) -> tuple[int, int]:
+    """The size to render at: about `native`**2 pixels, the requested aspect, `multiple`-aligned."""
+    scale = math.sqrt(native * native / (width * height))
+    return (
+        max(multiple, round(width * scale / multiple) * multiple),
+        max(multiple, round(height * scale / multiple) * multiple),
+    )
+
+
+def fit_exactly(image: Image.Image, width: int, height: int) -> Image.Image:
+    """Resize to exactly `width` x `height`, cropping the sliver that rounding left over."""
+    if image.size == (width, height):
+        return image
+    src_w, src_h = image.size
+    scale = max(width / src_w, height / src_h)
+    resized = image.resize(
+        (max(width, round(src_w * scale)), max(height, round(src_h * scale))),
+        Image.Resampling.LANCZOS,
+    )
+    left = (resized.width - width) // 2
+    top = (resized.height - height) // 2
+    return resized.crop((left, top, left + width, top + height))

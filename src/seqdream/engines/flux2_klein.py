@@ -1,0 +1,143 @@
+"""FLUX.2 [klein] through diffusers' `Flux2KleinPipeline`: text-to-image and multi-reference edits."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from PIL import Image
+
+from seqdream.engines.base import (
+    EngineError,
+    GenerationPlan,
+    GenerationResult,
+    ProgressCallback,
+    fit_exactly,
+    native_size,
+)
+from seqdream.engines.group import render_group
+
+log = logging.getLogger(__name__)
+
+MAX_REFERENCES = 10
+MIN_REFERENCE_SIDE = 64  # the pipeline refuses smaller conditioning images
+
+
+@dataclass(frozen=True)
+class Flux2KleinOptions:
+    model: str
+    device: str = "auto"
+    dtype: str = "auto"
+    native_resolution: int = 1024
+    num_inference_steps: int = 4
+    guidance_scale: float = 1.0
+    max_sequence_length: int = 512
+    max_batch: int = 4
+
+
+def pick_device(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def pick_dtype(requested: str, device: str) -> torch.dtype:
+    if requested != "auto":
+        return getattr(torch, requested)
+    return torch.bfloat16 if device in ("cuda", "mps") else torch.float32
+
+
+class Flux2KleinEngine:
+    name = "flux2-klein"
+
+    def __init__(self, options: Flux2KleinOptions) -> None:
+        from diffusers import Flux2KleinPipeline
+
+        self.options = options
+        self.device = pick_device(options.device)
+        self.dtype = pick_dtype(options.dtype, self.device)
+        started = time.perf_counter()
+        try:
+            pipeline = Flux2KleinPipeline.from_pretrained(options.model, dtype=self.dtype)
+        except (OSError, ValueError) as exc:
+            raise EngineError(f"could not load model {options.model!r}: {exc}") from exc
+        self.pipeline = pipeline.to(self.device)
+        self.pipeline.set_progress_bar_config(disable=True)
+        # Height and width must be multiples of the VAE factor times the 2x2 latent patch.
+        self.multiple = self.pipeline.vae_scale_factor * 2
+        self._lock = threading.Lock()  # one pipeline call at a time per process
+        log.info(
+            "loaded %s on %s (%s) in %.1fs",
+            options.model, self.device, self.dtype, time.perf_counter() - started,
+        )
+
+    def _prepare_reference(self, image: Image.Image) -> Image.Image:
+        """Scale a reference to at most the native area, and at least the minimum side."""
+        width, height = image.size
+        limit = self.options.native_resolution**2
+        scale = min(1.0, (limit / (width * height)) ** 0.5)
+        scale = max(scale, MIN_REFERENCE_SIDE / min(width, height))
+        if scale != 1.0:
+            image = image.resize(
+                (max(MIN_REFERENCE_SIDE, round(width * scale)), max(MIN_REFERENCE_SIDE, round(height * scale))),
+                Image.Resampling.LANCZOS,
+            )
+        return image
+
+    def generate(
+        self, plan: GenerationPlan, progress: ProgressCallback | None = None
+    ) -> GenerationResult:
+        opts = self.options
+        render_w, render_h = native_size(plan.width, plan.height, opts.native_resolution, self.multiple)
+        batches = 1 + -(-(plan.count - 1) // opts.max_batch)
+        total_steps = batches * opts.num_inference_steps
+        done_steps = 0
+
+        def on_step(_pipe: Any, _step: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+            nonlocal done_steps
+            done_steps += 1
+            if progress:
+                progress(min(1.0, done_steps / total_steps))
+            return kwargs
+
+        def render(prompts: list[str], seeds: list[int], refs: list[Image.Image]) -> list[Image.Image]:
+            generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
+            result = self.pipeline(
+                image=[self._prepare_reference(ref) for ref in refs] or None,
+                prompt=prompts,
+                height=render_h,
+                width=render_w,
+                num_inference_steps=opts.num_inference_steps,
+                guidance_scale=opts.guidance_scale,
+                generator=generators,
+                max_sequence_length=opts.max_sequence_length,
+                callback_on_step_end=on_step,
+            )
+            return list(result.images)
+
+        started = time.perf_counter()
+        try:
+            with self._lock, torch.inference_mode():
+                images = render_group(
+                    plan, render, max_batch=opts.max_batch, max_references=MAX_REFERENCES
+                )
+        except torch.cuda.OutOfMemoryError as exc:
+            raise EngineError(
+                f"the GPU ran out of memory rendering {plan.count} image(s) at {render_w}x{render_h}; "
+                "lower SEQDREAM_MAX_BATCH or SEQDREAM_NATIVE_RESOLUTION"
+            ) from exc
+        except (RuntimeError, ValueError) as exc:
+            raise EngineError(f"the model call failed: {exc}") from exc
+        inference_ms = round((time.perf_counter() - started) * 1000)
+        return GenerationResult(
+            images=[fit_exactly(image, plan.width, plan.height) for image in images],
+            inference_ms=inference_ms,
+        )

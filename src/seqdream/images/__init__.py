@@ -1,0 +1,1 @@
+"""Reference images in: parsing, validation and safe fetching."""

@@ -1,0 +1,80 @@
+"""Turn untrusted bytes or strings into validated Pillow images."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+import warnings
+
+from PIL import Image, UnidentifiedImageError
+
+ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP"}
+_DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w=.+-]+)*);base64,(?P<data>.*)$", re.S)
+_BASE64_CHARS = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")
+
+
+class ImageInputError(ValueError):
+    """An image the service cannot use; the message is safe to show to the caller."""
+
+
+def looks_like_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))
+
+
+def decode_base64_image(value: str) -> bytes:
+    """Bytes of a `data:` URI or a naked base64 string."""
+    match = _DATA_URI.match(value)
+    payload = match.group("data") if match else value
+    payload = re.sub(r"\s+", "", payload)
+    if not payload or not _BASE64_CHARS.match(payload):
+        raise ImageInputError("is neither an http(s) URL, a data: URI nor base64-encoded image data")
+    payload += "=" * (-len(payload) % 4)
+    try:
+        if "-" in payload or "_" in payload:
+            return base64.urlsafe_b64decode(payload)
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ImageInputError(f"is not valid base64 ({exc})") from exc
+
+
+def open_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
+    """Decode image bytes, refusing other formats, oversize files and decompression bombs."""
+    if len(data) > max_bytes:
+        raise ImageInputError(f"is {len(data)} bytes; the limit is {max_bytes} bytes")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            fmt = image.format
+            if fmt not in ACCEPTED_FORMATS:
+                raise ImageInputError(
+                    f"has format {fmt}; accepted formats are {', '.join(sorted(ACCEPTED_FORMATS))}"
+                )
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageInputError(
+                    f"is {width}x{height} pixels; the limit is {max_pixels} pixels in all"
+                )
+            image.load()
+    except ImageInputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageInputError(f"was refused as a decompression bomb ({exc})") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageInputError(f"could not be decoded as an image ({exc})") from exc
+    if image.mode != "RGB":
+        image = image.convert("RGBA") if image.mode in ("P", "LA", "PA") else image
+        image = image.convert("RGB")
+        image.format = fmt
+    return image
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format of `data`, or None; reads headers only."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.format if image.format in ACCEPTED_FORMATS else None
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        return None

@@ -1,0 +1,122 @@
+"""Fetch reference images from the internet without becoming an SSRF proxy.
+
+Every connection, including each redirect hop, resolves the host name once, checks every
+address DNS returned against the policy and then connects to exactly that checked
+address, so a name cannot re-resolve to a private address between check and use.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpcore
+import httpx
+
+from seqdream.images.decode import ImageInputError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 20.0
+    max_bytes: int = 30 * 1024 * 1024
+    max_redirects: int = 5
+    allowed_networks: tuple[Network, ...] = field(default_factory=tuple)
+
+    def check_address(self, address: IPAddress) -> None:
+        if any(address in network for network in self.allowed_networks):
+            return
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if not address.is_global or address.is_multicast:
+            kind = (
+                "loopback" if address.is_loopback
+                else "link-local" if address.is_link_local
+                else "private" if address.is_private
+                else "non-public"
+            )
+            raise ImageInputError(f"points to a {kind} address ({address}), which is not allowed")
+
+
+def resolve(host: str, port: int) -> list[IPAddress]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ImageInputError(f"host {host!r} could not be resolved ({exc.strerror})") from exc
+    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+
+
+class _GuardedBackend(httpcore.SyncBackend):
+    """httpcore network backend that only dials addresses the policy allows."""
+
+    def __init__(self, policy: FetchPolicy) -> None:
+        self.policy = policy
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        addresses = resolve(host, port)
+        for address in addresses:
+            self.policy.check_address(address)
+        return super().connect_tcp(
+            str(addresses[0]), port, timeout, local_address, socket_options
+        )
+
+
+class _GuardedTransport(httpx.HTTPTransport):
+    def __init__(self, policy: FetchPolicy) -> None:
+        super().__init__()
+        # Same pool httpx builds by default, dialling through the guarded backend.
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            network_backend=_GuardedBackend(policy),
+        )
+
+
+def fetch_image_bytes(url: str, policy: FetchPolicy) -> bytes:
+    """GET `url` following at most `max_redirects` redirects, each one re-checked."""
+    timeout = httpx.Timeout(policy.read_timeout_s, connect=policy.connect_timeout_s)
+    with httpx.Client(
+        transport=_GuardedTransport(policy), timeout=timeout, follow_redirects=False
+    ) as client:
+        current = httpx.URL(url)
+        for _hop in range(policy.max_redirects + 1):
+            if current.scheme not in ("http", "https"):
+                raise ImageInputError(f"redirects to an unsupported scheme {current.scheme!r}")
+            try:
+                with client.stream("GET", current, headers={"Accept": "image/*"}) as response:
+                    if response.is_redirect:
+                        current = current.join(response.headers["location"])
+                        continue
+                    if response.status_code != 200:
+                        raise ImageInputError(f"answered HTTP {response.status_code}")
+                    declared = response.headers.get("content-length")
+                    if declared and declared.isdigit() and int(declared) > policy.max_bytes:
+                        raise ImageInputError(
+                            f"is {declared} bytes; the limit is {policy.max_bytes} bytes"
+                        )
+                    body = bytearray()
+                    for chunk in response.iter_bytes():
+                        body.extend(chunk)
+                        if len(body) > policy.max_bytes:
+                            raise ImageInputError(
+                                f"is larger than the limit of {policy.max_bytes} bytes"
+                            )
+                    return bytes(body)
+            except httpx.TimeoutException as exc:
+                raise ImageInputError(f"timed out ({type(exc).__name__})") from exc
+            except httpx.HTTPError as exc:
+                raise ImageInputError(f"could not be fetched ({exc})") from exc
+        raise ImageInputError(f"redirected more than {policy.max_redirects} times")

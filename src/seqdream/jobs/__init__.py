@@ -1,0 +1,1 @@
+"""The job queue: durable store, group planning and the worker loop."""

@@ -1,0 +1,53 @@
+"""Retention: delete outputs, inline inputs and uploads once they are older than allowed."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, select
+
+from seqdream.db import Upload
+from seqdream.db.models import utcnow
+
+if TYPE_CHECKING:
+    from seqdream.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class Janitor:
+    def __init__(self, runtime: "Runtime", every_s: float = 60.0) -> None:
+        self.runtime = runtime
+        self.every_s = every_s
+        self._next = 0.0
+
+    def sweep(self, force: bool = False) -> int:
+        """Delete what has outlived the retention period; returns the number of blobs removed."""
+        if not force and time.monotonic() < self._next:
+            return 0
+        self._next = time.monotonic() + self.every_s
+        cutoff = utcnow() - timedelta(hours=self.runtime.settings.retention_hours)
+        blobs = self.runtime.blobs
+        removed = 0
+        for job in self.runtime.jobs.expire_before(cutoff):
+            owned = list(job.outputs) + [
+                source["blob"]
+                for source in job.request.get("images", [])
+                if source.get("blob", "").startswith("inputs/")
+            ]
+            for key in owned:
+                blobs.delete(key)
+                removed += 1
+            self.runtime.jobs.mark_expired(job.id)
+        with self.runtime.db.session() as session:
+            old = session.scalars(select(Upload).where(Upload.created_at < cutoff)).all()
+            for upload in old:
+                blobs.delete(upload.blob_key)
+                removed += 1
+            session.execute(delete(Upload).where(Upload.created_at < cutoff))
+        if removed:
+            log.info("retention: removed %d file(s) older than %s", removed, cutoff.isoformat())
+        return removed

@@ -1,0 +1,207 @@
+"""Durable job queue on top of the database.
+
+Every state change is one conditional UPDATE, so any number of worker processes can
+share the table: a job is claimed by exactly one of them, and a worker that lost its
+lease (it stalled or was killed) cannot overwrite the result of the one that took over.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+
+from seqdream.db import Database, Job, JobStatus
+from seqdream.db.models import utcnow
+
+
+@dataclass(frozen=True)
+class RecoveryReport:
+    requeued: list[str]
+    failed: list[str]
+
+
+class JobStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(
+        self,
+        *,
+        model: str,
+        request: dict[str, Any],
+        seed: int,
+        api_key_id: str | None,
+        job_id: str | None = None,
+    ) -> Job:
+        """Insert a job and commit: once this returns, the job survives any crash."""
+        job = Job(
+            id=job_id or uuid.uuid4().hex,
+            model=model,
+            status=JobStatus.CREATED.value,
+            request=request,
+            seed=seed,
+            outputs=[],
+            has_nsfw_contents=[],
+            error="",
+            attempts=0,
+            api_key_id=api_key_id,
+            created_at=utcnow(),
+        )
+        with self.db.session() as session:
+            session.add(job)
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        with self.db.session() as session:
+            return session.get(Job, job_id)
+
+    def recent(self, limit: int = 20, api_key_id: str | None = None) -> Sequence[Job]:
+        query = select(Job).order_by(Job.created_at.desc()).limit(limit)
+        if api_key_id is not None:
+            query = query.where(Job.api_key_id == api_key_id)
+        with self.db.session() as session:
+            return session.scalars(query).all()
+
+    def claim(self, worker_id: str) -> Job | None:
+        """Take the oldest runnable job, or None. Safe against concurrent claimers."""
+        now = utcnow()
+        runnable = and_(
+            Job.status == JobStatus.CREATED.value,
+            or_(Job.not_before.is_(None), Job.not_before <= now),
+        )
+        with self.db.session() as session:
+            candidates = session.scalars(
+                select(Job.id).where(runnable).order_by(Job.created_at).limit(8)
+            ).all()
+            for job_id in candidates:
+                taken = session.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.status == JobStatus.CREATED.value)
+                    .values(
+                        status=JobStatus.PROCESSING.value,
+                        worker_id=worker_id,
+                        attempts=Job.attempts + 1,
+                        started_at=now,
+                        heartbeat_at=now,
+                    )
+                )
+                session.commit()
+                if taken.rowcount == 1:
+                    return session.get(Job, job_id, populate_existing=True)
+        return None
+
+    def _update_owned(self, job_id: str, worker_id: str, **values: Any) -> bool:
+        with self.db.session() as session:
+            result = session.execute(
+                update(Job)
+                .where(
+                    Job.id == job_id,
+                    Job.worker_id == worker_id,
+                    Job.status == JobStatus.PROCESSING.value,
+                )
+                .values(**values)
+            )
+            return result.rowcount == 1
+
+    def heartbeat(self, job_id: str, worker_id: str) -> bool:
+        """Extend the lease; False means another worker has taken the job back."""
+        return self._update_owned(job_id, worker_id, heartbeat_at=utcnow())
+
+    def complete(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        outputs: list[str],
+        has_nsfw_contents: list[bool],
+        inference_ms: int,
+    ) -> bool:
+        return self._update_owned(
+            job_id,
+            worker_id,
+            status=JobStatus.COMPLETED.value,
+            outputs=outputs,
+            has_nsfw_contents=has_nsfw_contents,
+            inference_ms=inference_ms,
+            error="",
+            finished_at=utcnow(),
+        )
+
+    def fail(self, job_id: str, worker_id: str, error: str) -> bool:
+        return self._update_owned(
+            job_id,
+            worker_id,
+            status=JobStatus.FAILED.value,
+            error=error,
+            finished_at=utcnow(),
+        )
+
+    def release(self, job_id: str, worker_id: str, *, retry_in_s: float, error: str) -> bool:
+        """Hand a job back to the queue after a transient failure (full disk, say)."""
+        return self._update_owned(
+            job_id,
+            worker_id,
+            status=JobStatus.CREATED.value,
+            worker_id=None,
+            error=error,
+            not_before=utcnow() + timedelta(seconds=retry_in_s),
+        )
+
+    def recover_stale(self, lease_s: float, max_attempts: int) -> RecoveryReport:
+        """Requeue processing jobs whose worker went silent; fail those that keep crashing it."""
+        cutoff: datetime = utcnow() - timedelta(seconds=lease_s)
+        requeued: list[str] = []
+        failed: list[str] = []
+        with self.db.session() as session:
+            stale = session.scalars(
+                select(Job).where(
+                    Job.status == JobStatus.PROCESSING.value,
+                    or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff),
+                )
+            ).all()
+            for job in stale:
+                gave_up = job.attempts >= max_attempts
+                values: dict[str, Any] = {"worker_id": None}
+                if gave_up:
+                    values.update(
+                        status=JobStatus.FAILED.value,
+                        finished_at=utcnow(),
+                        error=(
+                            f"the worker stopped while running this job {job.attempts} times; "
+                            "giving up"
+                        ),
+                    )
+                else:
+                    values.update(status=JobStatus.CREATED.value)
+                result = session.execute(
+                    update(Job)
+                    .where(
+                        Job.id == job.id,
+                        Job.status == JobStatus.PROCESSING.value,
+                        Job.heartbeat_at == job.heartbeat_at,
+                    )
+                    .values(**values)
+                )
+                if result.rowcount == 1:
+                    (failed if gave_up else requeued).append(job.id)
+        return RecoveryReport(requeued=requeued, failed=failed)
+
+    def expire_before(self, cutoff: datetime) -> Sequence[Job]:
+        """Finished jobs older than `cutoff` whose files have not been cleaned up yet."""
+        with self.db.session() as session:
+            return session.scalars(
+                select(Job).where(
+                    Job.expired_at.is_(None),
+                    Job.finished_at.is_not(None),
+                    Job.finished_at < cutoff,
+                )
+            ).all()
+
+    def mark_expired(self, job_id: str) -> None:
+        with self.db.session() as session:
+            session.execute(update(Job).where(Job.id == job_id).values(expired_at=utcnow()))

@@ -1,0 +1,189 @@
+"""The worker loop: claim a job, run the engine, store the images, record the result."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+from PIL import Image
+
+from seqdream.db import Job
+from seqdream.engines.base import Engine, EngineError, GenerationPlan
+from seqdream.images.decode import ImageInputError
+from seqdream.jobs.janitor import Janitor
+from seqdream.jobs.planner import plan_group
+from seqdream.jobs.references import load_references
+from seqdream.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+STORAGE_RETRY_S = 30.0
+
+
+class Detector:  # the subset of safety.nsfw the worker uses
+    def is_nsfw(self, image: Image.Image) -> bool: ...
+
+
+class EngineHolder:
+    """Loads the engine once per process and shares it; retries a failed load with back-off."""
+
+    def __init__(self, loader: Callable[[], Engine], retry_s: float = 30.0) -> None:
+        self._loader = loader
+        self._retry_s = retry_s
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+        self._next_try = 0.0
+        self.last_error: str | None = None
+
+    def get(self) -> Engine | None:
+        with self._lock:
+            if self._engine is None and time.monotonic() >= self._next_try:
+                try:
+                    self._engine = self._loader()
+                    self.last_error = None
+                except Exception as exc:  # noqa: BLE001 - any load failure keeps jobs queued
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    self._next_try = time.monotonic() + self._retry_s
+                    log.error("engine failed to load (retrying in %.0fs): %s", self._retry_s, exc)
+            return self._engine
+
+
+def encode_image(image: Image.Image, fmt: str, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    options = {"quality": quality} if fmt in ("jpeg", "webp") else {}
+    image.convert("RGB").save(buffer, format=fmt.upper(), **options)
+    return buffer.getvalue()
+
+
+def output_key(job_id: str, index: int, fmt: str) -> str:
+    return f"outputs/{job_id}/{index}.{fmt}"
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    width, height = size.split("*")
+    return int(width), int(height)
+
+
+class Worker:
+    def __init__(
+        self,
+        runtime: Runtime,
+        engines: EngineHolder,
+        detector: Detector,
+        worker_id: str | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.engines = engines
+        self.detector = detector
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.janitor = Janitor(runtime)
+        self.jobs_done = 0
+
+    # -- loop -------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        settings = self.runtime.settings
+        log.info("worker %s started", self.worker_id)
+        next_recovery = 0.0
+        while not stop.is_set():
+            now = time.monotonic()
+            if now >= next_recovery:
+                self._housekeeping()
+                next_recovery = now + max(settings.job_lease_s / 2, 0.5)
+            engine = self.engines.get()
+            if engine is None:  # keep jobs queued until the model loads
+                stop.wait(1.0)
+                continue
+            job = self.runtime.jobs.claim(self.worker_id)
+            if job is None:
+                stop.wait(settings.poll_interval_s)
+                continue
+            self.process(job, engine)
+        log.info("worker %s stopped", self.worker_id)
+
+    def _housekeeping(self) -> None:
+        settings = self.runtime.settings
+        try:
+            report = self.runtime.jobs.recover_stale(settings.job_lease_s, settings.job_max_attempts)
+            for job_id in report.requeued:
+                log.warning("job %s: its worker went silent; queued again", job_id)
+            for job_id in report.failed:
+                log.error("job %s: failed after %d attempts", job_id, settings.job_max_attempts)
+            self.janitor.sweep()
+        except Exception:  # noqa: BLE001 - housekeeping must never stop the worker
+            log.exception("housekeeping failed")
+
+    # -- one job ----------------------------------------------------------------------
+    @contextmanager
+    def _lease(self, job: Job) -> Iterator[None]:
+        """Heartbeat while the job runs so other workers know it is alive."""
+        done = threading.Event()
+        interval = max(self.runtime.settings.job_lease_s / 3, 0.2)
+
+        def beat() -> None:
+            while not done.wait(interval):
+                if not self.runtime.jobs.heartbeat(job.id, self.worker_id):
+                    log.warning("job %s: lease lost to another worker", job.id)
+                    return
+
+        thread = threading.Thread(target=beat, name=f"lease-{job.id[:8]}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    def plan_for(self, job: Job) -> GenerationPlan:
+        request = job.request
+        width, height = parse_size(request["size"])
+        group = plan_group(request["prompt"], request.get("max_images", 1), job.seed)
+        references = load_references(
+            request.get("images", []),
+            blobs=self.runtime.blobs,
+            policy=self.runtime.fetch_policy,
+            max_pixels=self.runtime.settings.max_image_pixels,
+        )
+        return GenerationPlan(
+            prompts=group.prompts, seeds=group.seeds, width=width, height=height, references=references
+        )
+
+    def process(self, job: Job, engine: Engine) -> None:
+        settings = self.runtime.settings
+        store = self.runtime.jobs
+        log.info("job %s: started (attempt %d, model %s)", job.id, job.attempts, job.model)
+        with self._lease(job):
+            try:
+                plan = self.plan_for(job)
+                result = engine.generate(plan)
+                flags = [self.detector.is_nsfw(image) for image in result.images]
+            except (ImageInputError, EngineError) as exc:
+                log.warning("job %s: failed: %s", job.id, exc)
+                store.fail(job.id, self.worker_id, str(exc))
+                return
+            except Exception as exc:  # noqa: BLE001 - a job must end, never hang in processing
+                log.exception("job %s: unexpected error", job.id)
+                store.fail(job.id, self.worker_id, f"internal error: {type(exc).__name__}: {exc}")
+                return
+            try:
+                keys = []
+                for index, image in enumerate(result.images):
+                    key = output_key(job.id, index, settings.output_format)
+                    self.runtime.blobs.put(key, encode_image(image, settings.output_format, settings.output_quality))
+                    keys.append(key)
+            except OSError as exc:  # full disk and friends: keep the job, try again later
+                log.error("job %s: could not store outputs (%s); retrying in %.0fs", job.id, exc, STORAGE_RETRY_S)
+                store.release(job.id, self.worker_id, retry_in_s=STORAGE_RETRY_S, error=f"storage error: {exc}")
+                return
+        store.complete(
+            job.id, self.worker_id, outputs=keys, has_nsfw_contents=flags, inference_ms=result.inference_ms
+        )
+        self.jobs_done += 1
+        log.info("job %s: completed %d image(s) in %d ms", job.id, len(keys), result.inference_ms)

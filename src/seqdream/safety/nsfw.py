@@ -1,0 +1,51 @@
+"""NSFW flags from NudeNet, whose wheel ships its ONNX detector: runs offline on CPU."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from PIL import Image
+
+EXPLICIT_LABELS = frozenset(
+    {
+        "FEMALE_BREAST_EXPOSED",
+        "FEMALE_GENITALIA_EXPOSED",
+        "MALE_GENITALIA_EXPOSED",
+        "ANUS_EXPOSED",
+        "BUTTOCKS_EXPOSED",
+    }
+)
+
+
+class NudeNetDetector:
+    def __init__(self, threshold: float = 0.5) -> None:
+        self.threshold = threshold
+        self._detector = None
+        self._lock = threading.Lock()
+
+    def _model(self):  # type: ignore[no-untyped-def]
+        with self._lock:
+            if self._detector is None:
+                from nudenet import NudeDetector
+
+                self._detector = NudeDetector()
+            return self._detector
+
+    def findings(self, image: Image.Image) -> list[dict[str, object]]:
+        # NudeNet reads RGBA arrays as OpenCV would (it swaps channels itself).
+        rgba = np.ascontiguousarray(np.asarray(image.convert("RGBA")))
+        return list(self._model().detect(rgba))
+
+    def is_nsfw(self, image: Image.Image) -> bool:
+        return any(
+            found["class"] in EXPLICIT_LABELS and float(found["score"]) >= self.threshold  # type: ignore[arg-type]
+            for found in self.findings(image)
+        )
+
+
+class DisabledDetector:
+    """Used when SEQDREAM_NSFW_CHECK=false: every image is reported clean."""
+
+    def is_nsfw(self, image: Image.Image) -> bool:
+        return False
