@@ -47,7 +47,8 @@ def describe_validation_error(exc: RequestValidationError, rules: dict[str, str]
             lines.append("body: is not valid JSON")
             continue
         if error.get("type") in ("model_attributes_type", "dict_type", "model_type"):
-            lines.append("body: must be a JSON object")
+            hint = " sent with 'Content-Type: application/json'" if isinstance(error.get("input"), bytes) else ""
+            lines.append(f"body: must be a JSON object{hint}")
             continue
         message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
         field = where.split("[")[0].split(".")[0]

@@ -62,8 +62,11 @@ def open_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageInputError(f"was refused as a decompression bomb ({exc})") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageInputError(f"could not be decoded as an image ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        accepted = ", ".join(sorted(ACCEPTED_FORMATS))
+        raise ImageInputError(f"could not be decoded as an image (accepted formats: {accepted})") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageInputError(f"could not be decoded as an image: the file is damaged ({exc})") from exc
     if image.mode != "RGB":
         image = image.convert("RGBA") if image.mode in ("P", "LA", "PA") else image
         image = image.convert("RGB")

@@ -1,0 +1,100 @@
+"""Every bad input is a 4xx in the envelope with a message naming the field and what is allowed."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pytest
+from PIL import Image
+
+from conftest import png_bytes
+
+EDIT_SEQ = "/api/v3/bytedance/seedream-v4/edit-sequential"
+GOOD_IMAGE = base64.b64encode(png_bytes()).decode()
+
+
+def _bomb() -> str:
+    # A 20000x20000 PNG compresses to a few hundred KB: a decompression bomb.
+    buffer = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _tiff() -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, format="TIFF")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+# (case id, JSON body or raw bytes, expected status, words the message must contain)
+CASES = [
+    ("missing prompt", {"size": "2048*2048"}, 400, ["prompt", "required"]),
+    ("empty prompt", {"prompt": ""}, 400, ["prompt", "empty"]),
+    ("blank prompt", {"prompt": "   \n\t"}, 400, ["prompt", "empty"]),
+    ("prompt number", {"prompt": 42}, 400, ["prompt", "string"]),
+    ("prompt null", {"prompt": None}, 400, ["prompt", "string"]),
+    ("prompt list", {"prompt": ["a", "b"]}, 400, ["prompt", "string"]),
+    ("prompt too long", {"prompt": "x" * 10_001}, 400, ["prompt", "10000"]),
+    ("size too small", {"prompt": "p", "size": "512*512"}, 400, ["size", "1024", "4096"]),
+    ("size too large", {"prompt": "p", "size": "4097*2048"}, 400, ["size", "4097", "4096"]),
+    ("height too large", {"prompt": "p", "size": "2048*5000"}, 400, ["size", "height"]),
+    ("size with x", {"prompt": "p", "size": "2048x2048"}, 400, ["size", "W*H"]),
+    ("size single number", {"prompt": "p", "size": "2048"}, 400, ["size", "W*H"]),
+    ("size negative", {"prompt": "p", "size": "-2048*2048"}, 400, ["size", "W*H"]),
+    ("size as number", {"prompt": "p", "size": 2048}, 400, ["size", "string"]),
+    ("size empty", {"prompt": "p", "size": ""}, 400, ["size"]),
+    ("max_images zero", {"prompt": "p", "max_images": 0}, 400, ["max_images", "1 to 14"]),
+    ("max_images 15", {"prompt": "p", "max_images": 15}, 400, ["max_images", "1 to 14"]),
+    ("max_images string", {"prompt": "p", "max_images": "4"}, 400, ["max_images", "integer"]),
+    ("max_images float", {"prompt": "p", "max_images": 2.5}, 400, ["max_images", "integer"]),
+    ("max_images bool", {"prompt": "p", "max_images": True}, 400, ["max_images", "integer"]),
+    ("seed too small", {"prompt": "p", "seed": -2}, 400, ["seed", "-1", "2147483647"]),
+    ("seed too big", {"prompt": "p", "seed": 2147483648}, 400, ["seed", "2147483647"]),
+    ("seed string", {"prompt": "p", "seed": "7"}, 400, ["seed", "integer"]),
+    ("base64 flag string", {"prompt": "p", "enable_base64_output": "yes"}, 400, ["enable_base64_output", "true or false"]),
+    ("sync flag number", {"prompt": "p", "enable_sync_mode": 1}, 400, ["enable_sync_mode", "true or false"]),
+    ("images not a list", {"prompt": "p", "images": GOOD_IMAGE}, 400, ["images", "array"]),
+    ("images eleven", {"prompt": "p", "images": [GOOD_IMAGE] * 11}, 400, ["images", "10"]),
+    ("image number", {"prompt": "p", "images": [5]}, 400, ["images[0]", "string"]),
+    ("image garbage", {"prompt": "p", "images": ["not an image!"]}, 400, ["images[0]", "base64"]),
+    ("image base64 of text", {"prompt": "p", "images": [base64.b64encode(b"hello world").decode()]}, 400, ["images[0]", "decoded"]),
+    ("image data uri of text", {"prompt": "p", "images": ["data:image/png;base64," + base64.b64encode(b"nope").decode()]}, 400, ["images[0]"]),
+    ("image tiff", {"prompt": "p", "images": [_tiff()]}, 400, ["images[0]", "TIFF", "accepted"]),
+    ("image bomb", {"prompt": "p", "images": [_bomb()]}, 400, ["images[0]", "pixels"]),
+    ("image ftp url", {"prompt": "p", "images": ["ftp://example.com/a.png"]}, 400, ["images[0]", "http"]),
+    ("image bad url", {"prompt": "p", "images": ["http:///nohost.png"]}, 400, ["images[0]", "URL"]),
+    ("image unknown upload", {"prompt": "p", "images": ["{base}/api/v3/media/files/" + "0" * 32 + "/a.png"]}, 400, ["images[0]", "upload"]),
+    ("second image bad", {"prompt": "p", "images": [GOOD_IMAGE, "%%%"]}, 400, ["images[1]"]),
+    ("body is a list", ["prompt"], 400, ["body", "object"]),
+    ("body is a string", "a prompt", 400, ["body", "object"]),
+    ("body not json", b"{prompt: nope", 400, ["JSON"]),
+]
+
+
+@pytest.mark.parametrize("body,status,words", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_bad_input_is_refused_clearly(server, api, body, status, words) -> None:
+    if isinstance(body, dict) and body.get("images"):
+        body = {**body, "images": [i.format(base=server.base_url) if isinstance(i, str) else i for i in body["images"]]}
+    if isinstance(body, bytes):
+        response = api.post(EDIT_SEQ, content=body, headers={"Content-Type": "application/json"})
+    else:
+        response = api.post(EDIT_SEQ, json=body)
+    assert response.status_code == status, response.text
+    payload = response.json()
+    assert payload["code"] == status and payload["data"] is None
+    for word in words:
+        assert word.lower() in payload["message"].lower(), payload["message"]
+    assert "Traceback" not in payload["message"]
+
+
+def test_there_are_at_least_thirty_cases() -> None:
+    assert len(CASES) >= 30
+
+
+def test_oversized_body_is_413(api) -> None:
+    # The shared test server runs with SEQDREAM_MAX_REQUEST_BYTES=4 MiB.
+    body = b'{"prompt": "' + b"x" * (5 * 1024 * 1024) + b'"}'
+    response = api.post(EDIT_SEQ, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["code"] == 413 and "larger than" in response.json()["message"]
