@@ -88,7 +88,8 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
             try:
-                if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
+                health = httpx.get(f"{self.base_url}/health", timeout=1).json()
+                if health.get("engine") in ("ready", None):  # None: no inline workers
                     return self
             except httpx.HTTPError:
                 pass

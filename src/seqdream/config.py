@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     job_lease_s: float = Field(60.0, gt=0)  # a processing job silent this long is taken back
     job_max_attempts: int = Field(3, ge=1)
     poll_interval_s: float = Field(0.2, gt=0)
+    storage_retry_s: float = Field(30.0, gt=0)  # wait before retrying a job whose outputs failed to save
     retention_hours: float = Field(168.0, gt=0)  # outputs and uploads are deleted after this
 
     # Engine.

@@ -51,9 +51,11 @@ def present(job: Job, base: str, blobs: BlobStore) -> dict[str, Any]:
 
 def present_sync_timeout(job: Job, base: str, blobs: BlobStore, waited_s: float) -> dict[str, Any]:
     data = present(job, base, blobs)
+    # Queued or running, the task is in progress from the caller's side: WaveSpeed says "processing".
+    data["status"] = "processing"
     data["code"] = SYNC_TIMEOUT_CODE
     data["error"] = (
-        f"Sync mode timed out after {waited_s:g}s; the task is still {job.status}. "
+        f"Sync mode timed out after {waited_s:g}s; the task is still running. "
         f"Query the result later at: {result_url(base, job.id)}"
     )
     return data

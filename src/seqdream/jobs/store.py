@@ -95,13 +95,13 @@ class JobStore:
                     return session.get(Job, job_id, populate_existing=True)
         return None
 
-    def _update_owned(self, job_id: str, worker_id: str, **values: Any) -> bool:
+    def _update_owned(self, job_id: str, owner: str, **values: Any) -> bool:
         with self.db.session() as session:
             result = session.execute(
                 update(Job)
                 .where(
                     Job.id == job_id,
-                    Job.worker_id == worker_id,
+                    Job.worker_id == owner,
                     Job.status == JobStatus.PROCESSING.value,
                 )
                 .values(**values)

@@ -25,8 +25,6 @@ from seqdream.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-STORAGE_RETRY_S = 30.0
-
 
 class Detector:  # the subset of safety.nsfw the worker uses
     def is_nsfw(self, image: Image.Image) -> bool: ...
@@ -42,6 +40,10 @@ class EngineHolder:
         self._lock = threading.Lock()
         self._next_try = 0.0
         self.last_error: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._engine is not None
 
     def get(self) -> Engine | None:
         with self._lock:
@@ -105,7 +107,10 @@ class Worker:
             if job is None:
                 stop.wait(settings.poll_interval_s)
                 continue
-            self.process(job, engine)
+            try:
+                self.process(job, engine)
+            except Exception:  # noqa: BLE001 - the lease expires and the job is retried
+                log.exception("job %s: worker error; the job will be retried after its lease", job.id)
         log.info("worker %s stopped", self.worker_id)
 
     def _housekeeping(self) -> None:
@@ -179,8 +184,9 @@ class Worker:
                     self.runtime.blobs.put(key, encode_image(image, settings.output_format, settings.output_quality))
                     keys.append(key)
             except OSError as exc:  # full disk and friends: keep the job, try again later
-                log.error("job %s: could not store outputs (%s); retrying in %.0fs", job.id, exc, STORAGE_RETRY_S)
-                store.release(job.id, self.worker_id, retry_in_s=STORAGE_RETRY_S, error=f"storage error: {exc}")
+                retry = settings.storage_retry_s
+                log.error("job %s: could not store outputs (%s); retrying in %.0fs", job.id, exc, retry)
+                store.release(job.id, self.worker_id, retry_in_s=retry, error=f"storage error: {exc}")
                 return
         store.complete(
             job.id, self.worker_id, outputs=keys, has_nsfw_contents=flags, inference_ms=result.inference_ms

@@ -1,0 +1,117 @@
+"""Reference URLs: timeouts, size caps, format checks and the private-address policy."""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from conftest import png_bytes
+from seqdream.images.decode import ImageInputError
+from seqdream.images.fetch import FetchPolicy, fetch_image_bytes
+
+PNG = png_bytes((70, 70), "teal")
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path == "/image.png":
+            self._send(200, PNG)
+        elif self.path == "/to-image":
+            self._redirect("/image.png")
+        elif self.path == "/to-other-loopback":
+            self._redirect(f"http://127.0.0.2:{self.server.server_port}/image.png")
+        elif self.path == "/to-localhost":
+            self._redirect(f"http://localhost:{self.server.server_port}/image.png")
+        elif self.path == "/loop":
+            self._redirect("/loop")
+        elif self.path == "/big":
+            self._send(200, b"\0" * 5000)
+        elif self.path == "/slow":
+            time.sleep(2)
+            self._send(200, PNG)
+        else:
+            self._send(404, b"missing")
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _redirect(self, location: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def origin() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("0.0.0.0", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+
+
+LOOPBACK_ONE = FetchPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),), read_timeout_s=1)
+
+
+def test_loopback_is_refused_by_default(origin: str) -> None:
+    with pytest.raises(ImageInputError, match="loopback"):
+        fetch_image_bytes(f"{origin}/image.png", FetchPolicy())
+
+
+def test_names_are_checked_after_dns(origin: str) -> None:
+    port = origin.rsplit(":", 1)[1]
+    with pytest.raises(ImageInputError, match="loopback"):
+        fetch_image_bytes(f"http://localhost:{port}/image.png", FetchPolicy())
+
+
+@pytest.mark.parametrize(
+    "address,kind",
+    [("10.1.2.3", "private"), ("192.168.0.1", "private"), ("169.254.169.254", "link-local"), ("::1", "loopback"),
+     ("::ffff:127.0.0.1", "loopback"), ("100.64.0.1", "non-public")],
+)
+def test_private_ranges_are_refused(address: str, kind: str) -> None:
+    with pytest.raises(ImageInputError, match=kind):
+        FetchPolicy().check_address(ipaddress.ip_address(address))
+    FetchPolicy().check_address(ipaddress.ip_address("93.184.216.34"))  # a public address passes
+
+
+def test_operator_can_allow_a_network(origin: str) -> None:
+    assert fetch_image_bytes(f"{origin}/image.png", LOOPBACK_ONE) == PNG
+    assert fetch_image_bytes(f"{origin}/to-image", LOOPBACK_ONE) == PNG
+
+
+def test_every_redirect_hop_is_checked(origin: str) -> None:
+    with pytest.raises(ImageInputError, match="loopback address \\(127.0.0.2\\)"):
+        fetch_image_bytes(f"{origin}/to-other-loopback", LOOPBACK_ONE)
+
+
+def test_redirect_loops_and_errors(origin: str) -> None:
+    with pytest.raises(ImageInputError, match="redirected more than"):
+        fetch_image_bytes(f"{origin}/loop", LOOPBACK_ONE)
+    with pytest.raises(ImageInputError, match="HTTP 404"):
+        fetch_image_bytes(f"{origin}/nothing", LOOPBACK_ONE)
+
+
+def test_size_cap_and_read_timeout(origin: str) -> None:
+    small = FetchPolicy(allowed_networks=LOOPBACK_ONE.allowed_networks, max_bytes=1000)
+    with pytest.raises(ImageInputError, match="limit"):
+        fetch_image_bytes(f"{origin}/big", small)
+    with pytest.raises(ImageInputError, match="timed out"):
+        fetch_image_bytes(f"{origin}/slow", LOOPBACK_ONE)
+
+
+def test_unresolvable_host() -> None:
+    with pytest.raises(ImageInputError, match="could not be resolved"):
+        fetch_image_bytes("http://no-such-host.invalid/a.png", FetchPolicy())

@@ -1,0 +1,73 @@
+"""The same queue on PostgreSQL: claims from many processes, recovery, and a server on it.
+
+Runs when SEQDREAM_TEST_POSTGRES_URL points at a database (CI starts one with .ci/start-postgres).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from conftest import ServerProcess
+from seqdream.db import Base, Database
+from seqdream.jobs.store import JobStore
+
+URL = os.environ.get("SEQDREAM_TEST_POSTGRES_URL")
+pytestmark = pytest.mark.skipif(not URL, reason="SEQDREAM_TEST_POSTGRES_URL is not set")
+REQUEST = {"prompt": "p", "size": "1024*1024", "max_images": 1, "images": [], "enable_base64_output": False}
+
+
+@pytest.fixture()
+def fresh_db() -> Database:
+    db = Database(URL)
+    Base.metadata.drop_all(db.engine)
+    db.create_tables()
+    return db
+
+
+def _claim_all(name: str, queue) -> None:  # runs in a child process
+    store = JobStore(Database(URL))
+    claimed = []
+    while (job := store.claim(name)) is not None:
+        claimed.append(job.id)
+    queue.put(claimed)
+
+
+def test_processes_claim_each_job_once(fresh_db: Database) -> None:
+    store = JobStore(fresh_db)
+    ids = {store.create(model="m", request=REQUEST, seed=i, api_key_id=None).id for i in range(60)}
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    processes = [context.Process(target=_claim_all, args=(f"p{i}", queue)) for i in range(4)]
+    for process in processes:
+        process.start()
+    claimed = [job_id for _ in processes for job_id in queue.get(timeout=120)]
+    for process in processes:
+        process.join(timeout=60)
+    assert sorted(claimed) == sorted(ids)
+
+
+def test_stale_recovery_on_postgres(fresh_db: Database) -> None:
+    store = JobStore(fresh_db)
+    job = store.create(model="m", request=REQUEST, seed=1, api_key_id=None)
+    assert store.claim("dead-worker") is not None
+    with fresh_db.session() as session:
+        session.execute(text("UPDATE jobs SET heartbeat_at = now() - interval '1 hour'"))
+    assert store.recover_stale(lease_s=60, max_attempts=3).requeued == [job.id]
+    assert store.get(job.id).status == "created"
+
+
+def test_server_on_postgres(fresh_db: Database, tiny_model: Path, tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "pg", tiny_model, SEQDREAM_DATABASE_URL=URL).start()
+    try:
+        with server.client() as api:
+            data = api.post("/api/v3/bytedance/seedream-v4/edit-sequential",
+                            json={"prompt": "a series of 2 images of a bell", "max_images": 2,
+                                  "enable_sync_mode": True}).json()["data"]
+        assert data["status"] == "completed" and len(data["outputs"]) == 2
+    finally:
+        server.stop()

@@ -1,0 +1,183 @@
+"""The worker against a real SQLite file and the real tiny engine: failures, full disks, crashes."""
+
+from __future__ import annotations
+
+import errno
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from seqdream.config import Settings
+from seqdream.db import Job, JobStatus
+from seqdream.db.models import utcnow
+from seqdream.engines.base import EngineError, GenerationPlan, GenerationResult
+from seqdream.engines.registry import load_engine
+from seqdream.jobs.worker import EngineHolder, Worker
+from seqdream.runtime import Runtime
+from seqdream.safety.nsfw import NudeNetDetector
+
+REQUEST = {"prompt": "a red cube", "size": "1024*1024", "max_images": 1, "images": [], "enable_base64_output": False}
+
+
+@pytest.fixture()
+def runtime(tiny_model: Path, tmp_path: Path) -> Iterator[Runtime]:
+    settings = Settings(
+        data_dir=tmp_path, model=str(tiny_model), native_resolution=64, max_sequence_length=64,
+        poll_interval_s=0.02, job_lease_s=1, storage_retry_s=0.2,
+    )
+    runtime = Runtime.from_settings(settings)
+    yield runtime
+    runtime.close()
+
+
+class ExplodingEngine:
+    """Wraps the real engine; a prompt containing 'explode' makes the model call fail."""
+
+    name = "exploding"
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def generate(self, plan: GenerationPlan, progress=None) -> GenerationResult:
+        if any("explode" in prompt for prompt in plan.prompts):
+            raise EngineError("the model call failed: CUDA error: an illegal memory access was encountered")
+        return self.inner.generate(plan, progress)
+
+
+class FullDisk:
+    """A blob store whose disk is full until `free()` is called."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.full = True
+
+    def put(self, key: str, data: bytes) -> None:
+        if self.full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.inner.put(key, data)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def run_worker(runtime: Runtime, engine) -> tuple[threading.Event, threading.Thread]:
+    stop = threading.Event()
+    worker = Worker(runtime, EngineHolder(lambda: engine), NudeNetDetector())
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    return stop, thread
+
+
+def wait_terminal(runtime: Runtime, job_id: str, timeout: float = 60) -> Job:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = runtime.jobs.get(job_id)
+        if JobStatus(job.status).is_terminal:
+            return job
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} still {job.status}")
+
+
+def test_failed_model_call_fails_the_job_and_the_worker_goes_on(runtime: Runtime) -> None:
+    stop, thread = run_worker(runtime, ExplodingEngine(load_engine(runtime.settings)))
+    try:
+        bad = runtime.jobs.create(model="m", request={**REQUEST, "prompt": "explode"}, seed=1, api_key_id=None)
+        missing_ref = runtime.jobs.create(
+            model="m", request={**REQUEST, "images": [{"blob": "inputs/gone/0.png"}]}, seed=1, api_key_id=None
+        )
+        good = runtime.jobs.create(model="m", request=REQUEST, seed=1, api_key_id=None)
+        failed = wait_terminal(runtime, bad.id)
+        assert failed.status == "failed" and "illegal memory access" in failed.error
+        assert wait_terminal(runtime, missing_ref.id).error == "images[0] is no longer stored (it expired or was deleted)"
+        done = wait_terminal(runtime, good.id)
+        assert done.status == "completed" and runtime.blobs.exists(done.outputs[0])
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_full_disk_keeps_the_job_until_space_returns(runtime: Runtime) -> None:
+    disk = FullDisk(runtime.blobs)
+    runtime.blobs = disk
+    stop, thread = run_worker(runtime, load_engine(runtime.settings))
+    try:
+        job = runtime.jobs.create(model="m", request=REQUEST, seed=3, api_key_id=None)
+        deadline = time.monotonic() + 30
+        while "storage error" not in runtime.jobs.get(job.id).error:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert runtime.jobs.get(job.id).status in ("created", "processing")  # back in the queue, not failed
+        disk.full = False
+        done = wait_terminal(runtime, job.id)
+        assert done.status == "completed" and done.error == "" and done.attempts >= 2
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_engine_that_cannot_load_leaves_jobs_queued(runtime: Runtime, tmp_path: Path) -> None:
+    broken = Settings(data_dir=tmp_path, model=str(tmp_path / "no-model-here"))
+    holder = EngineHolder(lambda: load_engine(broken), retry_s=60)
+    stop = threading.Event()
+    thread = threading.Thread(target=Worker(runtime, holder, NudeNetDetector()).run, args=(stop,), daemon=True)
+    thread.start()
+    job = runtime.jobs.create(model="m", request=REQUEST, seed=1, api_key_id=None)
+    time.sleep(1.0)
+    stop.set()
+    thread.join()
+    assert holder.last_error and "no-model-here" in holder.last_error
+    assert runtime.jobs.get(job.id).status == "created"
+
+
+def test_stale_jobs_are_requeued_then_given_up(runtime: Runtime) -> None:
+    job = runtime.jobs.create(model="m", request=REQUEST, seed=1, api_key_id=None)
+    for attempt in range(1, 4):
+        claimed = runtime.jobs.claim(f"crashy-{attempt}")
+        assert claimed is not None and claimed.attempts == attempt
+        time.sleep(1.1)  # the lease (1 s) runs out: the worker "died"
+        report = runtime.jobs.recover_stale(lease_s=1, max_attempts=3)
+        if attempt < 3:
+            assert report.requeued == [job.id]
+    final = runtime.jobs.get(job.id)
+    assert final.status == "failed" and "3 times" in final.error
+    # A worker that lost its lease cannot overwrite the outcome.
+    assert not runtime.jobs.complete(job.id, "crashy-3", outputs=[], has_nsfw_contents=[], inference_ms=1)
+
+
+def test_concurrent_claims_never_share_a_job(runtime: Runtime) -> None:
+    ids = {runtime.jobs.create(model="m", request=REQUEST, seed=i, api_key_id=None).id for i in range(40)}
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def claimer(name: str) -> None:
+        while (job := runtime.jobs.claim(name)) is not None:
+            with lock:
+                claimed.append(job.id)
+
+    threads = [threading.Thread(target=claimer, args=(f"w{i}",)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claimed) == sorted(ids)  # every job once, none twice
+
+
+def test_retention_removes_old_files(runtime: Runtime) -> None:
+    stop, thread = run_worker(runtime, load_engine(runtime.settings))
+    try:
+        job = wait_terminal(runtime, runtime.jobs.create(model="m", request=REQUEST, seed=1, api_key_id=None).id)
+    finally:
+        stop.set()
+        thread.join()
+    from seqdream.jobs.janitor import Janitor
+
+    assert Janitor(runtime).sweep(force=True) == 0  # young files stay
+    with runtime.db.session() as session:
+        session.get(Job, job.id).finished_at = utcnow() - timedelta(hours=runtime.settings.retention_hours + 1)
+    assert Janitor(runtime).sweep(force=True) == 1
+    assert not runtime.blobs.exists(job.outputs[0])
+    assert runtime.jobs.get(job.id).expired_at is not None
