@@ -1,0 +1,50 @@
+"""The command line: one-shot generation with a progress bar, and key management."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from conftest import TEST_ENV, png_bytes
+
+
+def run_cli(tmp_path: Path, model: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **TEST_ENV, "SEQDREAM_DATA_DIR": str(tmp_path / "data"), "SEQDREAM_MODEL": str(model)}
+    return subprocess.run([sys.executable, "-m", "seqdream.cli.main", *args], env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_generate_writes_the_group(tiny_model: Path, tmp_path: Path) -> None:
+    ref = tmp_path / "ref.png"
+    ref.write_bytes(png_bytes((128, 128), "green"))
+    result = run_cli(tmp_path, tiny_model, "generate", "a series of 3 images of a frog", "-i", str(ref),
+                     "--size", "1024*1536", "--max-images", "5", "--seed", "9", "-o", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    paths = [Path(line) for line in result.stdout.split()]
+    assert [p.name for p in paths] == ["seqdream-9-1.png", "seqdream-9-2.png", "seqdream-9-3.png"]
+    assert all(Image.open(p).size == (1024, 1536) for p in paths)
+    assert "100%" in result.stderr and "seed 9" in result.stderr
+
+
+def test_generate_rejects_bad_arguments(tiny_model: Path, tmp_path: Path) -> None:
+    result = run_cli(tmp_path, tiny_model, "generate", "x", "--size", "100*100")
+    assert result.returncode != 0 and "1024-4096" in result.stderr
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    result = run_cli(tmp_path, tiny_model, "generate", "x", "-i", str(bad))
+    assert result.returncode != 0 and "could not be decoded" in result.stderr
+
+
+def test_keys_lifecycle(tiny_model: Path, tmp_path: Path) -> None:
+    secret = run_cli(tmp_path, tiny_model, "keys", "create", "--name", "ci").stdout.strip()
+    assert secret.startswith("sqd_") and len(secret) > 40
+    listing = run_cli(tmp_path, tiny_model, "keys", "list").stdout
+    assert "ci" in listing and "active" in listing and secret not in listing
+    key_id = listing.split()[0]
+    assert run_cli(tmp_path, tiny_model, "keys", "revoke", key_id).returncode == 0
+    assert "revoked" in run_cli(tmp_path, tiny_model, "keys", "list").stdout
+    assert run_cli(tmp_path, tiny_model, "keys", "revoke", key_id).returncode == 1

@@ -1,0 +1,94 @@
+"""The production FLUX.2 [klein] engine, loaded from a real diffusers folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from seqdream.config import Settings
+from seqdream.engines.base import EngineError, GenerationPlan, fit_exactly, native_size
+from seqdream.engines.flux2_klein import Flux2KleinEngine
+from seqdream.engines.group import render_group
+from seqdream.engines.registry import load_engine
+from seqdream.safety.nsfw import NudeNetDetector
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model: Path) -> Flux2KleinEngine:
+    return load_engine(Settings(model=str(tiny_model), native_resolution=64, max_sequence_length=64, max_batch=2))
+
+
+def test_loads_through_from_pretrained(engine: Flux2KleinEngine) -> None:
+    assert type(engine.pipeline).__name__ == "Flux2KleinPipeline"
+    assert engine.device == "cpu" and engine.multiple == 4  # tiny VAE: 2x down, 2x2 patches
+
+
+def test_renders_at_native_size_and_delivers_exact_size(engine: Flux2KleinEngine, monkeypatch) -> None:
+    calls: list[tuple[int, int, int]] = []
+    original = engine.pipeline.__class__.__call__
+
+    def recording(pipe, *args, **kwargs):
+        calls.append((kwargs["width"], kwargs["height"], len(kwargs["prompt"])))
+        return original(pipe, *args, **kwargs)
+
+    monkeypatch.setattr(engine.pipeline.__class__, "__call__", recording)
+    plan = GenerationPlan(prompts=["a tall tower"] * 5, seeds=[1, 2, 3, 4, 5], width=1024, height=3072)
+    result = engine.generate(plan)
+    assert [image.size for image in result.images] == [(1024, 3072)] * 5
+    # ~64*64 pixels at 1:3, multiples of 4; one anchor image, then batches of at most 2.
+    assert calls == [(36, 112, 1), (36, 112, 2), (36, 112, 2)]
+    assert result.inference_ms > 0
+
+
+def test_same_seed_same_pixels(engine: Flux2KleinEngine) -> None:
+    ref = Image.new("RGB", (300, 200), "navy")
+    plan = GenerationPlan(prompts=["edit it", "edit it again"], seeds=[7, 8], width=1024, height=1024, references=[ref])
+    first = [np.asarray(image) for image in engine.generate(plan).images]
+    second = [np.asarray(image) for image in engine.generate(plan).images]
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert not np.array_equal(first[0], first[1])
+
+
+def test_progress_is_reported(engine: Flux2KleinEngine) -> None:
+    seen: list[float] = []
+    plan = GenerationPlan(prompts=["p"] * 3, seeds=[1, 2, 3], width=1024, height=1024)
+    engine.generate(plan, seen.append)
+    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) == 2 * 4  # 2 batches x 4 steps
+
+
+def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(EngineError, match="could not load model"):
+        load_engine(Settings(model=str(tmp_path / "absent")))
+    with pytest.raises(EngineError, match="unknown engine"):
+        load_engine(Settings(engine="nope"))
+
+
+def test_group_anchors_later_images_on_the_first() -> None:
+    seen: list[tuple[list[str], int, bool]] = []
+    anchor = Image.new("RGB", (8, 8), "red")
+
+    def render(prompts, seeds, refs):
+        seen.append((prompts, len(refs), any(ref is anchor for ref in refs)))
+        return [anchor if not seen[:-1] else Image.new("RGB", (8, 8)) for _ in prompts]
+
+    refs = [Image.new("RGB", (8, 8)) for _ in range(10)]
+    plan = GenerationPlan(prompts=list("abcde"), seeds=list(range(5)), width=8, height=8, references=refs)
+    images = render_group(plan, render, max_batch=3, max_references=10)
+    assert len(images) == 5 and images[0] is anchor
+    assert seen == [(["a"], 10, False), (["b", "c", "d"], 10, True), (["e"], 10, True)]
+
+
+def test_geometry_helpers() -> None:
+    assert native_size(2048, 2048, 1024, 16) == (1024, 1024)
+    assert native_size(4096, 1024, 1024, 16) == (2048, 512)
+    image = fit_exactly(Image.new("RGB", (40, 112)), 1024, 3072)
+    assert image.size == (1024, 3072)
+
+
+def test_nsfw_detector_runs_offline_on_real_images() -> None:
+    detector = NudeNetDetector()
+    landscape = Image.new("RGB", (640, 480), "skyblue")
+    assert detector.findings(landscape) == [] and detector.is_nsfw(landscape) is False
