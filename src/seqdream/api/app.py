@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from seqdream.api import media, predictions
 from seqdream.api.deps import get_runtime
 from seqdream.api.envelope import install_error_handlers
 from seqdream.api.limits import BodySizeLimit
+from seqdream.api.notifier import JobEvents
 from seqdream.api.schemas import FIELD_RULES
 from seqdream.config import Settings
 from seqdream.db import Job
@@ -35,7 +37,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.from_settings(settings)
         app.state.runtime = runtime
+        events = JobEvents()
+        events.bind(asyncio.get_running_loop())
+        app.state.job_events = events
         stop = threading.Event()
+        work_available = threading.Event()  # set on submit so idle workers start at once
+        app.state.work_available = work_available
         threads: list[threading.Thread] = []
         app.state.engines = None
         if settings.inline_workers:
@@ -43,7 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             detector = build_detector(settings)
             app.state.engines = engines
             for index in range(settings.inline_workers):
-                worker = Worker(runtime, engines, detector)
+                worker = Worker(runtime, engines, detector, wake=work_available)
+                worker.on_finished = events.notify
                 thread = threading.Thread(target=worker.run, args=(stop,), name=f"worker-{index}", daemon=True)
                 thread.start()
                 threads.append(thread)
@@ -52,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             stop.set()
+            work_available.set()
             for thread in threads:
                 thread.join(timeout=5)
             runtime.close()

@@ -1,7 +1,6 @@
 """Submit a task to a model of the family; read its result."""
 
 
-import asyncio
 import secrets
 import time
 import uuid
@@ -14,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from seqdream.api.deps import Caller, base_url, get_runtime, require_key
 from seqdream.api.envelope import APIError, success
 from seqdream.api.intake import accept_images
+from seqdream.api.notifier import JobEvents
 from seqdream.api.presenter import present, present_sync_timeout
 from seqdream.api.schemas import MODELS, ModelSpec, SEED_MAX, _Common
 from seqdream.db import Job, JobStatus
@@ -48,15 +48,16 @@ def _create_job(runtime: Runtime, spec: ModelSpec, body: _Common, caller: Caller
         raise APIError(503, f"could not record the task ({type(exc).__name__}); nothing was queued") from exc
 
 
-async def wait_for_end(runtime: Runtime, job_id: str, timeout_s: float) -> Job:
-    """Poll the store until the job ends or `timeout_s` passes; returns its latest state."""
+async def wait_for_end(runtime: Runtime, events: JobEvents, job_id: str, timeout_s: float) -> Job:
+    """Wait until the job ends or `timeout_s` passes; returns its latest state."""
     deadline = time.monotonic() + timeout_s
     while True:
         job = await run_in_threadpool(runtime.jobs.get, job_id)
         assert job is not None
-        if JobStatus(job.status).is_terminal or time.monotonic() >= deadline:
+        remaining = deadline - time.monotonic()
+        if JobStatus(job.status).is_terminal or remaining <= 0:
             return job
-        await asyncio.sleep(min(runtime.settings.poll_interval_s, max(0.0, deadline - time.monotonic())))
+        await events.wait(job_id, min(runtime.settings.poll_interval_s, remaining))
 
 
 def _submit_route(spec: ModelSpec):  # type: ignore[no-untyped-def]
@@ -70,10 +71,11 @@ def _submit_route(spec: ModelSpec):  # type: ignore[no-untyped-def]
     ) -> dict[str, Any]:
         base = base_url(request)
         job = await run_in_threadpool(_create_job, runtime, spec, body, caller, base)
+        request.app.state.work_available.set()
         if not body.enable_sync_mode:
             return success(present(job, base, runtime.blobs))
         timeout = runtime.settings.sync_timeout_s
-        job = await wait_for_end(runtime, job.id, timeout)
+        job = await wait_for_end(runtime, request.app.state.job_events, job.id, timeout)
         if not JobStatus(job.status).is_terminal:
             return success(present_sync_timeout(job, base, runtime.blobs, timeout))
         return success(await run_in_threadpool(present, job, base, runtime.blobs))

@@ -20,6 +20,7 @@ from seqdream.engines.base import (
     native_size,
 )
 from seqdream.engines.group import render_group
+from seqdream.parallel import parallel_map
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,6 @@ class Flux2KleinEngine:
             raise EngineError(f"the model call failed: {exc}") from exc
         inference_ms = round((time.perf_counter() - started) * 1000)
         return GenerationResult(
-            images=[fit_exactly(image, plan.width, plan.height) for image in images],
+            images=parallel_map(lambda image: fit_exactly(image, plan.width, plan.height), images),
             inference_ms=inference_ms,
         )

@@ -21,6 +21,7 @@ from seqdream.images.decode import ImageInputError
 from seqdream.jobs.janitor import Janitor
 from seqdream.jobs.planner import plan_group
 from seqdream.jobs.references import load_references
+from seqdream.parallel import parallel_map
 from seqdream.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -81,13 +82,16 @@ class Worker:
         engines: EngineHolder,
         detector: Detector,
         worker_id: str | None = None,
+        wake: threading.Event | None = None,
     ) -> None:
         self.runtime = runtime
         self.engines = engines
         self.detector = detector
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.wake = wake or threading.Event()  # set by in-process submitters: skip the poll wait
         self.janitor = Janitor(runtime)
         self.jobs_done = 0
+        self.on_finished: Callable[[str], None] = lambda _job_id: None  # wakes sync-mode waiters
 
     # -- loop -------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -105,7 +109,8 @@ class Worker:
                 continue
             job = self.runtime.jobs.claim(self.worker_id)
             if job is None:
-                stop.wait(settings.poll_interval_s)
+                self.wake.wait(settings.poll_interval_s)
+                self.wake.clear()
                 continue
             try:
                 self.process(job, engine)
@@ -168,21 +173,25 @@ class Worker:
             try:
                 plan = self.plan_for(job)
                 result = engine.generate(plan)
-                flags = [self.detector.is_nsfw(image) for image in result.images]
+                flags = parallel_map(self.detector.is_nsfw, result.images)
             except (ImageInputError, EngineError) as exc:
                 log.warning("job %s: failed: %s", job.id, exc)
                 store.fail(job.id, self.worker_id, str(exc))
+                self.on_finished(job.id)
                 return
             except Exception as exc:  # noqa: BLE001 - a job must end, never hang in processing
                 log.exception("job %s: unexpected error", job.id)
                 store.fail(job.id, self.worker_id, f"internal error: {type(exc).__name__}: {exc}")
+                self.on_finished(job.id)
                 return
+
+            def save(indexed: tuple[int, Image.Image]) -> str:
+                key = output_key(job.id, indexed[0], settings.output_format)
+                self.runtime.blobs.put(key, encode_image(indexed[1], settings.output_format, settings.output_quality))
+                return key
+
             try:
-                keys = []
-                for index, image in enumerate(result.images):
-                    key = output_key(job.id, index, settings.output_format)
-                    self.runtime.blobs.put(key, encode_image(image, settings.output_format, settings.output_quality))
-                    keys.append(key)
+                keys = parallel_map(save, enumerate(result.images))
             except OSError as exc:  # full disk and friends: keep the job, try again later
                 retry = settings.storage_retry_s
                 log.error("job %s: could not store outputs (%s); retrying in %.0fs", job.id, exc, retry)
@@ -191,5 +200,6 @@ class Worker:
         store.complete(
             job.id, self.worker_id, outputs=keys, has_nsfw_contents=flags, inference_ms=result.inference_ms
         )
+        self.on_finished(job.id)
         self.jobs_done += 1
         log.info("job %s: completed %d image(s) in %d ms", job.id, len(keys), result.inference_ms)

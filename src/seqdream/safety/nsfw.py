@@ -33,6 +33,10 @@ class NudeNetDetector:
             return self._detector
 
     def findings(self, image: Image.Image) -> list[dict[str, object]]:
+        # The detector sees 320x320 anyway: a 640px copy costs little and loses nothing.
+        if max(image.size) > 640:
+            image = image.copy()
+            image.thumbnail((640, 640), Image.Resampling.BILINEAR)
         # NudeNet reads RGBA arrays as OpenCV would (it swaps channels itself).
         rgba = np.ascontiguousarray(np.asarray(image.convert("RGBA")))
         return list(self._model().detect(rgba))
