@@ -54,8 +54,9 @@ def decode(data: bytes) -> Image.Image:
 class ServerProcess:
     """`seqdream serve` in a subprocess, with its own data folder and settings."""
 
-    def __init__(self, data_dir: Path, model: Path, **env: str) -> None:
+    def __init__(self, data_dir: Path, model: Path, *serve_args: str, **env: str) -> None:
         self.data_dir = data_dir
+        self.serve_args = serve_args
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -80,7 +81,7 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "seqdream.cli.main", "serve"],
+            [sys.executable, "-m", "seqdream.cli.main", "serve", *self.serve_args],
             env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60

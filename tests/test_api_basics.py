@@ -142,3 +142,19 @@ def test_openapi_docs_are_served_offline(api) -> None:
     assert "cdn.jsdelivr" not in docs.text
     spec = api.get("/openapi.json").json()
     assert "/api/v3/bytedance/seedream-v4/edit-sequential" in spec["paths"]
+
+
+def test_unknown_fields_are_ignored(api) -> None:
+    response = api.post(EDIT_SEQ, json={"prompt": "a cat", "enable_prompt_expansion": True, "foo": {"bar": 1}})
+    assert response.status_code == 200 and response.json()["data"]["status"] in ("created", "processing")
+
+
+def test_no_auth_flag_for_development(tiny_model, tmp_path) -> None:
+    dev = ServerProcess(tmp_path / "dev", tiny_model, "--no-auth").start()
+    try:
+        with dev.client(key=None) as anonymous:
+            data = anonymous.post(EDIT_SEQ, json={"prompt": "a cat", "enable_sync_mode": True}).json()["data"]
+            assert data["status"] == "completed"
+            assert anonymous.get(data["urls"]["get"]).json()["data"]["outputs"] == data["outputs"]
+    finally:
+        dev.stop()
