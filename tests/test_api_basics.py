@@ -158,3 +158,18 @@ def test_no_auth_flag_for_development(tiny_model, tmp_path) -> None:
             assert anonymous.get(data["urls"]["get"]).json()["data"]["outputs"] == data["outputs"]
     finally:
         dev.stop()
+
+
+def test_history_lists_the_callers_recent_tasks(server: ServerProcess, api) -> None:
+    fresh = server.cli("keys", "create", "--name", "history").stdout.strip()
+    with server.client(key=fresh) as client:
+        ids = [client.post(EDIT_SEQ, json={"prompt": f"history {i}"}).json()["data"]["id"] for i in range(3)]
+        page = client.get("/api/v3/predictions", params={"page_size": 2}).json()["data"]
+        assert [item["id"] for item in page["items"]] == ids[::-1][:2]
+        assert page["items"][0]["prompt"] == "history 2"
+        rest = client.get("/api/v3/predictions", params={"page": 2, "page_size": 2}).json()["data"]
+        assert [item["id"] for item in rest["items"]] == ids[:1]
+        bad = client.get("/api/v3/predictions", params={"page_size": 500})
+        assert bad.status_code == 400 and "page_size" in bad.json()["message"]
+    mine = api.get("/api/v3/predictions", params={"page_size": 100}).json()["data"]["items"]
+    assert not set(ids) & {item["id"] for item in mine}

@@ -9,7 +9,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from pathlib import Path
+
 from fastapi import Depends, FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
@@ -28,6 +32,7 @@ from seqdream.runtime import Runtime
 from seqdream.services import build_detector, build_engine_holder
 
 log = logging.getLogger(__name__)
+PLAYGROUND_DIR = Path(__file__).parent / "static" / "playground"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -78,6 +83,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app, FIELD_RULES)
     app.include_router(predictions.router)
     app.include_router(media.router)
+    app.mount("/playground", StaticFiles(directory=PLAYGROUND_DIR, html=True), name="playground")
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/playground/")
 
     @app.get("/health", tags=["service"], summary="Liveness, engine state and queue depth")
     async def health(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def error_response(status: int, message: str) -> JSONResponse:
 
 
 def _location(loc: tuple[Any, ...]) -> str:
-    parts = [part for part in loc if part != "body"]
+    parts = [part for part in loc if part not in ("body", "query", "path")]
     text = ""
     for part in parts:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))

@@ -6,7 +6,7 @@ import time
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
@@ -95,28 +95,31 @@ for _spec in MODELS:
     )
 
 
-async def _result(job_id: str, request: Request, caller: Caller, runtime: Runtime) -> dict[str, Any]:
-    job = await run_in_threadpool(runtime.jobs.get, job_id) if len(job_id) <= 64 else None
-    if job is None or (caller.key_id is not None and job.api_key_id not in (None, caller.key_id)):
-        raise APIError(404, f"prediction not found: {job_id}")
-    return success(await run_in_threadpool(present, job, base_url(request), runtime.blobs))
-
-
 @router.get("/predictions/{job_id}/result", tags=["predictions"], summary="Get a task's status and outputs")
+@router.get("/predictions/{job_id}", tags=["predictions"], summary="Get a task (same as /result)")
 async def get_result(
     job_id: str,
     request: Request,
     caller: Caller = Depends(require_key),
     runtime: Runtime = Depends(get_runtime),
 ) -> dict[str, Any]:
-    return await _result(job_id, request, caller, runtime)
+    job = await run_in_threadpool(runtime.jobs.get, job_id) if len(job_id) <= 64 else None
+    if job is None or (caller.key_id is not None and job.api_key_id not in (None, caller.key_id)):
+        raise APIError(404, f"prediction not found: {job_id}")
+    return success(await run_in_threadpool(present, job, base_url(request), runtime.blobs))
 
 
-@router.get("/predictions/{job_id}", tags=["predictions"], summary="Get a task (same as /result)")
-async def get_prediction(
-    job_id: str,
+@router.get("/predictions", tags=["predictions"], summary="Recent tasks of the calling key, newest first")
+async def list_predictions(
     request: Request,
+    page: int = Query(1, ge=1, le=10_000),
+    page_size: int = Query(20, ge=1, le=100),
     caller: Caller = Depends(require_key),
     runtime: Runtime = Depends(get_runtime),
 ) -> dict[str, Any]:
-    return await _result(job_id, request, caller, runtime)
+    jobs = await run_in_threadpool(
+        runtime.jobs.recent, page_size, (page - 1) * page_size, caller.key_id
+    )
+    base = base_url(request)
+    items = [present(job, base, runtime.blobs, as_urls=True) | {"prompt": job.request["prompt"]} for job in jobs]
+    return success({"page": page, "page_size": page_size, "items": items})

@@ -19,10 +19,10 @@ def result_url(base: str, job_id: str) -> str:
     return f"{base}/api/v3/predictions/{job_id}/result"
 
 
-def output_urls(job: Job, base: str, blobs: BlobStore) -> list[str]:
+def output_urls(job: Job, base: str, blobs: BlobStore, *, as_urls: bool = False) -> list[str]:
     if job.status != JobStatus.COMPLETED.value:
         return []
-    if not job.request.get("enable_base64_output"):
+    if as_urls or not job.request.get("enable_base64_output"):
         return [f"{base}/api/v3/media/{key}" for key in job.outputs]
     encoded = []
     for key in job.outputs:
@@ -33,12 +33,13 @@ def output_urls(job: Job, base: str, blobs: BlobStore) -> list[str]:
     return encoded
 
 
-def present(job: Job, base: str, blobs: BlobStore) -> dict[str, Any]:
+def present(job: Job, base: str, blobs: BlobStore, *, as_urls: bool = False) -> dict[str, Any]:
+    """`as_urls` lists URLs even for base64 tasks (history listings stay small)."""
     completed = job.status == JobStatus.COMPLETED.value
     return {
         "id": job.id,
         "model": job.model,
-        "outputs": output_urls(job, base, blobs),
+        "outputs": output_urls(job, base, blobs, as_urls=as_urls),
         "urls": {"get": result_url(base, job.id)},
         "has_nsfw_contents": list(job.has_nsfw_contents) if completed else [],
         "status": job.status,

@@ -23,6 +23,8 @@ FIELD_RULES = {
     "seed": f"an integer from -1 to {SEED_MAX}; -1 picks a random seed",
     "enable_base64_output": "true or false",
     "enable_sync_mode": "true or false",
+    "page": "an integer from 1 to 10000",
+    "page_size": "an integer from 1 to 100",
 }
 
 

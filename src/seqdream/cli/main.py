@@ -62,6 +62,7 @@ def serve(
             err=True,
         )
     runtime.close()
+    typer.secho(f"playground: http://{settings.host}:{settings.port}/   API docs: /docs", err=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
 
 

@@ -60,8 +60,9 @@ class JobStore:
         with self.db.session() as session:
             return session.get(Job, job_id)
 
-    def recent(self, limit: int = 20, api_key_id: str | None = None) -> Sequence[Job]:
-        query = select(Job).order_by(Job.created_at.desc()).limit(limit)
+    def recent(self, limit: int = 20, offset: int = 0, api_key_id: str | None = None) -> Sequence[Job]:
+        """Newest first; only the given key's jobs when `api_key_id` is set."""
+        query = select(Job).order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
         if api_key_id is not None:
             query = query.where(Job.api_key_id == api_key_id)
         with self.db.session() as session:

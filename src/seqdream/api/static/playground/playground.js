@@ -1,0 +1,257 @@
+// seqdream playground: a thin client of the public v3 API (the same calls the SDK makes).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const KEY_STORAGE = "seqdream.apiKey";
+const MAX_REFS = 10;
+const WITH_REFS = new Set(["bytedance/seedream-v4/edit", "bytedance/seedream-v4/edit-sequential"]);
+const WITH_GROUPS = new Set(["bytedance/seedream-v4/sequential", "bytedance/seedream-v4/edit-sequential"]);
+
+const state = { refs: [], timer: null, polling: null, nextRefId: 1 };
+
+// ---- API -------------------------------------------------------------------------------
+async function api(path, options = {}) {
+  const headers = { Authorization: `Bearer ${$("api-key").value.trim()}`, ...(options.headers || {}) };
+  let response;
+  try {
+    response = await fetch(path, { ...options, headers });
+  } catch (err) {
+    throw new Error(`Could not reach the service (${err.message})`);
+  }
+  let body = null;
+  try { body = await response.json(); } catch { /* not JSON */ }
+  if (!response.ok || !body || body.code !== 200) {
+    throw new Error(body && body.message ? body.message : `HTTP ${response.status}`);
+  }
+  return body.data;
+}
+
+// ---- form ------------------------------------------------------------------------------
+function currentSize() {
+  const preset = $("size-preset").value;
+  return preset === "custom" ? `${$("width").value}*${$("height").value}` : preset;
+}
+
+function buildBody() {
+  const model = $("model").value;
+  const body = { prompt: $("prompt").value, size: currentSize() };
+  const seed = Number($("seed").value);
+  body.seed = Number.isFinite(seed) && $("seed").value !== "" ? seed : -1;
+  if (WITH_GROUPS.has(model)) body.max_images = Number($("max-images").value);
+  if (WITH_REFS.has(model)) body.images = state.refs.filter((r) => r.url).map((r) => r.url);
+  return { model, body };
+}
+
+function curlFor() {
+  const { model, body } = buildBody();
+  return [
+    `curl --location --request POST "${location.origin}/api/v3/${model}" \\`,
+    `--header "Content-Type: application/json" \\`,
+    `--header "Authorization: Bearer \${WAVESPEED_API_KEY}" \\`,
+    `--data-raw '${JSON.stringify(body, null, 4).replace(/'/g, "'\\''")}'`,
+  ].join("\n");
+}
+
+function refreshCurl() { $("curl").textContent = curlFor(); }
+
+function syncModelFields() {
+  const model = $("model").value;
+  $("refs-field").hidden = !WITH_REFS.has(model);
+  $("max-images-field").hidden = !WITH_GROUPS.has(model);
+  refreshCurl();
+}
+
+// ---- reference images --------------------------------------------------------------------
+function renderRefs() {
+  const list = $("refs");
+  list.replaceChildren(...state.refs.map((ref) => {
+    const item = document.createElement("li");
+    item.className = ref.status;
+    item.title = ref.error || ref.name;
+    const img = document.createElement("img");
+    img.src = ref.preview;
+    img.alt = ref.name;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.textContent = "×";
+    remove.setAttribute("aria-label", `Remove ${ref.name}`);
+    remove.addEventListener("click", () => {
+      URL.revokeObjectURL(ref.preview);
+      state.refs = state.refs.filter((r) => r !== ref);
+      renderRefs();
+    });
+    item.append(img, remove);
+    return item;
+  }));
+  $("refs-count").textContent = `${state.refs.length} / ${MAX_REFS}`;
+  refreshCurl();
+}
+
+async function addFiles(files) {
+  hideError();
+  for (const file of files) {
+    if (state.refs.length >= MAX_REFS) { showError(`At most ${MAX_REFS} reference images.`); break; }
+    const ref = { id: state.nextRefId++, name: file.name, preview: URL.createObjectURL(file), status: "uploading", url: null };
+    state.refs.push(ref);
+    renderRefs();
+    const form = new FormData();
+    form.append("file", file, file.name);
+    try {
+      ref.url = (await api("/api/v3/media/upload/binary", { method: "POST", body: form })).download_url;
+      ref.status = "ready";
+    } catch (err) {
+      ref.status = "failed";
+      ref.error = err.message;
+      showError(`${file.name}: ${err.message}`);
+    }
+    renderRefs();
+  }
+}
+
+// ---- running a job -----------------------------------------------------------------------
+function showError(message) { $("error").textContent = message; $("error").hidden = false; }
+function hideError() { $("error").hidden = true; $("error").textContent = ""; }
+
+function setStatus(status, id) {
+  $("status-line").hidden = false;
+  $("status").textContent = status;
+  $("status").className = `badge ${status}`;
+  if (id) $("task-id").textContent = id;
+}
+
+function startClock() {
+  const started = performance.now();
+  clearInterval(state.timer);
+  state.timer = setInterval(() => { $("elapsed").textContent = `${((performance.now() - started) / 1000).toFixed(1)} s`; }, 100);
+}
+
+function stopClock() { clearInterval(state.timer); state.timer = null; }
+
+function showResult(data) {
+  setStatus(data.status, data.id);
+  const gallery = $("gallery");
+  gallery.replaceChildren(...data.outputs.map((src, index) => {
+    const figure = document.createElement("figure");
+    const img = document.createElement("img");
+    img.src = src.startsWith("http") || src.startsWith("/") ? src : `data:image/jpeg;base64,${src}`;
+    img.alt = `Output ${index + 1}`;
+    const caption = document.createElement("figcaption");
+    const label = document.createElement("span");
+    label.textContent = `#${index + 1}`;
+    if (data.has_nsfw_contents[index]) {
+      const flag = document.createElement("span");
+      flag.className = "nsfw";
+      flag.textContent = " NSFW";
+      label.append(flag);
+    }
+    const download = document.createElement("a");
+    download.href = img.src;
+    download.download = `seqdream-${data.seed}-${index + 1}.${(src.split(".").pop() || "jpeg").slice(0, 4)}`;
+    download.textContent = "Download";
+    download.className = "download";
+    caption.append(label, download);
+    figure.append(img, caption);
+    return figure;
+  }));
+  $("meta").hidden = data.status !== "completed";
+  $("meta-seed").textContent = data.seed;
+  $("meta-inference").textContent = `${data.timings.inference} ms`;
+  $("meta-nsfw").textContent = data.has_nsfw_contents.some(Boolean) ? "flagged" : "none detected";
+  if (data.status === "failed") showError(data.error || "The job failed.");
+}
+
+async function poll(url) {
+  const data = await api(new URL(url).pathname);
+  setStatus(data.status, data.id);
+  if (data.status === "completed" || data.status === "failed") {
+    stopClock();
+    showResult(data);
+    loadHistory();
+    return;
+  }
+  state.polling = setTimeout(() => poll(url).catch(fail), 400);
+}
+
+function fail(err) {
+  stopClock();
+  showError(err.message);
+  $("submit").disabled = false;
+}
+
+async function submit(event) {
+  event.preventDefault();
+  hideError();
+  clearTimeout(state.polling);
+  localStorage.setItem(KEY_STORAGE, $("api-key").value.trim());
+  if (state.refs.some((r) => r.status === "uploading")) { showError("Wait for the reference images to finish uploading."); return; }
+  const { model, body } = buildBody();
+  $("submit").disabled = true;
+  $("gallery").replaceChildren();
+  $("meta").hidden = true;
+  try {
+    const data = await api(`/api/v3/${model}`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    setStatus(data.status, data.id);
+    startClock();
+    await poll(data.urls.get);
+  } catch (err) {
+    fail(err);
+    $("status-line").hidden = true;
+    return;
+  }
+  $("submit").disabled = false;
+}
+
+// ---- history -------------------------------------------------------------------------------
+async function loadHistory() {
+  if (!$("api-key").value.trim()) return;
+  try {
+    const data = await api("/api/v3/predictions?page_size=12");
+    $("history").replaceChildren(...data.items.map((item) => {
+      const li = document.createElement("li");
+      const img = document.createElement("img");
+      if (item.outputs[0]) img.src = item.outputs[0];
+      img.alt = "";
+      const prompt = document.createElement("p");
+      prompt.textContent = item.prompt;
+      const meta = document.createElement("span");
+      meta.textContent = `${item.status} · ${item.outputs.length} image(s) · ${new Date(item.created_at).toLocaleTimeString()}`;
+      li.append(img, prompt, meta);
+      li.addEventListener("click", () => { hideError(); showResult(item); });
+      return li;
+    }));
+  } catch (err) {
+    showError(`History: ${err.message}`);
+  }
+}
+
+// ---- wiring --------------------------------------------------------------------------------
+function init() {
+  $("api-key").value = localStorage.getItem(KEY_STORAGE) || "";
+  $("api-key").addEventListener("change", () => { localStorage.setItem(KEY_STORAGE, $("api-key").value.trim()); loadHistory(); });
+  $("model").addEventListener("change", syncModelFields);
+  $("size-preset").addEventListener("change", () => { $("custom-size").hidden = $("size-preset").value !== "custom"; refreshCurl(); });
+  $("max-images").addEventListener("input", () => { $("max-images-value").textContent = $("max-images").value; refreshCurl(); });
+  $("dice").addEventListener("click", () => { $("seed").value = Math.floor(Math.random() * 2147483648); refreshCurl(); });
+  for (const id of ["prompt", "seed", "width", "height"]) $(id).addEventListener("input", refreshCurl);
+  $("pick").addEventListener("click", () => $("file-input").click());
+  $("file-input").addEventListener("change", () => { addFiles([...$("file-input").files]); $("file-input").value = ""; });
+  const zone = $("dropzone");
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => { e.preventDefault(); zone.classList.remove("over"); addFiles([...e.dataTransfer.files]); });
+  $("copy-curl").addEventListener("click", async () => {
+    refreshCurl();
+    $("curl-box").open = true;
+    try { await navigator.clipboard.writeText(curlFor()); $("copy-curl").textContent = "Copied!"; }
+    catch { $("copy-curl").textContent = "Select the text below"; }
+    setTimeout(() => { $("copy-curl").textContent = "Copy as curl"; }, 1500);
+  });
+  $("refresh-history").addEventListener("click", loadHistory);
+  $("form").addEventListener("submit", submit);
+  syncModelFields();
+  loadHistory();
+}
+
+init();

@@ -1,0 +1,132 @@
+"""The playground page, driven in real headless Chromium against a real server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import ServerProcess, decode, png_bytes
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = os.environ.get("SEQDREAM_TEST_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (CI installs Debian's chromium)")
+ARTIFACTS = Path(os.environ.get("SEQDREAM_TEST_ARTIFACTS", "test-artifacts"))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture()
+def page(browser, server: ServerProcess):
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.goto(server.base_url + "/")
+    page.fill("#api-key", server.api_key)
+    page.dispatch_event("#api-key", "change")
+    yield page
+    context.close()
+
+
+def test_group_with_a_reference_then_download(page, server: ServerProcess, tmp_path: Path) -> None:
+    reference = tmp_path / "reference.png"
+    reference.write_bytes(png_bytes((160, 120), "crimson"))
+    assert page.url.endswith("/playground/")
+    page.set_input_files("#file-input", str(reference))
+    page.wait_for_selector("#refs li.ready")
+    page.fill("#prompt", "A series of 2 images of this red card, first on a table then in a hand")
+    page.fill("#max-images", "4")
+    page.dispatch_event("#max-images", "input")
+    page.click("#dice")
+    assert 0 <= int(page.input_value("#seed")) <= 2147483647
+    page.fill("#seed", "77")
+    page.dispatch_event("#seed", "input")
+    curl = page.text_content("#curl")
+    assert '"max_images": 4' in curl and '"seed": 77' in curl and "/api/v3/media/files/" in curl
+
+    page.evaluate("""() => {
+        window.seenStatuses = [];
+        new MutationObserver(() => window.seenStatuses.push(document.querySelector('#status').textContent))
+            .observe(document.querySelector('#status'), {childList: true, characterData: true, subtree: true});
+    }""")
+    page.click("#submit")
+    page.wait_for_selector("#status.completed", timeout=60_000)
+    seen = page.evaluate("window.seenStatuses")
+    assert seen[0] in ("created", "processing") and seen[-1] == "completed"  # live status, then the result
+    images = page.locator("#gallery figure img")
+    assert images.count() == 2
+    assert page.text_content("#meta-seed") == "77"
+    assert page.text_content("#meta-nsfw") == "none detected"
+    assert float(page.text_content("#elapsed").split()[0]) >= 0
+    page.wait_for_function("[...document.querySelectorAll('#gallery img')].every(i => i.complete && i.naturalWidth > 0)")
+    assert page.evaluate("document.querySelector('#gallery img').naturalWidth") == 2048
+
+    with page.expect_download() as download_info:
+        page.locator("#gallery a.download").first.click()
+    saved = tmp_path / download_info.value.suggested_filename
+    download_info.value.save_as(saved)
+    assert saved.name == "seqdream-77-1.jpeg" and decode(saved.read_bytes()).size == (2048, 2048)
+
+    page.wait_for_selector("#history li")
+    assert "red card" in page.text_content("#history li p")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "playground-group.png"), full_page=True)
+
+
+def test_bad_size_shows_the_api_message(page) -> None:
+    page.fill("#prompt", "a cat")
+    page.select_option("#size-preset", "custom")
+    page.fill("#width", "500")
+    page.click("#submit")
+    page.wait_for_selector("#error:not([hidden])")
+    message = page.text_content("#error")
+    assert "size: width 500 is outside 1024-4096" in message
+    assert page.is_hidden("#status-line") and page.is_hidden("#meta")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "playground-error.png"))
+
+
+def test_missing_key_shows_401_message(page) -> None:
+    page.fill("#api-key", "")
+    page.fill("#prompt", "a cat")
+    page.click("#submit")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "API key" in page.text_content("#error")
+
+
+def test_removing_a_reference(page, tmp_path: Path) -> None:
+    files = []
+    for index, colour in enumerate(("navy", "olive")):
+        path = tmp_path / f"ref{index}.png"
+        path.write_bytes(png_bytes((100, 100), colour))
+        files.append(str(path))
+    page.set_input_files("#file-input", files)
+    page.wait_for_function("document.querySelectorAll('#refs li.ready').length === 2")
+    assert page.text_content("#refs-count") == "2 / 10"
+    page.click("#refs li button >> nth=0")
+    assert page.locator("#refs li").count() == 1 and page.text_content("#refs-count") == "1 / 10"
+
+
+def test_drag_and_drop_adds_a_reference(page) -> None:
+    page.evaluate("""async () => {
+        const canvas = Object.assign(document.createElement('canvas'), {width: 80, height: 80});
+        canvas.getContext('2d').fillRect(0, 0, 80, 80);
+        const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([blob], 'dropped.png', {type: 'image/png'}));
+        document.querySelector('#dropzone').dispatchEvent(new DragEvent('drop', {dataTransfer: transfer, bubbles: true}));
+    }""")
+    page.wait_for_selector("#refs li.ready")
+    assert page.get_attribute("#refs li img", "alt") == "dropped.png"
