@@ -20,7 +20,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from conftest import ServerProcess  # noqa: E402  (the tests' real-server helper)
-
 from seqdream.engines.scaffold import build_tiny_flux2_klein  # noqa: E402
 
 EDIT_SEQ = "/api/v3/bytedance/seedream-v4/edit-sequential"
@@ -42,17 +41,29 @@ def main() -> None:
                 api.post(EDIT_SEQ, json={"prompt": f"queued {i}", "size": "1024*1024"})
                 submit.append((time.perf_counter() - started) * 1000)
             # Let the queue drain before timing sync requests.
-            while api.get("/health").json()["jobs"].get("created", 0) or api.get("/health").json()["jobs"].get("processing", 0):
+            while api.get("/health").json()["jobs"].get("created", 0) or api.get("/health").json()["jobs"].get(
+                "processing", 0
+            ):
                 time.sleep(0.1)
-            print(f"submit (async, job committed): median {statistics.median(submit):.1f} ms, "
-                  f"p95 {sorted(submit)[int(len(submit) * 0.95) - 1]:.1f} ms over {len(submit)} requests")
-            print(f"{'group':>5} {'size':>10} {'end-to-end ms':>14} {'inference ms':>13} {'service ms':>11} {'service share':>14}")
+            print(
+                f"submit (async, job committed): median {statistics.median(submit):.1f} ms, "
+                f"p95 {sorted(submit)[int(len(submit) * 0.95) - 1]:.1f} ms over {len(submit)} requests"
+            )
+            columns = ("group", "size", "end-to-end ms", "inference ms", "service ms", "service share")
+            print(" ".join(f"{name:>{width}}" for name, width in zip(columns, (5, 10, 14, 13, 11, 14), strict=True)))
             for count, size in ((1, "1024*1024"), (4, "1024*1024"), (4, "2048*2048"), (14, "2048*2048")):
                 total, inference = [], []
                 for run in range(args.runs):
                     started = time.perf_counter()
-                    data = api.post(EDIT_SEQ, json={"prompt": f"a series of {count} images, run {run}", "max_images": count,
-                                                    "size": size, "enable_sync_mode": True}).json()["data"]
+                    data = api.post(
+                        EDIT_SEQ,
+                        json={
+                            "prompt": f"a series of {count} images, run {run}",
+                            "max_images": count,
+                            "size": size,
+                            "enable_sync_mode": True,
+                        },
+                    ).json()["data"]
                     total.append((time.perf_counter() - started) * 1000)
                     inference.append(data["timings"]["inference"])
                 t, m = statistics.median(total), statistics.median(inference)

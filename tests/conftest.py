@@ -74,15 +74,21 @@ class ServerProcess:
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "seqdream.cli.main", *args],
-            env=self.env, capture_output=True, text=True, check=check, timeout=120,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=120,
         )
 
-    def start(self) -> "ServerProcess":
+    def start(self) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "seqdream.cli.main", "serve", *self.serve_args],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

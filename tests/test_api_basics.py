@@ -17,10 +17,18 @@ EDIT_SEQ = "/api/v3/bytedance/seedream-v4/edit-sequential"
 def run_seed_curl(server: ServerProcess, body: dict) -> dict:
     """The seed's submit command, verbatim but for the base URL and key."""
     command = [
-        "curl", "--silent", "--location", "--request", "POST", f"{server.base_url}{EDIT_SEQ}",
-        "--header", "Content-Type: application/json",
-        "--header", f"Authorization: Bearer {server.api_key}",
-        "--data-raw", json.dumps(body),
+        "curl",
+        "--silent",
+        "--location",
+        "--request",
+        "POST",
+        f"{server.base_url}{EDIT_SEQ}",
+        "--header",
+        "Content-Type: application/json",
+        "--header",
+        f"Authorization: Bearer {server.api_key}",
+        "--data-raw",
+        json.dumps(body),
     ]
     return json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
 
@@ -43,9 +51,19 @@ def test_seed_curl_examples(server: ServerProcess) -> None:
 
     server.wait_for(data["id"])
     result = subprocess.run(
-        ["curl", "--silent", "--location", "--request", "GET", data["urls"]["get"],
-         "--header", f"Authorization: Bearer {server.api_key}"],
-        capture_output=True, text=True, check=True,
+        [
+            "curl",
+            "--silent",
+            "--location",
+            "--request",
+            "GET",
+            data["urls"]["get"],
+            "--header",
+            f"Authorization: Bearer {server.api_key}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     final = json.loads(result.stdout)["data"]
     assert final["status"] == "completed" and final["error"] == ""
@@ -109,8 +127,9 @@ def test_jobs_are_private_to_their_key(server: ServerProcess, api) -> None:
 
 
 def test_family_models_and_their_rules(server: ServerProcess, api) -> None:
-    from conftest import png_bytes
     import base64
+
+    from conftest import png_bytes
 
     t2i = api.post("/api/v3/bytedance/seedream-v4", json={"prompt": "a bird", "enable_sync_mode": True}).json()
     assert t2i["data"]["status"] == "completed" and len(t2i["data"]["outputs"]) == 1
@@ -122,14 +141,23 @@ def test_family_models_and_their_rules(server: ServerProcess, api) -> None:
     ref = base64.b64encode(png_bytes()).decode()
     edit = api.post(
         "/api/v3/bytedance/seedream-v4/edit",
-        json={"prompt": "a series of 4 images, make it blue", "images": [ref], "enable_sync_mode": True, "max_images": 4},
+        json={
+            "prompt": "a series of 4 images, make it blue",
+            "images": [ref],
+            "enable_sync_mode": True,
+            "max_images": 4,
+        },
     ).json()["data"]
     assert edit["status"] == "completed" and len(edit["outputs"]) == 1  # edit makes one image
 
     group = api.post(
         "/api/v3/bytedance/seedream-v4/sequential",
-        json={"prompt": "three images of a tree in spring, summer and autumn", "max_images": 5,
-              "size": "1024*1024", "enable_sync_mode": True},
+        json={
+            "prompt": "three images of a tree in spring, summer and autumn",
+            "max_images": 5,
+            "size": "1024*1024",
+            "enable_sync_mode": True,
+        },
     ).json()["data"]
     assert group["status"] == "completed" and len(group["outputs"]) == 3
     refused_group = api.post("/api/v3/bytedance/seedream-v4/sequential", json={"prompt": "x", "images": [ref]})

@@ -14,15 +14,30 @@ from conftest import TEST_ENV, png_bytes
 
 def run_cli(tmp_path: Path, model: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **TEST_ENV, "SEQDREAM_DATA_DIR": str(tmp_path / "data"), "SEQDREAM_MODEL": str(model)}
-    return subprocess.run([sys.executable, "-m", "seqdream.cli.main", *args], env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "seqdream.cli.main", *args], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_generate_writes_the_group(tiny_model: Path, tmp_path: Path) -> None:
     ref = tmp_path / "ref.png"
     ref.write_bytes(png_bytes((128, 128), "green"))
-    result = run_cli(tmp_path, tiny_model, "generate", "a series of 3 images of a frog", "-i", str(ref),
-                     "--size", "1024*1536", "--max-images", "5", "--seed", "9", "-o", str(tmp_path / "out"))
+    result = run_cli(
+        tmp_path,
+        tiny_model,
+        "generate",
+        "a series of 3 images of a frog",
+        "-i",
+        str(ref),
+        "--size",
+        "1024*1536",
+        "--max-images",
+        "5",
+        "--seed",
+        "9",
+        "-o",
+        str(tmp_path / "out"),
+    )
     assert result.returncode == 0, result.stderr
     paths = [Path(line) for line in result.stdout.split()]
     assert [p.name for p in paths] == ["seqdream-9-1.png", "seqdream-9-2.png", "seqdream-9-3.png"]

@@ -44,8 +44,10 @@ def slow_server(tiny_model: Path, tmp_path: Path) -> Iterator[ServerProcess]:
 
 def test_kill_9_mid_job_then_restart_completes_every_job(slow_server: ServerProcess) -> None:
     with slow_server.client() as api:
-        running = api.post(EDIT_SEQ, json={"prompt": "a series of 3 images of a comet", "max_images": 3,
-                                           "size": "1024*1024", "seed": 5}).json()["data"]["id"]
+        running = api.post(
+            EDIT_SEQ,
+            json={"prompt": "a series of 3 images of a comet", "max_images": 3, "size": "1024*1024", "seed": 5},
+        ).json()["data"]["id"]
         queued = api.post(EDIT_SEQ, json={"prompt": "a moon", "seed": 6, "size": "1024*1024"}).json()["data"]["id"]
     wait_status(slow_server, running, "processing")
     slow_server.kill()
@@ -66,8 +68,9 @@ def test_kill_9_mid_job_then_restart_completes_every_job(slow_server: ServerProc
 
 def test_sync_mode_timeout_returns_the_running_task(slow_server: ServerProcess) -> None:
     with slow_server.client() as api:
-        response = api.post(EDIT_SEQ, json={"prompt": "a series of 3 images of a dune", "max_images": 3,
-                                            "enable_sync_mode": True}).json()
+        response = api.post(
+            EDIT_SEQ, json={"prompt": "a series of 3 images of a dune", "max_images": 3, "enable_sync_mode": True}
+        ).json()
     data = response["data"]
     assert response["code"] == 200 and data["code"] == 5004
     assert data["status"] == "processing" and data["error"].startswith("Sync mode timed out")
@@ -76,8 +79,11 @@ def test_sync_mode_timeout_returns_the_running_task(slow_server: ServerProcess) 
     assert slow_server.wait_for(data["id"], timeout=120)["status"] == "completed"
 
     sdk = Client(api_key=slow_server.api_key, base_url=slow_server.base_url)
-    outcome = sdk.run_no_throw("bytedance/seedream-v4/edit-sequential",
-                               {"prompt": "a series of 3 images of a dune", "max_images": 3}, enable_sync_mode=True)
+    outcome = sdk.run_no_throw(
+        "bytedance/seedream-v4/edit-sequential",
+        {"prompt": "a series of 3 images of a dune", "max_images": 3},
+        enable_sync_mode=True,
+    )
     assert outcome["status"] == "processing" and outcome["task_id"] != "unknown"
     assert "Sync mode timed out" in outcome["error"]
     slow_server.wait_for(outcome["task_id"], timeout=120)
@@ -86,14 +92,20 @@ def test_sync_mode_timeout_returns_the_running_task(slow_server: ServerProcess) 
 def test_separate_worker_processes_share_the_queue(tiny_model: Path, tmp_path: Path) -> None:
     api_only = ServerProcess(tmp_path / "shared", tiny_model, SEQDREAM_INLINE_WORKERS="0").start()
     workers = [
-        subprocess.Popen([sys.executable, "-m", "seqdream.cli.main", "worker"], env=api_only.env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            [sys.executable, "-m", "seqdream.cli.main", "worker"],
+            env=api_only.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(2)
     ]
     try:
         with api_only.client() as api:
-            ids = [api.post(EDIT_SEQ, json={"prompt": f"a boat number {i}", "size": "1024*1024"}).json()["data"]["id"]
-                   for i in range(8)]
+            ids = [
+                api.post(EDIT_SEQ, json={"prompt": f"a boat number {i}", "size": "1024*1024"}).json()["data"]["id"]
+                for i in range(8)
+            ]
         for job_id in ids:
             assert api_only.wait_for(job_id, timeout=120)["status"] == "completed"
         rows = [job_row(api_only.data_dir / "seqdream.db", job_id) for job_id in ids]

@@ -48,7 +48,7 @@ def test_same_seed_same_pixels(engine: Flux2KleinEngine) -> None:
     plan = GenerationPlan(prompts=["edit it", "edit it again"], seeds=[7, 8], width=1024, height=1024, references=[ref])
     first = [np.asarray(image) for image in engine.generate(plan).images]
     second = [np.asarray(image) for image in engine.generate(plan).images]
-    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
     assert not np.array_equal(first[0], first[1])
 
 

@@ -78,8 +78,14 @@ def test_names_are_checked_after_dns(origin: str) -> None:
 
 @pytest.mark.parametrize(
     "address,kind",
-    [("10.1.2.3", "private"), ("192.168.0.1", "private"), ("169.254.169.254", "link-local"), ("::1", "loopback"),
-     ("::ffff:127.0.0.1", "loopback"), ("100.64.0.1", "non-public")],
+    [
+        ("10.1.2.3", "private"),
+        ("192.168.0.1", "private"),
+        ("169.254.169.254", "link-local"),
+        ("::1", "loopback"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("100.64.0.1", "non-public"),
+    ],
 )
 def test_private_ranges_are_refused(address: str, kind: str) -> None:
     with pytest.raises(ImageInputError, match=kind):

@@ -24,8 +24,13 @@ def digests(api, data: dict) -> list[str]:
 
 def test_group_with_reproducible_seeds(api) -> None:
     ref = base64.b64encode(png_bytes((120, 90), "orange")).decode()
-    body = {"prompt": "a series of 4 images of a fox walking through seasons", "images": [ref],
-            "max_images": 6, "seed": 1234, "size": "1024*1280"}
+    body = {
+        "prompt": "a series of 4 images of a fox walking through seasons",
+        "images": [ref],
+        "max_images": 6,
+        "seed": 1234,
+        "size": "1024*1280",
+    }
     first = run_sync(api, **body)
     second = run_sync(api, **body)
     assert len(first["outputs"]) == 4 and first["seed"] == 1234

@@ -35,8 +35,11 @@ def test_enumerations_split_into_per_image_prompts() -> None:
     assert preamble == "Watercolour style."
     assert items == ["a fox wakes", "the fox eats", "the fox sleeps"]
     plan = plan_group("Watercolour style. 1. a fox wakes; 2. the fox eats; 3. the fox sleeps", 14, 10)
-    assert plan.prompts == ["Watercolour style. a fox wakes", "Watercolour style. the fox eats",
-                            "Watercolour style. the fox sleeps"]
+    assert plan.prompts == [
+        "Watercolour style. a fox wakes",
+        "Watercolour style. the fox eats",
+        "Watercolour style. the fox sleeps",
+    ]
     assert plan.seeds == [10, 11, 12]
 
 

@@ -22,8 +22,15 @@ def browser() -> Iterator[object]:
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         yield browser
         browser.close()
@@ -70,7 +77,9 @@ def test_group_with_a_reference_then_download(page, server: ServerProcess, tmp_p
     assert page.text_content("#meta-seed") == "77"
     assert page.text_content("#meta-nsfw") == "none detected"
     assert float(page.text_content("#elapsed").split()[0]) >= 0
-    page.wait_for_function("[...document.querySelectorAll('#gallery img')].every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#gallery img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
     assert page.evaluate("document.querySelector('#gallery img').naturalWidth") == 2048
 
     with page.expect_download() as download_info:
@@ -126,7 +135,8 @@ def test_drag_and_drop_adds_a_reference(page) -> None:
         const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
         const transfer = new DataTransfer();
         transfer.items.add(new File([blob], 'dropped.png', {type: 'image/png'}));
-        document.querySelector('#dropzone').dispatchEvent(new DragEvent('drop', {dataTransfer: transfer, bubbles: true}));
+        const drop = new DragEvent('drop', {dataTransfer: transfer, bubbles: true});
+        document.querySelector('#dropzone').dispatchEvent(drop);
     }""")
     page.wait_for_selector("#refs li.ready")
     assert page.get_attribute("#refs li img", "alt") == "dropped.png"

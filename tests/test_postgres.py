@@ -65,9 +65,10 @@ def test_server_on_postgres(fresh_db: Database, tiny_model: Path, tmp_path: Path
     server = ServerProcess(tmp_path / "pg", tiny_model, SEQDREAM_DATABASE_URL=URL).start()
     try:
         with server.client() as api:
-            data = api.post("/api/v3/bytedance/seedream-v4/edit-sequential",
-                            json={"prompt": "a series of 2 images of a bell", "max_images": 2,
-                                  "enable_sync_mode": True}).json()["data"]
+            data = api.post(
+                "/api/v3/bytedance/seedream-v4/edit-sequential",
+                json={"prompt": "a series of 2 images of a bell", "max_images": 2, "enable_sync_mode": True},
+            ).json()["data"]
         assert data["status"] == "completed" and len(data["outputs"]) == 2
     finally:
         server.stop()

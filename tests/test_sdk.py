@@ -19,8 +19,12 @@ def sdk(server: ServerProcess) -> Client:
 
 
 def test_sdk_async_mode_polls_to_completion(sdk: Client, server: ServerProcess) -> None:
-    output = sdk.run(MODEL, {"prompt": "a series of 2 images of a paper boat", "max_images": 4, "size": "1024*1024"},
-                     poll_interval=0.05, timeout=60)
+    output = sdk.run(
+        MODEL,
+        {"prompt": "a series of 2 images of a paper boat", "max_images": 4, "size": "1024*1024"},
+        poll_interval=0.05,
+        timeout=60,
+    )
     assert len(output["outputs"]) == 2
     for url in output["outputs"]:
         assert url.startswith(server.base_url)
@@ -29,8 +33,12 @@ def test_sdk_async_mode_polls_to_completion(sdk: Client, server: ServerProcess) 
 
 
 def test_sdk_sync_mode(sdk: Client) -> None:
-    output = sdk.run(MODEL, {"prompt": "a teapot", "size": "1536*1024", "enable_base64_output": True},
-                     enable_sync_mode=True, timeout=60)
+    output = sdk.run(
+        MODEL,
+        {"prompt": "a teapot", "size": "1536*1024", "enable_base64_output": True},
+        enable_sync_mode=True,
+        timeout=60,
+    )
     assert len(output["outputs"]) == 1
     assert decode(base64.b64decode(output["outputs"][0])).size == (1536, 1024)
 
@@ -42,15 +50,20 @@ def test_sdk_upload_then_edit(sdk: Client, server: ServerProcess, tmp_path) -> N
     assert url.startswith(server.base_url) and url.endswith("/reference.png")
     with server.client(key=None) as anonymous:  # download URLs are capability URLs, like a CDN's
         assert anonymous.get(url).content == path.read_bytes()
-    output = sdk.run(MODEL, {"prompt": "make the background green", "images": [url], "size": "1024*1024"},
-                     enable_sync_mode=True, timeout=60)
+    output = sdk.run(
+        MODEL,
+        {"prompt": "make the background green", "images": [url], "size": "1024*1024"},
+        enable_sync_mode=True,
+        timeout=60,
+    )
     assert len(output["outputs"]) == 1
 
 
 def test_sdk_reports_failed_tasks(sdk: Client, server: ServerProcess) -> None:
     # Loopback URLs are refused by the fetch policy: the task fails with a useful error.
-    result = sdk.run_no_throw(MODEL, {"prompt": "edit", "images": ["http://127.0.0.1:9/a.png"]},
-                              poll_interval=0.05, timeout=60)
+    result = sdk.run_no_throw(
+        MODEL, {"prompt": "edit", "images": ["http://127.0.0.1:9/a.png"]}, poll_interval=0.05, timeout=60
+    )
     assert result["status"] == "failed"
     assert "loopback" in result["error"] and result["task_id"] != "unknown"
 

@@ -26,8 +26,13 @@ REQUEST = {"prompt": "a red cube", "size": "1024*1024", "max_images": 1, "images
 @pytest.fixture()
 def runtime(tiny_model: Path, tmp_path: Path) -> Iterator[Runtime]:
     settings = Settings(
-        data_dir=tmp_path, model=str(tiny_model), native_resolution=64, max_sequence_length=64,
-        poll_interval_s=0.02, job_lease_s=1, storage_retry_s=0.2,
+        data_dir=tmp_path,
+        model=str(tiny_model),
+        native_resolution=64,
+        max_sequence_length=64,
+        poll_interval_s=0.02,
+        job_lease_s=1,
+        storage_retry_s=0.2,
     )
     runtime = Runtime.from_settings(settings)
     yield runtime
@@ -92,7 +97,9 @@ def test_failed_model_call_fails_the_job_and_the_worker_goes_on(runtime: Runtime
         good = runtime.jobs.create(model="m", request=REQUEST, seed=1, api_key_id=None)
         failed = wait_terminal(runtime, bad.id)
         assert failed.status == "failed" and "illegal memory access" in failed.error
-        assert wait_terminal(runtime, missing_ref.id).error == "images[0] is no longer stored (it expired or was deleted)"
+        assert (
+            wait_terminal(runtime, missing_ref.id).error == "images[0] is no longer stored (it expired or was deleted)"
+        )
         done = wait_terminal(runtime, good.id)
         assert done.status == "completed" and runtime.blobs.exists(done.outputs[0])
     finally:

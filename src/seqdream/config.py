@@ -5,11 +5,10 @@ from __future__ import annotations
 from functools import cached_property
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 DEFAULT_MODEL = "black-forest-labs/FLUX.2-klein-4B"
 
@@ -21,6 +20,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("seqdream-data")
     database_url: str | None = None  # default: sqlite file inside data_dir
     storage_dir: Path | None = None  # default: data_dir/blobs
+    storage_url: str | None = None  # s3://bucket/prefix to keep blobs in S3 instead of storage_dir
+    s3_endpoint_url: str | None = None  # for S3-compatible servers (MinIO, Ceph, R2 ...)
     public_base_url: str | None = None  # default: derived from each request
 
     # HTTP server.

@@ -9,7 +9,7 @@ from seqdream.config import Settings
 from seqdream.db import Database
 from seqdream.images.fetch import FetchPolicy
 from seqdream.jobs.store import JobStore
-from seqdream.storage import BlobStore, LocalBlobStore
+from seqdream.storage import BlobStore, open_blob_store
 
 
 @dataclass
@@ -21,7 +21,7 @@ class Runtime:
     keys: KeyRing
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Runtime":
+    def from_settings(cls, settings: Settings) -> Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.resolved_database_url)
         db.create_tables()
@@ -29,7 +29,7 @@ class Runtime:
             settings=settings,
             db=db,
             jobs=JobStore(db),
-            blobs=LocalBlobStore(settings.resolved_storage_dir),
+            blobs=open_blob_store(settings.storage_url, settings.resolved_storage_dir, settings.s3_endpoint_url),
             keys=KeyRing(db),
         )
 

@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from seqdream.storage import StorageError
+
 log = logging.getLogger(__name__)
 
 
@@ -73,6 +75,11 @@ def install_error_handlers(app: FastAPI, rules: dict[str, str]) -> None:
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         return error_response(exc.status_code, message)
+
+    @app.exception_handler(StorageError)
+    async def _storage(request: Request, exc: StorageError) -> JSONResponse:
+        log.error("storage error on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(503, "storage is unavailable; try again shortly")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -62,6 +62,6 @@ def accept_images(images: list[str], job_id: str, runtime: Runtime, base: str) -
         try:
             runtime.blobs.put(key, data)
         except OSError as exc:
-            raise APIError(503, f"could not store {label} ({exc.strerror}); nothing was queued") from exc
+            raise APIError(503, f"could not store {label} ({exc.strerror or exc}); nothing was queued") from exc
         sources.append({"blob": key})
     return sources

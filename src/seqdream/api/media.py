@@ -79,7 +79,7 @@ def _store(runtime: Runtime, upload: Upload, data: bytes) -> None:
     try:
         runtime.blobs.put(upload.blob_key, data)
     except OSError as exc:
-        raise APIError(503, f"could not store the file ({exc.strerror})") from exc
+        raise APIError(503, f"could not store the file ({exc.strerror or exc})") from exc
     upload.ready = True
     with runtime.db.session() as session:
         session.merge(upload)
@@ -120,7 +120,9 @@ async def create_upload(
 
 
 @router.put("/uploads/{upload_id}", summary="Send the bytes of an upload (URL from POST /uploads)")
-async def put_upload(upload_id: str, token: str, request: Request, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+async def put_upload(
+    upload_id: str, token: str, request: Request, runtime: Runtime = Depends(get_runtime)
+) -> dict[str, Any]:
     def find() -> Upload | None:
         with runtime.db.session() as session:
             return session.get(Upload, upload_id)

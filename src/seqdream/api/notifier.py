@@ -32,7 +32,7 @@ class JobEvents:
         self._waiters[job_id].add(event)
         try:
             await asyncio.wait_for(event.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         finally:
             waiters = self._waiters.get(job_id)

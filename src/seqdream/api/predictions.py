@@ -1,6 +1,5 @@
 """Submit a task to a model of the family; read its result."""
 
-
 import secrets
 import time
 import uuid
@@ -15,7 +14,7 @@ from seqdream.api.envelope import APIError, success
 from seqdream.api.intake import accept_images
 from seqdream.api.notifier import JobEvents
 from seqdream.api.presenter import present, present_sync_timeout
-from seqdream.api.schemas import MODELS, ModelSpec, SEED_MAX, _Common
+from seqdream.api.schemas import MODELS, SEED_MAX, ModelSpec, _Common
 from seqdream.db import Job, JobStatus
 from seqdream.runtime import Runtime
 
@@ -117,9 +116,7 @@ async def list_predictions(
     caller: Caller = Depends(require_key),
     runtime: Runtime = Depends(get_runtime),
 ) -> dict[str, Any]:
-    jobs = await run_in_threadpool(
-        runtime.jobs.recent, page_size, (page - 1) * page_size, caller.key_id
-    )
+    jobs = await run_in_threadpool(runtime.jobs.recent, page_size, (page - 1) * page_size, caller.key_id)
     base = base_url(request)
     items = [present(job, base, runtime.blobs, as_urls=True) | {"prompt": job.request["prompt"]} for job in jobs]
     return success({"page": page, "page_size": page_size, "items": items})

@@ -51,9 +51,7 @@ class KeyRing:
 
     def count_active(self) -> int:
         with self.db.session() as session:
-            return session.scalar(
-                select(func.count()).select_from(ApiKey).where(ApiKey.revoked_at.is_(None))
-            ) or 0
+            return session.scalar(select(func.count()).select_from(ApiKey).where(ApiKey.revoked_at.is_(None))) or 0
 
     def revoke(self, key_id_or_prefix: str) -> bool:
         with self.db.session() as session:

@@ -7,7 +7,6 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -39,10 +38,10 @@ def _runtime(settings: Settings):  # type: ignore[no-untyped-def]
 
 @app.command()
 def serve(
-    host: Optional[str] = typer.Option(None, help="Interface to bind [SEQDREAM_HOST]."),
-    port: Optional[int] = typer.Option(None, help="Port [SEQDREAM_PORT]."),
-    workers: Optional[int] = typer.Option(None, help="In-process workers; 0 = API only [SEQDREAM_INLINE_WORKERS]."),
-    model: Optional[str] = typer.Option(None, help="Model id or local folder [SEQDREAM_MODEL]."),
+    host: str | None = typer.Option(None, help="Interface to bind [SEQDREAM_HOST]."),
+    port: int | None = typer.Option(None, help="Port [SEQDREAM_PORT]."),
+    workers: int | None = typer.Option(None, help="In-process workers; 0 = API only [SEQDREAM_INLINE_WORKERS]."),
+    model: str | None = typer.Option(None, help="Model id or local folder [SEQDREAM_MODEL]."),
     no_auth: bool = typer.Option(False, "--no-auth", help="Development only: accept requests without an API key."),
 ) -> None:
     """Run the HTTP API (and, by default, one in-process worker)."""
@@ -97,12 +96,14 @@ def worker(
 @app.command()
 def generate(
     prompt: str = typer.Argument(..., help="What to draw or how to edit the references."),
-    image: list[Path] = typer.Option([], "--image", "-i", exists=True, dir_okay=False, help="Reference image (repeat, up to 10)."),
+    image: list[Path] = typer.Option(
+        [], "--image", "-i", exists=True, dir_okay=False, help="Reference image (repeat, up to 10)."
+    ),
     size: str = typer.Option("2048*2048", help='Output size "W*H", 1024-4096 per side.'),
     max_images: int = typer.Option(1, help="Most images in the group, 1-14."),
     seed: int = typer.Option(-1, help="Seed; -1 picks one at random."),
     out: Path = typer.Option(Path("."), "--out", "-o", file_okay=False, help="Folder for the images."),
-    model: Optional[str] = typer.Option(None, help="Model id or local folder [SEQDREAM_MODEL]."),
+    model: str | None = typer.Option(None, help="Model id or local folder [SEQDREAM_MODEL]."),
 ) -> None:
     """Generate images locally, without a server, with a progress bar."""
     import secrets
@@ -119,7 +120,9 @@ def generate(
     settings = _settings(model=model)
     _configure_logging("warning")
     try:
-        request = EditSequentialRequest(prompt=prompt, size=size, max_images=max_images, seed=seed, images=[str(p) for p in image])
+        request = EditSequentialRequest(
+            prompt=prompt, size=size, max_images=max_images, seed=seed, images=[str(p) for p in image]
+        )
     except ValidationError as exc:
         raise typer.BadParameter("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from exc
     try:
@@ -136,6 +139,7 @@ def generate(
     engine = load_engine(settings)
     plan = GenerationPlan(prompts=group.prompts, seeds=group.seeds, width=width, height=height, references=references)
     with tqdm(total=100, desc=f"{plan.count} image(s)", unit="%", file=sys.stderr) as bar:
+
         def progress(fraction: float) -> None:
             bar.update(round(fraction * 100) - bar.n)
 

@@ -45,9 +45,7 @@ class GenerationResult:
 class Engine(Protocol):
     name: str
 
-    def generate(
-        self, plan: GenerationPlan, progress: ProgressCallback | None = None
-    ) -> GenerationResult: ...
+    def generate(self, plan: GenerationPlan, progress: ProgressCallback | None = None) -> GenerationResult: ...
 
 
 def native_size(width: int, height: int, native: int, multiple: int) -> tuple[int, int]:

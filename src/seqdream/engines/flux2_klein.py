@@ -77,7 +77,10 @@ class Flux2KleinEngine:
         self._lock = threading.Lock()  # one pipeline call at a time per process
         log.info(
             "loaded %s on %s (%s) in %.1fs",
-            options.model, self.device, self.dtype, time.perf_counter() - started,
+            options.model,
+            self.device,
+            self.dtype,
+            time.perf_counter() - started,
         )
 
     def _prepare_reference(self, image: Image.Image) -> Image.Image:
@@ -93,9 +96,7 @@ class Flux2KleinEngine:
             )
         return image
 
-    def generate(
-        self, plan: GenerationPlan, progress: ProgressCallback | None = None
-    ) -> GenerationResult:
+    def generate(self, plan: GenerationPlan, progress: ProgressCallback | None = None) -> GenerationResult:
         opts = self.options
         render_w, render_h = native_size(plan.width, plan.height, opts.native_resolution, self.multiple)
         batches = 1 + -(-(plan.count - 1) // opts.max_batch)
@@ -127,9 +128,7 @@ class Flux2KleinEngine:
         started = time.perf_counter()
         try:
             with self._lock, torch.inference_mode():
-                images = render_group(
-                    plan, render, max_batch=opts.max_batch, max_references=MAX_REFERENCES
-                )
+                images = render_group(plan, render, max_batch=opts.max_batch, max_references=MAX_REFERENCES)
         except torch.cuda.OutOfMemoryError as exc:
             raise EngineError(
                 f"the GPU ran out of memory rendering {plan.count} image(s) at {render_w}x{render_h}; "

@@ -39,7 +39,5 @@ def available_engines() -> dict[str, Callable[[Settings], Engine]]:
 def load_engine(settings: Settings) -> Engine:
     factories = available_engines()
     if settings.engine not in factories:
-        raise EngineError(
-            f"unknown engine {settings.engine!r}; available: {', '.join(sorted(factories))}"
-        )
+        raise EngineError(f"unknown engine {settings.engine!r}; available: {', '.join(sorted(factories))}")
     return factories[settings.engine](settings)

@@ -49,14 +49,10 @@ def open_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
             image = Image.open(io.BytesIO(data))
             fmt = image.format
             if fmt not in ACCEPTED_FORMATS:
-                raise ImageInputError(
-                    f"has format {fmt}; accepted formats are {', '.join(sorted(ACCEPTED_FORMATS))}"
-                )
+                raise ImageInputError(f"has format {fmt}; accepted formats are {', '.join(sorted(ACCEPTED_FORMATS))}")
             width, height = image.size
             if width * height > max_pixels:
-                raise ImageInputError(
-                    f"is {width}x{height} pixels; the limit is {max_pixels} pixels in all"
-                )
+                raise ImageInputError(f"is {width}x{height} pixels; the limit is {max_pixels} pixels in all")
             image.load()
     except ImageInputError:
         raise

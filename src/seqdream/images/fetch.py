@@ -37,9 +37,12 @@ class FetchPolicy:
             address = address.ipv4_mapped
         if not address.is_global or address.is_multicast:
             kind = (
-                "loopback" if address.is_loopback
-                else "link-local" if address.is_link_local
-                else "private" if address.is_private
+                "loopback"
+                if address.is_loopback
+                else "link-local"
+                if address.is_link_local
+                else "private"
+                if address.is_private
                 else "non-public"
             )
             raise ImageInputError(f"points to a {kind} address ({address}), which is not allowed")
@@ -70,9 +73,7 @@ class _GuardedBackend(httpcore.SyncBackend):
         addresses = resolve(host, port)
         for address in addresses:
             self.policy.check_address(address)
-        return super().connect_tcp(
-            str(addresses[0]), port, timeout, local_address, socket_options
-        )
+        return super().connect_tcp(str(addresses[0]), port, timeout, local_address, socket_options)
 
 
 class _GuardedTransport(httpx.HTTPTransport):
@@ -88,9 +89,7 @@ class _GuardedTransport(httpx.HTTPTransport):
 def fetch_image_bytes(url: str, policy: FetchPolicy) -> bytes:
     """GET `url` following at most `max_redirects` redirects, each one re-checked."""
     timeout = httpx.Timeout(policy.read_timeout_s, connect=policy.connect_timeout_s)
-    with httpx.Client(
-        transport=_GuardedTransport(policy), timeout=timeout, follow_redirects=False
-    ) as client:
+    with httpx.Client(transport=_GuardedTransport(policy), timeout=timeout, follow_redirects=False) as client:
         current = httpx.URL(url)
         for _hop in range(policy.max_redirects + 1):
             if current.scheme not in ("http", "https"):
@@ -104,16 +103,12 @@ def fetch_image_bytes(url: str, policy: FetchPolicy) -> bytes:
                         raise ImageInputError(f"answered HTTP {response.status_code}")
                     declared = response.headers.get("content-length")
                     if declared and declared.isdigit() and int(declared) > policy.max_bytes:
-                        raise ImageInputError(
-                            f"is {declared} bytes; the limit is {policy.max_bytes} bytes"
-                        )
+                        raise ImageInputError(f"is {declared} bytes; the limit is {policy.max_bytes} bytes")
                     body = bytearray()
                     for chunk in response.iter_bytes():
                         body.extend(chunk)
                         if len(body) > policy.max_bytes:
-                            raise ImageInputError(
-                                f"is larger than the limit of {policy.max_bytes} bytes"
-                            )
+                            raise ImageInputError(f"is larger than the limit of {policy.max_bytes} bytes")
                     return bytes(body)
             except httpx.TimeoutException as exc:
                 raise ImageInputError(f"timed out ({type(exc).__name__})") from exc

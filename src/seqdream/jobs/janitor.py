@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 class Janitor:
-    def __init__(self, runtime: "Runtime", every_s: float = 60.0) -> None:
+    def __init__(self, runtime: Runtime, every_s: float = 60.0) -> None:
         self.runtime = runtime
         self.every_s = every_s
         self._next = 0.0

@@ -76,9 +76,7 @@ class JobStore:
             or_(Job.not_before.is_(None), Job.not_before <= now),
         )
         with self.db.session() as session:
-            candidates = session.scalars(
-                select(Job.id).where(runnable).order_by(Job.created_at).limit(8)
-            ).all()
+            candidates = session.scalars(select(Job.id).where(runnable).order_by(Job.created_at).limit(8)).all()
             for job_id in candidates:
                 taken = session.execute(
                     update(Job)
@@ -172,10 +170,7 @@ class JobStore:
                     values.update(
                         status=JobStatus.FAILED.value,
                         finished_at=utcnow(),
-                        error=(
-                            f"the worker stopped while running this job {job.attempts} times; "
-                            "giving up"
-                        ),
+                        error=(f"the worker stopped while running this job {job.attempts} times; giving up"),
                     )
                 else:
                     values.update(status=JobStatus.CREATED.value)

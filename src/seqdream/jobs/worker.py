@@ -9,9 +9,9 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from collections.abc import Iterator
+from typing import Protocol
 
 from PIL import Image
 
@@ -23,11 +23,12 @@ from seqdream.jobs.planner import plan_group
 from seqdream.jobs.references import load_references
 from seqdream.parallel import parallel_map
 from seqdream.runtime import Runtime
+from seqdream.storage import StorageError
 
 log = logging.getLogger(__name__)
 
 
-class Detector:  # the subset of safety.nsfw the worker uses
+class Detector(Protocol):
     def is_nsfw(self, image: Image.Image) -> bool: ...
 
 
@@ -165,6 +166,11 @@ class Worker:
             prompts=group.prompts, seeds=group.seeds, width=width, height=height, references=references
         )
 
+    def _retry_later(self, job: Job, exc: OSError) -> None:
+        retry = self.runtime.settings.storage_retry_s
+        log.error("job %s: storage failed (%s); retrying in %.0fs", job.id, exc, retry)
+        self.runtime.jobs.release(job.id, self.worker_id, retry_in_s=retry, error=f"storage error: {exc}")
+
     def process(self, job: Job, engine: Engine) -> None:
         settings = self.runtime.settings
         store = self.runtime.jobs
@@ -174,6 +180,9 @@ class Worker:
                 plan = self.plan_for(job)
                 result = engine.generate(plan)
                 flags = parallel_map(self.detector.is_nsfw, result.images)
+            except StorageError as exc:  # storage unreachable: keep the job, try again later
+                self._retry_later(job, exc)
+                return
             except (ImageInputError, EngineError) as exc:
                 log.warning("job %s: failed: %s", job.id, exc)
                 store.fail(job.id, self.worker_id, str(exc))
@@ -193,13 +202,9 @@ class Worker:
             try:
                 keys = parallel_map(save, enumerate(result.images))
             except OSError as exc:  # full disk and friends: keep the job, try again later
-                retry = settings.storage_retry_s
-                log.error("job %s: could not store outputs (%s); retrying in %.0fs", job.id, exc, retry)
-                store.release(job.id, self.worker_id, retry_in_s=retry, error=f"storage error: {exc}")
+                self._retry_later(job, exc)
                 return
-        store.complete(
-            job.id, self.worker_id, outputs=keys, has_nsfw_contents=flags, inference_ms=result.inference_ms
-        )
+        store.complete(job.id, self.worker_id, outputs=keys, has_nsfw_contents=flags, inference_ms=result.inference_ms)
         self.on_finished(job.id)
         self.jobs_done += 1
         log.info("job %s: completed %d image(s) in %d ms", job.id, len(keys), result.inference_ms)

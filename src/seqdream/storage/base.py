@@ -9,6 +9,10 @@ class BlobNotFound(KeyError):
     pass
 
 
+class StorageError(OSError):
+    """The store could not be reached or refused the write; treated like a full disk."""
+
+
 class BlobStore(Protocol):
     def put(self, key: str, data: bytes) -> None: ...
 
