@@ -14,14 +14,14 @@ from seqdream.api.envelope import APIError, success
 from seqdream.api.intake import accept_images
 from seqdream.api.notifier import JobEvents
 from seqdream.api.presenter import present, present_sync_timeout
-from seqdream.api.schemas import MODELS, SEED_MAX, ModelSpec, _Common
+from seqdream.api.schemas import MODELS, SEED_MAX, ModelSpec, SeedreamRequest
 from seqdream.db import Job, JobStatus
 from seqdream.runtime import Runtime
 
 router = APIRouter(prefix="/api/v3")
 
 
-def _normalised_request(body: _Common, sources: list[dict[str, Any]]) -> dict[str, Any]:
+def _normalised_request(body: SeedreamRequest, sources: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "prompt": body.prompt,
         "size": body.size,
@@ -31,7 +31,7 @@ def _normalised_request(body: _Common, sources: list[dict[str, Any]]) -> dict[st
     }
 
 
-def _create_job(runtime: Runtime, spec: ModelSpec, body: _Common, caller: Caller, base: str) -> Job:
+def _create_job(runtime: Runtime, spec: ModelSpec, body: SeedreamRequest, caller: Caller, base: str) -> Job:
     job_id = uuid.uuid4().hex
     sources = accept_images(getattr(body, "images", []), job_id, runtime, base)
     seed = body.seed if body.seed >= 0 else secrets.randbelow(SEED_MAX + 1)

@@ -28,7 +28,9 @@ FIELD_RULES = {
 }
 
 
-class _Common(BaseModel):
+class SeedreamRequest(BaseModel):
+    """Fields every model of the family takes."""
+
     model_config = ConfigDict(extra="ignore")
 
     prompt: StrictStr = Field(description="The prompt to generate an image from.", max_length=MAX_PROMPT_CHARS)
@@ -56,13 +58,8 @@ class _Common(BaseModel):
                 raise ValueError(f"{name} {side} is outside {MIN_SIDE}-{MAX_SIDE}")
         return f"{width}*{height}"
 
-    @property
-    def dimensions(self) -> tuple[int, int]:
-        width, height = self.size.split("*")
-        return int(width), int(height)
 
-
-class _RefusesImages(_Common):
+class _RefusesImages(SeedreamRequest):
     @model_validator(mode="before")
     @classmethod
     def _no_images(cls, data: Any) -> Any:
@@ -84,7 +81,7 @@ class SequentialRequest(_RefusesImages):
     max_images: StrictInt = Field(1, ge=1, le=MAX_IMAGES_OUT, description="Most images to generate, 1 ~ 14.")
 
 
-class EditRequest(_Common):
+class EditRequest(SeedreamRequest):
     """bytedance/seedream-v4/edit: one image from a prompt and 1-10 reference images."""
 
     images: list[StrictStr] = Field(
@@ -92,7 +89,7 @@ class EditRequest(_Common):
     )
 
 
-class EditSequentialRequest(_Common):
+class EditSequentialRequest(SeedreamRequest):
     """bytedance/seedream-v4/edit-sequential: a group from a prompt and up to 10 references."""
 
     images: list[StrictStr] = Field(
@@ -107,7 +104,7 @@ AnyRequest = TextToImageRequest | SequentialRequest | EditRequest | EditSequenti
 @dataclass(frozen=True)
 class ModelSpec:
     id: str
-    schema: type[_Common]
+    schema: type[SeedreamRequest]
     summary: str
 
 

@@ -115,7 +115,7 @@ def generate(
     from seqdream.engines.base import GenerationPlan
     from seqdream.engines.registry import load_engine
     from seqdream.images.decode import ImageInputError, open_image
-    from seqdream.jobs.planner import plan_group
+    from seqdream.jobs.planner import parse_size, plan_group
 
     settings = _settings(model=model)
     _configure_logging("warning")
@@ -134,7 +134,7 @@ def generate(
         raise typer.BadParameter(f"reference image {exc}") from exc
     used_seed = request.seed if request.seed >= 0 else secrets.randbelow(SEED_MAX + 1)
     group = plan_group(request.prompt, request.max_images, used_seed)
-    width, height = request.dimensions
+    width, height = parse_size(request.size)
     typer.echo(f"loading {settings.model} ...", err=True)
     engine = load_engine(settings)
     plan = GenerationPlan(prompts=group.prompts, seeds=group.seeds, width=width, height=height, references=references)

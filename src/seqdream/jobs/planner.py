@@ -110,3 +110,9 @@ def plan_group(prompt: str, max_images: int, seed: int) -> GroupPlan:
 
 def derive_seeds(seed: int, count: int) -> list[int]:
     return [(seed + index) % SEED_SPACE for index in range(count)]
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    """(width, height) of a validated "W*H" size string."""
+    width, height = size.split("*")
+    return int(width), int(height)

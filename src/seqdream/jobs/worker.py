@@ -19,7 +19,7 @@ from seqdream.db import Job
 from seqdream.engines.base import Engine, EngineError, GenerationPlan
 from seqdream.images.decode import ImageInputError
 from seqdream.jobs.janitor import Janitor
-from seqdream.jobs.planner import plan_group
+from seqdream.jobs.planner import parse_size, plan_group
 from seqdream.jobs.references import load_references
 from seqdream.parallel import parallel_map
 from seqdream.runtime import Runtime
@@ -69,11 +69,6 @@ def encode_image(image: Image.Image, fmt: str, quality: int) -> bytes:
 
 def output_key(job_id: str, index: int, fmt: str) -> str:
     return f"outputs/{job_id}/{index}.{fmt}"
-
-
-def parse_size(size: str) -> tuple[int, int]:
-    width, height = size.split("*")
-    return int(width), int(height)
 
 
 class Worker:
