@@ -136,7 +136,7 @@ def test_engine_that_cannot_load_leaves_jobs_queued(runtime: Runtime, tmp_path: 
     time.sleep(1.0)
     stop.set()
     thread.join()
-    assert holder.last_error and "no-model-here" in holder.last_error
+    assert holder.last_error and "no-model-here" in holder.last_error and holder.state == "unavailable"
     assert runtime.jobs.get(job.id).status == "created"
 
 

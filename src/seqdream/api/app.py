@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "status": "ok",
             "version": __version__,
             "jobs": await run_in_threadpool(counts),
-            "engine": None if engines is None else ("ready" if engines.ready else "loading"),
+            "engine": None if engines is None else engines.state,
             "engine_error": engines.last_error if engines else None,
         }
 

@@ -47,6 +47,11 @@ class EngineHolder:
     def ready(self) -> bool:
         return self._engine is not None
 
+    @property
+    def state(self) -> str:
+        """ "ready", "loading", or "unavailable" (the last load failed; it is retried)."""
+        return "ready" if self.ready else ("unavailable" if self.last_error else "loading")
+
     def get(self) -> Engine | None:
         with self._lock:
             if self._engine is None and time.monotonic() >= self._next_try:
