@@ -1,0 +1,145 @@
+"""Scenes of simple shapes: vocabulary, captions and a crisp renderer.
+
+A scene is a background colour and 1-3 objects, each with a kind, a colour, a size and a
+cell of a 3x3 grid. Scenes render on a CANVAS x CANVAS image (the model's native size).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, replace
+
+from PIL import Image, ImageDraw
+
+CANVAS = 64
+KINDS = ("circle", "square", "triangle", "cross")
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 80, 220),
+    "yellow": (240, 210, 40),
+    "purple": (140, 60, 190),
+    "orange": (245, 140, 30),
+    "white": (245, 245, 245),
+    "black": (20, 20, 20),
+}
+BACKGROUNDS = ("white", "black", "blue", "green", "yellow", "purple")
+SIZES = {"small": 0.2, "large": 0.28}  # diameter as a fraction of the canvas
+COLUMNS = ("left", "center", "right")
+ROWS = ("top", "middle", "bottom")
+CELLS = tuple((column, row) for row in ROWS for column in COLUMNS)  # reading order
+
+
+@dataclass(frozen=True)
+class Thing:
+    kind: str
+    colour: str
+    size: str
+    column: str
+    row: str
+
+    @property
+    def cell(self) -> tuple[str, str]:
+        return self.column, self.row
+
+    def phrase(self) -> str:
+        return f"a {self.size} {self.colour} {self.kind} {position_phrase(self.column, self.row)}"
+
+
+@dataclass(frozen=True)
+class Scene:
+    background: str
+    things: tuple[Thing, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Canonical order (reading order of cells) so equal scenes compare equal.
+        ordered = tuple(sorted(self.things, key=lambda thing: CELLS.index(thing.cell)))
+        object.__setattr__(self, "things", ordered)
+
+    def caption(self) -> str:
+        objects = " and ".join(thing.phrase() for thing in self.things) or "nothing"
+        return f"{objects} on a {self.background} background"
+
+    def with_things(self, things: list[Thing] | tuple[Thing, ...]) -> Scene:
+        return replace(self, things=tuple(things))
+
+    def free_cells(self) -> list[tuple[str, str]]:
+        taken = {thing.cell for thing in self.things}
+        return [cell for cell in CELLS if cell not in taken]
+
+
+def move_phrase(column: str, row: str) -> str:
+    """Where to, as in "move the red circle to the top left"."""
+    if (column, row) == ("center", "middle"):
+        return "to the center"
+    if row == "middle":
+        return f"to the {column}"
+    if column == "center":
+        return f"to the {row}"
+    return f"to the {row} {column}"
+
+
+def position_phrase(column: str, row: str) -> str:
+    if (column, row) == ("center", "middle"):
+        return "in the center"
+    if row == "middle":
+        return f"on the {column}"
+    if column == "center":
+        return f"at the {row}"
+    return f"at the {row} {column}"
+
+
+def cell_center(column: str, row: str) -> tuple[float, float]:
+    step = CANVAS / 3
+    return (COLUMNS.index(column) + 0.5) * step, (ROWS.index(row) + 0.5) * step
+
+
+def shape_points(kind: str, cx: float, cy: float, radius: float) -> list[tuple[float, float]]:
+    if kind == "square":
+        r = radius * 0.86
+        return [(cx - r, cy - r), (cx + r, cy - r), (cx + r, cy + r), (cx - r, cy + r)]
+    if kind == "triangle":
+        angles = (-math.pi / 2, math.pi / 6, 5 * math.pi / 6)
+        return [(cx + radius * math.cos(a), cy + radius * math.sin(a)) for a in angles]
+    if kind == "cross":
+        a, b = radius, radius * 0.36
+        return [
+            (cx - b, cy - a), (cx + b, cy - a), (cx + b, cy - b), (cx + a, cy - b), (cx + a, cy + b), (cx + b, cy + b),
+            (cx + b, cy + a), (cx - b, cy + a), (cx - b, cy + b), (cx - a, cy + b), (cx - a, cy - b), (cx - b, cy - b),
+        ]  # fmt: skip
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def draw_shape(
+    draw: ImageDraw.ImageDraw, kind: str, colour: tuple[int, int, int], centre: tuple[float, float], diameter: float
+) -> None:
+    """One filled shape; `diameter` is a fraction of the canvas."""
+    cx, cy = centre
+    radius = diameter * CANVAS / 2
+    if kind == "circle":
+        draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=colour)
+    else:
+        draw.polygon(shape_points(kind, cx, cy, radius), fill=colour)
+
+
+def render(scene: Scene, size: int = CANVAS) -> Image.Image:
+    """The scene drawn crisp at CANVAS, then resized to `size` (as the service would) if asked."""
+    image = Image.new("RGB", (CANVAS, CANVAS), COLOURS[scene.background])
+    draw = ImageDraw.Draw(image)
+    for thing in scene.things:
+        draw_shape(draw, thing.kind, COLOURS[thing.colour], cell_center(*thing.cell), SIZES[thing.size])
+    return image if size == CANVAS else image.resize((size, size), Image.Resampling.LANCZOS)
+
+
+def random_thing(rng: random.Random, scene: Scene) -> Thing:
+    column, row = rng.choice(scene.free_cells())
+    colour = rng.choice([name for name in COLOURS if name != scene.background])
+    return Thing(kind=rng.choice(KINDS), colour=colour, size=rng.choice(tuple(SIZES)), column=column, row=row)
+
+
+def random_scene(rng: random.Random, count: int | None = None) -> Scene:
+    scene = Scene(background=rng.choice(BACKGROUNDS))
+    for _ in range(count or rng.randint(1, 3)):
+        scene = scene.with_things(scene.things + (random_thing(rng, scene),))
+    return scene

@@ -1,0 +1,88 @@
+"""The built-in model's world: renders, tasks, and the parser the quality benchmark relies on."""
+
+from __future__ import annotations
+
+import io
+import random
+
+import pytest
+from PIL import Image
+
+from seqdream.builtin.parser import find, parse
+from seqdream.builtin.tasks import COLOUR_CYCLE, EDITS, compose, edit, sequence, text_to_image
+from seqdream.builtin.world import random_scene, render
+from seqdream.jobs.planner import plan_group
+
+
+def as_delivered(image: Image.Image, size: int = 1024) -> Image.Image:
+    """Upscaled and JPEG-encoded, the way the service delivers the model's native output."""
+    buffer = io.BytesIO()
+    image.resize((size, size), Image.Resampling.LANCZOS).save(buffer, format="JPEG", quality=95)
+    return Image.open(io.BytesIO(buffer.getvalue()))
+
+
+@pytest.mark.parametrize("size", [None, 1024, 2048])
+def test_parser_reads_every_rendered_scene(size: int | None) -> None:
+    rng = random.Random(size or 64)
+    for _ in range(200):
+        scene = random_scene(rng)
+        image = render(scene) if size is None else as_delivered(render(scene), size)
+        assert parse(image) == scene, scene.caption()
+
+
+def test_captions_name_every_attribute() -> None:
+    example = text_to_image(random.Random(5))
+    for thing in example.scene.things:
+        assert f"{thing.size} {thing.colour} {thing.kind}" in example.prompt
+    assert example.prompt.endswith(f"on a {example.scene.background} background")
+
+
+@pytest.mark.parametrize("kind", EDITS)
+def test_edits_change_only_what_they_say(kind: str) -> None:
+    rng = random.Random(hash(kind) % 1000)
+    for _ in range(20):
+        example = edit(rng, kind)
+        source, target = parse(example.references[0]), parse(example.target)
+        assert target == example.scene
+        assert source != target
+        kept = set(source.things) & set(target.things)
+        if kind == "background":
+            assert source.things == target.things and source.background != target.background
+        elif kind == "add":
+            assert len(target.things) == len(source.things) + 1 and kept == set(source.things)
+        elif kind == "remove":
+            assert len(target.things) == len(source.things) - 1 and kept == set(target.things)
+        else:
+            assert len(kept) == len(source.things) - 1 and source.background == target.background
+
+
+def test_composition_takes_objects_and_background_from_different_images() -> None:
+    example = compose(random.Random(3))
+    first, second = (parse(image) for image in example.references)
+    assert parse(example.target).things == first.things
+    assert parse(example.target).background == second.background
+
+
+@pytest.mark.parametrize("motion", ["moving", "growing", "recolouring"])
+def test_sequences_progress_and_stay_consistent(motion: str) -> None:
+    frames = sequence(random.Random(11), motion, count=4)
+    prompt = frames[0].prompt.rsplit(" (image", 1)[0]
+    assert [frame.prompt for frame in frames] == plan_group(prompt, 14, seed=0).prompts
+    assert frames[0].references == () and all(f.references == (frames[0].target,) for f in frames[1:])
+    seen = [find(as_delivered(frame.target)) for frame in frames]
+    assert len({background for background, _ in seen}) == 1
+    objects = [found[0] for _, found in seen]
+    assert all(len(found) == 1 for _, found in seen)
+    if motion == "moving":
+        xs = [item.centre[0] for item in objects]
+        assert xs == sorted(xs) and len(set(xs)) == 4
+    elif motion == "growing":
+        areas = [item.area for item in objects]
+        assert areas == sorted(areas) and len(set(areas)) == 4
+    else:
+        colours = [item.thing.colour for item in objects]
+        cycle = [c for c in COLOUR_CYCLE if c != seen[0][0]]
+        start = cycle.index(colours[0])
+        assert colours == [cycle[(start + k) % len(cycle)] for k in range(4)]
+    if motion != "recolouring":
+        assert len({(item.thing.kind, item.thing.colour) for item in objects}) == 1
