@@ -92,3 +92,24 @@ def test_nsfw_detector_runs_offline_on_real_images() -> None:
     detector = NudeNetDetector()
     landscape = Image.new("RGB", (640, 480), "skyblue")
     assert detector.findings(landscape) == [] and detector.is_nsfw(landscape) is False
+
+
+def test_sampling_defaults_come_from_the_model(tiny_model: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from seqdream.engines.flux2_klein import BASE, DISTILLED, Flux2KleinOptions, resolve_sampling
+
+    assert load_engine(Settings(model=str(tiny_model))).sampling == DISTILLED  # tiny model is_distilled
+    assert resolve_sampling(Flux2KleinOptions(model="hub/base-model"), is_distilled=False) == BASE
+    shipped = tmp_path / "shipped"
+    shutil.copytree(tiny_model, shipped)
+    (shipped / "seqdream.json").write_text(json.dumps({"native_resolution": 64, "num_inference_steps": 3}))
+    engine = load_engine(Settings(model=str(shipped)))
+    assert (engine.sampling.native_resolution, engine.sampling.num_inference_steps) == (64, 3)
+    assert engine.sampling.guidance_scale == DISTILLED.guidance_scale
+    overridden = load_engine(Settings(model=str(shipped), num_inference_steps=2))
+    assert overridden.sampling.num_inference_steps == 2  # explicit settings win
+    (shipped / "seqdream.json").write_text("{not json")
+    with pytest.raises(EngineError, match="not valid JSON"):
+        load_engine(Settings(model=str(shipped)))

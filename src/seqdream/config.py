@@ -44,10 +44,11 @@ class Settings(BaseSettings):
     model: str = DEFAULT_MODEL  # hub id or local folder
     device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
-    native_resolution: int = Field(1024, ge=64, le=4096)  # model renders ~this squared, aspect kept
-    num_inference_steps: int = Field(4, ge=1, le=200)
-    guidance_scale: float = Field(1.0, ge=0)
-    max_sequence_length: int = Field(512, ge=16, le=2048)
+    # Sampling: unset means the model's own defaults (its seqdream.json, else by model kind).
+    native_resolution: int | None = Field(None, ge=64, le=4096)  # renders ~this squared, aspect kept
+    num_inference_steps: int | None = Field(None, ge=1, le=200)
+    guidance_scale: float | None = Field(None, ge=0)
+    max_sequence_length: int | None = Field(None, ge=16, le=2048)
     max_batch: int = Field(4, ge=1, le=14)  # images denoised together in a group
 
     # Outputs and safety.

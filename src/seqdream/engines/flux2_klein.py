@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,15 +31,47 @@ MIN_REFERENCE_SIDE = 64  # the pipeline refuses smaller conditioning images
 
 
 @dataclass(frozen=True)
+class Sampling:
+    native_resolution: int
+    num_inference_steps: int
+    guidance_scale: float
+    max_sequence_length: int
+
+
+# Step-distilled klein checkpoints sample in 4 steps without guidance; the -base ones need CFG.
+DISTILLED = Sampling(native_resolution=1024, num_inference_steps=4, guidance_scale=1.0, max_sequence_length=512)
+BASE = Sampling(native_resolution=1024, num_inference_steps=50, guidance_scale=4.0, max_sequence_length=512)
+MODEL_DEFAULTS_FILE = "seqdream.json"  # optional, in a model folder: its own sampling defaults
+
+
+@dataclass(frozen=True)
 class Flux2KleinOptions:
+    """None means: the model's default (see `resolve_sampling`)."""
+
     model: str
     device: str = "auto"
     dtype: str = "auto"
-    native_resolution: int = 1024
-    num_inference_steps: int = 4
-    guidance_scale: float = 1.0
-    max_sequence_length: int = 512
+    native_resolution: int | None = None
+    num_inference_steps: int | None = None
+    guidance_scale: float | None = None
+    max_sequence_length: int | None = None
     max_batch: int = 4
+
+
+def resolve_sampling(options: Flux2KleinOptions, is_distilled: bool) -> Sampling:
+    """Explicit options win, then the model folder's seqdream.json, then the model kind's defaults."""
+    values = asdict(DISTILLED if is_distilled else BASE)
+    defaults_file = Path(options.model) / MODEL_DEFAULTS_FILE
+    if defaults_file.is_file():
+        try:
+            shipped = json.loads(defaults_file.read_text())
+        except ValueError as exc:
+            raise EngineError(f"{defaults_file} is not valid JSON: {exc}") from exc
+        values.update({key: value for key, value in shipped.items() if key in values})
+    for key in values:
+        if getattr(options, key) is not None:
+            values[key] = getattr(options, key)
+    return Sampling(**values)
 
 
 def pick_device(requested: str) -> str:
@@ -72,21 +106,23 @@ class Flux2KleinEngine:
             raise EngineError(f"could not load model {options.model!r}: {exc}") from exc
         self.pipeline = pipeline.to(self.device)
         self.pipeline.set_progress_bar_config(disable=True)
+        self.sampling = resolve_sampling(options, bool(self.pipeline.config.is_distilled))
         # Height and width must be multiples of the VAE factor times the 2x2 latent patch.
         self.multiple = self.pipeline.vae_scale_factor * 2
         self._lock = threading.Lock()  # one pipeline call at a time per process
         log.info(
-            "loaded %s on %s (%s) in %.1fs",
+            "loaded %s on %s (%s) in %.1fs; %s",
             options.model,
             self.device,
             self.dtype,
             time.perf_counter() - started,
+            self.sampling,
         )
 
     def _prepare_reference(self, image: Image.Image) -> Image.Image:
         """Scale a reference to at most the native area, and at least the minimum side."""
         width, height = image.size
-        limit = self.options.native_resolution**2
+        limit = self.sampling.native_resolution**2
         scale = min(1.0, (limit / (width * height)) ** 0.5)
         scale = max(scale, MIN_REFERENCE_SIDE / min(width, height))
         if scale != 1.0:
@@ -97,10 +133,10 @@ class Flux2KleinEngine:
         return image
 
     def generate(self, plan: GenerationPlan, progress: ProgressCallback | None = None) -> GenerationResult:
-        opts = self.options
-        render_w, render_h = native_size(plan.width, plan.height, opts.native_resolution, self.multiple)
+        opts, sampling = self.options, self.sampling
+        render_w, render_h = native_size(plan.width, plan.height, sampling.native_resolution, self.multiple)
         batches = 1 + -(-(plan.count - 1) // opts.max_batch)
-        total_steps = batches * opts.num_inference_steps
+        total_steps = batches * sampling.num_inference_steps
         done_steps = 0
 
         def on_step(_pipe: Any, _step: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -117,10 +153,10 @@ class Flux2KleinEngine:
                 prompt=prompts,
                 height=render_h,
                 width=render_w,
-                num_inference_steps=opts.num_inference_steps,
-                guidance_scale=opts.guidance_scale,
+                num_inference_steps=sampling.num_inference_steps,
+                guidance_scale=sampling.guidance_scale,
                 generator=generators,
-                max_sequence_length=opts.max_sequence_length,
+                max_sequence_length=sampling.max_sequence_length,
                 callback_on_step_end=on_step,
             )
             return list(result.images)
