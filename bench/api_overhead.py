@@ -5,7 +5,8 @@ model's own time is small and the service's share is visible), then measures:
   * submit latency (async mode: the job is committed before the response),
   * end-to-end sync-mode latency versus the engine's own inference time, per group size,
   * polling overhead of the official SDK.
-Prints a table of ratios. Usage: python bench/api_overhead.py [--runs 10]
+Prints a table of ratios. Usage: python bench/api_overhead.py [--runs 10] [--model DIR]
+(--model measures a real model folder, e.g. the built-in one, instead of the tiny random one).
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ EDIT_SEQ = "/api/v3/bytedance/seedream-v4/edit-sequential"
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--model", type=Path, default=None)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="seqdream-bench-"))
-    model = build_tiny_flux2_klein(work / "model")
+    model = args.model or build_tiny_flux2_klein(work / "model")
     server = ServerProcess(work / "data", model).start()
     try:
         with server.client() as api:

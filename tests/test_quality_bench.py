@@ -1,0 +1,44 @@
+"""The quality benchmark's scoring: perfect images score 100 %, wrong ones do not."""
+
+from __future__ import annotations
+
+import random
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench" / "quality"))
+
+from run import score_edit, score_group, score_t2i  # noqa: E402
+
+from seqdream.builtin import tasks  # noqa: E402
+from seqdream.builtin.parser import parse  # noqa: E402
+from seqdream.builtin.world import render  # noqa: E402
+
+
+def test_t2i_scores() -> None:
+    example = tasks.text_to_image(random.Random(4))
+    assert set(score_t2i(example.scene, parse(render(example.scene))).values()) == {1.0}
+    wrong = example.scene.with_things(
+        [replace(t, colour="black" if t.colour != "black" else "white") for t in example.scene.things]
+    )
+    scores = score_t2i(example.scene, wrong)
+    assert scores["colour"] == 0.0 and scores["kind"] == 1.0 and scores["position"] == 0.0
+
+
+@pytest.mark.parametrize("kind", tasks.EDITS)
+def test_edit_scores(kind: str) -> None:
+    example = tasks.edit(random.Random(8), kind)
+    source = parse(example.references[0])
+    assert score_edit(source, example.scene, parse(example.target)) == (1.0, 1.0)
+    assert score_edit(source, example.scene, source)[0] == 0.0  # doing nothing is no success
+
+
+@pytest.mark.parametrize("motion", ["moving", "growing", "recolouring"])
+def test_group_scores(motion: str) -> None:
+    frames = [example.target for example in tasks.sequence(random.Random(2), motion, count=4)]
+    assert score_group(motion, frames) == (1.0, 1.0)
+    if motion != "recolouring":
+        assert score_group(motion, frames[::-1])[1] == 0.0  # backwards is no progression
