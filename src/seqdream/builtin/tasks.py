@@ -23,7 +23,7 @@ from seqdream.builtin.world import (
     Thing,
     cell_center,
     draw_shape,
-    move_phrase,
+    position_phrase,
     random_scene,
     random_thing,
     render,
@@ -95,7 +95,7 @@ def _apply(rng: random.Random, kind: str, source: Scene) -> tuple[str, Scene] | 
     if kind == "move":
         column, row = rng.choice(source.free_cells())
         things[index] = replace(old, column=column, row=row)
-        return f"move {name} {move_phrase(column, row)}", source.with_things(things)
+        return f"move {name} {position_phrase(column, row, destination=True)}", source.with_things(things)
     if kind == "replace":
         new_kind = rng.choice([k for k in KINDS if k != old.kind])
         colour = rng.choice([c for c in COLOURS if c != source.background])

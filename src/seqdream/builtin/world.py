@@ -69,25 +69,17 @@ class Scene:
         return [cell for cell in CELLS if cell not in taken]
 
 
-def move_phrase(column: str, row: str) -> str:
-    """Where to, as in "move the red circle to the top left"."""
+def position_phrase(column: str, row: str, *, destination: bool = False) -> str:
+    """ "at the top left", "on the left", "in the center"; as a destination "to the top left"."""
     if (column, row) == ("center", "middle"):
-        return "to the center"
-    if row == "middle":
-        return f"to the {column}"
-    if column == "center":
-        return f"to the {row}"
-    return f"to the {row} {column}"
-
-
-def position_phrase(column: str, row: str) -> str:
-    if (column, row) == ("center", "middle"):
-        return "in the center"
-    if row == "middle":
-        return f"on the {column}"
-    if column == "center":
-        return f"at the {row}"
-    return f"at the {row} {column}"
+        place, preposition = "center", "in"
+    elif row == "middle":
+        place, preposition = column, "on"
+    elif column == "center":
+        place, preposition = row, "at"
+    else:
+        place, preposition = f"{row} {column}", "at"
+    return f"{'to' if destination else preposition} the {place}"
 
 
 def cell_center(column: str, row: str) -> tuple[float, float]:

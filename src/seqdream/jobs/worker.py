@@ -91,7 +91,6 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.wake = wake or threading.Event()  # set by in-process submitters: skip the poll wait
         self.janitor = Janitor(runtime)
-        self.jobs_done = 0
         self.on_finished: Callable[[str], None] = lambda _job_id: None  # wakes sync-mode waiters
 
     # -- loop -------------------------------------------------------------------------
@@ -206,5 +205,4 @@ class Worker:
                 return
         store.complete(job.id, self.worker_id, outputs=keys, has_nsfw_contents=flags, inference_ms=result.inference_ms)
         self.on_finished(job.id)
-        self.jobs_done += 1
         log.info("job %s: completed %d image(s) in %d ms", job.id, len(keys), result.inference_ms)
