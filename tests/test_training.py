@@ -21,6 +21,7 @@ def test_short_training_run_gives_a_loadable_pipeline(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "saved to" in result.stdout and (out / "seqdream.json").is_file()
+    assert "scenes read back exactly:" in result.stdout  # the VAE gate is reported
     engine = load_engine(Settings(model=str(out)))
     assert engine.sampling.native_resolution == 64 and engine.sampling.guidance_scale == 3.0
     plan = GenerationPlan(prompts=["a small red circle in the center on a white background"], seeds=[1],
