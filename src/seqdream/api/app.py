@@ -54,8 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             detector = build_detector(settings)
             app.state.engines = engines
             for index in range(settings.inline_workers):
-                worker = Worker(runtime, engines, detector, wake=work_available)
-                worker.on_finished = events.notify
+                worker = Worker(runtime, engines, detector, wake=work_available, on_finished=events.notify)
                 thread = threading.Thread(target=worker.run, args=(stop,), name=f"worker-{index}", daemon=True)
                 thread.start()
                 threads.append(thread)

@@ -170,7 +170,7 @@ class JobStore:
                     values.update(
                         status=JobStatus.FAILED.value,
                         finished_at=utcnow(),
-                        error=(f"the worker stopped while running this job {job.attempts} times; giving up"),
+                        error=f"the worker stopped while running this job {job.attempts} times; giving up",
                     )
                 else:
                     values.update(status=JobStatus.CREATED.value)

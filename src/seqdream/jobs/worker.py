@@ -84,6 +84,7 @@ class Worker:
         detector: Detector,
         worker_id: str | None = None,
         wake: threading.Event | None = None,
+        on_finished: Callable[[str], None] | None = None,
     ) -> None:
         self.runtime = runtime
         self.engines = engines
@@ -91,7 +92,7 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.wake = wake or threading.Event()  # set by in-process submitters: skip the poll wait
         self.janitor = Janitor(runtime)
-        self.on_finished: Callable[[str], None] = lambda _job_id: None  # wakes sync-mode waiters
+        self.on_finished = on_finished or (lambda _job_id: None)  # after each job: wakes sync-mode waiters
 
     # -- loop -------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -116,6 +117,8 @@ class Worker:
                 self.process(job, engine)
             except Exception:  # noqa: BLE001 - the lease expires and the job is retried
                 log.exception("job %s: worker error; the job will be retried after its lease", job.id)
+            finally:
+                self.on_finished(job.id)
         log.info("worker %s stopped", self.worker_id)
 
     def _housekeeping(self) -> None:
@@ -185,12 +188,10 @@ class Worker:
             except (ImageInputError, EngineError) as exc:
                 log.warning("job %s: failed: %s", job.id, exc)
                 store.fail(job.id, self.worker_id, str(exc))
-                self.on_finished(job.id)
                 return
             except Exception as exc:  # noqa: BLE001 - a job must end, never hang in processing
                 log.exception("job %s: unexpected error", job.id)
                 store.fail(job.id, self.worker_id, f"internal error: {type(exc).__name__}: {exc}")
-                self.on_finished(job.id)
                 return
 
             def save(indexed: tuple[int, Image.Image]) -> str:
@@ -204,5 +205,4 @@ class Worker:
                 self._retry_later(job, exc)
                 return
         store.complete(job.id, self.worker_id, outputs=keys, has_nsfw_contents=flags, inference_ms=result.inference_ms)
-        self.on_finished(job.id)
         log.info("job %s: completed %d image(s) in %d ms", job.id, len(keys), result.inference_ms)
