@@ -54,16 +54,17 @@ def decode(data: bytes) -> Image.Image:
 class ServerProcess:
     """`seqdream serve` in a subprocess, with its own data folder and settings."""
 
-    def __init__(self, data_dir: Path, model: Path, *serve_args: str, **env: str) -> None:
+    def __init__(self, data_dir: Path, model: Path | None, *serve_args: str, **env: str) -> None:
+        """`model` None: leave SEQDREAM_MODEL unset, so the service picks its default (built-in) model."""
         self.data_dir = data_dir
         self.serve_args = serve_args
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {
-            **os.environ,
+            **{name: value for name, value in os.environ.items() if name != "SEQDREAM_MODEL"},
             **TEST_ENV,
             "SEQDREAM_DATA_DIR": str(data_dir),
-            "SEQDREAM_MODEL": str(model),
+            **({"SEQDREAM_MODEL": str(model)} if model else {}),
             "SEQDREAM_PORT": str(self.port),
             **env,
         }

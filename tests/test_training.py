@@ -13,17 +13,27 @@ from seqdream.engines.registry import load_engine
 SCRIPT = Path(__file__).resolve().parents[1] / "training" / "train_builtin.py"
 
 
-def test_short_training_run_gives_a_loadable_pipeline(tmp_path: Path) -> None:
-    out = tmp_path / "builtin"
+def train(*args: str) -> str:
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--out", str(out), "--vae-minutes", "0.05", "--minutes", "0.1", "--batch", "4"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [sys.executable, str(SCRIPT), "--batch", "4", *args], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "saved to" in result.stdout and (out / "seqdream.json").is_file()
-    assert "scenes read back exactly:" in result.stdout  # the VAE gate is reported
+    return result.stdout
+
+
+def test_short_training_in_two_stages_gives_a_loadable_pipeline(tmp_path: Path) -> None:
+    vae_only = train("--out", str(tmp_path / "vae"), "--vae-steps", "20", "--steps", "0")
+    assert "trained 0 steps" in vae_only and "scenes read back exactly:" in vae_only  # the VAE gate is reported
+    out = tmp_path / "builtin"
+    output = train("--out", str(out), "--vae-from", str(tmp_path / "vae"), "--steps", "6")
+    assert "trained 6 steps" in output and (out / "seqdream.json").is_file()
+    vae_files = [
+        Path(folder, "vae", "diffusion_pytorch_model.safetensors").read_bytes() for folder in (tmp_path / "vae", out)
+    ]
+    assert vae_files[0] == vae_files[1]  # stage 2 reuses stage 1's VAE untouched
     engine = load_engine(Settings(model=str(out)))
     assert engine.sampling.native_resolution == 64 and engine.sampling.guidance_scale == 3.0
+    assert engine.pipeline.scheduler.config.use_dynamic_shifting is False  # the training shift, fixed
     plan = GenerationPlan(prompts=["a small red circle in the center on a white background"], seeds=[1],
                           width=1024, height=1024)  # fmt: skip
     assert engine.generate(plan).images[0].size == (1024, 1024)

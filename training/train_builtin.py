@@ -7,7 +7,8 @@ FLUX.2 [klein] checkpoint. Two stages, both seeded and reproducible:
   2. the text encoder and the transformer learn flow matching on text-to-image, edits,
      compositions and sequence frames, with the VAE frozen.
 
-Usage: python training/train_builtin.py --out build/builtin --vae-minutes 15 --minutes 90
+Usage: python training/train_builtin.py --out build/builtin [--vae-minutes 20 --minutes 80]
+       (or --vae-steps N --steps M: the same schedule by step count, reproducible on any machine)
 
 Gate: the VAE stage prints the share of scenes the parser reads back exactly after a VAE
 round trip; the transformer cannot beat that number, so it should be close to 100 %.
@@ -39,8 +40,15 @@ SAMPLING = {
     "guidance_scale": 3.0,
     "max_sequence_length": MAX_TOKENS,
 }
-TASK_MIX = {"t2i": 0.4, "edit": 0.35, "compose": 0.1, "sequence": 0.15}
+LATENT_CHANNELS = 8
+TASK_MIX = {"t2i": 0.35, "edit": 0.35, "compose": 0.1, "sequence": 0.14, "sequence_first": 0.06}
 PROMPT_DROPOUT = 0.1  # empty prompts teach the unconditional branch used by guidance
+REFERENCE_NOISE = 0.1  # largest std of the noise added to reference latents
+PEAK_LR = 5e-4
+# Noise levels lean high, in training and sampling alike. Flat backgrounds repeat across every
+# latent token, so the image shows through all but the heaviest noise; unshifted, the model
+# seldom needs the prompt and learns to ignore it (measured: same loss with shuffled prompts).
+SCHEDULER_SHIFT = 6.0
 
 
 def to_tensor(images: list[Image.Image]) -> torch.Tensor:
@@ -49,7 +57,7 @@ def to_tensor(images: list[Image.Image]) -> torch.Tensor:
 
 
 def build_components(seed: int):  # type: ignore[no-untyped-def]
-    from diffusers import AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2Transformer2DModel
+    from diffusers import AutoencoderKLFlux2, Flux2Transformer2DModel
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     torch.manual_seed(seed)
@@ -65,31 +73,63 @@ def build_components(seed: int):  # type: ignore[no-untyped-def]
             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True,
         )
     )  # fmt: skip
+    # Unit-scale token embeddings, so prompts differ clearly from the first step.
+    torch.nn.init.normal_(text_encoder.get_input_embeddings().weight, std=1.0)
     vae = AutoencoderKLFlux2(
         block_out_channels=(32, 64, 64), down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3, latent_channels=8, layers_per_block=1, norm_num_groups=8,
-        sample_size=CANVAS, mid_block_add_attention=False,
+        up_block_types=("UpDecoderBlock2D",) * 3, latent_channels=LATENT_CHANNELS, layers_per_block=1,
+        norm_num_groups=8, sample_size=CANVAS, mid_block_add_attention=False,
     )  # fmt: skip
     transformer = Flux2Transformer2DModel(
-        patch_size=1, in_channels=32, num_layers=3, num_single_layers=4, attention_head_dim=64,
+        patch_size=1, in_channels=4 * LATENT_CHANNELS, num_layers=3, num_single_layers=4, attention_head_dim=64,
         num_attention_heads=3, joint_attention_dim=3 * 64, timestep_guidance_channels=64,
         axes_dims_rope=(16, 16, 16, 16), guidance_embeds=False,
     )  # fmt: skip
-    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True)
-    return tokenizer, text_encoder, vae, transformer, scheduler
+    return tokenizer, text_encoder, vae, transformer, build_scheduler()
 
 
-def train_vae(vae, minutes: float, rng: random.Random, batch: int = 16) -> None:  # type: ignore[no-untyped-def]
+def shifted(sigma: torch.Tensor) -> torch.Tensor:
+    return SCHEDULER_SHIFT * sigma / (1 + (SCHEDULER_SHIFT - 1) * sigma)
+
+
+def build_scheduler():  # type: ignore[no-untyped-def]
+    """The training shift, fixed: the pipeline's own depends on the step count."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    return FlowMatchEulerDiscreteScheduler(shift=SCHEDULER_SHIFT, use_dynamic_shifting=False)
+
+
+class Budget:
+    """A stage's length, in steps (reproducible anywhere) or in minutes (fits a time slot)."""
+
+    def __init__(self, steps: int | None, minutes: float) -> None:
+        self.steps, self.seconds = steps, minutes * 60
+        self.started, self.step = time.monotonic(), 0
+
+    @property
+    def progress(self) -> float:
+        if self.steps is not None:
+            return self.step / self.steps if self.steps else 1.0
+        return (time.monotonic() - self.started) / self.seconds if self.seconds else 1.0
+
+    def next(self) -> bool:
+        """True while there is budget left for another step."""
+        return self.progress < 1
+
+
+def cosine(progress: float) -> float:
+    """Learning-rate factor: cosine decay from 1 to 0.1 over the stage."""
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def train_vae(vae, budget: Budget, rng: random.Random, batch: int = 16) -> None:  # type: ignore[no-untyped-def]
     """Reconstruction training. Object pixels weigh 10x: the flat background dominates the
     plain loss, and a VAE that only gets the background right blurs the shapes away."""
     optimiser = torch.optim.AdamW(vae.parameters(), lr=1e-3)
     vae.train()
-    total_s = minutes * 60
-    deadline, step = time.monotonic() + total_s, 0
-    while time.monotonic() < deadline:
-        progress = 1 - (deadline - time.monotonic()) / total_s
+    while budget.next():
         for group in optimiser.param_groups:
-            group["lr"] = 1e-3 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+            group["lr"] = 1e-3 * cosine(budget.progress)
         images = to_tensor([render(random_scene(rng)) for _ in range(batch)])
         background = images[:, :, :1, :1]
         weight = 1 + 9 * ((images - background).abs().sum(1, keepdim=True) > 0.05).float()
@@ -100,9 +140,9 @@ def train_vae(vae, minutes: float, rng: random.Random, batch: int = 16) -> None:
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-        step += 1
-        if step % 100 == 0:
-            print(f"vae step {step} loss {loss.item():.4f} ({progress:.0%})", flush=True)
+        budget.step += 1
+        if budget.step % 100 == 0:
+            print(f"vae step {budget.step} loss {loss.item():.4f} ({budget.progress:.0%})", flush=True)
     vae.eval()
 
 
@@ -142,7 +182,9 @@ def sample_batch(rng: random.Random, task: str, batch: int):  # type: ignore[no-
             examples.append(tasks.edit(rng))
         elif task == "compose":
             examples.append(tasks.compose(rng))
-        else:  # frames after the first: they carry the first frame as their reference
+        elif task == "sequence_first":  # a group's first frame comes from its prompt alone
+            examples.append(tasks.sequence(rng)[0])
+        else:  # later frames carry the first frame as their reference
             examples.extend(tasks.sequence(rng)[1:])
     return examples[:batch]
 
@@ -158,12 +200,15 @@ def training_step(pipe, examples: list[tasks.Example], rng: random.Random) -> to
     latent_ids = pipe._prepare_latent_ids(target)
     x0 = pipe._pack_latents(target)
     noise = torch.randn_like(x0)
-    sigma = torch.sigmoid(torch.randn(len(examples)))  # logit-normal
+    sigma = shifted(torch.sigmoid(torch.randn(len(examples))))  # logit-normal, shifted as in sampling
     noisy = (1 - sigma[:, None, None]) * x0 + sigma[:, None, None] * noise
     hidden, ids = noisy, latent_ids
     count = len(examples[0].references)
     if count:
         refs = [encode_images(pipe, [example.references[k] for example in examples]) for k in range(count)]
+        # Light noise on the references: at serving time a group's anchor is the model's own
+        # (imperfect) first frame, not a crisp render.
+        refs = [ref + REFERENCE_NOISE * torch.rand(len(ref), 1, 1, 1) * torch.randn_like(ref) for ref in refs]
         ref_ids = pipe._prepare_image_ids([ref[:1] for ref in refs]).repeat(len(examples), 1, 1)
         hidden = torch.cat([noisy] + [pipe._pack_latents(ref) for ref in refs], dim=1)
         ids = torch.cat([latent_ids, ref_ids], dim=1)
@@ -177,41 +222,46 @@ def training_step(pipe, examples: list[tasks.Example], rng: random.Random) -> to
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--vae-minutes", type=float, default=15)
-    parser.add_argument("--minutes", type=float, default=45)
+    parser.add_argument("--vae-minutes", type=float, default=20)
+    parser.add_argument("--vae-steps", type=int, default=None, help="overrides --vae-minutes")
+    parser.add_argument("--minutes", type=float, default=80)
+    parser.add_argument("--steps", type=int, default=None, help="overrides --minutes")
     parser.add_argument("--batch", type=int, default=24)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-every-minutes", type=float, default=10)
+    parser.add_argument("--lr", type=float, default=PEAK_LR, help="peak learning rate of the transformer stage")
+    parser.add_argument("--vae-from", type=Path, default=None, help="reuse the VAE of an earlier --out (skips stage 1)")
     args = parser.parse_args()
 
-    from diffusers import Flux2KleinPipeline
+    from diffusers import AutoencoderKLFlux2, Flux2KleinPipeline
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     rng = random.Random(args.seed)
+    started = time.monotonic()
     tokenizer, text_encoder, vae, transformer, scheduler = build_components(args.seed)
+    if args.vae_from:  # stage 1 done by an earlier run: its VAE and latent statistics as they are
+        vae = AutoencoderKLFlux2.from_pretrained(args.vae_from, subfolder="vae")
     pipe = Flux2KleinPipeline(
         scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer,
         is_distilled=False,
     )  # fmt: skip
-    started = time.monotonic()
-    train_vae(vae, args.vae_minutes, rng)
+    if not args.vae_from:
+        train_vae(vae, Budget(args.vae_steps, args.vae_minutes), rng)
+        calibrate_latent_norm(pipe, rng)
     vae.requires_grad_(False)
-    calibrate_latent_norm(pipe, rng)
-    accuracy = reconstruction_accuracy(vae)
+    accuracy = reconstruction_accuracy(pipe.vae)
     print(f"vae done in {time.monotonic() - started:.0f}s; scenes read back exactly: {accuracy:.0%}", flush=True)
+    transformer, text_encoder = pipe.transformer, pipe.text_encoder
 
     params = list(transformer.parameters()) + list(text_encoder.parameters())
-    optimiser = torch.optim.AdamW(params, lr=3e-4, weight_decay=0.01)
-    total_s = args.minutes * 60
-    deadline = time.monotonic() + total_s
+    optimiser = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    budget, losses = Budget(args.steps, args.minutes), []
     next_save = time.monotonic() + args.save_every_minutes * 60
-    step, losses = 0, []
     transformer.train()
     text_encoder.train()
-    while time.monotonic() < deadline:
-        progress = 1 - (deadline - time.monotonic()) / total_s
-        for group in optimiser.param_groups:  # short warm-up, then cosine decay over the time budget
-            group["lr"] = 3e-4 * min(1.0, (step + 1) / 200) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    while budget.next():
+        for group in optimiser.param_groups:  # short warm-up, then cosine decay over the budget
+            group["lr"] = args.lr * min(1.0, (budget.step + 1) / 200) * cosine(budget.progress)
         task = rng.choices(list(TASK_MIX), weights=list(TASK_MIX.values()))[0]
         loss = training_step(pipe, sample_batch(rng, task, args.batch), rng)
         optimiser.zero_grad()
@@ -219,14 +269,14 @@ def main() -> None:
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimiser.step()
         losses.append(loss.item())
-        step += 1
-        if step % 50 == 0:
-            print(f"step {step} {task:8s} loss {np.mean(losses[-50:]):.4f} ({progress:.0%})", flush=True)
+        budget.step += 1
+        if budget.step % 50 == 0:
+            print(f"step {budget.step} {task:8s} loss {np.mean(losses[-50:]):.4f} ({budget.progress:.0%})", flush=True)
         if time.monotonic() >= next_save:
             save(pipe, args.out)
             next_save = time.monotonic() + args.save_every_minutes * 60
     save(pipe, args.out)
-    print(f"trained {step} steps in {time.monotonic() - started:.0f}s; saved to {args.out}", flush=True)
+    print(f"trained {budget.step} steps in {time.monotonic() - started:.0f}s; saved to {args.out}", flush=True)
 
 
 def save(pipe, out: Path) -> None:  # type: ignore[no-untyped-def]

@@ -10,7 +10,9 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_MODEL = "black-forest-labs/FLUX.2-klein-4B"
+from seqdream.builtin import BUILTIN_MODEL
+
+DEFAULT_MODEL = BUILTIN_MODEL  # offline, CPU-sized; e.g. black-forest-labs/FLUX.2-klein-4B on a GPU
 
 
 class Settings(BaseSettings):
@@ -41,7 +43,7 @@ class Settings(BaseSettings):
 
     # Engine.
     engine: str = "flux2-klein"
-    model: str = DEFAULT_MODEL  # hub id or local folder
+    model: str = DEFAULT_MODEL  # "builtin", a hub id or a local folder
     device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     # Sampling: unset means the model's own defaults (its seqdream.json, else by model kind).

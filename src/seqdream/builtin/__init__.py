@@ -1,5 +1,19 @@
-"""The built-in model's world: procedural scenes, edits and sequences, and a scene parser.
+"""The built-in model and its world: procedural scenes, edits and sequences, a scene parser.
 
-Groundwork for the offline built-in model: the same code renders training data, states
-what each prompt asks for, and reads generated images back for the quality benchmark.
+`MODEL_DIR` holds a small `Flux2KleinPipeline` trained from scratch on this world by
+`training/train_builtin.py`; the service uses it when no other model is configured, so it
+works offline on a CPU. The world code renders its training data, states what each prompt
+asks for, and reads generated images back for the quality benchmark.
 """
+
+from __future__ import annotations
+
+from pathlib import Path
+
+BUILTIN_MODEL = "builtin"  # the name that selects it: SEQDREAM_MODEL=builtin (the default)
+MODEL_DIR = Path(__file__).parent / "model"
+
+
+def resolve_model(name: str) -> str:
+    """A model setting as `from_pretrained` takes it: the built-in model's folder, or as given."""
+    return str(MODEL_DIR) if name == BUILTIN_MODEL else name

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
+from seqdream.builtin import resolve_model
 from seqdream.config import Settings
 from seqdream.engines.base import Engine, EngineError
 
@@ -14,7 +15,7 @@ def _flux2_klein(settings: Settings) -> Engine:
 
     return Flux2KleinEngine(
         Flux2KleinOptions(
-            model=settings.model,
+            model=resolve_model(settings.model),
             device=settings.device,
             dtype=settings.dtype,
             native_resolution=settings.native_resolution,
