@@ -249,9 +249,8 @@ def main() -> None:
         train_vae(vae, Budget(args.vae_steps, args.vae_minutes), rng)
         calibrate_latent_norm(pipe, rng)
     vae.requires_grad_(False)
-    accuracy = reconstruction_accuracy(pipe.vae)
+    accuracy = reconstruction_accuracy(vae)
     print(f"vae done in {time.monotonic() - started:.0f}s; scenes read back exactly: {accuracy:.0%}", flush=True)
-    transformer, text_encoder = pipe.transformer, pipe.text_encoder
 
     params = list(transformer.parameters()) + list(text_encoder.parameters())
     optimiser = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
