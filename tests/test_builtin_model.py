@@ -91,3 +91,29 @@ def test_a_sequential_group_keeps_its_background(api: httpx.Client) -> None:
     assert len(frames) == 4
     found = [find(frame) for frame in frames]
     assert all(background == "blue" and objects for background, objects in found), found
+
+
+def test_examples_speak_the_built_in_world_and_all_run(api: httpx.Client) -> None:
+    response = api.get("/api/v3/examples")
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert data["model"] == "builtin" and "circles, squares, triangles" in data["about"]
+    examples = data["examples"]
+    routes = {example["model"] for example in examples}
+    assert routes == {
+        "bytedance/seedream-v4",
+        "bytedance/seedream-v4/edit",
+        "bytedance/seedream-v4/sequential",
+        "bytedance/seedream-v4/edit-sequential",
+    }
+    for example in examples:
+        for url in example["images"]:
+            assert parse(decode(api.get(url).content)).things  # a scene of the world
+        body = {key: example[key] for key in ("prompt", "size", "images", "max_images") if key in example}
+        path = "/api/v3/" + example["model"]
+        response = api.post(path, json={"enable_sync_mode": True, "seed": 1, **body})
+        data = response.json()["data"]
+        assert response.status_code == 200 and data["status"] == "completed", (example, response.text)
+        assert len(data["outputs"]) == example.get("max_images", 1)
+    assert api.get("/api/v3/examples/files/..%2Fseqdream.json").status_code == 404
+    assert api.get("/api/v3/examples/files/not-listed.png").status_code == 404

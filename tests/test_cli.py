@@ -63,3 +63,25 @@ def test_keys_lifecycle(tiny_model: Path, tmp_path: Path) -> None:
     assert run_cli(tmp_path, tiny_model, "keys", "revoke", key_id).returncode == 0
     assert "revoked" in run_cli(tmp_path, tiny_model, "keys", "list").stdout
     assert run_cli(tmp_path, tiny_model, "keys", "revoke", key_id).returncode == 1
+
+
+def test_thread_pools_follow_seqdream_threads(tmp_path: Path) -> None:
+    """SEQDREAM_THREADS sizes torch's pool, and OpenMP's idle threads sleep instead of spinning."""
+    code = (
+        "import os, torch; from seqdream.cli.main import _settings; _settings();"
+        "print(torch.get_num_threads(), os.environ['OMP_WAIT_POLICY'], os.environ['OMP_NUM_THREADS'])"
+    )
+    env = {**os.environ, "SEQDREAM_THREADS": "1", "SEQDREAM_DATA_DIR": str(tmp_path)}
+    env.pop("OMP_WAIT_POLICY", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["1", "PASSIVE", "1"]
+
+
+def test_the_nsfw_detector_runs_one_thread_without_spinning() -> None:
+    from seqdream.safety.nsfw import NudeNetDetector
+
+    detector = NudeNetDetector()
+    assert detector.is_nsfw(Image.new("RGB", (64, 64), "white")) is False
+    options = detector._model().onnx_session.get_session_options()
+    assert options.intra_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

@@ -140,3 +140,52 @@ def test_drag_and_drop_adds_a_reference(page) -> None:
     }""")
     page.wait_for_selector("#refs li.ready")
     assert page.get_attribute("#refs li img", "alt") == "dropped.png"
+
+
+def test_a_model_without_examples_keeps_the_generic_placeholder(page) -> None:
+    page.wait_for_load_state("networkidle")
+    assert page.is_hidden("#examples")
+    assert "paper boat" in page.get_attribute("#prompt", "placeholder")
+
+
+@pytest.fixture(scope="module")
+def builtin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server = ServerProcess(tmp_path_factory.mktemp("builtin-playground"), None).start()  # the built-in model
+    yield server
+    server.stop()
+
+
+def test_built_in_model_examples_fill_the_form_and_run(browser, builtin_server: ServerProcess) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 1100})
+    page = context.new_page()
+    page.goto(builtin_server.base_url + "/")
+    page.fill("#api-key", builtin_server.api_key)
+    page.dispatch_event("#api-key", "change")
+    page.wait_for_selector("#examples:not([hidden])")
+    placeholder = page.get_attribute("#prompt", "placeholder")
+    assert "background" in placeholder and "paper boat" not in placeholder  # the built-in world's words
+    assert "circles, squares, triangles" in page.text_content("#examples-about")
+    buttons = page.locator("#example-list button")
+    assert buttons.count() >= 8
+
+    buttons.filter(has_text="image 2").first.click()  # the composition example: two reference images
+    page.wait_for_function("document.querySelectorAll('#refs li.ready').length === 2")
+    assert page.input_value("#model") == "bytedance/seedream-v4/edit"
+    assert page.input_value("#prompt") == "put the objects from image 1 on the background of image 2"
+    assert "/api/v3/media/files/" in page.text_content("#curl")
+    page.click("#submit")
+    page.wait_for_selector("#status.completed", timeout=60_000)
+    assert page.locator("#gallery figure img").count() == 1
+
+    buttons.filter(has_text="moving from left to right").first.click()
+    assert page.input_value("#model") == "bytedance/seedream-v4/sequential"
+    assert page.input_value("#max-images") == "4" and page.locator("#refs li").count() == 0
+    page.click("#submit")  # the gallery empties at once, then fills with the new group
+    page.wait_for_function("document.querySelectorAll('#gallery figure img').length === 4", timeout=60_000)
+    assert page.text_content("#status") == "completed"
+    page.wait_for_function(
+        "[...document.querySelectorAll('#gallery img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "playground-builtin-examples.png"), full_page=True)
+    context.close()

@@ -10,6 +10,13 @@ FLUX.2 [klein] checkpoint. Two stages, both seeded and reproducible:
 Usage: python training/train_builtin.py --out build/builtin [--vae-minutes 20 --minutes 80]
        (or --vae-steps N --steps M: the same schedule by step count, reproducible on any machine)
 
+Training accumulates across sessions: `--resume DIR` continues from a saved folder (the shipped
+model included) and from its optimizer state, which is kept outside the folder (`--state`, by
+default `build/builtin-state.pt`) so the shipped package stays small:
+
+  python training/train_builtin.py --resume src/seqdream/builtin/model \
+      --out src/seqdream/builtin/model --minutes 120
+
 Gate: the VAE stage prints the share of scenes the parser reads back exactly after a VAE
 round trip; the transformer cannot beat that number, so it should be close to 100 %.
 """
@@ -41,7 +48,10 @@ SAMPLING = {
     "max_sequence_length": MAX_TOKENS,
 }
 LATENT_CHANNELS = 8
-TASK_MIX = {"t2i": 0.35, "edit": 0.35, "compose": 0.1, "sequence": 0.14, "sequence_first": 0.06}
+TASK_MIX = {"t2i": 0.27, "edit": 0.38, "compose": 0.08, "sequence": 0.2, "sequence_first": 0.07}
+# Edit kinds drawn by weight: the ones that copy the reference with one token changed (remove,
+# background) are learnt first; moves, replacements, additions and resizes need more examples.
+EDIT_MIX = {"add": 1.5, "remove": 0.5, "recolour": 1.0, "resize": 1.25, "move": 1.5, "replace": 1.5, "background": 0.5}
 PROMPT_DROPOUT = 0.1  # empty prompts teach the unconditional branch used by guidance
 REFERENCE_NOISE = 0.1  # largest std of the noise added to reference latents
 PEAK_LR = 5e-4
@@ -179,7 +189,7 @@ def sample_batch(rng: random.Random, task: str, batch: int):  # type: ignore[no-
         if task == "t2i":
             examples.append(tasks.text_to_image(rng))
         elif task == "edit":
-            examples.append(tasks.edit(rng))
+            examples.append(tasks.edit(rng, rng.choices(list(EDIT_MIX), weights=list(EDIT_MIX.values()))[0]))
         elif task == "compose":
             examples.append(tasks.compose(rng))
         elif task == "sequence_first":  # a group's first frame comes from its prompt alone
@@ -219,6 +229,25 @@ def training_step(pipe, examples: list[tasks.Example], rng: random.Random) -> to
     return F.mse_loss(prediction, noise - x0)
 
 
+def load_state(path: Path, optimiser: torch.optim.Optimizer) -> dict:
+    """Optimizer moments and the history of earlier runs, when a resumed run has them."""
+    if not path.is_file():
+        print(f"no optimizer state at {path}: starting fresh moments", flush=True)
+        return {"history": []}
+    state = torch.load(path, weights_only=False)
+    optimiser.load_state_dict(state["optimizer"])
+    steps = sum(run["steps"] for run in state["history"])
+    print(f"resumed optimizer state from {path}: {len(state['history'])} earlier run(s), {steps} steps", flush=True)
+    return state
+
+
+def save_state(path: Path, optimiser: torch.optim.Optimizer, state: dict, run: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    torch.save({"optimizer": optimiser.state_dict(), "history": state["history"] + [run]}, partial)
+    partial.replace(path)  # never a half-written state
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
@@ -230,37 +259,51 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-every-minutes", type=float, default=10)
     parser.add_argument("--lr", type=float, default=PEAK_LR, help="peak learning rate of the transformer stage")
+    parser.add_argument("--warmup", type=int, default=200, help="steps of linear learning-rate warm-up")
     parser.add_argument("--vae-from", type=Path, default=None, help="reuse the VAE of an earlier --out (skips stage 1)")
+    parser.add_argument("--resume", type=Path, default=None, help="continue from a saved folder (skips stage 1)")
+    parser.add_argument("--state", type=Path, default=Path("build/builtin-state.pt"),
+                        help="optimizer state, read on --resume and written with every save")  # fmt: skip
     args = parser.parse_args()
 
     from diffusers import AutoencoderKLFlux2, Flux2KleinPipeline
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    # A resumed run draws fresh examples: its stream is seeded by how far training has come.
     rng = random.Random(args.seed)
     started = time.monotonic()
-    tokenizer, text_encoder, vae, transformer, scheduler = build_components(args.seed)
-    if args.vae_from:  # stage 1 done by an earlier run: its VAE and latent statistics as they are
-        vae = AutoencoderKLFlux2.from_pretrained(args.vae_from, subfolder="vae")
-    pipe = Flux2KleinPipeline(
-        scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer,
-        is_distilled=False,
-    )  # fmt: skip
-    if not args.vae_from:
-        train_vae(vae, Budget(args.vae_steps, args.vae_minutes), rng)
-        calibrate_latent_norm(pipe, rng)
-    vae.requires_grad_(False)
-    accuracy = reconstruction_accuracy(vae)
+    if args.resume:
+        pipe = Flux2KleinPipeline.from_pretrained(str(args.resume))
+        pipe.scheduler = build_scheduler()
+    else:
+        tokenizer, text_encoder, vae, transformer, scheduler = build_components(args.seed)
+        if args.vae_from:  # stage 1 done by an earlier run: its VAE and latent statistics as they are
+            vae = AutoencoderKLFlux2.from_pretrained(args.vae_from, subfolder="vae")
+        pipe = Flux2KleinPipeline(
+            scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer,
+            is_distilled=False,
+        )  # fmt: skip
+        if not args.vae_from:
+            train_vae(vae, Budget(args.vae_steps, args.vae_minutes), rng)
+            calibrate_latent_norm(pipe, rng)
+    transformer, text_encoder = pipe.transformer, pipe.text_encoder
+    pipe.vae.requires_grad_(False)
+    accuracy = reconstruction_accuracy(pipe.vae)
     print(f"vae done in {time.monotonic() - started:.0f}s; scenes read back exactly: {accuracy:.0%}", flush=True)
 
     params = list(transformer.parameters()) + list(text_encoder.parameters())
     optimiser = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    state = load_state(args.state, optimiser) if args.resume else {"history": []}
+    done_before = sum(run["steps"] for run in state["history"])
+    rng = random.Random(args.seed * 1_000_003 + done_before)
     budget, losses = Budget(args.steps, args.minutes), []
+    run = {"steps": 0, "batch": args.batch, "lr": args.lr, "resumed_from": str(args.resume or "")}
     next_save = time.monotonic() + args.save_every_minutes * 60
     transformer.train()
     text_encoder.train()
     while budget.next():
         for group in optimiser.param_groups:  # short warm-up, then cosine decay over the budget
-            group["lr"] = args.lr * min(1.0, (budget.step + 1) / 200) * cosine(budget.progress)
+            group["lr"] = args.lr * min(1.0, (budget.step + 1) / max(1, args.warmup)) * cosine(budget.progress)
         task = rng.choices(list(TASK_MIX), weights=list(TASK_MIX.values()))[0]
         loss = training_step(pipe, sample_batch(rng, task, args.batch), rng)
         optimiser.zero_grad()
@@ -272,10 +315,16 @@ def main() -> None:
         if budget.step % 50 == 0:
             print(f"step {budget.step} {task:8s} loss {np.mean(losses[-50:]):.4f} ({budget.progress:.0%})", flush=True)
         if time.monotonic() >= next_save:
+            run["steps"], run["loss"] = budget.step, float(np.mean(losses[-200:]))
             save(pipe, args.out)
+            save_state(args.state, optimiser, state, run)
             next_save = time.monotonic() + args.save_every_minutes * 60
+    run["steps"], run["loss"] = budget.step, float(np.mean(losses[-200:])) if losses else None
     save(pipe, args.out)
-    print(f"trained {budget.step} steps in {time.monotonic() - started:.0f}s; saved to {args.out}", flush=True)
+    save_state(args.state, optimiser, state, run)
+    total = done_before + budget.step
+    print(f"trained {budget.step} steps ({total} in all) in {time.monotonic() - started:.0f}s; saved to {args.out}",
+          flush=True)  # fmt: skip
 
 
 def save(pipe, out: Path) -> None:  # type: ignore[no-untyped-def]

@@ -32,12 +32,15 @@ class Settings(BaseSettings):
     auth_disabled: bool = False  # development only: accept requests without a key
     log_level: str = "info"
 
+    threads: int | None = Field(None, ge=1, le=1024)  # CPU threads per pool; default: the available cores
+
     # Jobs.
     inline_workers: int = Field(1, ge=0, le=16)
     sync_timeout_s: float = Field(300.0, gt=0)
     job_lease_s: float = Field(60.0, gt=0)  # a processing job silent this long is taken back
     job_max_attempts: int = Field(3, ge=1)
     poll_interval_s: float = Field(0.2, gt=0)
+    shutdown_grace_s: float = Field(20.0, ge=0)  # on SIGINT/SIGTERM running jobs may finish this long
     storage_retry_s: float = Field(30.0, gt=0)  # wait before retrying a job whose outputs failed to save
     retention_hours: float = Field(168.0, gt=0)  # outputs and uploads are deleted after this
 

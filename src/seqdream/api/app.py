@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from seqdream import __version__
-from seqdream.api import media, predictions
+from seqdream.api import examples, media, predictions
 from seqdream.api.deps import get_runtime
 from seqdream.api.envelope import install_error_handlers
 from seqdream.api.limits import BodySizeLimit
@@ -26,7 +26,7 @@ from seqdream.api.notifier import JobEvents
 from seqdream.api.schemas import FIELD_RULES
 from seqdream.config import Settings
 from seqdream.db import Job
-from seqdream.jobs.worker import EngineHolder, Worker
+from seqdream.jobs.worker import EngineHolder, Worker, WorkerPool
 from seqdream.runtime import Runtime
 from seqdream.services import build_detector, build_engine_holder
 
@@ -44,28 +44,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events = JobEvents()
         events.bind(asyncio.get_running_loop())
         app.state.job_events = events
-        stop = threading.Event()
         work_available = threading.Event()  # set on submit so idle workers start at once
         app.state.work_available = work_available
-        threads: list[threading.Thread] = []
         app.state.engines = None
+        pool: WorkerPool | None = None
         if settings.inline_workers:
             engines: EngineHolder = build_engine_holder(settings)
             detector = build_detector(settings)
             app.state.engines = engines
-            for index in range(settings.inline_workers):
-                worker = Worker(runtime, engines, detector, wake=work_available, on_finished=events.notify)
-                thread = threading.Thread(target=worker.run, args=(stop,), name=f"worker-{index}", daemon=True)
-                thread.start()
-                threads.append(thread)
+            workers = [
+                Worker(runtime, engines, detector, wake=work_available, on_finished=events.notify)
+                for _ in range(settings.inline_workers)
+            ]
+            pool = app.state.workers = WorkerPool(workers).start()
         log.info("seqdream %s serving; database %s", __version__, settings.resolved_database_url)
         try:
             yield
         finally:
-            stop.set()
-            work_available.set()
-            for thread in threads:
-                thread.join(timeout=5)
+            if pool is not None:
+                await run_in_threadpool(pool.shutdown, settings.shutdown_grace_s)
             runtime.close()
 
     app = FastAPIOffline(
@@ -81,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app, FIELD_RULES)
     app.include_router(predictions.router)
     app.include_router(media.router)
+    app.include_router(examples.router)
     app.mount("/playground", StaticFiles(directory=PLAYGROUND_DIR, html=True), name="playground")
 
     @app.get("/", include_in_schema=False)

@@ -21,6 +21,13 @@ def base_url(request: Request) -> str:
     return (configured or str(request.base_url)).rstrip("/")
 
 
+def own_bases(request: Request) -> list[str]:
+    """Every base URL a client may use for this service: the configured one and the request's own."""
+    runtime: Runtime = request.app.state.runtime
+    bases = [runtime.settings.public_base_url, str(request.base_url)]
+    return [base.rstrip("/") for base in bases if base]
+
+
 @dataclass(frozen=True)
 class Caller:
     key_id: str | None  # None when authentication is disabled

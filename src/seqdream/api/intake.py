@@ -1,35 +1,120 @@
-"""Submit-time handling of `images`: validate inline data, resolve our own upload URLs."""
+"""Submit-time handling of `images`: validate inline data, resolve this service's own URLs.
+
+A URL this service handed out (an upload's download URL, an output of an earlier task, an
+example file) is read from storage, never fetched: whichever host name the client used for us.
+A reference that can never load (an own URL that is unknown or expired, a literal address the
+fetch policy refuses) is a 400 here rather than a failed job later.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import select
 
 from seqdream.api.envelope import APIError
+from seqdream.api.examples import EXAMPLE_FILES_PATH, example_file
 from seqdream.db import Upload
 from seqdream.images.decode import ImageInputError, decode_base64_image, looks_like_url, open_image
+from seqdream.images.fetch import IPAddress
 from seqdream.runtime import Runtime
 
 MAX_URL_CHARS = 4096
-_OWN_FILE = re.compile(r"^/api/v3/media/files/(?P<id>[0-9a-f]{32})/[^/]+$")
+_OWN_UPLOAD = re.compile(r"^/api/v3/media/files/(?P<id>[0-9a-f]{32})/[^/]+$")
+_OWN_OUTPUT = re.compile(r"^/api/v3/media/outputs/(?P<job>[A-Za-z0-9._-]{1,128})/(?P<name>[A-Za-z0-9._-]{1,128})$")
+_OWN_EXAMPLE = re.compile(rf"^{re.escape(EXAMPLE_FILES_PATH)}(?P<name>[^/]+)$")
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 
-def own_upload_id(url: str, base: str) -> str | None:
-    """The upload id if `url` is a download URL this service handed out, else None."""
-    parts, ours = urlsplit(url), urlsplit(base)
-    if (parts.scheme, parts.netloc) != (ours.scheme, ours.netloc):
+def literal_address(host: str) -> IPAddress | None:
+    """The address a host names without DNS: dotted, IPv6 and the odd inet_aton forms (0x7f.1, 2130706433)."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if not re.fullmatch(r"[0-9a-fA-FxX.]+", host):
         return None
-    path = parts.path
-    if ours.path and path.startswith(ours.path.rstrip("/")):
-        path = path[len(ours.path.rstrip("/")) :]
-    match = _OWN_FILE.match(path)
-    return match.group("id") if match else None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
 
 
-def accept_images(images: list[str], job_id: str, runtime: Runtime, base: str) -> list[dict[str, Any]]:
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80
+
+
+def own_path(url: str, bases: list[str]) -> str | None:
+    """The path below our root if `url` points at this service, else None.
+
+    Ours: the same scheme, host and port as one of `bases` (the request's and the configured public
+    base), or a loopback host on the port the request came in on."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    port = parts.port or _default_port(parts.scheme)
+    for base in bases:
+        ours = urlsplit(base)
+        our_port = ours.port or _default_port(ours.scheme)
+        address = literal_address(host)
+        loopback = host in _LOOPBACK_NAMES or (address is not None and (address.is_loopback or address.is_unspecified))
+        same = (parts.scheme, host, port) == (ours.scheme, (ours.hostname or "").lower(), our_port)
+        if same or (loopback and port == our_port):
+            path = unquote(parts.path)
+            prefix = ours.path.rstrip("/")
+            return path[len(prefix) :] if prefix and path.startswith(prefix) else path
+    return None
+
+
+def _own_source(path: str, label: str, job_id: str, index: int, runtime: Runtime) -> dict[str, Any] | None:
+    """The stored source behind one of our own paths; a 400 when it is ours but gone."""
+    if match := _OWN_UPLOAD.match(path):
+        with runtime.db.session() as session:
+            upload = session.scalar(select(Upload).where(Upload.id == match["id"]))
+        if upload is None or not upload.ready:
+            raise APIError(400, f"{label}: no completed upload with id {match['id']} (it may have expired)")
+        return {"blob": upload.blob_key}
+    if match := _OWN_OUTPUT.match(path):
+        key = f"outputs/{match['job']}/{match['name']}"
+        if not runtime.blobs.exists(key):
+            raise APIError(400, f"{label}: no stored output {match['job']}/{match['name']} (it may have expired)")
+        return {"blob": key}
+    if match := _OWN_EXAMPLE.match(path):
+        found = example_file(runtime.settings.model, match["name"])
+        if found is None:
+            raise APIError(400, f"{label}: the loaded model has no example file {match['name']!r}")
+        return {"blob": _store(runtime, f"inputs/{job_id}/{index}{found.suffix}", found.read_bytes(), label)}
+    return None
+
+
+def _store(runtime: Runtime, key: str, data: bytes, label: str) -> str:
+    try:
+        runtime.blobs.put(key, data)
+    except OSError as exc:
+        raise APIError(503, f"could not store {label} ({exc.strerror or exc}); nothing was queued") from exc
+    return key
+
+
+def _check_url(value: str, label: str, runtime: Runtime) -> None:
+    if len(value) > MAX_URL_CHARS:
+        raise APIError(400, f"{label}: the URL is longer than {MAX_URL_CHARS} characters")
+    parts = urlsplit(value)
+    if not parts.hostname:
+        raise APIError(400, f"{label}: {value!r} is not a valid URL")
+    if parts.hostname.lower() in _LOOPBACK_NAMES:
+        raise APIError(400, f"{label}: {value!r} points to a loopback address, which is not allowed")
+    address = literal_address(parts.hostname)
+    if address is not None:
+        try:
+            runtime.fetch_policy.check_address(address)
+        except ImageInputError as exc:
+            raise APIError(400, f"{label}: {value!r} {exc}") from exc
+
+
+def accept_images(images: list[str], job_id: str, runtime: Runtime, bases: list[str]) -> list[dict[str, Any]]:
     """Turn the request's strings into stored references: {"blob": key} or {"url": url}."""
     settings = runtime.settings
     sources: list[dict[str, Any]] = []
@@ -37,19 +122,12 @@ def accept_images(images: list[str], job_id: str, runtime: Runtime, base: str) -
         label = f"images[{index}]"
         value = value.strip()
         if looks_like_url(value):
-            if len(value) > MAX_URL_CHARS:
-                raise APIError(400, f"{label}: the URL is longer than {MAX_URL_CHARS} characters")
-            if not urlsplit(value).hostname:
-                raise APIError(400, f"{label}: {value!r} is not a valid URL")
-            upload_id = own_upload_id(value, base)
-            if upload_id is None:
-                sources.append({"url": value})
-                continue
-            with runtime.db.session() as session:
-                upload = session.scalar(select(Upload).where(Upload.id == upload_id))
-            if upload is None or not upload.ready:
-                raise APIError(400, f"{label}: no completed upload with id {upload_id}")
-            sources.append({"blob": upload.blob_key})
+            path = own_path(value, bases) if len(value) <= MAX_URL_CHARS else None
+            own = _own_source(path, label, job_id, index, runtime) if path is not None else None
+            if own is None:
+                _check_url(value, label, runtime)
+                own = {"url": value}
+            sources.append(own)
             continue
         if value.startswith(("ftp://", "file://", "gopher://")) or "://" in value[:16]:
             raise APIError(400, f"{label}: only http(s) URLs, data: URIs and base64 are accepted")
@@ -59,9 +137,5 @@ def accept_images(images: list[str], job_id: str, runtime: Runtime, base: str) -
         except ImageInputError as exc:
             raise APIError(400, f"{label} {exc}") from exc
         key = f"inputs/{job_id}/{index}.{(image.format or 'bin').lower()}"
-        try:
-            runtime.blobs.put(key, data)
-        except OSError as exc:
-            raise APIError(503, f"could not store {label} ({exc.strerror or exc}); nothing was queued") from exc
-        sources.append({"blob": key})
+        sources.append({"blob": _store(runtime, key, data, label)})
     return sources

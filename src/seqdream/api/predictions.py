@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from seqdream.api.deps import Caller, base_url, get_runtime, require_key
+from seqdream.api.deps import Caller, base_url, get_runtime, own_bases, require_key
 from seqdream.api.envelope import APIError, success
 from seqdream.api.intake import accept_images
 from seqdream.api.notifier import JobEvents
@@ -31,9 +31,9 @@ def _normalised_request(body: SeedreamRequest, sources: list[dict[str, Any]]) ->
     }
 
 
-def _create_job(runtime: Runtime, spec: ModelSpec, body: SeedreamRequest, caller: Caller, base: str) -> Job:
+def _create_job(runtime: Runtime, spec: ModelSpec, body: SeedreamRequest, caller: Caller, bases: list[str]) -> Job:
     job_id = uuid.uuid4().hex
-    sources = accept_images(getattr(body, "images", []), job_id, runtime, base)
+    sources = accept_images(getattr(body, "images", []), job_id, runtime, bases)
     seed = body.seed if body.seed >= 0 else secrets.randbelow(SEED_MAX + 1)
     try:
         return runtime.jobs.create(
@@ -69,7 +69,7 @@ def _submit_route(spec: ModelSpec):  # type: ignore[no-untyped-def]
         runtime: Runtime = Depends(get_runtime),
     ) -> dict[str, Any]:
         base = base_url(request)
-        job = await run_in_threadpool(_create_job, runtime, spec, body, caller, base)
+        job = await run_in_threadpool(_create_job, runtime, spec, body, caller, own_bases(request))
         request.app.state.work_available.set()
         if not body.enable_sync_mode:
             return success(present(job, base, runtime.blobs))

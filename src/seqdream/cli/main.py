@@ -18,8 +18,13 @@ app.add_typer(keys_app, name="keys")
 
 
 def _settings(**overrides: object) -> Settings:
+    """Settings for a command, with the CPU thread pools sized before anything imports torch."""
+    from seqdream.threads import configure_threads
+
     values = {name: value for name, value in overrides.items() if value is not None}
-    return Settings(**values)
+    settings = Settings(**values)
+    configure_threads(settings.threads)
+    return settings
 
 
 def _configure_logging(level: str) -> None:
@@ -45,9 +50,9 @@ def serve(
     no_auth: bool = typer.Option(False, "--no-auth", help="Development only: accept requests without an API key."),
 ) -> None:
     """Run the HTTP API (and, by default, one in-process worker)."""
-    import uvicorn
-
     from seqdream.api.app import create_app
+    from seqdream.api.server import serve as run_server
+    from seqdream.threads import configured_threads
 
     settings = _settings(host=host, port=port, inline_workers=workers, model=model, auth_disabled=no_auth or None)
     _configure_logging(settings.log_level)
@@ -61,8 +66,9 @@ def serve(
             err=True,
         )
     runtime.close()
+    logging.getLogger("seqdream").info("CPU thread pools sized for %d core(s)", configured_threads())
     typer.secho(f"playground: http://{settings.host}:{settings.port}/   API docs: /docs", err=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    run_server(create_app(settings), settings)
 
 
 @app.command()
@@ -70,26 +76,28 @@ def worker(
     concurrency: int = typer.Option(1, min=1, max=16, help="Worker threads in this process (they share one model)."),
 ) -> None:
     """Run workers against the configured database, in this process, until interrupted."""
-    from seqdream.jobs.worker import Worker
+    from seqdream.jobs.worker import Worker, WorkerPool
     from seqdream.services import build_detector, build_engine_holder
 
-    settings = Settings()
+    settings = _settings()
     _configure_logging(settings.log_level)
     runtime = _runtime(settings)
     engines = build_engine_holder(settings)
     detector = build_detector(settings)
-    stop = threading.Event()
+    pool = WorkerPool([Worker(runtime, engines, detector) for _ in range(concurrency)]).start()
+    signalled = threading.Event()
+
+    def on_signal(*_: object) -> None:
+        if signalled.is_set():  # a second signal: hand running jobs back now
+            pool.abort_running()
+        signalled.set()
+        pool.begin_shutdown()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    threads = [
-        threading.Thread(target=Worker(runtime, engines, detector).run, args=(stop,), name=f"worker-{i}")
-        for i in range(concurrency)
-    ]
-    for thread in threads:
-        thread.start()
-    while any(thread.is_alive() for thread in threads):
-        for thread in threads:
-            thread.join(timeout=0.5)
+        signal.signal(sig, on_signal)
+    while not signalled.wait(0.5) and pool.alive():
+        pass
+    pool.shutdown(settings.shutdown_grace_s)
     runtime.close()
 
 

@@ -9,12 +9,16 @@ from typing import Protocol
 
 from PIL import Image
 
-# Called with (images finished, images in all) as a group makes progress.
+# Called with the fraction done after each denoising step; it may raise Interrupted to stop the call.
 ProgressCallback = Callable[[float], None]
 
 
 class EngineError(RuntimeError):
     """The model call failed; the message is shown to the caller as the job's error."""
+
+
+class Interrupted(Exception):  # noqa: N818 - it names what happened, not an error
+    """Raised by a progress callback to stop a generation between denoising steps."""
 
 
 @dataclass(frozen=True)

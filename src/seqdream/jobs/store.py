@@ -151,6 +151,17 @@ class JobStore:
             not_before=utcnow() + timedelta(seconds=retry_in_s),
         )
 
+    def hand_back(self, job_id: str, worker_id: str) -> bool:
+        """Return a job its worker is shutting down on to the queue now, not counted as an attempt."""
+        return self._update_owned(
+            job_id,
+            worker_id,
+            status=JobStatus.CREATED.value,
+            worker_id=None,
+            attempts=Job.attempts - 1,
+            not_before=None,
+        )
+
     def recover_stale(self, lease_s: float, max_attempts: int) -> RecoveryReport:
         """Requeue processing jobs whose worker went silent; fail those that keep crashing it."""
         cutoff: datetime = utcnow() - timedelta(seconds=lease_s)

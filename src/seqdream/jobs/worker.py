@@ -16,7 +16,7 @@ from typing import Protocol
 from PIL import Image
 
 from seqdream.db import Job
-from seqdream.engines.base import Engine, EngineError, GenerationPlan
+from seqdream.engines.base import Engine, EngineError, GenerationPlan, Interrupted
 from seqdream.images.decode import ImageInputError
 from seqdream.jobs.janitor import Janitor
 from seqdream.jobs.planner import parse_size, plan_group
@@ -93,6 +93,11 @@ class Worker:
         self.wake = wake or threading.Event()  # set by in-process submitters: skip the poll wait
         self.janitor = Janitor(runtime)
         self.on_finished = on_finished or (lambda _job_id: None)  # after each job: wakes sync-mode waiters
+        self.abort = threading.Event()  # set to stop the running job between steps and hand it back
+
+    def _check_abort(self, _fraction: float) -> None:
+        if self.abort.is_set():
+            raise Interrupted
 
     # -- loop -------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -180,8 +185,12 @@ class Worker:
         with self._lease(job):
             try:
                 plan = self.plan_for(job)
-                result = engine.generate(plan)
+                result = engine.generate(plan, self._check_abort)
                 flags = parallel_map(self.detector.is_nsfw, result.images)
+            except Interrupted:
+                store.hand_back(job.id, self.worker_id)
+                log.warning("job %s: interrupted by shutdown; handed back to the queue", job.id)
+                return
             except StorageError as exc:  # storage unreachable: keep the job, try again later
                 self._retry_later(job, exc)
                 return
@@ -206,3 +215,49 @@ class Worker:
                 return
         store.complete(job.id, self.worker_id, outputs=keys, has_nsfw_contents=flags, inference_ms=result.inference_ms)
         log.info("job %s: completed %d image(s) in %d ms", job.id, len(keys), result.inference_ms)
+
+
+class WorkerPool:
+    """Worker threads of one process, with a graceful stop.
+
+    `shutdown` stops claiming at once, lets running jobs finish for up to `grace_s`, then
+    interrupts them between denoising steps and hands them back to the queue: no job waits
+    out its lease because this process stopped."""
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.workers = workers
+        self.stop = threading.Event()
+        self.threads = [
+            threading.Thread(target=worker.run, args=(self.stop,), name=f"worker-{index}", daemon=True)
+            for index, worker in enumerate(workers)
+        ]
+
+    def start(self) -> WorkerPool:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def begin_shutdown(self) -> None:
+        """Stop claiming new jobs (running ones go on)."""
+        self.stop.set()
+        for worker in self.workers:
+            worker.wake.set()
+
+    def shutdown(self, grace_s: float) -> None:
+        self.begin_shutdown()
+        deadline = time.monotonic() + grace_s
+        for thread in self.threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if self.alive():
+            log.warning("running jobs did not finish within %.0fs; handing them back to the queue", grace_s)
+            self.abort_running()
+            for thread in self.threads:
+                thread.join()
+
+    def abort_running(self) -> None:
+        """Interrupt running jobs at their next denoising step and hand them back to the queue."""
+        for worker in self.workers:
+            worker.abort.set()
+
+    def alive(self) -> bool:
+        return any(thread.is_alive() for thread in self.threads)

@@ -27,9 +27,17 @@ class NudeNetDetector:
     def _model(self):  # type: ignore[no-untyped-def]
         with self._lock:
             if self._detector is None:
+                import onnxruntime
                 from nudenet import NudeDetector
 
-                self._detector = NudeDetector()
+                from seqdream.threads import onnx_session_options
+
+                detector = NudeDetector()
+                # Its own session uses every core and spins; ours runs one image per pool thread.
+                detector.onnx_session = onnxruntime.InferenceSession(
+                    detector.onnx_session._model_path, sess_options=onnx_session_options()
+                )
+                self._detector = detector
             return self._detector
 
     def findings(self, image: Image.Image) -> list[dict[str, object]]:

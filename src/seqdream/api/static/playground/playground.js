@@ -7,7 +7,8 @@ const MAX_REFS = 10;
 const WITH_REFS = new Set(["bytedance/seedream-v4/edit", "bytedance/seedream-v4/edit-sequential"]);
 const WITH_GROUPS = new Set(["bytedance/seedream-v4/sequential", "bytedance/seedream-v4/edit-sequential"]);
 
-const state = { refs: [], timer: null, polling: null, nextRefId: 1 };
+const DEFAULT_PLACEHOLDER = "A series of 4 images of a paper boat drifting down a rainy street";
+const state = { refs: [], timer: null, polling: null, nextRefId: 1, examples: [] };
 
 // ---- API -------------------------------------------------------------------------------
 async function api(path, options = {}) {
@@ -58,7 +59,55 @@ function syncModelFields() {
   const model = $("model").value;
   $("refs-field").hidden = !WITH_REFS.has(model);
   $("max-images-field").hidden = !WITH_GROUPS.has(model);
+  // The placeholder speaks the loaded model's language when it ships examples.
+  const example = state.examples.find((e) => e.model === model) || state.examples[0];
+  $("prompt").placeholder = example ? example.prompt : DEFAULT_PLACEHOLDER;
   refreshCurl();
+}
+
+// ---- examples the loaded model ships ---------------------------------------------------------
+async function loadExamples() {
+  let data;
+  try { data = await api("/api/v3/examples"); } catch { return; }  // no examples: keep the defaults
+  state.examples = data.examples || [];
+  $("examples").hidden = state.examples.length === 0;
+  $("examples-about").textContent = data.about || "";
+  $("example-list").replaceChildren(...state.examples.map((example) => {
+    const item = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    const route = document.createElement("small");
+    route.textContent = example.model.replace("bytedance/seedream-v4", "seedream-v4");
+    button.append(route, example.prompt + ((example.images || []).length ? ` (${example.images.length} reference image${example.images.length > 1 ? "s" : ""})` : ""));
+    button.addEventListener("click", () => useExample(example));
+    item.append(button);
+    return item;
+  }));
+  syncModelFields();
+}
+
+async function useExample(example) {
+  hideError();
+  $("model").value = example.model;
+  $("prompt").value = example.prompt;
+  if (example.size && [...$("size-preset").options].some((o) => o.value === example.size)) {
+    $("size-preset").value = example.size;
+    $("custom-size").hidden = true;
+  }
+  $("max-images").value = example.max_images || 1;
+  $("max-images-value").textContent = $("max-images").value;
+  for (const ref of state.refs) URL.revokeObjectURL(ref.preview);
+  state.refs = [];
+  renderRefs();
+  syncModelFields();
+  const files = [];
+  for (const url of example.images || []) {
+    const response = await fetch(url);
+    if (!response.ok) { showError(`Could not load the example image ${url}`); return; }
+    const blob = await response.blob();
+    files.push(new File([blob], url.split("/").pop(), { type: blob.type }));
+  }
+  if (files.length) await addFiles(files);
 }
 
 // ---- reference images --------------------------------------------------------------------
@@ -251,6 +300,7 @@ function init() {
   $("refresh-history").addEventListener("click", loadHistory);
   $("form").addEventListener("submit", submit);
   syncModelFields();
+  loadExamples();
   loadHistory();
 }
 

@@ -1,0 +1,73 @@
+"""Example requests a model folder ships (`examples.json` beside `seqdream.json`), for the playground.
+
+The built-in model ships prompts in its world's vocabulary and the reference images they edit;
+a model without the file (a hub id, say) has no examples and the playground keeps its defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse
+
+from seqdream.api.deps import base_url, get_runtime
+from seqdream.api.envelope import APIError, success
+from seqdream.builtin import resolve_model
+from seqdream.runtime import Runtime
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v3/examples", tags=["service"])
+
+EXAMPLES_FILE = "examples.json"
+EXAMPLE_FILES_PATH = "/api/v3/examples/files/"
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@lru_cache(maxsize=8)
+def load_examples(model: str) -> dict[str, Any]:
+    """{"about": str, "examples": [...]} from the model folder, or empty when it ships none."""
+    path = Path(resolve_model(model)) / EXAMPLES_FILE
+    try:
+        payload = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {"about": "", "examples": []}
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring %s: %s", path, exc)
+        return {"about": "", "examples": []}
+    return {"about": str(payload.get("about", "")), "examples": list(payload.get("examples", []))}
+
+
+def example_file(model: str, name: str) -> Path | None:
+    """The path of a reference image that one of the model's examples uses, else None."""
+    listed = {image for example in load_examples(model)["examples"] for image in example.get("images", [])}
+    if name not in listed or not _FILE_NAME.match(name):
+        return None
+    path = Path(resolve_model(model)) / "examples" / name
+    return path if path.is_file() else None
+
+
+@router.get("", summary="Example requests for the loaded model (used by the playground)")
+async def list_examples(request: Request, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+    model = runtime.settings.model
+    found = load_examples(model)
+    base = base_url(request)
+    examples = [
+        {**example, "images": [f"{base}{EXAMPLE_FILES_PATH}{name}" for name in example.get("images", [])]}
+        for example in found["examples"]
+    ]
+    return success({"model": model, "about": found["about"], "examples": examples})
+
+
+@router.get("/files/{name}", summary="A reference image used by an example")
+async def get_example_file(name: str, runtime: Runtime = Depends(get_runtime)) -> FileResponse:
+    path = example_file(runtime.settings.model, name)
+    if path is None:
+        raise APIError(404, "example file not found")
+    return FileResponse(path, media_type=mimetypes.guess_type(name)[0] or "application/octet-stream")

@@ -1,0 +1,49 @@
+"""Running the app under uvicorn: the port bound before workers start, a graceful stop on signals."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import uvicorn
+from fastapi import FastAPI
+
+from seqdream.config import Settings
+
+
+class GracefulServer(uvicorn.Server):
+    """Stops the in-process workers claiming as soon as a signal arrives (the lifespan then lets
+    running jobs finish within the grace period); a second signal hands them back at once."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.fastapi_app = app
+
+    def handle_exit(self, sig: int, frame: object) -> None:
+        pool = getattr(self.fastapi_app.state, "workers", None)
+        if pool is not None:
+            if pool.stop.is_set():
+                pool.abort_running()
+            pool.begin_shutdown()
+        super().handle_exit(sig, frame)  # type: ignore[arg-type]
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            # uvicorn re-raises the signal once it has stopped; after a graceful stop that would
+            # turn a clean exit (status 0) into death by signal, so it is not re-raised.
+            self._captured_signals.clear()
+
+
+def serve(app: FastAPI, settings: Settings) -> None:
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
+    )
+    # Bind first: the lifespan starts workers, and a busy port must fail before any job is claimed.
+    sock = config.bind_socket()
+    GracefulServer(config, app).run(sockets=[sock])

@@ -1,0 +1,101 @@
+"""Stopping the service: Ctrl-C/SIGTERM let a running job finish within the grace period, else hand it
+back to the queue at once (no lease to wait out); the process exits cleanly; a busy port fails first."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ServerProcess
+
+SEQUENTIAL = "/api/v3/bytedance/seedream-v4/sequential"
+LONG_JOB = {"SEQDREAM_NATIVE_RESOLUTION": "192", "SEQDREAM_NUM_INFERENCE_STEPS": "200"}
+
+
+def job_row(db: Path, job_id: str) -> dict:
+    with sqlite3.connect(db) as connection:
+        connection.row_factory = sqlite3.Row
+        return dict(connection.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+
+
+def submit_and_wait_processing(server: ServerProcess, max_images: int) -> str:
+    with server.client() as api:
+        body = {"prompt": f"a series of {max_images} images of a kite", "max_images": max_images, "size": "1024*1024"}
+        job_id = api.post(SEQUENTIAL, json=body).json()["data"]["id"]
+        deadline = time.monotonic() + 30
+        while api.get(f"/api/v3/predictions/{job_id}/result").json()["data"]["status"] != "processing":
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.02)
+    return job_id
+
+
+def stop_with(server: ServerProcess, sig: int) -> tuple[int, float]:
+    assert server.process is not None
+    started = time.monotonic()
+    server.process.send_signal(sig)
+    code = server.process.wait(timeout=60)
+    return code, time.monotonic() - started
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_job_past_the_grace_period_is_handed_back_and_finishes_after_restart(
+    tiny_model: Path, tmp_path: Path, sig: int
+) -> None:
+    server = ServerProcess(
+        tmp_path / "data", tiny_model, SEQDREAM_SHUTDOWN_GRACE_S="0.5", SEQDREAM_JOB_LEASE_S="60", **LONG_JOB
+    ).start()
+    job_id = submit_and_wait_processing(server, 14)
+    code, took = stop_with(server, sig)
+    log = server.log_path.read_text()
+    assert code == 0 and took < 30, log
+    assert "terminate called" not in log and "Traceback" not in log, log
+    assert "handed back to the queue" in log
+    row = job_row(server.data_dir / "seqdream.db", job_id)
+    assert (row["status"], row["attempts"], row["worker_id"]) == ("created", 0, None)  # not a crashed attempt
+
+    server.env["SEQDREAM_NUM_INFERENCE_STEPS"] = "2"
+    server.start()
+    started = time.monotonic()
+    finished = server.wait_for(job_id, timeout=40)
+    assert finished["status"] == "completed" and len(finished["outputs"]) == 14
+    assert time.monotonic() - started < 40  # no 60 s lease to wait out
+    assert job_row(server.data_dir / "seqdream.db", job_id)["attempts"] == 1
+    server.stop()
+
+
+def test_a_job_within_the_grace_period_finishes_before_exit(tiny_model: Path, tmp_path: Path) -> None:
+    server = ServerProcess(
+        tmp_path / "data", tiny_model, SEQDREAM_SHUTDOWN_GRACE_S="60", SEQDREAM_NUM_INFERENCE_STEPS="60",
+        SEQDREAM_NATIVE_RESOLUTION="128",
+    ).start()  # fmt: skip
+    job_id = submit_and_wait_processing(server, 2)
+    code, _ = stop_with(server, signal.SIGINT)
+    log = server.log_path.read_text()
+    assert code == 0 and "terminate called" not in log, log
+    row = job_row(server.data_dir / "seqdream.db", job_id)
+    assert row["status"] == "completed" and row["attempts"] == 1
+
+
+def test_a_busy_port_fails_before_any_worker_claims_a_job(tiny_model: Path, tmp_path: Path) -> None:
+    api_only = ServerProcess(tmp_path / "data", tiny_model, "--workers", "0").start()
+    with api_only.client() as api:
+        job_id = api.post(SEQUENTIAL, json={"prompt": "a dog", "max_images": 1}).json()["data"]["id"]
+    second = subprocess.run(
+        [sys.executable, "-m", "seqdream.cli.main", "serve", "--workers", "1"],
+        env=api_only.env,  # the same port, database and storage
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert second.returncode != 0
+    assert "address already in use" in second.stderr.lower(), second.stderr
+    assert "worker" not in second.stderr.split("address already in use")[0].lower().replace("workers", "")
+    row = job_row(api_only.data_dir / "seqdream.db", job_id)
+    assert (row["status"], row["attempts"]) == ("created", 0)
+    api_only.stop()
