@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sqlite3
 import subprocess
 import sys
@@ -117,3 +118,96 @@ def test_separate_worker_processes_share_the_queue(tiny_model: Path, tmp_path: P
             worker.wait(timeout=30)
         api_only.stop()
     assert all(worker.returncode == 0 for worker in workers)  # SIGTERM stops them cleanly
+
+
+def test_kill_9_of_the_api_and_a_separate_worker_mid_job_loses_nothing(tiny_model: Path, tmp_path: Path) -> None:
+    api_server = ServerProcess(tmp_path / "shared", tiny_model, "--workers", "0", **SLOW).start()
+
+    def start_worker() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "seqdream.cli.main", "worker"],
+            env=api_server.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    first = start_worker()
+    with api_server.client() as api:
+        ids = [
+            api.post(EDIT_SEQ, json={"prompt": f"a series of 2 images of kite {i}", "max_images": 2,
+                                     "size": "1024*1024"}).json()["data"]["id"]
+            for i in range(5)
+        ]  # fmt: skip
+    wait_status(api_server, ids[0], "processing", timeout=60)
+    first.kill()  # kill -9 the worker mid-job ...
+    first.wait(timeout=10)
+    api_server.kill()  # ... and the API
+    db = api_server.data_dir / "seqdream.db"
+    assert job_row(db, ids[0])["status"] == "processing"
+
+    api_server.start()
+    second = start_worker()
+    try:
+        finished = [api_server.wait_for(job_id, timeout=180) for job_id in ids]
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+        api_server.stop()
+    assert [job["status"] for job in finished] == ["completed"] * 5
+    assert all(len(job["outputs"]) == 2 for job in finished)
+    assert job_row(db, ids[0])["attempts"] == 2  # the interrupted one ran again, once
+
+
+@pytest.fixture()
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 32 MiB tmpfs (root only): writes past it fail with ENOSPC, as on a full disk."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount_point)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.decode().strip()}")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_a_really_full_disk_loses_nothing(tiny_model: Path, tmp_path: Path, small_disk: Path) -> None:
+    import base64
+    import os
+
+    from PIL import Image
+
+    server = ServerProcess(
+        tmp_path / "data", tiny_model, SEQDREAM_STORAGE_DIR=str(small_disk), SEQDREAM_STORAGE_RETRY_S="1",
+        SEQDREAM_OUTPUT_FORMAT="png",
+    ).start()  # fmt: skip
+    filler = small_disk / "filler"
+    with open(filler, "wb") as handle:  # fill the disk, then give back a sliver
+        try:
+            while True:
+                handle.write(b"\0" * 1024 * 1024)
+                handle.flush()
+        except OSError:
+            pass
+    with open(filler, "r+b") as handle:
+        handle.truncate(os.path.getsize(filler) - 64 * 1024)
+    noise = Image.frombytes("RGB", (300, 300), os.urandom(300 * 300 * 3))
+    buffer = io.BytesIO()
+    noise.save(buffer, format="PNG")  # ~270 KB: more than the free sliver
+    try:
+        with server.client() as api:
+            refused = api.post(EDIT_SEQ, json={"prompt": "p", "images": [base64.b64encode(buffer.getvalue()).decode()]})
+            assert refused.status_code == 503 and "nothing was queued" in refused.json()["message"]
+            job_id = api.post(EDIT_SEQ, json={"prompt": "a noisy sky", "size": "2048*2048"}).json()["data"]["id"]
+            deadline = time.monotonic() + 60
+            while "storage error" not in job_row(server.data_dir / "seqdream.db", job_id)["error"]:
+                assert time.monotonic() < deadline, "the full disk was never hit"
+                time.sleep(0.1)
+            assert api.get(f"/api/v3/predictions/{job_id}/result").json()["data"]["status"] in ("created", "processing")
+            filler.unlink()  # space comes back
+            done = server.wait_for(job_id, timeout=60)
+            assert done["status"] == "completed", done
+            assert decode(api.get(done["outputs"][0]).content).size == (2048, 2048)
+            listed = api.get("/api/v3/predictions").json()["data"]["items"]
+            assert [item["id"] for item in listed] == [job_id]  # the refused request left no task behind
+    finally:
+        server.stop()

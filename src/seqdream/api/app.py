@@ -23,6 +23,7 @@ from seqdream.api.deps import get_runtime
 from seqdream.api.envelope import install_error_handlers
 from seqdream.api.limits import BodySizeLimit
 from seqdream.api.notifier import JobEvents
+from seqdream.api.openapi import install_openapi
 from seqdream.api.schemas import FIELD_RULES
 from seqdream.config import Settings
 from seqdream.db import Job
@@ -75,7 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
-    install_error_handlers(app, FIELD_RULES)
+    install_error_handlers(app, {"/": FIELD_RULES, "/api/v3/media/": media.FIELD_RULES})
+    install_openapi(app)
     app.include_router(predictions.router)
     app.include_router(media.router)
     app.include_router(examples.router)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from seqdream.api.envelope import APIError
@@ -33,14 +34,19 @@ class Caller:
     key_id: str | None  # None when authentication is disabled
 
 
-async def require_key(request: Request, runtime: Runtime = Depends(get_runtime)) -> Caller:
+# Declares bearer auth in the OpenAPI document (the Authorize button in /docs); errors are ours.
+bearer = HTTPBearer(auto_error=False, description="An API key from `seqdream keys create`")
+
+
+async def require_key(
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer), runtime: Runtime = Depends(get_runtime)
+) -> Caller:
     if runtime.settings.auth_disabled:
         return Caller(key_id=None)
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
+    secret = credentials.credentials.strip() if credentials else ""
+    if not secret:
         raise APIError(401, "Unauthorized: send your API key as 'Authorization: Bearer <key>'")
-    key = await run_in_threadpool(runtime.keys.verify, secret.strip())
+    key = await run_in_threadpool(runtime.keys.verify, secret)
     if key is None:
         raise APIError(401, "Unauthorized: the API key is invalid or revoked")
     return Caller(key_id=key.id)

@@ -62,14 +62,21 @@ def describe_validation_error(exc: RequestValidationError, rules: dict[str, str]
     return "; ".join(lines) or "invalid request"
 
 
-def install_error_handlers(app: FastAPI, rules: dict[str, str]) -> None:
+def install_error_handlers(app: FastAPI, rules_by_prefix: dict[str, dict[str, str]]) -> None:
+    """`rules_by_prefix`: what each field allows, by path prefix (the longest matching one wins),
+    since the same field name can mean different things on different routes."""
+
+    def rules_for(path: str) -> dict[str, str]:
+        matching = [prefix for prefix in rules_by_prefix if path.startswith(prefix)]
+        return rules_by_prefix[max(matching, key=len)] if matching else {}
+
     @app.exception_handler(APIError)
     async def _api_error(_request: Request, exc: APIError) -> JSONResponse:
         return error_response(exc.status, exc.message)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(400, describe_validation_error(exc, rules))
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(400, describe_validation_error(exc, rules_for(request.url.path)))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

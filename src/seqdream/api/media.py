@@ -33,6 +33,13 @@ def safe_filename(name: str) -> str:
     return (cleaned or "upload")[:120]
 
 
+FIELD_RULES = {
+    "filename": "a non-empty string of at most 255 characters",
+    "size": "the file's size in bytes, an integer of at least 1",
+    "content_type": "an image MIME type such as image/png",
+}
+
+
 class UploadTicketRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,8 @@ MAX_IMAGES_OUT = 14
 MAX_REFERENCES = 10
 MAX_PROMPT_CHARS = 10_000
 SEED_MAX = 2147483647
-_SIZE = re.compile(r"^\s*(\d{1,5})\s*\*\s*(\d{1,5})\s*$")
+_SIZE = re.compile(r"^\s*([0-9]{1,5})\s*\*\s*([0-9]{1,5})\s*$")  # ASCII digits only
+_ALLOWED_CONTROLS = {"\n", "\r", "\t"}
 
 FIELD_RULES = {
     "prompt": f"a non-empty string of at most {MAX_PROMPT_CHARS} characters",
@@ -42,8 +44,11 @@ class SeedreamRequest(BaseModel):
     @field_validator("prompt")
     @classmethod
     def _prompt_not_blank(cls, value: str) -> str:
-        if not value.strip():
+        # Blank also when only zero-width and other invisible format characters remain.
+        if not "".join(ch for ch in value if unicodedata.category(ch) != "Cf").strip():
             raise ValueError("must not be empty")
+        if any(unicodedata.category(ch) == "Cc" and ch not in _ALLOWED_CONTROLS for ch in value):
+            raise ValueError("must not contain control characters (other than newlines and tabs)")
         return value
 
     @field_validator("size")
