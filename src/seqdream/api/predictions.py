@@ -68,10 +68,11 @@ def _submit_route(spec: ModelSpec):  # type: ignore[no-untyped-def]
         caller: Caller = Depends(require_key),
         runtime: Runtime = Depends(get_runtime),
     ) -> dict[str, Any]:
+        fields: SeedreamRequest = body  # each model's schema extends it
         base = base_url(request)
-        job = await run_in_threadpool(_create_job, runtime, spec, body, caller, own_bases(request))
+        job = await run_in_threadpool(_create_job, runtime, spec, fields, caller, own_bases(request))
         request.app.state.work_available.set()
-        if not body.enable_sync_mode:
+        if not fields.enable_sync_mode:
             return success(present(job, base, runtime.blobs))
         timeout = runtime.settings.sync_timeout_s
         job = await wait_for_end(runtime, request.app.state.job_events, job.id, timeout)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 
-from seqdream.db import ApiKey, Database
+from seqdream.db import ApiKey, Database, rows_changed
 from seqdream.db.models import utcnow
 
 KEY_PREFIX = "sqd_"
@@ -63,7 +63,7 @@ class KeyRing:
                 )
                 .values(revoked_at=utcnow())
             )
-            return result.rowcount > 0
+            return rows_changed(result) > 0
 
     def verify(self, secret: str) -> ApiKey | None:
         with self.db.session() as session:

@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -21,7 +22,7 @@ def _settings(**overrides: object) -> Settings:
     """Settings for a command, with the CPU thread pools sized before anything imports torch."""
     from seqdream.threads import configure_threads
 
-    values = {name: value for name, value in overrides.items() if value is not None}
+    values: dict[str, Any] = {name: value for name, value in overrides.items() if value is not None}
     settings = Settings(**values)
     configure_threads(settings.threads)
     return settings

@@ -1,6 +1,6 @@
 """Durable state: SQLAlchemy tables and the database connection."""
 
-from seqdream.db.connection import Database
+from seqdream.db.connection import Database, rows_changed
 from seqdream.db.models import ApiKey, Base, Job, JobStatus, Upload
 
-__all__ = ["ApiKey", "Base", "Database", "Job", "JobStatus", "Upload"]
+__all__ = ["ApiKey", "Base", "Database", "Job", "JobStatus", "Upload", "rows_changed"]

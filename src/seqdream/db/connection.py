@@ -5,13 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import CursorResult, Result, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from seqdream.db.models import Base
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE touched (`session.execute` types its result as a plain Result)."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:

@@ -48,7 +48,7 @@ class TinyFlux2Spec:
 def train_tokenizer(corpus: list[str], vocab_size: int):
     """Train a byte-level BPE tokenizer in memory and wrap it as the Qwen2 fast tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import Qwen2TokenizerFast
+    from transformers import Qwen2TokenizerFast  # type: ignore[attr-defined]  # lazily exported
 
     bpe = Tokenizer(models.BPE(unk_token=None))
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -133,5 +133,5 @@ def build_tiny_flux2_klein(
         is_distilled=True,
     )
     folder = Path(folder)
-    pipeline.save_pretrained(folder)
+    pipeline.save_pretrained(folder)  # type: ignore[attr-defined]  # from DiffusionPipeline, lazily typed
     return folder

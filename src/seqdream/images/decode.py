@@ -64,9 +64,10 @@ def open_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageInputError(f"could not be decoded as an image: the file is damaged ({exc})") from exc
     if image.mode != "RGB":
-        image = image.convert("RGBA") if image.mode in ("P", "LA", "PA") else image
-        image = image.convert("RGB")
-        image.format = fmt
+        converted = image.convert("RGBA") if image.mode in ("P", "LA", "PA") else image
+        converted = converted.convert("RGB")
+        converted.format = fmt
+        return converted
     return image
 
 

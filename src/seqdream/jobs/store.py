@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 
-from seqdream.db import Database, Job, JobStatus
+from seqdream.db import Database, Job, JobStatus, rows_changed
 from seqdream.db.models import utcnow
 
 
@@ -90,7 +90,7 @@ class JobStore:
                     )
                 )
                 session.commit()
-                if taken.rowcount == 1:
+                if rows_changed(taken) == 1:
                     return session.get(Job, job_id, populate_existing=True)
         return None
 
@@ -105,7 +105,7 @@ class JobStore:
                 )
                 .values(**values)
             )
-            return result.rowcount == 1
+            return rows_changed(result) == 1
 
     def heartbeat(self, job_id: str, worker_id: str) -> bool:
         """Extend the lease; False means another worker has taken the job back."""
@@ -194,7 +194,7 @@ class JobStore:
                     )
                     .values(**values)
                 )
-                if result.rowcount == 1:
+                if rows_changed(result) == 1:
                     (failed if gave_up else requeued).append(job.id)
         return RecoveryReport(requeued=requeued, failed=failed)
 
