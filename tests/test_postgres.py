@@ -14,11 +14,12 @@ from sqlalchemy import text
 
 from conftest import ServerProcess
 from seqdream.db import Base, Database
+from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
 
 URL = os.environ.get("SEQDREAM_TEST_POSTGRES_URL")
 pytestmark = pytest.mark.skipif(not URL, reason="SEQDREAM_TEST_POSTGRES_URL is not set")
-REQUEST = {"prompt": "p", "size": "1024*1024", "max_images": 1, "images": [], "enable_base64_output": False}
+REQUEST = JobRequest(prompt="p", size="1024*1024")
 
 
 @pytest.fixture()

@@ -16,11 +16,12 @@ from seqdream.db import Job, JobStatus
 from seqdream.db.models import utcnow
 from seqdream.engines.base import EngineError, GenerationPlan, GenerationResult
 from seqdream.engines.registry import load_engine
+from seqdream.jobs.request import JobRequest, Reference
 from seqdream.jobs.worker import EngineHolder, Worker
 from seqdream.runtime import Runtime
 from seqdream.safety.nsfw import NudeNetDetector
 
-REQUEST = {"prompt": "a red cube", "size": "1024*1024", "max_images": 1, "images": [], "enable_base64_output": False}
+REQUEST = JobRequest(prompt="a red cube", size="1024*1024")
 
 
 @pytest.fixture()
@@ -90,9 +91,14 @@ def wait_terminal(runtime: Runtime, job_id: str, timeout: float = 60) -> Job:
 def test_failed_model_call_fails_the_job_and_the_worker_goes_on(runtime: Runtime) -> None:
     stop, thread = run_worker(runtime, ExplodingEngine(load_engine(runtime.settings)))
     try:
-        bad = runtime.jobs.create(model="m", request={**REQUEST, "prompt": "explode"}, seed=1, api_key_id=None)
+        bad = runtime.jobs.create(
+            model="m", request=REQUEST.model_copy(update={"prompt": "explode"}), seed=1, api_key_id=None
+        )
         missing_ref = runtime.jobs.create(
-            model="m", request={**REQUEST, "images": [{"blob": "inputs/gone/0.png"}]}, seed=1, api_key_id=None
+            model="m",
+            request=REQUEST.model_copy(update={"images": [Reference(blob="inputs/gone/0.png")]}),
+            seed=1,
+            api_key_id=None,
         )
         good = runtime.jobs.create(model="m", request=REQUEST, seed=1, api_key_id=None)
         failed = wait_terminal(runtime, bad.id)

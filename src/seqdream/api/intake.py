@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import select
@@ -21,6 +20,7 @@ from seqdream.api.examples import EXAMPLE_FILES_PATH, example_file
 from seqdream.db import Upload
 from seqdream.images.decode import ImageInputError, decode_base64_image, looks_like_url, open_image
 from seqdream.images.fetch import IPAddress
+from seqdream.jobs.request import Reference
 from seqdream.runtime import Runtime
 
 MAX_URL_CHARS = 4096
@@ -69,24 +69,24 @@ def own_path(url: str, bases: list[str]) -> str | None:
     return None
 
 
-def _own_source(path: str, label: str, job_id: str, index: int, runtime: Runtime) -> dict[str, Any] | None:
+def _own_source(path: str, label: str, job_id: str, index: int, runtime: Runtime) -> Reference | None:
     """The stored source behind one of our own paths; a 400 when it is ours but gone."""
     if match := _OWN_UPLOAD.match(path):
         with runtime.db.session() as session:
             upload = session.scalar(select(Upload).where(Upload.id == match["id"]))
         if upload is None or not upload.ready:
             raise APIError(400, f"{label}: no completed upload with id {match['id']} (it may have expired)")
-        return {"blob": upload.blob_key}
+        return Reference(blob=upload.blob_key)
     if match := _OWN_OUTPUT.match(path):
         key = f"outputs/{match['job']}/{match['name']}"
         if not runtime.blobs.exists(key):
             raise APIError(400, f"{label}: no stored output {match['job']}/{match['name']} (it may have expired)")
-        return {"blob": key}
+        return Reference(blob=key)
     if match := _OWN_EXAMPLE.match(path):
         found = example_file(runtime.settings.model, match["name"])
         if found is None:
             raise APIError(400, f"{label}: the loaded model has no example file {match['name']!r}")
-        return {"blob": _store(runtime, f"inputs/{job_id}/{index}{found.suffix}", found.read_bytes(), label)}
+        return Reference(blob=_store(runtime, f"inputs/{job_id}/{index}{found.suffix}", found.read_bytes(), label))
     return None
 
 
@@ -114,10 +114,10 @@ def _check_url(value: str, label: str, runtime: Runtime) -> None:
             raise APIError(400, f"{label}: {value!r} {exc}") from exc
 
 
-def accept_images(images: list[str], job_id: str, runtime: Runtime, bases: list[str]) -> list[dict[str, Any]]:
-    """Turn the request's strings into stored references: {"blob": key} or {"url": url}."""
+def accept_images(images: list[str], job_id: str, runtime: Runtime, bases: list[str]) -> list[Reference]:
+    """Turn the request's strings into references: stored blobs, or URLs to fetch when the job runs."""
     settings = runtime.settings
-    sources: list[dict[str, Any]] = []
+    sources: list[Reference] = []
     for index, value in enumerate(images):
         label = f"images[{index}]"
         value = value.strip()
@@ -126,7 +126,7 @@ def accept_images(images: list[str], job_id: str, runtime: Runtime, bases: list[
             own = _own_source(path, label, job_id, index, runtime) if path is not None else None
             if own is None:
                 _check_url(value, label, runtime)
-                own = {"url": value}
+                own = Reference(url=value)
             sources.append(own)
             continue
         if value.startswith(("ftp://", "file://", "gopher://")) or "://" in value[:16]:
@@ -137,5 +137,5 @@ def accept_images(images: list[str], job_id: str, runtime: Runtime, bases: list[
         except ImageInputError as exc:
             raise APIError(400, f"{label} {exc}") from exc
         key = f"inputs/{job_id}/{index}.{(image.format or 'bin').lower()}"
-        sources.append({"blob": _store(runtime, key, data, label)})
+        sources.append(Reference(blob=_store(runtime, key, data, label)))
     return sources

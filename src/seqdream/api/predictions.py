@@ -1,6 +1,5 @@
 """Submit a task to a model of the family; read its result."""
 
-import secrets
 import time
 import uuid
 from typing import Any
@@ -14,33 +13,30 @@ from seqdream.api.envelope import APIError, success
 from seqdream.api.intake import accept_images
 from seqdream.api.notifier import JobEvents
 from seqdream.api.presenter import present, present_sync_timeout
-from seqdream.api.schemas import MODELS, SEED_MAX, ModelSpec, SeedreamRequest
+from seqdream.api.schemas import MODELS, ModelSpec, SeedreamRequest
 from seqdream.db import Job, JobStatus
+from seqdream.jobs.planner import resolve_seed
+from seqdream.jobs.request import JobRequest
 from seqdream.runtime import Runtime
 
 router = APIRouter(prefix="/api/v3")
 
 
-def _normalised_request(body: SeedreamRequest, sources: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "prompt": body.prompt,
-        "size": body.size,
-        "max_images": getattr(body, "max_images", 1),
-        "images": sources,
-        "enable_base64_output": body.enable_base64_output,
-    }
-
-
 def _create_job(runtime: Runtime, spec: ModelSpec, body: SeedreamRequest, caller: Caller, bases: list[str]) -> Job:
     job_id = uuid.uuid4().hex
-    sources = accept_images(getattr(body, "images", []), job_id, runtime, bases)
-    seed = body.seed if body.seed >= 0 else secrets.randbelow(SEED_MAX + 1)
+    request = JobRequest(
+        prompt=body.prompt,
+        size=body.size,
+        max_images=getattr(body, "max_images", 1),  # models that make one image have no such field
+        images=accept_images(getattr(body, "images", []), job_id, runtime, bases),
+        enable_base64_output=body.enable_base64_output,
+    )
     try:
         return runtime.jobs.create(
             job_id=job_id,
             model=spec.id,
-            request=_normalised_request(body, sources),
-            seed=seed,
+            request=request,
+            seed=resolve_seed(body.seed),
             api_key_id=caller.key_id,
         )
     except (SQLAlchemyError, OSError) as exc:
@@ -119,5 +115,7 @@ async def list_predictions(
 ) -> dict[str, Any]:
     jobs = await run_in_threadpool(runtime.jobs.recent, page_size, (page - 1) * page_size, caller.key_id)
     base = base_url(request)
-    items = [present(job, base, runtime.blobs, as_urls=True) | {"prompt": job.request["prompt"]} for job in jobs]
+    items = [
+        present(job, base, runtime.blobs, as_urls=True) | {"prompt": JobRequest.of(job.request).prompt} for job in jobs
+    ]
     return success({"page": page, "page_size": page_size, "items": items})

@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 from seqdream.db import Job, JobStatus
+from seqdream.jobs.request import JobRequest
 from seqdream.storage import BlobNotFound, BlobStore
 
 SYNC_TIMEOUT_CODE = 5004
@@ -22,7 +23,7 @@ def result_url(base: str, job_id: str) -> str:
 def output_urls(job: Job, base: str, blobs: BlobStore, *, as_urls: bool = False) -> list[str]:
     if job.status != JobStatus.COMPLETED.value:
         return []
-    if as_urls or not job.request.get("enable_base64_output"):
+    if as_urls or not JobRequest.of(job.request).enable_base64_output:
         return [f"{base}/api/v3/media/{key}" for key in job.outputs]
     encoded = []
     for key in job.outputs:

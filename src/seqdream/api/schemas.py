@@ -9,11 +9,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator, model_validator
 
+from seqdream.jobs.planner import SEED_MAX
+
 MIN_SIDE, MAX_SIDE = 1024, 4096
 MAX_IMAGES_OUT = 14
 MAX_REFERENCES = 10
 MAX_PROMPT_CHARS = 10_000
-SEED_MAX = 2147483647
 _SIZE = re.compile(r"^\s*([0-9]{1,5})\s*\*\s*([0-9]{1,5})\s*$")  # ASCII digits only
 _ALLOWED_CONTROLS = {"\n", "\r", "\t"}
 

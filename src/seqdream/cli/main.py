@@ -115,16 +115,14 @@ def generate(
     model: str | None = typer.Option(None, help="Model id or local folder [SEQDREAM_MODEL]."),
 ) -> None:
     """Generate images locally, without a server, with a progress bar."""
-    import secrets
-
     from pydantic import ValidationError
     from tqdm import tqdm
 
-    from seqdream.api.schemas import SEED_MAX, EditSequentialRequest
-    from seqdream.engines.base import GenerationPlan
+    from seqdream.api.schemas import EditSequentialRequest
     from seqdream.engines.registry import load_engine
     from seqdream.images.decode import ImageInputError, open_image
-    from seqdream.jobs.planner import parse_size, plan_group
+    from seqdream.jobs.planner import plan_job, resolve_seed
+    from seqdream.jobs.request import JobRequest
 
     settings = _settings(model=model)
     _configure_logging("warning")
@@ -141,12 +139,11 @@ def generate(
         ]
     except ImageInputError as exc:
         raise typer.BadParameter(f"reference image {exc}") from exc
-    used_seed = request.seed if request.seed >= 0 else secrets.randbelow(SEED_MAX + 1)
-    group = plan_group(request.prompt, request.max_images, used_seed)
-    width, height = parse_size(request.size)
+    used_seed = resolve_seed(request.seed)
+    job = JobRequest(prompt=request.prompt, size=request.size, max_images=request.max_images)
+    plan = plan_job(job, used_seed, references)  # exactly as a worker plans a submitted task
     typer.echo(f"loading {settings.model} ...", err=True)
     engine = load_engine(settings)
-    plan = GenerationPlan(prompts=group.prompts, seeds=group.seeds, width=width, height=height, references=references)
     with tqdm(total=100, desc=f"{plan.count} image(s)", unit="%", file=sys.stderr) as bar:
 
         def progress(fraction: float) -> None:

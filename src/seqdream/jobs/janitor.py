@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 
 from seqdream.db import Upload
 from seqdream.db.models import utcnow
+from seqdream.jobs.request import JobRequest
 
 if TYPE_CHECKING:
     from seqdream.runtime import Runtime
@@ -34,9 +35,7 @@ class Janitor:
         removed = 0
         for job in self.runtime.jobs.expire_before(cutoff):
             owned = list(job.outputs) + [
-                source["blob"]
-                for source in job.request.get("images", [])
-                if source.get("blob", "").startswith("inputs/")
+                str(reference.blob) for reference in JobRequest.of(job.request).images if reference.is_inline_input
             ]
             for key in owned:
                 blobs.delete(key)

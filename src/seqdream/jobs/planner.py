@@ -7,9 +7,15 @@ numbered list), capped by `max_images`; a prompt that names no number gets `max_
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 
-SEED_SPACE = 2**31  # seeds are 0..2147483647
+from PIL import Image
+
+from seqdream.engines.base import GenerationPlan
+from seqdream.jobs.request import JobRequest
+
+SEED_MAX = 2**31 - 1  # seeds are 0..2147483647; -1 in a request means "pick one"
 
 NUMBER_WORDS = {
     "one": 1,
@@ -109,10 +115,16 @@ def plan_group(prompt: str, max_images: int, seed: int) -> GroupPlan:
 
 
 def derive_seeds(seed: int, count: int) -> list[int]:
-    return [(seed + index) % SEED_SPACE for index in range(count)]
+    return [(seed + index) % (SEED_MAX + 1) for index in range(count)]
 
 
-def parse_size(size: str) -> tuple[int, int]:
-    """(width, height) of a validated "W*H" size string."""
-    width, height = size.split("*")
-    return int(width), int(height)
+def resolve_seed(seed: int) -> int:
+    """The seed a job runs with: as asked, or a random one for -1."""
+    return seed if seed >= 0 else secrets.randbelow(SEED_MAX + 1)
+
+
+def plan_job(request: JobRequest, seed: int, references: list[Image.Image]) -> GenerationPlan:
+    """The engine's plan for a job: per-image prompts and seeds, the output size, the references."""
+    group = plan_group(request.prompt, request.max_images, seed)
+    width, height = request.width_height
+    return GenerationPlan(prompts=group.prompts, seeds=group.seeds, width=width, height=height, references=references)

@@ -17,6 +17,7 @@ from sqlalchemy import and_, or_, select, update
 
 from seqdream.db import Database, Job, JobStatus, rows_changed
 from seqdream.db.models import utcnow
+from seqdream.jobs.request import JobRequest
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class JobStore:
         self,
         *,
         model: str,
-        request: dict[str, Any],
+        request: JobRequest,
         seed: int,
         api_key_id: str | None,
         job_id: str | None = None,
@@ -43,7 +44,7 @@ class JobStore:
             id=job_id or uuid.uuid4().hex,
             model=model,
             status=JobStatus.CREATED.value,
-            request=request,
+            request=request.model_dump(exclude_none=True),
             seed=seed,
             outputs=[],
             has_nsfw_contents=[],

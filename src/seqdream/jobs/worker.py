@@ -19,8 +19,9 @@ from seqdream.db import Job
 from seqdream.engines.base import Engine, EngineError, GenerationPlan, Interrupted
 from seqdream.images.decode import ImageInputError
 from seqdream.jobs.janitor import Janitor
-from seqdream.jobs.planner import parse_size, plan_group
+from seqdream.jobs.planner import plan_job
 from seqdream.jobs.references import load_references
+from seqdream.jobs.request import JobRequest
 from seqdream.parallel import parallel_map
 from seqdream.runtime import Runtime
 from seqdream.storage import StorageError
@@ -160,18 +161,14 @@ class Worker:
             thread.join()
 
     def plan_for(self, job: Job) -> GenerationPlan:
-        request = job.request
-        width, height = parse_size(request["size"])
-        group = plan_group(request["prompt"], request.get("max_images", 1), job.seed)
+        request = JobRequest.of(job.request)
         references = load_references(
-            request.get("images", []),
+            request.images,
             blobs=self.runtime.blobs,
             policy=self.runtime.fetch_policy,
             max_pixels=self.runtime.settings.max_image_pixels,
         )
-        return GenerationPlan(
-            prompts=group.prompts, seeds=group.seeds, width=width, height=height, references=references
-        )
+        return plan_job(request, job.seed, references)
 
     def _retry_later(self, job: Job, exc: OSError) -> None:
         retry = self.runtime.settings.storage_retry_s

@@ -1,0 +1,48 @@
+"""What a job asks for, as stored with it: validated at the API, typed everywhere after."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Reference(BaseModel):
+    """One reference image: a blob in our storage, or a URL fetched under the SSRF policy."""
+
+    model_config = ConfigDict(frozen=True)
+
+    blob: str | None = None
+    url: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Reference:
+        if (self.blob is None) == (self.url is None):
+            raise ValueError("a reference is either a blob or a URL")
+        return self
+
+    @property
+    def is_inline_input(self) -> bool:
+        """Stored from the request itself (base64 or an example file): the job owns it."""
+        return self.blob is not None and self.blob.startswith("inputs/")
+
+
+class JobRequest(BaseModel):
+    """Stored with `model_dump()` in the job row, read back with `model_validate()`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    prompt: str
+    size: str = "2048*2048"  # "W*H", validated by the API
+    max_images: int = Field(1, ge=1)
+    images: list[Reference] = []
+    enable_base64_output: bool = False
+
+    @property
+    def width_height(self) -> tuple[int, int]:
+        width, height = self.size.split("*")
+        return int(width), int(height)
+
+    @classmethod
+    def of(cls, stored: dict[str, Any]) -> JobRequest:
+        return cls.model_validate(stored)
