@@ -15,13 +15,11 @@ from PIL import Image, ImageDraw
 from seqdream.builtin.world import (
     BACKGROUNDS,
     CANVAS,
-    CELLS,
     COLOURS,
     KINDS,
     SIZES,
     Scene,
     Thing,
-    cell_center,
     draw_shape,
     position_phrase,
     random_scene,
@@ -129,7 +127,9 @@ def sequence(rng: random.Random, motion: str | None = None, count: int | None = 
     kind = rng.choice(KINDS)
     colour = rng.choice([c for c in COLOUR_CYCLE if c != background])
     margin = SIZES["small"] * CANVAS / 2 + 2
-    row_y = cell_center(*rng.choice(CELLS))[1]
+    # Every motion is on the canvas's middle line: the prompt names no row, and a target that
+    # depends on an unnamed choice teaches an under-trained model to draw all choices at once.
+    row_y = CANVAS / 2
     if motion == "moving":
         xs = [margin + (CANVAS - 2 * margin) * k / (count - 1) for k in range(count)]
         frames = [_frame(background, kind, colour, (x, row_y), SIZES["small"]) for x in xs]
