@@ -10,6 +10,7 @@ from seqdream.db import Database
 from seqdream.images.fetch import FetchPolicy
 from seqdream.jobs.store import JobStore
 from seqdream.storage import BlobStore, open_blob_store
+from seqdream.storage.uploads import UploadStore
 
 
 @dataclass
@@ -18,6 +19,7 @@ class Runtime:
     db: Database
     jobs: JobStore
     blobs: BlobStore
+    uploads: UploadStore
     keys: KeyRing
 
     @classmethod
@@ -25,11 +27,13 @@ class Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.resolved_database_url)
         db.create_tables()
+        blobs = open_blob_store(settings.storage_url, settings.resolved_storage_dir, settings.s3_endpoint_url)
         return cls(
             settings=settings,
             db=db,
             jobs=JobStore(db),
-            blobs=open_blob_store(settings.storage_url, settings.resolved_storage_dir, settings.s3_endpoint_url),
+            blobs=blobs,
+            uploads=UploadStore(db, blobs),
             keys=KeyRing(db),
         )
 

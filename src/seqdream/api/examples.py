@@ -20,13 +20,13 @@ from fastapi.responses import FileResponse
 from seqdream.api.deps import base_url, get_runtime
 from seqdream.api.envelope import APIError, success
 from seqdream.builtin import resolve_model
+from seqdream.locations import example_file_url
 from seqdream.runtime import Runtime
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v3/examples", tags=["service"])
 
 EXAMPLES_FILE = "examples.json"
-EXAMPLE_FILES_PATH = "/api/v3/examples/files/"
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -59,7 +59,7 @@ async def list_examples(request: Request, runtime: Runtime = Depends(get_runtime
     found = load_examples(model)
     base = base_url(request)
     examples = [
-        {**example, "images": [f"{base}{EXAMPLE_FILES_PATH}{name}" for name in example.get("images", [])]}
+        {**example, "images": [example_file_url(base, name) for name in example.get("images", [])]}
         for example in found["examples"]
     ]
     return success({"model": model, "about": found["about"], "examples": examples})

@@ -13,20 +13,15 @@ import re
 import socket
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import select
-
 from seqdream.api.envelope import APIError
-from seqdream.api.examples import EXAMPLE_FILES_PATH, example_file
-from seqdream.db import Upload
+from seqdream.api.examples import example_file
 from seqdream.images.decode import ImageInputError, decode_base64_image, looks_like_url, open_image
 from seqdream.images.fetch import IPAddress
 from seqdream.jobs.request import Reference
+from seqdream.locations import OWN_EXAMPLE, OWN_OUTPUT, OWN_UPLOAD, input_key, output_key_from_url_parts
 from seqdream.runtime import Runtime
 
 MAX_URL_CHARS = 4096
-_OWN_UPLOAD = re.compile(r"^/api/v3/media/files/(?P<id>[0-9a-f]{32})/[^/]+$")
-_OWN_OUTPUT = re.compile(r"^/api/v3/media/outputs/(?P<job>[A-Za-z0-9._-]{1,128})/(?P<name>[A-Za-z0-9._-]{1,128})$")
-_OWN_EXAMPLE = re.compile(rf"^{re.escape(EXAMPLE_FILES_PATH)}(?P<name>[^/]+)$")
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 
@@ -71,22 +66,21 @@ def own_path(url: str, bases: list[str]) -> str | None:
 
 def _own_source(path: str, label: str, job_id: str, index: int, runtime: Runtime) -> Reference | None:
     """The stored source behind one of our own paths; a 400 when it is ours but gone."""
-    if match := _OWN_UPLOAD.match(path):
-        with runtime.db.session() as session:
-            upload = session.scalar(select(Upload).where(Upload.id == match["id"]))
-        if upload is None or not upload.ready:
+    if match := OWN_UPLOAD.match(path):
+        upload = runtime.uploads.get_ready(match["id"])
+        if upload is None:
             raise APIError(400, f"{label}: no completed upload with id {match['id']} (it may have expired)")
         return Reference(blob=upload.blob_key)
-    if match := _OWN_OUTPUT.match(path):
-        key = f"outputs/{match['job']}/{match['name']}"
-        if not runtime.blobs.exists(key):
+    if match := OWN_OUTPUT.match(path):
+        key = output_key_from_url_parts(match["job"], match["name"])
+        if key is None or not runtime.blobs.exists(key):
             raise APIError(400, f"{label}: no stored output {match['job']}/{match['name']} (it may have expired)")
         return Reference(blob=key)
-    if match := _OWN_EXAMPLE.match(path):
+    if match := OWN_EXAMPLE.match(path):
         found = example_file(runtime.settings.model, match["name"])
         if found is None:
             raise APIError(400, f"{label}: the loaded model has no example file {match['name']!r}")
-        return Reference(blob=_store(runtime, f"inputs/{job_id}/{index}{found.suffix}", found.read_bytes(), label))
+        return Reference(blob=_store(runtime, input_key(job_id, index, found.suffix), found.read_bytes(), label))
     return None
 
 
@@ -136,6 +130,6 @@ def accept_images(images: list[str], job_id: str, runtime: Runtime, bases: list[
             image = open_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
         except ImageInputError as exc:
             raise APIError(400, f"{label} {exc}") from exc
-        key = f"inputs/{job_id}/{index}.{(image.format or 'bin').lower()}"
+        key = input_key(job_id, index, (image.format or "bin").lower())
         sources.append(Reference(blob=_store(runtime, key, data, label)))
     return sources

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import mimetypes
 import re
-import secrets
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, UploadFile
@@ -15,17 +13,15 @@ from starlette.concurrency import run_in_threadpool
 
 from seqdream.api.deps import Caller, base_url, get_runtime, require_key
 from seqdream.api.envelope import APIError, success
-from seqdream.auth.keys import hash_secret
 from seqdream.db import Upload
-from seqdream.db.models import utcnow
 from seqdream.images.decode import sniff_format
+from seqdream.locations import output_key_from_url_parts, upload_put_url, upload_url
 from seqdream.runtime import Runtime
 from seqdream.storage import BlobNotFound
 
 router = APIRouter(prefix="/api/v3/media", tags=["media"])
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_KEY_PART = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
 def safe_filename(name: str) -> str:
@@ -49,25 +45,7 @@ class UploadTicketRequest(BaseModel):
 
 
 def _download_url(base: str, upload: Upload) -> str:
-    return f"{base}/api/v3/media/files/{upload.id}/{upload.filename}"
-
-
-def _new_upload(runtime: Runtime, filename: str, content_type: str, size: int, caller: Caller) -> tuple[Upload, str]:
-    upload_id = uuid.uuid4().hex
-    name = safe_filename(filename)
-    token = secrets.token_urlsafe(24)
-    upload = Upload(
-        id=upload_id,
-        filename=name,
-        content_type=content_type,
-        size=size,
-        blob_key=f"uploads/{upload_id}/{name}",
-        token_hash=hash_secret(token),
-        ready=False,
-        api_key_id=caller.key_id,
-        created_at=utcnow(),
-    )
-    return upload, token
+    return upload_url(base, upload.id, upload.filename)
 
 
 def _check_image(runtime: Runtime, data: bytes, declared: int | None = None) -> str:
@@ -84,12 +62,9 @@ def _check_image(runtime: Runtime, data: bytes, declared: int | None = None) -> 
 
 def _store(runtime: Runtime, upload: Upload, data: bytes) -> None:
     try:
-        runtime.blobs.put(upload.blob_key, data)
+        runtime.uploads.complete(upload, data)
     except OSError as exc:
         raise APIError(503, f"could not store the file ({exc.strerror or exc})") from exc
-    upload.ready = True
-    with runtime.db.session() as session:
-        session.merge(upload)
 
 
 @router.post("/uploads", summary="Start an upload: returns a PUT URL and the final download URL")
@@ -105,13 +80,9 @@ async def create_upload(
     content_type = body.content_type or mimetypes.guess_type(body.filename)[0] or "application/octet-stream"
     if not content_type.startswith("image/"):
         raise APIError(415, f"content_type: {content_type!r} is not an image type (allowed: image/*)")
-    upload, token = _new_upload(runtime, body.filename, content_type, body.size, caller)
-
-    def save() -> None:
-        with runtime.db.session() as session:
-            session.add(upload)
-
-    await run_in_threadpool(save)
+    upload, token = await run_in_threadpool(
+        runtime.uploads.open, safe_filename(body.filename), content_type, body.size, caller.key_id
+    )
     base = base_url(request)
     return success(
         {
@@ -119,7 +90,7 @@ async def create_upload(
             "filename": upload.filename,
             "upload": {
                 "method": "PUT",
-                "url": f"{base}/api/v3/media/uploads/{upload.id}?token={token}",
+                "url": upload_put_url(base, upload.id, token),
                 "headers": {"Content-Type": content_type},
             },
         }
@@ -130,12 +101,8 @@ async def create_upload(
 async def put_upload(
     upload_id: str, token: str, request: Request, runtime: Runtime = Depends(get_runtime)
 ) -> dict[str, Any]:
-    def find() -> Upload | None:
-        with runtime.db.session() as session:
-            return session.get(Upload, upload_id)
-
-    upload = await run_in_threadpool(find) if len(upload_id) == 32 else None
-    if upload is None or not secrets.compare_digest(upload.token_hash, hash_secret(token)):
+    upload = await run_in_threadpool(runtime.uploads.get, upload_id)
+    if upload is None or not runtime.uploads.token_matches(upload, token):
         raise APIError(403, "upload URL is invalid or expired")
     if upload.ready:
         raise APIError(409, "this upload has already been completed")
@@ -160,7 +127,8 @@ async def upload_binary(
     data = await file.read(runtime.settings.max_upload_bytes + 1)
     fmt = await run_in_threadpool(_check_image, runtime, data)
     content_type = f"image/{fmt.lower()}"
-    upload, _token = _new_upload(runtime, file.filename or f"upload.{fmt.lower()}", content_type, len(data), caller)
+    name = safe_filename(file.filename or f"upload.{fmt.lower()}")
+    upload, _token = await run_in_threadpool(runtime.uploads.open, name, content_type, len(data), caller.key_id)
     await run_in_threadpool(_store, runtime, upload, data)
     return success(
         {
@@ -174,17 +142,7 @@ async def upload_binary(
 
 @router.get("/files/{upload_id}/{filename}", summary="Download an uploaded file")
 async def get_file(upload_id: str, filename: str, runtime: Runtime = Depends(get_runtime)) -> Response:
-    def load() -> tuple[Upload, bytes] | None:
-        with runtime.db.session() as session:
-            upload = session.get(Upload, upload_id)
-        if upload is None or not upload.ready or upload.filename != filename:
-            return None
-        try:
-            return upload, runtime.blobs.get(upload.blob_key)
-        except BlobNotFound:
-            return None
-
-    found = await run_in_threadpool(load) if len(upload_id) == 32 else None
+    found = await run_in_threadpool(runtime.uploads.read, upload_id, filename)
     if found is None:
         raise APIError(404, "file not found (it may have expired)")
     upload, data = found
@@ -193,10 +151,11 @@ async def get_file(upload_id: str, filename: str, runtime: Runtime = Depends(get
 
 @router.get("/outputs/{job_id}/{name}", summary="Download a generated image")
 async def get_output(job_id: str, name: str, runtime: Runtime = Depends(get_runtime)) -> Response:
-    if not (_KEY_PART.match(job_id) and _KEY_PART.match(name)):
+    key = output_key_from_url_parts(job_id, name)
+    if key is None:
         raise APIError(404, "output not found")
     try:
-        data = await run_in_threadpool(runtime.blobs.get, f"outputs/{job_id}/{name}")
+        data = await run_in_threadpool(runtime.blobs.get, key)
     except BlobNotFound:
         raise APIError(404, "output not found (it may have expired)") from None
     media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"

@@ -7,6 +7,7 @@ from typing import Any
 
 from seqdream.db import Job, JobStatus
 from seqdream.jobs.request import JobRequest
+from seqdream.locations import output_url, result_url
 from seqdream.storage import BlobNotFound, BlobStore
 
 SYNC_TIMEOUT_CODE = 5004
@@ -16,15 +17,11 @@ def iso_millis(value: Any) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
-def result_url(base: str, job_id: str) -> str:
-    return f"{base}/api/v3/predictions/{job_id}/result"
-
-
 def output_urls(job: Job, base: str, blobs: BlobStore, *, as_urls: bool = False) -> list[str]:
     if job.status != JobStatus.COMPLETED.value:
         return []
     if as_urls or not JobRequest.of(job.request).enable_base64_output:
-        return [f"{base}/api/v3/media/{key}" for key in job.outputs]
+        return [output_url(base, key) for key in job.outputs]
     encoded = []
     for key in job.outputs:
         try:

@@ -7,9 +7,6 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select
-
-from seqdream.db import Upload
 from seqdream.db.models import utcnow
 from seqdream.jobs.request import JobRequest
 
@@ -41,12 +38,7 @@ class Janitor:
                 blobs.delete(key)
                 removed += 1
             self.runtime.jobs.mark_expired(job.id)
-        with self.runtime.db.session() as session:
-            old = session.scalars(select(Upload).where(Upload.created_at < cutoff)).all()
-            for upload in old:
-                blobs.delete(upload.blob_key)
-                removed += 1
-            session.execute(delete(Upload).where(Upload.created_at < cutoff))
+        removed += len(self.runtime.uploads.expire_before(cutoff))
         if removed:
             log.info("retention: removed %d file(s) older than %s", removed, cutoff.isoformat())
         return removed

@@ -22,6 +22,7 @@ from seqdream.jobs.janitor import Janitor
 from seqdream.jobs.planner import plan_job
 from seqdream.jobs.references import load_references
 from seqdream.jobs.request import JobRequest
+from seqdream.locations import output_key
 from seqdream.parallel import parallel_map
 from seqdream.runtime import Runtime
 from seqdream.storage import StorageError
@@ -71,10 +72,6 @@ def encode_image(image: Image.Image, fmt: str, quality: int) -> bytes:
     options = {"quality": quality} if fmt in ("jpeg", "webp") else {}
     image.convert("RGB").save(buffer, format=fmt.upper(), **options)
     return buffer.getvalue()
-
-
-def output_key(job_id: str, index: int, fmt: str) -> str:
-    return f"outputs/{job_id}/{index}.{fmt}"
 
 
 class Worker:
