@@ -18,14 +18,14 @@ from seqdream.engines.base import EngineError, GenerationPlan, GenerationResult
 from seqdream.engines.registry import load_engine
 from seqdream.jobs.request import JobRequest, Reference
 from seqdream.jobs.worker import EngineHolder, Worker
-from seqdream.runtime import Runtime
 from seqdream.safety.nsfw import NudeNetDetector
+from seqdream.services import Services
 
 REQUEST = JobRequest(prompt="a red cube", size="1024*1024")
 
 
 @pytest.fixture()
-def runtime(tiny_model: Path, tmp_path: Path) -> Iterator[Runtime]:
+def services(tiny_model: Path, tmp_path: Path) -> Iterator[Services]:
     settings = Settings(
         data_dir=tmp_path,
         model=str(tiny_model),
@@ -35,9 +35,9 @@ def runtime(tiny_model: Path, tmp_path: Path) -> Iterator[Runtime]:
         job_lease_s=1,
         storage_retry_s=0.2,
     )
-    runtime = Runtime.from_settings(settings)
-    yield runtime
-    runtime.close()
+    services = Services.from_settings(settings)
+    yield services
+    services.close()
 
 
 class ExplodingEngine:
@@ -70,104 +70,105 @@ class FullDisk:
         return getattr(self.inner, name)
 
 
-def run_worker(runtime: Runtime, engine) -> tuple[threading.Event, threading.Thread]:
+def run_worker(services: Services, engine) -> tuple[threading.Event, threading.Thread]:
     stop = threading.Event()
-    worker = Worker(runtime, EngineHolder(lambda: engine), NudeNetDetector())
+    worker = Worker(services.jobs, services.blobs, EngineHolder(lambda: engine), NudeNetDetector(), services.settings)
     thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
     thread.start()
     return stop, thread
 
 
-def wait_terminal(runtime: Runtime, job_id: str, timeout: float = 60) -> Job:
+def wait_terminal(services: Services, job_id: str, timeout: float = 60) -> Job:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = runtime.jobs.get(job_id)
+        job = services.jobs.get(job_id)
         if JobStatus(job.status).is_terminal:
             return job
         time.sleep(0.02)
     raise AssertionError(f"job {job_id} still {job.status}")
 
 
-def test_failed_model_call_fails_the_job_and_the_worker_goes_on(runtime: Runtime) -> None:
-    stop, thread = run_worker(runtime, ExplodingEngine(load_engine(runtime.settings)))
+def test_failed_model_call_fails_the_job_and_the_worker_goes_on(services: Services) -> None:
+    stop, thread = run_worker(services, ExplodingEngine(load_engine(services.settings)))
     try:
-        bad = runtime.jobs.create(
+        bad = services.jobs.create(
             model="m", request=REQUEST.model_copy(update={"prompt": "explode"}), seed=1, api_key_id=None
         )
-        missing_ref = runtime.jobs.create(
+        missing_ref = services.jobs.create(
             model="m",
             request=REQUEST.model_copy(update={"images": [Reference(blob="inputs/gone/0.png")]}),
             seed=1,
             api_key_id=None,
         )
-        good = runtime.jobs.create(model="m", request=REQUEST, seed=1, api_key_id=None)
-        failed = wait_terminal(runtime, bad.id)
+        good = services.jobs.create(model="m", request=REQUEST, seed=1, api_key_id=None)
+        failed = wait_terminal(services, bad.id)
         assert failed.status == "failed" and "illegal memory access" in failed.error
         assert (
-            wait_terminal(runtime, missing_ref.id).error == "images[0] is no longer stored (it expired or was deleted)"
+            wait_terminal(services, missing_ref.id).error == "images[0] is no longer stored (it expired or was deleted)"
         )
-        done = wait_terminal(runtime, good.id)
-        assert done.status == "completed" and runtime.blobs.exists(done.outputs[0])
+        done = wait_terminal(services, good.id)
+        assert done.status == "completed" and services.blobs.exists(done.outputs[0])
     finally:
         stop.set()
         thread.join()
 
 
-def test_full_disk_keeps_the_job_until_space_returns(runtime: Runtime) -> None:
-    disk = FullDisk(runtime.blobs)
-    runtime.blobs = disk
-    stop, thread = run_worker(runtime, load_engine(runtime.settings))
+def test_full_disk_keeps_the_job_until_space_returns(services: Services) -> None:
+    disk = FullDisk(services.blobs)
+    services.blobs = disk
+    stop, thread = run_worker(services, load_engine(services.settings))
     try:
-        job = runtime.jobs.create(model="m", request=REQUEST, seed=3, api_key_id=None)
+        job = services.jobs.create(model="m", request=REQUEST, seed=3, api_key_id=None)
         deadline = time.monotonic() + 30
-        while "storage error" not in runtime.jobs.get(job.id).error:
+        while "storage error" not in services.jobs.get(job.id).error:
             assert time.monotonic() < deadline
             time.sleep(0.02)
-        assert runtime.jobs.get(job.id).status in ("created", "processing")  # back in the queue, not failed
+        assert services.jobs.get(job.id).status in ("created", "processing")  # back in the queue, not failed
         disk.full = False
-        done = wait_terminal(runtime, job.id)
+        done = wait_terminal(services, job.id)
         assert done.status == "completed" and done.error == "" and done.attempts >= 2
     finally:
         stop.set()
         thread.join()
 
 
-def test_engine_that_cannot_load_leaves_jobs_queued(runtime: Runtime, tmp_path: Path) -> None:
+def test_engine_that_cannot_load_leaves_jobs_queued(services: Services, tmp_path: Path) -> None:
     broken = Settings(data_dir=tmp_path, model=str(tmp_path / "no-model-here"))
     holder = EngineHolder(lambda: load_engine(broken), retry_s=60)
     stop = threading.Event()
-    thread = threading.Thread(target=Worker(runtime, holder, NudeNetDetector()).run, args=(stop,), daemon=True)
+    worker = Worker(services.jobs, services.blobs, holder, NudeNetDetector(), services.settings)
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
     thread.start()
-    job = runtime.jobs.create(model="m", request=REQUEST, seed=1, api_key_id=None)
+    job = services.jobs.create(model="m", request=REQUEST, seed=1, api_key_id=None)
     time.sleep(1.0)
     stop.set()
     thread.join()
     assert holder.last_error and "no-model-here" in holder.last_error and holder.state == "unavailable"
-    assert runtime.jobs.get(job.id).status == "created"
+    assert services.jobs.get(job.id).status == "created"
 
 
-def test_stale_jobs_are_requeued_then_given_up(runtime: Runtime) -> None:
-    job = runtime.jobs.create(model="m", request=REQUEST, seed=1, api_key_id=None)
+def test_stale_jobs_are_requeued_then_given_up(services: Services) -> None:
+    job = services.jobs.create(model="m", request=REQUEST, seed=1, api_key_id=None)
     for attempt in range(1, 4):
-        claimed = runtime.jobs.claim(f"crashy-{attempt}")
+        claimed = services.jobs.claim(f"crashy-{attempt}")
         assert claimed is not None and claimed.attempts == attempt
         time.sleep(1.1)  # the lease (1 s) runs out: the worker "died"
-        report = runtime.jobs.recover_stale(lease_s=1, max_attempts=3)
+        report = services.jobs.recover_stale(lease_s=1, max_attempts=3)
         if attempt < 3:
             assert report.requeued == [job.id]
-    final = runtime.jobs.get(job.id)
+    final = services.jobs.get(job.id)
     assert final.status == "failed" and "3 times" in final.error
     # A worker that lost its lease cannot overwrite the outcome.
-    assert not runtime.jobs.complete(job.id, "crashy-3", outputs=[], has_nsfw_contents=[], inference_ms=1)
+    assert not services.jobs.complete(job.id, "crashy-3", outputs=[], has_nsfw_contents=[], inference_ms=1)
 
 
-def test_concurrent_claims_never_share_a_job(runtime: Runtime) -> None:
-    ids = {runtime.jobs.create(model="m", request=REQUEST, seed=i, api_key_id=None).id for i in range(40)}
+def test_concurrent_claims_never_share_a_job(services: Services) -> None:
+    ids = {services.jobs.create(model="m", request=REQUEST, seed=i, api_key_id=None).id for i in range(40)}
     claimed: list[str] = []
     lock = threading.Lock()
 
     def claimer(name: str) -> None:
-        while (job := runtime.jobs.claim(name)) is not None:
+        while (job := services.jobs.claim(name)) is not None:
             with lock:
                 claimed.append(job.id)
 
@@ -179,18 +180,19 @@ def test_concurrent_claims_never_share_a_job(runtime: Runtime) -> None:
     assert sorted(claimed) == sorted(ids)  # every job once, none twice
 
 
-def test_retention_removes_old_files(runtime: Runtime) -> None:
-    stop, thread = run_worker(runtime, load_engine(runtime.settings))
+def test_retention_removes_old_files(services: Services) -> None:
+    stop, thread = run_worker(services, load_engine(services.settings))
     try:
-        job = wait_terminal(runtime, runtime.jobs.create(model="m", request=REQUEST, seed=1, api_key_id=None).id)
+        job = wait_terminal(services, services.jobs.create(model="m", request=REQUEST, seed=1, api_key_id=None).id)
     finally:
         stop.set()
         thread.join()
     from seqdream.jobs.janitor import Janitor
 
-    assert Janitor(runtime).sweep(force=True) == 0  # young files stay
-    with runtime.db.session() as session:
-        session.get(Job, job.id).finished_at = utcnow() - timedelta(hours=runtime.settings.retention_hours + 1)
-    assert Janitor(runtime).sweep(force=True) == 1
-    assert not runtime.blobs.exists(job.outputs[0])
-    assert runtime.jobs.get(job.id).expired_at is not None
+    janitor = Janitor(services.jobs, services.uploads, services.blobs, services.settings.retention_hours)
+    assert janitor.sweep(force=True) == 0  # young files stay
+    with services.db.session() as session:
+        session.get(Job, job.id).finished_at = utcnow() - timedelta(hours=services.settings.retention_hours + 1)
+    assert janitor.sweep(force=True) == 1
+    assert not services.blobs.exists(job.outputs[0])
+    assert services.jobs.get(job.id).expired_at is not None

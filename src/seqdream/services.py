@@ -1,16 +1,105 @@
-"""Factories shared by the server, the worker command and the one-shot CLI."""
+"""The composition root: everything a process needs, built once from settings.
+
+`serve`, `worker` and `generate` all start here, so each setting means the same in every command.
+The engine and the NSFW detector are built on first use: API-only processes never load a model.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+from seqdream.auth.keys import KeyRing
 from seqdream.config import Settings
+from seqdream.db import Database
+from seqdream.engines.base import Engine
 from seqdream.engines.registry import load_engine
-from seqdream.jobs.worker import Detector, EngineHolder
+from seqdream.images.fetch import FetchPolicy
+from seqdream.jobs.janitor import Janitor
+from seqdream.jobs.store import JobStore
+from seqdream.jobs.worker import Detector, EngineHolder, Worker, WorkerPool
 from seqdream.safety.nsfw import DisabledDetector, NudeNetDetector
+from seqdream.storage import BlobStore, open_blob_store
+from seqdream.storage.uploads import UploadStore
 
 
-def build_engine_holder(settings: Settings) -> EngineHolder:
-    return EngineHolder(lambda: load_engine(settings))
+def build_engine(settings: Settings) -> Engine:
+    return load_engine(settings)
 
 
 def build_detector(settings: Settings) -> Detector:
     return NudeNetDetector(settings.nsfw_threshold) if settings.nsfw_check else DisabledDetector()
+
+
+def fetch_policy(settings: Settings) -> FetchPolicy:
+    return FetchPolicy(
+        connect_timeout_s=settings.fetch_connect_timeout_s,
+        read_timeout_s=settings.fetch_read_timeout_s,
+        max_bytes=settings.max_image_bytes,
+        max_redirects=settings.fetch_max_redirects,
+        allowed_networks=tuple(settings.allowed_networks),
+    )
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    jobs: JobStore
+    blobs: BlobStore
+    uploads: UploadStore
+    keys: KeyRing
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Services:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.resolved_database_url)
+        db.create_tables()
+        blobs = open_blob_store(settings.storage_url, settings.resolved_storage_dir, settings.s3_endpoint_url)
+        return cls(
+            settings=settings,
+            db=db,
+            jobs=JobStore(db),
+            blobs=blobs,
+            uploads=UploadStore(db, blobs),
+            keys=KeyRing(db),
+        )
+
+    @cached_property
+    def fetch_policy(self) -> FetchPolicy:
+        return fetch_policy(self.settings)
+
+    @cached_property
+    def engines(self) -> EngineHolder:
+        """The process's one engine, loaded by the first worker that asks for it."""
+        return EngineHolder(lambda: build_engine(self.settings))
+
+    @cached_property
+    def detector(self) -> Detector:
+        return build_detector(self.settings)
+
+    def new_worker(
+        self, *, wake: threading.Event | None = None, on_finished: Callable[[str], None] | None = None
+    ) -> Worker:
+        return Worker(
+            self.jobs,
+            self.blobs,
+            self.engines,
+            self.detector,
+            self.settings,
+            fetch_policy=self.fetch_policy,
+            janitor=Janitor(self.jobs, self.uploads, self.blobs, self.settings.retention_hours),
+            wake=wake,
+            on_finished=on_finished,
+        )
+
+    def start_workers(
+        self, count: int, *, wake: threading.Event | None = None, on_finished: Callable[[str], None] | None = None
+    ) -> WorkerPool:
+        """`count` worker threads sharing this process's engine, started."""
+        return WorkerPool([self.new_worker(wake=wake, on_finished=on_finished) for _ in range(count)]).start()
+
+    def close(self) -> None:
+        self.db.dispose()

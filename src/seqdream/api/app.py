@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from seqdream import __version__
 from seqdream.api import examples, media, predictions
-from seqdream.api.deps import get_runtime
+from seqdream.api.deps import get_services
 from seqdream.api.envelope import install_error_handlers
 from seqdream.api.limits import BodySizeLimit
 from seqdream.api.notifier import JobEvents
@@ -27,9 +27,8 @@ from seqdream.api.openapi import install_openapi
 from seqdream.api.schemas import FIELD_RULES
 from seqdream.config import Settings
 from seqdream.db import Job
-from seqdream.jobs.worker import EngineHolder, Worker, WorkerPool
-from seqdream.runtime import Runtime
-from seqdream.services import build_detector, build_engine_holder
+from seqdream.jobs.worker import EngineHolder, WorkerPool
+from seqdream.services import Services
 
 log = logging.getLogger(__name__)
 PLAYGROUND_DIR = Path(__file__).parent / "static" / "playground"
@@ -40,31 +39,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime.from_settings(settings)
-        app.state.runtime = runtime
+        services = Services.from_settings(settings)
+        app.state.services = services
         events = JobEvents()
         events.bind(asyncio.get_running_loop())
         app.state.job_events = events
         work_available = threading.Event()  # set on submit so idle workers start at once
         app.state.work_available = work_available
-        app.state.engines = None
         pool: WorkerPool | None = None
         if settings.inline_workers:
-            engines: EngineHolder = build_engine_holder(settings)
-            detector = build_detector(settings)
-            app.state.engines = engines
-            workers = [
-                Worker(runtime, engines, detector, wake=work_available, on_finished=events.notify)
-                for _ in range(settings.inline_workers)
-            ]
-            pool = app.state.workers = WorkerPool(workers).start()
+            pool = services.start_workers(settings.inline_workers, wake=work_available, on_finished=events.notify)
+        app.state.workers = pool
         log.info("seqdream %s serving; database %s", __version__, settings.resolved_database_url)
         try:
             yield
         finally:
             if pool is not None:
                 await run_in_threadpool(pool.shutdown, settings.shutdown_grace_s)
-            runtime.close()
+            services.close()
 
     app = FastAPIOffline(
         title="seqdream",
@@ -88,13 +80,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return RedirectResponse("/playground/")
 
     @app.get("/health", tags=["service"], summary="Liveness, engine state and queue depth")
-    async def health(runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
+    async def health(services: Services = Depends(get_services)) -> dict[str, Any]:
         def counts() -> dict[str, int]:
-            with runtime.db.session() as session:
+            with services.db.session() as session:
                 rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
             return {status: count for status, count in rows}
 
-        engines: EngineHolder | None = app.state.engines
+        engines: EngineHolder | None = services.engines if app.state.workers is not None else None
         return {
             "status": "ok",
             "version": __version__,

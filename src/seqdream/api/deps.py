@@ -1,4 +1,4 @@
-"""Request-scoped helpers: the runtime, the caller's key and the public base URL."""
+"""Request-scoped helpers: the services, the caller's key and the public base URL."""
 
 from __future__ import annotations
 
@@ -9,23 +9,23 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from seqdream.api.envelope import APIError
-from seqdream.runtime import Runtime
+from seqdream.services import Services
 
 
-def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+def get_services(request: Request) -> Services:
+    return request.app.state.services
 
 
 def base_url(request: Request) -> str:
-    runtime: Runtime = request.app.state.runtime
-    configured = runtime.settings.public_base_url
+    services: Services = request.app.state.services
+    configured = services.settings.public_base_url
     return (configured or str(request.base_url)).rstrip("/")
 
 
 def own_bases(request: Request) -> list[str]:
     """Every base URL a client may use for this service: the configured one and the request's own."""
-    runtime: Runtime = request.app.state.runtime
-    bases = [runtime.settings.public_base_url, str(request.base_url)]
+    services: Services = request.app.state.services
+    bases = [services.settings.public_base_url, str(request.base_url)]
     return [base.rstrip("/") for base in bases if base]
 
 
@@ -39,14 +39,14 @@ bearer = HTTPBearer(auto_error=False, description="An API key from `seqdream key
 
 
 async def require_key(
-    credentials: HTTPAuthorizationCredentials | None = Depends(bearer), runtime: Runtime = Depends(get_runtime)
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer), services: Services = Depends(get_services)
 ) -> Caller:
-    if runtime.settings.auth_disabled:
+    if services.settings.auth_disabled:
         return Caller(key_id=None)
     secret = credentials.credentials.strip() if credentials else ""
     if not secret:
         raise APIError(401, "Unauthorized: send your API key as 'Authorization: Bearer <key>'")
-    key = await run_in_threadpool(runtime.keys.verify, secret)
+    key = await run_in_threadpool(services.keys.verify, secret)
     if key is None:
         raise APIError(401, "Unauthorized: the API key is invalid or revoked")
     return Caller(key_id=key.id)

@@ -17,11 +17,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 
-from seqdream.api.deps import base_url, get_runtime
+from seqdream.api.deps import base_url, get_services
 from seqdream.api.envelope import APIError, success
 from seqdream.builtin import resolve_model
 from seqdream.locations import example_file_url
-from seqdream.runtime import Runtime
+from seqdream.services import Services
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v3/examples", tags=["service"])
@@ -54,8 +54,8 @@ def example_file(model: str, name: str) -> Path | None:
 
 
 @router.get("", summary="Example requests for the loaded model (used by the playground)")
-async def list_examples(request: Request, runtime: Runtime = Depends(get_runtime)) -> dict[str, Any]:
-    model = runtime.settings.model
+async def list_examples(request: Request, services: Services = Depends(get_services)) -> dict[str, Any]:
+    model = services.settings.model
     found = load_examples(model)
     base = base_url(request)
     examples = [
@@ -66,8 +66,8 @@ async def list_examples(request: Request, runtime: Runtime = Depends(get_runtime
 
 
 @router.get("/files/{name}", summary="A reference image used by an example")
-async def get_example_file(name: str, runtime: Runtime = Depends(get_runtime)) -> FileResponse:
-    path = example_file(runtime.settings.model, name)
+async def get_example_file(name: str, services: Services = Depends(get_services)) -> FileResponse:
+    path = example_file(services.settings.model, name)
     if path is None:
         raise APIError(404, "example file not found")
     return FileResponse(path, media_type=mimetypes.guess_type(name)[0] or "application/octet-stream")

@@ -19,7 +19,7 @@ from seqdream.images.decode import ImageInputError, decode_base64_image, looks_l
 from seqdream.images.fetch import IPAddress
 from seqdream.jobs.request import Reference
 from seqdream.locations import OWN_EXAMPLE, OWN_OUTPUT, OWN_UPLOAD, input_key, output_key_from_url_parts
-from seqdream.runtime import Runtime
+from seqdream.services import Services
 
 MAX_URL_CHARS = 4096
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -64,35 +64,35 @@ def own_path(url: str, bases: list[str]) -> str | None:
     return None
 
 
-def _own_source(path: str, label: str, job_id: str, index: int, runtime: Runtime) -> Reference | None:
+def _own_source(path: str, label: str, job_id: str, index: int, services: Services) -> Reference | None:
     """The stored source behind one of our own paths; a 400 when it is ours but gone."""
     if match := OWN_UPLOAD.match(path):
-        upload = runtime.uploads.get_ready(match["id"])
+        upload = services.uploads.get_ready(match["id"])
         if upload is None:
             raise APIError(400, f"{label}: no completed upload with id {match['id']} (it may have expired)")
         return Reference(blob=upload.blob_key)
     if match := OWN_OUTPUT.match(path):
         key = output_key_from_url_parts(match["job"], match["name"])
-        if key is None or not runtime.blobs.exists(key):
+        if key is None or not services.blobs.exists(key):
             raise APIError(400, f"{label}: no stored output {match['job']}/{match['name']} (it may have expired)")
         return Reference(blob=key)
     if match := OWN_EXAMPLE.match(path):
-        found = example_file(runtime.settings.model, match["name"])
+        found = example_file(services.settings.model, match["name"])
         if found is None:
             raise APIError(400, f"{label}: the loaded model has no example file {match['name']!r}")
-        return Reference(blob=_store(runtime, input_key(job_id, index, found.suffix), found.read_bytes(), label))
+        return Reference(blob=_store(services, input_key(job_id, index, found.suffix), found.read_bytes(), label))
     return None
 
 
-def _store(runtime: Runtime, key: str, data: bytes, label: str) -> str:
+def _store(services: Services, key: str, data: bytes, label: str) -> str:
     try:
-        runtime.blobs.put(key, data)
+        services.blobs.put(key, data)
     except OSError as exc:
         raise APIError(503, f"could not store {label} ({exc.strerror or exc}); nothing was queued") from exc
     return key
 
 
-def _check_url(value: str, label: str, runtime: Runtime) -> None:
+def _check_url(value: str, label: str, services: Services) -> None:
     if len(value) > MAX_URL_CHARS:
         raise APIError(400, f"{label}: the URL is longer than {MAX_URL_CHARS} characters")
     parts = urlsplit(value)
@@ -103,23 +103,23 @@ def _check_url(value: str, label: str, runtime: Runtime) -> None:
     address = literal_address(parts.hostname)
     if address is not None:
         try:
-            runtime.fetch_policy.check_address(address)
+            services.fetch_policy.check_address(address)
         except ImageInputError as exc:
             raise APIError(400, f"{label}: {value!r} {exc}") from exc
 
 
-def accept_images(images: list[str], job_id: str, runtime: Runtime, bases: list[str]) -> list[Reference]:
+def accept_images(images: list[str], job_id: str, services: Services, bases: list[str]) -> list[Reference]:
     """Turn the request's strings into references: stored blobs, or URLs to fetch when the job runs."""
-    settings = runtime.settings
+    settings = services.settings
     sources: list[Reference] = []
     for index, value in enumerate(images):
         label = f"images[{index}]"
         value = value.strip()
         if looks_like_url(value):
             path = own_path(value, bases) if len(value) <= MAX_URL_CHARS else None
-            own = _own_source(path, label, job_id, index, runtime) if path is not None else None
+            own = _own_source(path, label, job_id, index, services) if path is not None else None
             if own is None:
-                _check_url(value, label, runtime)
+                _check_url(value, label, services)
                 own = Reference(url=value)
             sources.append(own)
             continue
@@ -131,5 +131,5 @@ def accept_images(images: list[str], job_id: str, runtime: Runtime, bases: list[
         except ImageInputError as exc:
             raise APIError(400, f"{label} {exc}") from exc
         key = input_key(job_id, index, (image.format or "bin").lower())
-        sources.append(Reference(blob=_store(runtime, key, data, label)))
+        sources.append(Reference(blob=_store(services, key, data, label)))
     return sources

@@ -11,12 +11,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.concurrency import run_in_threadpool
 
-from seqdream.api.deps import Caller, base_url, get_runtime, require_key
+from seqdream.api.deps import Caller, base_url, get_services, require_key
 from seqdream.api.envelope import APIError, success
 from seqdream.db import Upload
 from seqdream.images.decode import sniff_format
 from seqdream.locations import output_key_from_url_parts, upload_put_url, upload_url
-from seqdream.runtime import Runtime
+from seqdream.services import Services
 from seqdream.storage import BlobNotFound
 
 router = APIRouter(prefix="/api/v3/media", tags=["media"])
@@ -48,8 +48,8 @@ def _download_url(base: str, upload: Upload) -> str:
     return upload_url(base, upload.id, upload.filename)
 
 
-def _check_image(runtime: Runtime, data: bytes, declared: int | None = None) -> str:
-    limit = runtime.settings.max_upload_bytes
+def _check_image(services: Services, data: bytes, declared: int | None = None) -> str:
+    limit = services.settings.max_upload_bytes
     if len(data) > limit:
         raise APIError(413, f"file: {len(data)} bytes is over the upload limit of {limit} bytes")
     if declared is not None and len(data) != declared:
@@ -60,9 +60,9 @@ def _check_image(runtime: Runtime, data: bytes, declared: int | None = None) -> 
     return fmt
 
 
-def _store(runtime: Runtime, upload: Upload, data: bytes) -> None:
+def _store(services: Services, upload: Upload, data: bytes) -> None:
     try:
-        runtime.uploads.complete(upload, data)
+        services.uploads.complete(upload, data)
     except OSError as exc:
         raise APIError(503, f"could not store the file ({exc.strerror or exc})") from exc
 
@@ -72,16 +72,16 @@ async def create_upload(
     body: UploadTicketRequest,
     request: Request,
     caller: Caller = Depends(require_key),
-    runtime: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
 ) -> dict[str, Any]:
-    limit = runtime.settings.max_upload_bytes
+    limit = services.settings.max_upload_bytes
     if body.size > limit:
         raise APIError(413, f"size: {body.size} bytes is over the upload limit of {limit} bytes")
     content_type = body.content_type or mimetypes.guess_type(body.filename)[0] or "application/octet-stream"
     if not content_type.startswith("image/"):
         raise APIError(415, f"content_type: {content_type!r} is not an image type (allowed: image/*)")
     upload, token = await run_in_threadpool(
-        runtime.uploads.open, safe_filename(body.filename), content_type, body.size, caller.key_id
+        services.uploads.open, safe_filename(body.filename), content_type, body.size, caller.key_id
     )
     base = base_url(request)
     return success(
@@ -99,10 +99,10 @@ async def create_upload(
 
 @router.put("/uploads/{upload_id}", summary="Send the bytes of an upload (URL from POST /uploads)")
 async def put_upload(
-    upload_id: str, token: str, request: Request, runtime: Runtime = Depends(get_runtime)
+    upload_id: str, token: str, request: Request, services: Services = Depends(get_services)
 ) -> dict[str, Any]:
-    upload = await run_in_threadpool(runtime.uploads.get, upload_id)
-    if upload is None or not runtime.uploads.token_matches(upload, token):
+    upload = await run_in_threadpool(services.uploads.get, upload_id)
+    if upload is None or not services.uploads.token_matches(upload, token):
         raise APIError(403, "upload URL is invalid or expired")
     if upload.ready:
         raise APIError(409, "this upload has already been completed")
@@ -112,8 +112,8 @@ async def put_upload(
         if len(body) > upload.size:
             raise APIError(400, f"file: more bytes than the declared size {upload.size}")
     data = bytes(body)
-    await run_in_threadpool(_check_image, runtime, data, upload.size)
-    await run_in_threadpool(_store, runtime, upload, data)
+    await run_in_threadpool(_check_image, services, data, upload.size)
+    await run_in_threadpool(_store, services, upload, data)
     return success({"download_url": _download_url(base_url(request), upload), "size": len(data)})
 
 
@@ -122,14 +122,14 @@ async def upload_binary(
     file: UploadFile,
     request: Request,
     caller: Caller = Depends(require_key),
-    runtime: Runtime = Depends(get_runtime),
+    services: Services = Depends(get_services),
 ) -> dict[str, Any]:
-    data = await file.read(runtime.settings.max_upload_bytes + 1)
-    fmt = await run_in_threadpool(_check_image, runtime, data)
+    data = await file.read(services.settings.max_upload_bytes + 1)
+    fmt = await run_in_threadpool(_check_image, services, data)
     content_type = f"image/{fmt.lower()}"
     name = safe_filename(file.filename or f"upload.{fmt.lower()}")
-    upload, _token = await run_in_threadpool(runtime.uploads.open, name, content_type, len(data), caller.key_id)
-    await run_in_threadpool(_store, runtime, upload, data)
+    upload, _token = await run_in_threadpool(services.uploads.open, name, content_type, len(data), caller.key_id)
+    await run_in_threadpool(_store, services, upload, data)
     return success(
         {
             "type": "image",
@@ -141,8 +141,8 @@ async def upload_binary(
 
 
 @router.get("/files/{upload_id}/{filename}", summary="Download an uploaded file")
-async def get_file(upload_id: str, filename: str, runtime: Runtime = Depends(get_runtime)) -> Response:
-    found = await run_in_threadpool(runtime.uploads.read, upload_id, filename)
+async def get_file(upload_id: str, filename: str, services: Services = Depends(get_services)) -> Response:
+    found = await run_in_threadpool(services.uploads.read, upload_id, filename)
     if found is None:
         raise APIError(404, "file not found (it may have expired)")
     upload, data = found
@@ -150,12 +150,12 @@ async def get_file(upload_id: str, filename: str, runtime: Runtime = Depends(get
 
 
 @router.get("/outputs/{job_id}/{name}", summary="Download a generated image")
-async def get_output(job_id: str, name: str, runtime: Runtime = Depends(get_runtime)) -> Response:
+async def get_output(job_id: str, name: str, services: Services = Depends(get_services)) -> Response:
     key = output_key_from_url_parts(job_id, name)
     if key is None:
         raise APIError(404, "output not found")
     try:
-        data = await run_in_threadpool(runtime.blobs.get, key)
+        data = await run_in_threadpool(services.blobs.get, key)
     except BlobNotFound:
         raise APIError(404, "output not found (it may have expired)") from None
     media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"

@@ -36,10 +36,10 @@ def _configure_logging(level: str) -> None:
     )
 
 
-def _runtime(settings: Settings):  # type: ignore[no-untyped-def]
-    from seqdream.runtime import Runtime
+def _services(settings: Settings):  # type: ignore[no-untyped-def]
+    from seqdream.services import Services
 
-    return Runtime.from_settings(settings)
+    return Services.from_settings(settings)
 
 
 @app.command()
@@ -57,16 +57,16 @@ def serve(
 
     settings = _settings(host=host, port=port, inline_workers=workers, model=model, auth_disabled=no_auth or None)
     _configure_logging(settings.log_level)
-    runtime = _runtime(settings)
-    if not settings.auth_disabled and runtime.keys.count_active() == 0:
-        created = runtime.keys.create("default")
+    services = _services(settings)
+    if not settings.auth_disabled and services.keys.count_active() == 0:
+        created = services.keys.create("default")
         typer.secho(
             f"No API keys yet, so one was created. It is shown only this once:\n\n    {created.secret}\n\n"
             f"Use it as 'Authorization: Bearer <key>'. Manage keys with 'seqdream keys'.",
             fg=typer.colors.GREEN,
             err=True,
         )
-    runtime.close()
+    services.close()
     logging.getLogger("seqdream").info("CPU thread pools sized for %d core(s)", configured_threads())
     typer.secho(f"playground: http://{settings.host}:{settings.port}/   API docs: /docs", err=True)
     run_server(create_app(settings), settings)
@@ -77,15 +77,10 @@ def worker(
     concurrency: int = typer.Option(1, min=1, max=16, help="Worker threads in this process (they share one model)."),
 ) -> None:
     """Run workers against the configured database, in this process, until interrupted."""
-    from seqdream.jobs.worker import Worker, WorkerPool
-    from seqdream.services import build_detector, build_engine_holder
-
     settings = _settings()
     _configure_logging(settings.log_level)
-    runtime = _runtime(settings)
-    engines = build_engine_holder(settings)
-    detector = build_detector(settings)
-    pool = WorkerPool([Worker(runtime, engines, detector) for _ in range(concurrency)]).start()
+    services = _services(settings)
+    pool = services.start_workers(concurrency)
     signalled = threading.Event()
 
     def on_signal(*_: object) -> None:
@@ -99,7 +94,7 @@ def worker(
     while not signalled.wait(0.5) and pool.alive():
         pass
     pool.shutdown(settings.shutdown_grace_s)
-    runtime.close()
+    services.close()
 
 
 @app.command()
@@ -119,10 +114,10 @@ def generate(
     from tqdm import tqdm
 
     from seqdream.api.schemas import EditSequentialRequest
-    from seqdream.engines.registry import load_engine
     from seqdream.images.decode import ImageInputError, open_image
     from seqdream.jobs.planner import plan_job, resolve_seed
     from seqdream.jobs.request import JobRequest
+    from seqdream.services import build_engine
 
     settings = _settings(model=model)
     _configure_logging("warning")
@@ -143,7 +138,7 @@ def generate(
     job = JobRequest(prompt=request.prompt, size=request.size, max_images=request.max_images)
     plan = plan_job(job, used_seed, references)  # exactly as a worker plans a submitted task
     typer.echo(f"loading {settings.model} ...", err=True)
-    engine = load_engine(settings)
+    engine = build_engine(settings)
     with tqdm(total=100, desc=f"{plan.count} image(s)", unit="%", file=sys.stderr) as bar:
 
         def progress(fraction: float) -> None:
@@ -161,8 +156,8 @@ def generate(
 @keys_app.command("create")
 def keys_create(name: str = typer.Option("default", help="A label to recognise the key by.")) -> None:
     """Create an API key and print it (it is shown only once)."""
-    runtime = _runtime(Settings())
-    created = runtime.keys.create(name)
+    services = _services(Settings())
+    created = services.keys.create(name)
     typer.echo(created.secret)
     typer.echo(f"created key {created.id} ({name}); store it now, it cannot be shown again", err=True)
 
@@ -170,8 +165,8 @@ def keys_create(name: str = typer.Option("default", help="A label to recognise t
 @keys_app.command("list")
 def keys_list() -> None:
     """List keys (prefix, name, created, revoked)."""
-    runtime = _runtime(Settings())
-    for key in runtime.keys.list():
+    services = _services(Settings())
+    for key in services.keys.list():
         state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
         typer.echo(f"{key.id}  {key.prefix}…  {key.name:<20} created {key.created_at:%Y-%m-%d %H:%M}  {state}")
 
@@ -179,8 +174,8 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 def keys_revoke(key: str = typer.Argument(..., help="Key id or prefix from 'seqdream keys list'.")) -> None:
     """Revoke a key: requests using it get 401 from then on."""
-    runtime = _runtime(Settings())
-    if not runtime.keys.revoke(key):
+    services = _services(Settings())
+    if not services.keys.revoke(key):
         typer.echo(f"no active key matches {key!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {key}")

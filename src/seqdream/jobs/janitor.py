@@ -5,20 +5,22 @@ from __future__ import annotations
 import logging
 import time
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from seqdream.db.models import utcnow
 from seqdream.jobs.request import JobRequest
-
-if TYPE_CHECKING:
-    from seqdream.runtime import Runtime
+from seqdream.jobs.store import JobStore
+from seqdream.storage import BlobStore
+from seqdream.storage.uploads import UploadStore
 
 log = logging.getLogger(__name__)
 
 
 class Janitor:
-    def __init__(self, runtime: Runtime, every_s: float = 60.0) -> None:
-        self.runtime = runtime
+    def __init__(
+        self, jobs: JobStore, uploads: UploadStore, blobs: BlobStore, retention_hours: float, every_s: float = 60.0
+    ) -> None:
+        self.jobs, self.uploads, self.blobs = jobs, uploads, blobs
+        self.retention_hours = retention_hours
         self.every_s = every_s
         self._next = 0.0
 
@@ -27,18 +29,17 @@ class Janitor:
         if not force and time.monotonic() < self._next:
             return 0
         self._next = time.monotonic() + self.every_s
-        cutoff = utcnow() - timedelta(hours=self.runtime.settings.retention_hours)
-        blobs = self.runtime.blobs
+        cutoff = utcnow() - timedelta(hours=self.retention_hours)
         removed = 0
-        for job in self.runtime.jobs.expire_before(cutoff):
+        for job in self.jobs.expire_before(cutoff):
             owned = list(job.outputs) + [
                 str(reference.blob) for reference in JobRequest.of(job.request).images if reference.is_inline_input
             ]
             for key in owned:
-                blobs.delete(key)
+                self.blobs.delete(key)
                 removed += 1
-            self.runtime.jobs.mark_expired(job.id)
-        removed += len(self.runtime.uploads.expire_before(cutoff))
+            self.jobs.mark_expired(job.id)
+        removed += len(self.uploads.expire_before(cutoff))
         if removed:
             log.info("retention: removed %d file(s) older than %s", removed, cutoff.isoformat())
         return removed

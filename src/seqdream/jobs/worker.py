@@ -15,17 +15,19 @@ from typing import Protocol
 
 from PIL import Image
 
+from seqdream.config import Settings
 from seqdream.db import Job
 from seqdream.engines.base import Engine, EngineError, GenerationPlan, Interrupted
 from seqdream.images.decode import ImageInputError
+from seqdream.images.fetch import FetchPolicy
 from seqdream.jobs.janitor import Janitor
 from seqdream.jobs.planner import plan_job
 from seqdream.jobs.references import load_references
 from seqdream.jobs.request import JobRequest
+from seqdream.jobs.store import JobStore
 from seqdream.locations import output_key
 from seqdream.parallel import parallel_map
-from seqdream.runtime import Runtime
-from seqdream.storage import StorageError
+from seqdream.storage import BlobStore, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -77,19 +79,24 @@ def encode_image(image: Image.Image, fmt: str, quality: int) -> bytes:
 class Worker:
     def __init__(
         self,
-        runtime: Runtime,
+        jobs: JobStore,
+        blobs: BlobStore,
         engines: EngineHolder,
         detector: Detector,
+        settings: Settings,
+        *,
+        fetch_policy: FetchPolicy | None = None,
+        janitor: Janitor | None = None,
         worker_id: str | None = None,
         wake: threading.Event | None = None,
         on_finished: Callable[[str], None] | None = None,
     ) -> None:
-        self.runtime = runtime
-        self.engines = engines
-        self.detector = detector
+        self.jobs, self.blobs, self.engines, self.detector = jobs, blobs, engines, detector
+        self.settings = settings
+        self.fetch_policy = fetch_policy or FetchPolicy()
+        self.janitor = janitor  # None: this worker leaves retention to others
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.wake = wake or threading.Event()  # set by in-process submitters: skip the poll wait
-        self.janitor = Janitor(runtime)
         self.on_finished = on_finished or (lambda _job_id: None)  # after each job: wakes sync-mode waiters
         self.abort = threading.Event()  # set to stop the running job between steps and hand it back
 
@@ -99,7 +106,7 @@ class Worker:
 
     # -- loop -------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
-        settings = self.runtime.settings
+        settings = self.settings
         log.info("worker %s started", self.worker_id)
         next_recovery = 0.0
         while not stop.is_set():
@@ -111,7 +118,7 @@ class Worker:
             if engine is None:  # keep jobs queued until the model loads
                 stop.wait(1.0)
                 continue
-            job = self.runtime.jobs.claim(self.worker_id)
+            job = self.jobs.claim(self.worker_id)
             if job is None:
                 self.wake.wait(settings.poll_interval_s)
                 self.wake.clear()
@@ -125,14 +132,15 @@ class Worker:
         log.info("worker %s stopped", self.worker_id)
 
     def _housekeeping(self) -> None:
-        settings = self.runtime.settings
+        settings = self.settings
         try:
-            report = self.runtime.jobs.recover_stale(settings.job_lease_s, settings.job_max_attempts)
+            report = self.jobs.recover_stale(settings.job_lease_s, settings.job_max_attempts)
             for job_id in report.requeued:
                 log.warning("job %s: its worker went silent; queued again", job_id)
             for job_id in report.failed:
                 log.error("job %s: failed after %d attempts", job_id, settings.job_max_attempts)
-            self.janitor.sweep()
+            if self.janitor is not None:
+                self.janitor.sweep()
         except Exception:  # noqa: BLE001 - housekeeping must never stop the worker
             log.exception("housekeeping failed")
 
@@ -141,11 +149,11 @@ class Worker:
     def _lease(self, job: Job) -> Iterator[None]:
         """Heartbeat while the job runs so other workers know it is alive."""
         done = threading.Event()
-        interval = max(self.runtime.settings.job_lease_s / 3, 0.2)
+        interval = max(self.settings.job_lease_s / 3, 0.2)
 
         def beat() -> None:
             while not done.wait(interval):
-                if not self.runtime.jobs.heartbeat(job.id, self.worker_id):
+                if not self.jobs.heartbeat(job.id, self.worker_id):
                     log.warning("job %s: lease lost to another worker", job.id)
                     return
 
@@ -161,20 +169,20 @@ class Worker:
         request = JobRequest.of(job.request)
         references = load_references(
             request.images,
-            blobs=self.runtime.blobs,
-            policy=self.runtime.fetch_policy,
-            max_pixels=self.runtime.settings.max_image_pixels,
+            blobs=self.blobs,
+            policy=self.fetch_policy,
+            max_pixels=self.settings.max_image_pixels,
         )
         return plan_job(request, job.seed, references)
 
     def _retry_later(self, job: Job, exc: OSError) -> None:
-        retry = self.runtime.settings.storage_retry_s
+        retry = self.settings.storage_retry_s
         log.error("job %s: storage failed (%s); retrying in %.0fs", job.id, exc, retry)
-        self.runtime.jobs.release(job.id, self.worker_id, retry_in_s=retry, error=f"storage error: {exc}")
+        self.jobs.release(job.id, self.worker_id, retry_in_s=retry, error=f"storage error: {exc}")
 
     def process(self, job: Job, engine: Engine) -> None:
-        settings = self.runtime.settings
-        store = self.runtime.jobs
+        settings = self.settings
+        store = self.jobs
         log.info("job %s: started (attempt %d, model %s)", job.id, job.attempts, job.model)
         with self._lease(job):
             try:
@@ -199,7 +207,7 @@ class Worker:
 
             def save(indexed: tuple[int, Image.Image]) -> str:
                 key = output_key(job.id, indexed[0], settings.output_format)
-                self.runtime.blobs.put(key, encode_image(indexed[1], settings.output_format, settings.output_quality))
+                self.blobs.put(key, encode_image(indexed[1], settings.output_format, settings.output_quality))
                 return key
 
             try:
