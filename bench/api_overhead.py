@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from conftest import ServerProcess  # noqa: E402  (the tests' real-server helper)
-from seqdream.engines.scaffold import build_tiny_flux2_klein  # noqa: E402
+from seqdream_devkit.tiny_pipeline import build_tiny_flux2_klein  # noqa: E402
 
 EDIT_SEQ = "/api/v3/bytedance/seedream-v4/edit-sequential"
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from seqdream.engines.scaffold import build_tiny_flux2_klein
+from seqdream_devkit.tiny_pipeline import build_tiny_flux2_klein
 
 # Small renders keep the CPU test-suite fast; everything else is production code and config.
 TEST_ENV = {

@@ -16,9 +16,10 @@ import pytest
 from PIL import Image
 
 from conftest import ServerProcess, decode
-from seqdream.builtin import MODEL_DIR, tasks
-from seqdream.builtin.parser import find, parse
-from seqdream.builtin.world import Scene
+from seqdream.builtin import MODEL_DIR
+from seqdream_devkit import tasks
+from seqdream_devkit.parser import find, parse
+from seqdream_devkit.world import Scene
 
 T2I = "/api/v3/bytedance/seedream-v4"
 EDIT = "/api/v3/bytedance/seedream-v4/edit"

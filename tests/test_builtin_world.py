@@ -8,10 +8,10 @@ import random
 import pytest
 from PIL import Image
 
-from seqdream.builtin.parser import find, parse
-from seqdream.builtin.tasks import COLOUR_CYCLE, EDITS, compose, edit, sequence, text_to_image
-from seqdream.builtin.world import random_scene, render
 from seqdream.jobs.planner import plan_group
+from seqdream_devkit.parser import find, parse
+from seqdream_devkit.tasks import COLOUR_CYCLE, EDITS, compose, edit, sequence, text_to_image
+from seqdream_devkit.world import random_scene, render
 
 
 def as_delivered(image: Image.Image, size: int = 1024) -> Image.Image:

@@ -13,9 +13,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench" / "quality"
 
 from run import score_edit, score_group, score_t2i  # noqa: E402
 
-from seqdream.builtin import tasks  # noqa: E402
-from seqdream.builtin.parser import parse  # noqa: E402
-from seqdream.builtin.world import render  # noqa: E402
+from seqdream_devkit import tasks  # noqa: E402
+from seqdream_devkit.parser import parse  # noqa: E402
+from seqdream_devkit.world import render  # noqa: E402
 
 
 def test_t2i_scores() -> None:

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from seqdream.builtin import MODEL_DIR
-from seqdream.builtin.world import Scene, Thing, render
+from seqdream_devkit.world import Scene, Thing, render
 
 T2I, EDIT = "bytedance/seedream-v4", "bytedance/seedream-v4/edit"
 SEQUENTIAL, EDIT_SEQUENTIAL = "bytedance/seedream-v4/sequential", "bytedance/seedream-v4/edit-sequential"

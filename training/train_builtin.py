@@ -35,9 +35,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from seqdream.builtin import tasks
-from seqdream.builtin.world import CANVAS, random_scene, render
-from seqdream.engines.scaffold import train_tokenizer
+from seqdream_devkit import tasks
+from seqdream_devkit.tiny_pipeline import train_tokenizer
+from seqdream_devkit.world import CANVAS, random_scene, render
 
 TEXT_LAYERS = 28  # the pipeline reads hidden states 9, 18 and 27
 MAX_TOKENS = 64
@@ -159,7 +159,7 @@ def train_vae(vae, budget: Budget, rng: random.Random, batch: int = 16) -> None:
 @torch.no_grad()
 def reconstruction_accuracy(vae, count: int = 100, seed: int = 12345) -> float:  # type: ignore[no-untyped-def]
     """Share of scenes the parser still reads exactly after encoding and decoding."""
-    from seqdream.builtin.parser import parse
+    from seqdream_devkit.parser import parse
 
     rng = random.Random(seed)
     scenes = [random_scene(rng) for _ in range(count)]

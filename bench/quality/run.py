@@ -18,13 +18,13 @@ from collections import defaultdict
 
 from PIL import Image
 
-from seqdream.builtin import tasks
-from seqdream.builtin.parser import find, parse
-from seqdream.builtin.world import Scene
 from seqdream.config import Settings
 from seqdream.engines.base import GenerationPlan
 from seqdream.engines.registry import load_engine
 from seqdream.jobs.planner import plan_group
+from seqdream_devkit import tasks
+from seqdream_devkit.parser import find, parse
+from seqdream_devkit.world import Scene
 
 HELD_OUT_SEED = 1_000_003  # training draws from seed 0's stream; this stream is never trained on
 SIZE = 1024

@@ -1,9 +1,8 @@
-"""The built-in model and its world: procedural scenes, edits and sequences, a scene parser.
+"""The built-in model, shipped with the package.
 
-`MODEL_DIR` holds a small `Flux2KleinPipeline` trained from scratch on this world by
-`training/train_builtin.py`; the service uses it when no other model is configured, so it
-works offline on a CPU. The world code renders its training data, states what each prompt
-asks for, and reads generated images back for the quality benchmark.
+`MODEL_DIR` holds a small `Flux2KleinPipeline` trained from scratch by `training/train_builtin.py`
+on the world of shapes in `seqdream_devkit` (a development package the service never imports);
+the service uses it when no other model is configured, so it works offline on a CPU.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from seqdream.builtin.world import CANVAS, COLOURS, COLUMNS, KINDS, ROWS, SIZES, Scene, Thing, draw_shape
+from seqdream_devkit.world import CANVAS, COLOURS, COLUMNS, KINDS, ROWS, SIZES, Scene, Thing, draw_shape
 
 NAMES = list(COLOURS)
 _PALETTE = np.array([COLOURS[name] for name in NAMES], dtype=np.float32)

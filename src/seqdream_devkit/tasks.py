@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 
 from PIL import Image, ImageDraw
 
-from seqdream.builtin.world import (
+from seqdream.jobs.planner import plan_group
+from seqdream_devkit.world import (
     BACKGROUNDS,
     CANVAS,
     COLOURS,
@@ -26,7 +27,6 @@ from seqdream.builtin.world import (
     random_thing,
     render,
 )
-from seqdream.jobs.planner import plan_group
 
 EDITS = ("add", "remove", "recolour", "resize", "move", "replace", "background")
 COLOUR_CYCLE = ("red", "orange", "yellow", "green", "blue", "purple")
