@@ -11,14 +11,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from conftest import TEST_ENV, ServerProcess, decode  # noqa: E402  (the tests' real-server helper)
+from seqdream_devkit.images import decode
+from seqdream_devkit.server_process import ServerProcess
 
 TARGET_S = 5.0
 CASES = (  # (route, group size, size, prompt)
@@ -45,8 +43,6 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="seqdream-bench-"))
     server = ServerProcess(work / "data", args.model)
-    for name in TEST_ENV:  # production settings, not the test-suite's
-        server.env.pop(name)
     server.start()
     print(f"{os.cpu_count()} CPU cores; model: {args.model or 'built-in'}; {args.runs} runs per case (medians)")
     print(f"{'route':34s} {'images':>6s} {'size':>10s} {'end-to-end s':>13s} {'inference s':>12s} {'per image s':>12s}")

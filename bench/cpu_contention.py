@@ -17,10 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from conftest import TEST_ENV, ServerProcess, decode  # noqa: E402  (the tests' real-server helper)
-from seqdream.threads import available_cores  # noqa: E402
+from seqdream.threads import available_cores
+from seqdream_devkit.images import decode
+from seqdream_devkit.server_process import ServerProcess
 
 GOAL = 2.5
 PROMPT = "a series of 4 images of a small red circle moving from left to right on a blue background"
@@ -46,8 +45,6 @@ def main() -> None:
     parser.add_argument("--hogs", type=int, default=2, help="CPU-bound processes started beside the service")
     args = parser.parse_args()
     server = ServerProcess(Path(tempfile.mkdtemp(prefix="seqdream-bench-")) / "data", None)
-    for name in TEST_ENV:  # production settings, not the test-suite's
-        server.env.pop(name)
     server.start()
     hogs: list[subprocess.Popen[bytes]] = []
     try:

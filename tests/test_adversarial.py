@@ -20,10 +20,11 @@ import httpx
 import pytest
 from PIL import Image
 
-from conftest import ServerProcess, png_bytes
-
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402  (schemathesis brings hypothesis)
+
+from seqdream_devkit.images import png_bytes  # noqa: E402
+from support.servers import LocalServer  # noqa: E402
 
 EDIT = "/api/v3/bytedance/seedream-v4/edit"
 EDIT_SEQ = "/api/v3/bytedance/seedream-v4/edit-sequential"
@@ -32,9 +33,9 @@ T2I = "/api/v3/bytedance/seedream-v4"
 
 # ---- fuzzing from the OpenAPI document ---------------------------------------------------------
 @pytest.fixture(scope="module")
-def api_only(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def api_only(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     """No workers: fuzzed submissions are validated and queued, not rendered."""
-    server = ServerProcess(tmp_path_factory.mktemp("fuzz"), tiny_model, "--workers", "0").start()
+    server = LocalServer(tmp_path_factory.mktemp("fuzz"), tiny_model, "--workers", "0").start()
     yield server
     server.stop()
 
@@ -54,7 +55,7 @@ def fuzz(operation, headers: dict[str, str], seen: dict[str, set[int]]) -> None:
     check()
 
 
-def test_fuzzed_requests_never_get_a_5xx(api_only: ServerProcess) -> None:
+def test_fuzzed_requests_never_get_a_5xx(api_only: LocalServer) -> None:
     """Every operation of /openapi.json, with bounded, reproducible examples, authenticated."""
     schema = schemathesis.openapi.from_url(f"{api_only.base_url}/openapi.json")
     seen: dict[str, set[int]] = {}
@@ -163,7 +164,7 @@ def test_there_are_at_least_forty_hostile_cases() -> None:
 @pytest.mark.parametrize(("method", "path", "options", "status", "words"), [c[1:] for c in CASES],
                          ids=[c[0] for c in CASES])  # fmt: skip
 def test_hostile_input_gets_a_clear_4xx(
-    server: ServerProcess, method: str, path: str, options: dict, status: int, words: list[str]
+    server: LocalServer, method: str, path: str, options: dict, status: int, words: list[str]
 ) -> None:
     headers = httpx.Headers({"Authorization": f"Bearer {server.api_key}"})
     if "content" in options:
@@ -264,7 +265,7 @@ def ssrf_setup(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     _Allowed.listener_port = listener.port
     allowed = ThreadingHTTPServer(("127.0.0.2", 0), _Allowed)
     threading.Thread(target=allowed.serve_forever, daemon=True).start()
-    server = ServerProcess(
+    server = LocalServer(
         tmp_path_factory.mktemp("ssrf"), tiny_model,
         SEQDREAM_FETCH_ALLOW_NETWORKS="127.0.0.2/32", SEQDREAM_FETCH_READ_TIMEOUT_S="2",
         SEQDREAM_MAX_IMAGE_BYTES=str(1024 * 1024),
@@ -314,7 +315,7 @@ def test_slow_drip_and_oversized_bodies_fail_the_job_cleanly(ssrf_setup: tuple) 
 
 
 # ---- keys ---------------------------------------------------------------------------------------
-def test_one_key_cannot_see_another_keys_tasks(server: ServerProcess, api: httpx.Client) -> None:
+def test_one_key_cannot_see_another_keys_tasks(server: LocalServer, api: httpx.Client) -> None:
     other_key = server.cli("keys", "create", "--name", "isolation").stdout.strip()
     with server.client(key=other_key) as other:
         theirs = other.post(T2I, json={"prompt": "their secret"}).json()["data"]["id"]

@@ -9,12 +9,13 @@ import subprocess
 
 import pytest
 
-from conftest import ServerProcess, decode
+from seqdream_devkit.images import decode
+from support.servers import LocalServer
 
 EDIT_SEQ = "/api/v3/bytedance/seedream-v4/edit-sequential"
 
 
-def run_seed_curl(server: ServerProcess, body: dict) -> dict:
+def run_seed_curl(server: LocalServer, body: dict) -> dict:
     """The seed's submit command, verbatim but for the base URL and key."""
     command = [
         "curl",
@@ -34,7 +35,7 @@ def run_seed_curl(server: ServerProcess, body: dict) -> dict:
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-def test_seed_curl_examples(server: ServerProcess) -> None:
+def test_seed_curl_examples(server: LocalServer) -> None:
     seed_body = {"size": "2048*2048", "max_images": 1, "enable_base64_output": False, "enable_sync_mode": False}
     # The seed's body has no prompt, which its own table marks required: a clear 400.
     refused = run_seed_curl(server, seed_body)
@@ -73,7 +74,7 @@ def test_seed_curl_examples(server: ServerProcess) -> None:
     assert decode(image).size == (2048, 2048)
 
 
-def test_lifecycle_and_both_result_paths(server: ServerProcess, api) -> None:
+def test_lifecycle_and_both_result_paths(server: LocalServer, api) -> None:
     response = api.post(EDIT_SEQ, json={"prompt": "a red kite", "size": "1024*1536", "seed": 11})
     assert response.status_code == 200
     job_id = response.json()["data"]["id"]
@@ -85,7 +86,7 @@ def test_lifecycle_and_both_result_paths(server: ServerProcess, api) -> None:
     assert picture.size == (1024, 1536) and picture.format == "JPEG"
 
 
-def test_missing_wrong_and_revoked_keys_get_401(server: ServerProcess) -> None:
+def test_missing_wrong_and_revoked_keys_get_401(server: LocalServer) -> None:
     body = {"prompt": "a cat"}
     with server.client(key=None) as anonymous:
         response = anonymous.post(EDIT_SEQ, json=body)
@@ -119,17 +120,17 @@ def test_unknown_route_and_method_use_the_envelope(api) -> None:
     assert wrong_method.status_code == 405 and wrong_method.json()["code"] == 405
 
 
-def test_jobs_are_private_to_their_key(server: ServerProcess, api) -> None:
+def test_jobs_are_private_to_their_key(server: LocalServer, api) -> None:
     job_id = api.post(EDIT_SEQ, json={"prompt": "a private thing"}).json()["data"]["id"]
     other = server.cli("keys", "create", "--name", "other").stdout.strip()
     with server.client(key=other) as stranger:
         assert stranger.get(f"/api/v3/predictions/{job_id}/result").status_code == 404
 
 
-def test_family_models_and_their_rules(server: ServerProcess, api) -> None:
+def test_family_models_and_their_rules(server: LocalServer, api) -> None:
     import base64
 
-    from conftest import png_bytes
+    from seqdream_devkit.images import png_bytes
 
     t2i = api.post("/api/v3/bytedance/seedream-v4", json={"prompt": "a bird", "enable_sync_mode": True}).json()
     assert t2i["data"]["status"] == "completed" and len(t2i["data"]["outputs"]) == 1
@@ -178,7 +179,7 @@ def test_unknown_fields_are_ignored(api) -> None:
 
 
 def test_no_auth_flag_for_development(tiny_model, tmp_path) -> None:
-    dev = ServerProcess(tmp_path / "dev", tiny_model, "--no-auth").start()
+    dev = LocalServer(tmp_path / "dev", tiny_model, "--no-auth").start()
     try:
         with dev.client(key=None) as anonymous:
             data = anonymous.post(EDIT_SEQ, json={"prompt": "a cat", "enable_sync_mode": True}).json()["data"]
@@ -188,7 +189,7 @@ def test_no_auth_flag_for_development(tiny_model, tmp_path) -> None:
         dev.stop()
 
 
-def test_history_lists_the_callers_recent_tasks(server: ServerProcess, api) -> None:
+def test_history_lists_the_callers_recent_tasks(server: LocalServer, api) -> None:
     fresh = server.cli("keys", "create", "--name", "history").stdout.strip()
     with server.client(key=fresh) as client:
         ids = [client.post(EDIT_SEQ, json={"prompt": f"history {i}"}).json()["data"]["id"] for i in range(3)]

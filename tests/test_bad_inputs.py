@@ -8,7 +8,7 @@ import io
 import pytest
 from PIL import Image
 
-from conftest import png_bytes
+from seqdream_devkit.images import png_bytes
 
 EDIT_SEQ = "/api/v3/bytedance/seedream-v4/edit-sequential"
 GOOD_IMAGE = base64.b64encode(png_bytes()).decode()

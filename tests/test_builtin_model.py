@@ -15,11 +15,12 @@ import httpx
 import pytest
 from PIL import Image
 
-from conftest import ServerProcess, decode
 from seqdream.builtin import MODEL_DIR
 from seqdream_devkit import tasks
+from seqdream_devkit.images import decode
 from seqdream_devkit.parser import find, parse
 from seqdream_devkit.world import Scene
+from support.servers import LocalServer
 
 T2I = "/api/v3/bytedance/seedream-v4"
 EDIT = "/api/v3/bytedance/seedream-v4/edit"
@@ -29,7 +30,7 @@ HELD_OUT_SEED = 2_000_003
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    server = ServerProcess(tmp_path_factory.mktemp("builtin"), None).start()  # SEQDREAM_MODEL unset
+    server = LocalServer(tmp_path_factory.mktemp("builtin"), None).start()  # SEQDREAM_MODEL unset
     try:
         with server.client() as client:
             yield client

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from conftest import TEST_ENV, png_bytes
+from seqdream_devkit.images import png_bytes
+from support.servers import TEST_ENV
 
 
 def run_cli(tmp_path: Path, model: Path, *args: str) -> subprocess.CompletedProcess[str]:

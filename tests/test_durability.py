@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from wavespeed import Client
 
-from conftest import ServerProcess, decode
+from seqdream_devkit.images import decode
+from support.servers import LocalServer
 
 EDIT_SEQ = "/api/v3/bytedance/seedream-v4/edit-sequential"
 # Enough denoising work that a job is still running when the test pulls the plug.
@@ -26,7 +27,7 @@ def job_row(db: Path, job_id: str) -> dict:
         return dict(connection.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
 
 
-def wait_status(server: ServerProcess, job_id: str, status: str, timeout: float = 30) -> None:
+def wait_status(server: LocalServer, job_id: str, status: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     with server.client() as client:
         while time.monotonic() < deadline:
@@ -37,13 +38,13 @@ def wait_status(server: ServerProcess, job_id: str, status: str, timeout: float 
 
 
 @pytest.fixture()
-def slow_server(tiny_model: Path, tmp_path: Path) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path / "slow", tiny_model, SEQDREAM_SYNC_TIMEOUT_S="0.5", **SLOW).start()
+def slow_server(tiny_model: Path, tmp_path: Path) -> Iterator[LocalServer]:
+    process = LocalServer(tmp_path / "slow", tiny_model, SEQDREAM_SYNC_TIMEOUT_S="0.5", **SLOW).start()
     yield process
     process.stop()
 
 
-def test_kill_9_mid_job_then_restart_completes_every_job(slow_server: ServerProcess) -> None:
+def test_kill_9_mid_job_then_restart_completes_every_job(slow_server: LocalServer) -> None:
     with slow_server.client() as api:
         running = api.post(
             EDIT_SEQ,
@@ -67,7 +68,7 @@ def test_kill_9_mid_job_then_restart_completes_every_job(slow_server: ServerProc
     assert "queued again" in slow_server.log_path.read_text()
 
 
-def test_sync_mode_timeout_returns_the_running_task(slow_server: ServerProcess) -> None:
+def test_sync_mode_timeout_returns_the_running_task(slow_server: LocalServer) -> None:
     with slow_server.client() as api:
         response = api.post(
             EDIT_SEQ, json={"prompt": "a series of 3 images of a dune", "max_images": 3, "enable_sync_mode": True}
@@ -91,7 +92,7 @@ def test_sync_mode_timeout_returns_the_running_task(slow_server: ServerProcess) 
 
 
 def test_separate_worker_processes_share_the_queue(tiny_model: Path, tmp_path: Path) -> None:
-    api_only = ServerProcess(tmp_path / "shared", tiny_model, SEQDREAM_INLINE_WORKERS="0").start()
+    api_only = LocalServer(tmp_path / "shared", tiny_model, SEQDREAM_INLINE_WORKERS="0").start()
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "seqdream.cli.main", "worker"],
@@ -121,7 +122,7 @@ def test_separate_worker_processes_share_the_queue(tiny_model: Path, tmp_path: P
 
 
 def test_kill_9_of_the_api_and_a_separate_worker_mid_job_loses_nothing(tiny_model: Path, tmp_path: Path) -> None:
-    api_server = ServerProcess(tmp_path / "shared", tiny_model, "--workers", "0", **SLOW).start()
+    api_server = LocalServer(tmp_path / "shared", tiny_model, "--workers", "0", **SLOW).start()
 
     def start_worker() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
@@ -176,7 +177,7 @@ def test_a_really_full_disk_loses_nothing(tiny_model: Path, tmp_path: Path, smal
 
     from PIL import Image
 
-    server = ServerProcess(
+    server = LocalServer(
         tmp_path / "data", tiny_model, SEQDREAM_STORAGE_DIR=str(small_disk), SEQDREAM_STORAGE_RETRY_S="1",
         SEQDREAM_OUTPUT_FORMAT="png",
     ).start()  # fmt: skip

@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import png_bytes
 from seqdream.images.decode import ImageInputError
 from seqdream.images.fetch import FetchPolicy, fetch_image_bytes
+from seqdream_devkit.images import png_bytes
 
 PNG = png_bytes((70, 70), "teal")
 

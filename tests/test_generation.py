@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from conftest import ServerProcess, decode, png_bytes
+from seqdream_devkit.images import decode, png_bytes
+from support.servers import LocalServer
 
 EDIT_SEQ = "/api/v3/bytedance/seedream-v4/edit-sequential"
 
@@ -75,7 +76,7 @@ def test_jpeg_and_webp_references(api) -> None:
     assert decode(api.get(data["outputs"][0]).content).size == (2048, 1024)
 
 
-def test_legacy_binary_upload_and_own_url_reference(server: ServerProcess, api) -> None:
+def test_legacy_binary_upload_and_own_url_reference(server: LocalServer, api) -> None:
     raw = png_bytes((90, 90), "yellow")
     uploaded = api.post("/api/v3/media/upload/binary", files={"file": ("ref.png", raw, "image/png")}).json()
     assert uploaded["code"] == 200
@@ -87,7 +88,7 @@ def test_legacy_binary_upload_and_own_url_reference(server: ServerProcess, api) 
     assert not_image.status_code == 415 and not_image.json()["code"] == 415
 
 
-def test_upload_ticket_rules(server: ServerProcess, api) -> None:
+def test_upload_ticket_rules(server: LocalServer, api) -> None:
     ticket = api.post("/api/v3/media/uploads", json={"filename": "x.png", "size": 10}).json()["data"]
     put_url = ticket["upload"]["url"]
     with server.client(key=None) as anonymous:

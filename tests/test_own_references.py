@@ -9,7 +9,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from conftest import ServerProcess, decode, png_bytes
+from seqdream_devkit.images import decode, png_bytes
+from support.servers import LocalServer
 
 T2I = "/api/v3/bytedance/seedream-v4"
 EDIT = "/api/v3/bytedance/seedream-v4/edit"
@@ -22,7 +23,7 @@ def sync(api: httpx.Client, path: str, **body: object) -> dict:
 
 
 def test_an_output_url_is_accepted_as_a_reference_under_any_local_host_name(
-    api: httpx.Client, server: ServerProcess
+    api: httpx.Client, server: LocalServer
 ) -> None:
     first = sync(api, T2I, prompt="a red circle", seed=3)
     assert first["status"] == "completed"
@@ -35,7 +36,7 @@ def test_an_output_url_is_accepted_as_a_reference_under_any_local_host_name(
 
 
 def test_an_upload_url_under_another_local_host_name_is_read_from_storage(
-    api: httpx.Client, server: ServerProcess
+    api: httpx.Client, server: LocalServer
 ) -> None:
     uploaded = api.post("/api/v3/media/upload/binary", files={"file": ("ref.png", png_bytes(), "image/png")})
     url = uploaded.json()["data"]["download_url"].replace("127.0.0.1", "localhost")
@@ -52,9 +53,7 @@ def test_an_upload_url_under_another_local_host_name_is_read_from_storage(
         ("/health", "loopback"),
     ],
 )
-def test_an_unknown_own_url_is_a_400_at_submit(
-    api: httpx.Client, server: ServerProcess, path: str, message: str
-) -> None:
+def test_an_unknown_own_url_is_a_400_at_submit(api: httpx.Client, server: LocalServer, path: str, message: str) -> None:
     response = api.post(EDIT, json={"prompt": "x", "images": [f"{server.base_url}{path}"]})
     assert response.status_code == 400, response.text
     assert response.json()["message"].startswith("images[0]") and message in response.json()["message"]

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ServerProcess, decode, png_bytes
+from seqdream_devkit.images import decode, png_bytes
+from support.servers import LocalServer
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = os.environ.get("SEQDREAM_TEST_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -37,7 +38,7 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture()
-def page(browser, server: ServerProcess):
+def page(browser, server: LocalServer):
     context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     page.goto(server.base_url + "/")
@@ -47,7 +48,7 @@ def page(browser, server: ServerProcess):
     context.close()
 
 
-def test_group_with_a_reference_then_download(page, server: ServerProcess, tmp_path: Path) -> None:
+def test_group_with_a_reference_then_download(page, server: LocalServer, tmp_path: Path) -> None:
     reference = tmp_path / "reference.png"
     reference.write_bytes(png_bytes((160, 120), "crimson"))
     assert page.url.endswith("/playground/")
@@ -149,13 +150,13 @@ def test_a_model_without_examples_keeps_the_generic_placeholder(page) -> None:
 
 
 @pytest.fixture(scope="module")
-def builtin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = ServerProcess(tmp_path_factory.mktemp("builtin-playground"), None).start()  # the built-in model
+def builtin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    server = LocalServer(tmp_path_factory.mktemp("builtin-playground"), None).start()  # the built-in model
     yield server
     server.stop()
 
 
-def test_built_in_model_examples_fill_the_form_and_run(browser, builtin_server: ServerProcess) -> None:
+def test_built_in_model_examples_fill_the_form_and_run(browser, builtin_server: LocalServer) -> None:
     context = browser.new_context(viewport={"width": 1280, "height": 1100})
     page = context.new_page()
     page.goto(builtin_server.base_url + "/")

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from conftest import ServerProcess
 from seqdream.db import Base, Database
 from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
+from support.servers import LocalServer
 
 URL = os.environ.get("SEQDREAM_TEST_POSTGRES_URL")
 pytestmark = pytest.mark.skipif(not URL, reason="SEQDREAM_TEST_POSTGRES_URL is not set")
@@ -63,7 +63,7 @@ def test_stale_recovery_on_postgres(fresh_db: Database) -> None:
 
 
 def test_server_on_postgres(fresh_db: Database, tiny_model: Path, tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path / "pg", tiny_model, SEQDREAM_DATABASE_URL=URL).start()
+    server = LocalServer(tmp_path / "pg", tiny_model, SEQDREAM_DATABASE_URL=URL).start()
     try:
         with server.client() as api:
             data = api.post(

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ServerProcess, decode, free_port, png_bytes
+from seqdream_devkit.images import decode, png_bytes
+from seqdream_devkit.server_process import free_port
+from support.servers import LocalServer
 
 moto_server = pytest.importorskip("moto.server")
 boto3 = pytest.importorskip("boto3")
@@ -54,7 +56,7 @@ def test_unreachable_bucket_is_a_storage_error() -> None:
 
 
 def test_server_keeps_uploads_and_outputs_in_s3(s3_endpoint: str, tiny_model: Path, tmp_path: Path) -> None:
-    server = ServerProcess(
+    server = LocalServer(
         tmp_path / "s3",
         tiny_model,
         SEQDREAM_STORAGE_URL="s3://seqdream/prod",

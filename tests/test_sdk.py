@@ -8,17 +8,18 @@ import pytest
 import wavespeed
 from wavespeed import Client
 
-from conftest import ServerProcess, decode, png_bytes
+from seqdream_devkit.images import decode, png_bytes
+from support.servers import LocalServer
 
 MODEL = "bytedance/seedream-v4/edit-sequential"
 
 
 @pytest.fixture()
-def sdk(server: ServerProcess) -> Client:
+def sdk(server: LocalServer) -> Client:
     return Client(api_key=server.api_key, base_url=server.base_url, max_connection_retries=0)
 
 
-def test_sdk_async_mode_polls_to_completion(sdk: Client, server: ServerProcess) -> None:
+def test_sdk_async_mode_polls_to_completion(sdk: Client, server: LocalServer) -> None:
     output = sdk.run(
         MODEL,
         {"prompt": "a series of 2 images of a paper boat", "max_images": 4, "size": "1024*1024"},
@@ -43,7 +44,7 @@ def test_sdk_sync_mode(sdk: Client) -> None:
     assert decode(base64.b64decode(output["outputs"][0])).size == (1536, 1024)
 
 
-def test_sdk_upload_then_edit(sdk: Client, server: ServerProcess, tmp_path) -> None:
+def test_sdk_upload_then_edit(sdk: Client, server: LocalServer, tmp_path) -> None:
     path = tmp_path / "reference.png"
     path.write_bytes(png_bytes((128, 96), "blue"))
     url = sdk.upload(str(path))
@@ -59,7 +60,7 @@ def test_sdk_upload_then_edit(sdk: Client, server: ServerProcess, tmp_path) -> N
     assert len(output["outputs"]) == 1
 
 
-def test_sdk_reports_failed_tasks(sdk: Client, server: ServerProcess) -> None:
+def test_sdk_reports_failed_tasks(sdk: Client, server: LocalServer) -> None:
     # A host that does not resolve passes submission and fails the task with a useful error.
     result = sdk.run_no_throw(
         MODEL, {"prompt": "edit", "images": ["http://no-such-host.invalid/a.png"]}, poll_interval=0.05, timeout=60
@@ -68,7 +69,7 @@ def test_sdk_reports_failed_tasks(sdk: Client, server: ServerProcess) -> None:
     assert "could not be resolved" in result["error"] and result["task_id"] != "unknown"
 
 
-def test_module_level_sdk_functions(server: ServerProcess, monkeypatch) -> None:
+def test_module_level_sdk_functions(server: LocalServer, monkeypatch) -> None:
     monkeypatch.setattr(wavespeed.config.api, "api_key", server.api_key)
     monkeypatch.setattr(wavespeed.config.api, "base_url", server.base_url)
     monkeypatch.setattr(wavespeed.api, "_default_client", None)

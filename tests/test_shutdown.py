@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ServerProcess
+from support.servers import LocalServer
 
 SEQUENTIAL = "/api/v3/bytedance/seedream-v4/sequential"
 LONG_JOB = {"SEQDREAM_NATIVE_RESOLUTION": "192", "SEQDREAM_NUM_INFERENCE_STEPS": "200"}
@@ -24,7 +24,7 @@ def job_row(db: Path, job_id: str) -> dict:
         return dict(connection.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
 
 
-def submit_and_wait_processing(server: ServerProcess, max_images: int) -> str:
+def submit_and_wait_processing(server: LocalServer, max_images: int) -> str:
     with server.client() as api:
         body = {"prompt": f"a series of {max_images} images of a kite", "max_images": max_images, "size": "1024*1024"}
         job_id = api.post(SEQUENTIAL, json=body).json()["data"]["id"]
@@ -35,7 +35,7 @@ def submit_and_wait_processing(server: ServerProcess, max_images: int) -> str:
     return job_id
 
 
-def stop_with(server: ServerProcess, sig: int) -> tuple[int, float]:
+def stop_with(server: LocalServer, sig: int) -> tuple[int, float]:
     assert server.process is not None
     started = time.monotonic()
     server.process.send_signal(sig)
@@ -47,7 +47,7 @@ def stop_with(server: ServerProcess, sig: int) -> tuple[int, float]:
 def test_a_job_past_the_grace_period_is_handed_back_and_finishes_after_restart(
     tiny_model: Path, tmp_path: Path, sig: int
 ) -> None:
-    server = ServerProcess(
+    server = LocalServer(
         tmp_path / "data", tiny_model, SEQDREAM_SHUTDOWN_GRACE_S="0.5", SEQDREAM_JOB_LEASE_S="60", **LONG_JOB
     ).start()
     job_id = submit_and_wait_processing(server, 14)
@@ -70,7 +70,7 @@ def test_a_job_past_the_grace_period_is_handed_back_and_finishes_after_restart(
 
 
 def test_a_job_within_the_grace_period_finishes_before_exit(tiny_model: Path, tmp_path: Path) -> None:
-    server = ServerProcess(
+    server = LocalServer(
         tmp_path / "data", tiny_model, SEQDREAM_SHUTDOWN_GRACE_S="60", SEQDREAM_NUM_INFERENCE_STEPS="60",
         SEQDREAM_NATIVE_RESOLUTION="128",
     ).start()  # fmt: skip
@@ -83,7 +83,7 @@ def test_a_job_within_the_grace_period_finishes_before_exit(tiny_model: Path, tm
 
 
 def test_a_busy_port_fails_before_any_worker_claims_a_job(tiny_model: Path, tmp_path: Path) -> None:
-    api_only = ServerProcess(tmp_path / "data", tiny_model, "--workers", "0").start()
+    api_only = LocalServer(tmp_path / "data", tiny_model, "--workers", "0").start()
     with api_only.client() as api:
         job_id = api.post(SEQUENTIAL, json={"prompt": "a dog", "max_images": 1}).json()["data"]["id"]
     second = subprocess.run(
