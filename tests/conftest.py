@@ -7,9 +7,27 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
+from seqdream.api.app import create_app
+from seqdream.config import Settings
 from seqdream_devkit.tiny_pipeline import build_tiny_flux2_klein
 from support.servers import LocalServer
+
+# Tests that start processes, browsers or training are `slow`; `pytest -m "not slow"` is the fast,
+# in-process layer. CI runs both.
+SLOW_FIXTURES = {"server", "api", "api_only", "ssrf_setup", "builtin_server", "browser", "slow_server", "small_disk"}
+SLOW_MODULES = {
+    "test_builtin_model", "test_cli", "test_durability", "test_playground", "test_postgres", "test_s3_storage",
+    "test_sdk", "test_shutdown", "test_training", "test_architecture",
+}  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__ if isinstance(item, pytest.Function) and item.module else ""
+        if module in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -30,4 +48,17 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 @pytest.fixture()
 def api(server: LocalServer) -> Iterator[httpx.Client]:
     with server.client() as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def app_client(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """The app in this process, no workers: validation, auth and the envelope without a server."""
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("in-process"), model=str(tiny_model), inline_workers=0,
+        max_request_bytes=4 * 1024 * 1024,
+    )  # fmt: skip
+    with TestClient(create_app(settings)) as client:
+        secret = client.app.state.services.keys.create("tests").secret  # type: ignore[attr-defined]
+        client.headers["Authorization"] = f"Bearer {secret}"
         yield client
