@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench" / "quality"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "quality"))
 
 from run import score_edit, score_group, score_t2i  # noqa: E402
 

@@ -10,7 +10,7 @@ from seqdream.config import Settings
 from seqdream.engines.base import GenerationPlan
 from seqdream.engines.registry import load_engine
 
-SCRIPT = Path(__file__).resolve().parents[1] / "training" / "train_builtin.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "training" / "train_builtin.py"
 
 
 def train(*args: str) -> str:
