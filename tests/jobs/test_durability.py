@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,17 +13,12 @@ import pytest
 from wavespeed import Client
 
 from seqdream_devkit.images import decode
+from support.database import job_row
 from support.servers import LocalServer
 
 EDIT_SEQ = "/api/v3/bytedance/seedream-v4/edit-sequential"
 # Enough denoising work that a job is still running when the test pulls the plug.
 SLOW = {"SEQDREAM_NATIVE_RESOLUTION": "128", "SEQDREAM_NUM_INFERENCE_STEPS": "120"}
-
-
-def job_row(db: Path, job_id: str) -> dict:
-    with sqlite3.connect(db) as connection:
-        connection.row_factory = sqlite3.Row
-        return dict(connection.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
 
 
 def wait_status(server: LocalServer, job_id: str, status: str, timeout: float = 30) -> None:

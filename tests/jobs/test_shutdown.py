@@ -4,7 +4,6 @@ back to the queue at once (no lease to wait out); the process exits cleanly; a b
 from __future__ import annotations
 
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -12,16 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from support.database import job_row
 from support.servers import LocalServer
 
 SEQUENTIAL = "/api/v3/bytedance/seedream-v4/sequential"
 LONG_JOB = {"SEQDREAM_NATIVE_RESOLUTION": "192", "SEQDREAM_NUM_INFERENCE_STEPS": "200"}
-
-
-def job_row(db: Path, job_id: str) -> dict:
-    with sqlite3.connect(db) as connection:
-        connection.row_factory = sqlite3.Row
-        return dict(connection.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
 
 
 def submit_and_wait_processing(server: LocalServer, max_images: int) -> str:

@@ -1,0 +1,13 @@
+"""Reading a server's SQLite file directly, as an operator would."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+
+def job_row(db: Path, job_id: str) -> dict:
+    """The job's row as stored, every column."""
+    with sqlite3.connect(db) as connection:
+        connection.row_factory = sqlite3.Row
+        return dict(connection.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
