@@ -11,8 +11,9 @@ Usage: python training/train_builtin.py --out build/builtin [--vae-minutes 20 --
        (or --vae-steps N --steps M: the same schedule by step count, reproducible on any machine)
 
 Training accumulates across sessions: `--resume DIR` continues from a saved folder (the shipped
-model included) and from its optimizer state, which is kept outside the folder (`--state`, by
-default `build/builtin-state.pt`) so the shipped package stays small:
+model included) and appends to its `training.json`, the record of every run that made it. The
+optimizer's moments are kept outside the folder (`--state`, default `build/builtin-state.pt`) so
+the shipped package stays small; a resumed run without them starts fresh moments behind a warm-up:
 
   python training/train_builtin.py --resume src/seqdream/builtin/model \
       --out src/seqdream/builtin/model --minutes 120
@@ -229,22 +230,26 @@ def training_step(pipe, examples: list[tasks.Example], rng: random.Random) -> to
     return F.mse_loss(prediction, noise - x0)
 
 
-def load_state(path: Path, optimiser: torch.optim.Optimizer) -> dict:
-    """Optimizer moments and the history of earlier runs, when a resumed run has them."""
+HISTORY_FILE = "training.json"  # in the model folder: every run that trained it
+
+
+def read_history(folder: Path | None) -> list[dict]:
+    path = folder / HISTORY_FILE if folder else None
+    return list(json.loads(path.read_text())["runs"]) if path and path.is_file() else []
+
+
+def load_moments(path: Path, optimiser: torch.optim.Optimizer) -> None:
     if not path.is_file():
-        print(f"no optimizer state at {path}: starting fresh moments", flush=True)
-        return {"history": []}
-    state = torch.load(path, weights_only=False)
-    optimiser.load_state_dict(state["optimizer"])
-    steps = sum(run["steps"] for run in state["history"])
-    print(f"resumed optimizer state from {path}: {len(state['history'])} earlier run(s), {steps} steps", flush=True)
-    return state
+        print(f"no optimizer state at {path}: fresh moments", flush=True)
+        return
+    optimiser.load_state_dict(torch.load(path, weights_only=False)["optimizer"])
+    print(f"resumed optimizer moments from {path}", flush=True)
 
 
-def save_state(path: Path, optimiser: torch.optim.Optimizer, state: dict, run: dict) -> None:
+def save_moments(path: Path, optimiser: torch.optim.Optimizer) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".tmp")
-    torch.save({"optimizer": optimiser.state_dict(), "history": state["history"] + [run]}, partial)
+    torch.save({"optimizer": optimiser.state_dict()}, partial)
     partial.replace(path)  # never a half-written state
 
 
@@ -293,11 +298,13 @@ def main() -> None:
 
     params = list(transformer.parameters()) + list(text_encoder.parameters())
     optimiser = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
-    state = load_state(args.state, optimiser) if args.resume else {"history": []}
-    done_before = sum(run["steps"] for run in state["history"])
+    history = read_history(args.resume)
+    if args.resume:
+        load_moments(args.state, optimiser)
+    done_before = sum(run["steps"] for run in history)
     rng = random.Random(args.seed * 1_000_003 + done_before)
     budget, losses = Budget(args.steps, args.minutes), []
-    run = {"steps": 0, "batch": args.batch, "lr": args.lr, "resumed_from": str(args.resume or "")}
+    run = {"steps": 0, "batch": args.batch, "lr": args.lr, "task_mix": TASK_MIX, "edit_mix": EDIT_MIX}
     next_save = time.monotonic() + args.save_every_minutes * 60
     transformer.train()
     text_encoder.train()
@@ -316,22 +323,24 @@ def main() -> None:
             print(f"step {budget.step} {task:8s} loss {np.mean(losses[-50:]):.4f} ({budget.progress:.0%})", flush=True)
         if time.monotonic() >= next_save:
             run["steps"], run["loss"] = budget.step, float(np.mean(losses[-200:]))
-            save(pipe, args.out)
-            save_state(args.state, optimiser, state, run)
+            save(pipe, args.out, history + [run])
+            save_moments(args.state, optimiser)
             next_save = time.monotonic() + args.save_every_minutes * 60
     run["steps"], run["loss"] = budget.step, float(np.mean(losses[-200:])) if losses else None
-    save(pipe, args.out)
-    save_state(args.state, optimiser, state, run)
+    save(pipe, args.out, history + [run])
+    save_moments(args.state, optimiser)
     total = done_before + budget.step
     print(f"trained {budget.step} steps ({total} in all) in {time.monotonic() - started:.0f}s; saved to {args.out}",
           flush=True)  # fmt: skip
 
 
-def save(pipe, out: Path) -> None:  # type: ignore[no-untyped-def]
+def save(pipe, out: Path, history: list[dict]) -> None:  # type: ignore[no-untyped-def]
     pipe.transformer.eval()
     pipe.text_encoder.eval()
     pipe.save_pretrained(out)
     (out / "seqdream.json").write_text(json.dumps(SAMPLING, indent=2) + "\n")
+    record = {"transformer_steps": sum(run["steps"] for run in history), "runs": history}
+    (out / HISTORY_FILE).write_text(json.dumps(record, indent=2) + "\n")
     pipe.transformer.train()
     pipe.text_encoder.train()
 

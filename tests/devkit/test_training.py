@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -37,3 +38,14 @@ def test_short_training_in_two_stages_gives_a_loadable_pipeline(tmp_path: Path) 
     plan = GenerationPlan(prompts=["a small red circle in the center on a white background"], seeds=[1],
                           width=1024, height=1024)  # fmt: skip
     assert engine.generate(plan).images[0].size == (1024, 1024)
+
+    # Training accumulates: resume from the folder (and, once saved, its optimizer moments elsewhere).
+    state = tmp_path / "state" / "moments.pt"
+    resumed = train("--resume", str(out), "--out", str(tmp_path / "more"), "--state", str(state), "--steps", "3")
+    assert "fresh moments" in resumed and "trained 3 steps (9 in all)" in resumed and state.is_file()
+    again = train("--resume", str(tmp_path / "more"), "--out", str(tmp_path / "more"), "--state", str(state),
+                  "--steps", "2")  # fmt: skip
+    assert "resumed optimizer moments" in again and "trained 2 steps (11 in all)" in again
+    record = json.loads((tmp_path / "more" / "training.json").read_text())
+    assert record["transformer_steps"] == 11 and [run["steps"] for run in record["runs"]] == [6, 3, 2]
+    assert load_engine(Settings(model=str(tmp_path / "more"))).generate(plan).images[0].size == (1024, 1024)
