@@ -19,7 +19,7 @@ from seqdream.builtin import MODEL_DIR
 from seqdream_devkit import tasks
 from seqdream_devkit.images import decode
 from seqdream_devkit.parser import find, parse
-from seqdream_devkit.world import Scene
+from seqdream_devkit.world import BACKGROUNDS, Scene
 from support.servers import LocalServer
 
 T2I = "/api/v3/bytedance/seedream-v4"
@@ -119,3 +119,10 @@ def test_examples_speak_the_built_in_world_and_all_run(api: httpx.Client) -> Non
         assert len(data["outputs"]) == example.get("max_images", 1)
     assert api.get("/api/v3/examples/files/..%2Fseqdream.json").status_code == 404
     assert api.get("/api/v3/examples/files/not-listed.png").status_code == 404
+
+
+def test_a_prompt_outside_the_vocabulary_still_gives_a_clean_scene(api: httpx.Client) -> None:
+    """Words the model never saw still give shapes on a plain background, never noise."""
+    for prompt in ("a photo of a cat on a sofa", "東京の夜景", "a futuristic city at night, 8k, trending"):
+        background, objects = find(generate(api, T2I, prompt=prompt)[0])
+        assert background in BACKGROUNDS and 1 <= len(objects) <= 3, (prompt, background, objects)

@@ -33,7 +33,7 @@ def test_short_training_in_two_stages_gives_a_loadable_pipeline(tmp_path: Path) 
     ]
     assert vae_files[0] == vae_files[1]  # stage 2 reuses stage 1's VAE untouched
     engine = load_engine(Settings(model=str(out)))
-    assert engine.sampling.native_resolution == 64 and engine.sampling.guidance_scale == 3.0
+    assert engine.sampling.native_resolution == 64 and engine.sampling.guidance_scale == 1.5
     assert engine.pipeline.scheduler.config.use_dynamic_shifting is False  # the training shift, fixed
     plan = GenerationPlan(prompts=["a small red circle in the center on a white background"], seeds=[1],
                           width=1024, height=1024)  # fmt: skip
