@@ -12,6 +12,7 @@ import random
 from collections.abc import Iterator
 
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -19,7 +20,7 @@ from seqdream.builtin import MODEL_DIR
 from seqdream_devkit import tasks
 from seqdream_devkit.images import decode
 from seqdream_devkit.parser import find, parse
-from seqdream_devkit.world import BACKGROUNDS, Scene
+from seqdream_devkit.world import BACKGROUNDS, COLOURS, Scene
 from support.servers import LocalServer
 
 T2I = "/api/v3/bytedance/seedream-v4"
@@ -62,37 +63,45 @@ def test_the_default_model_is_the_shipped_built_in_one(api: httpx.Client) -> Non
 
 
 def test_held_out_prompts_get_their_background_colours_and_count(api: httpx.Client) -> None:
-    """What the current checkpoint does reliably (bench/quality has the full picture)."""
+    """What the checkpoint does reliably (100 % over 40 held-out prompts; bench/quality has the full picture)."""
     rng = random.Random(HELD_OUT_SEED)
     examples = [tasks.text_to_image(rng) for _ in range(8)]
     seen: list[Scene] = [parse(generate(api, T2I, prompt=example.prompt)[0]) for example in examples]
-    pairs = list(zip(seen, examples, strict=True))
-    assert all(scene.background == example.scene.background for scene, example in pairs), pairs
-    colours = sum(
-        sorted(t.colour for t in scene.things) == sorted(t.colour for t in example.scene.things)
-        for scene, example in pairs
-    )
-    assert colours >= 6, pairs
+    for scene, example in zip(seen, examples, strict=True):
+        assert scene.background == example.scene.background, (example.prompt, scene)
+        assert sorted(t.colour for t in scene.things) == sorted(t.colour for t in example.scene.things), (
+            example.prompt,
+            scene,
+        )
+    exact = sum(scene == example.scene for scene, example in zip(seen, examples, strict=True))
+    assert exact >= 3, seen  # kind, size and position too: 70-88 % per attribute
 
 
 def test_edit_instructions_for_background_and_removal_are_followed(api: httpx.Client) -> None:
+    """Background changes (100 % held out) always; removals (95 %) in at least 3 of 4 cases."""
     rng = random.Random(HELD_OUT_SEED + 1)
-    for kind in ("background", "remove", "background", "remove"):
+    removed = 0
+    for kind in ("background", "remove", "background", "remove", "background", "remove", "remove"):
         example = tasks.edit(rng, kind)
         source = parse(example.references[0])
         seen = parse(generate(api, EDIT, prompt=example.prompt, images=[png_base64(example.references[0])])[0])
         assert seen.background == example.scene.background, (example.prompt, seen)
         if kind == "remove":
             (gone,) = set(source.things) - set(example.scene.things)
-            assert gone.cell not in {thing.cell for thing in seen.things}, (example.prompt, seen)
+            removed += gone.cell not in {thing.cell for thing in seen.things}
+    assert removed >= 3
 
 
-def test_a_sequential_group_keeps_its_background(api: httpx.Client) -> None:
+def test_a_sequential_group_keeps_its_background_and_moves(api: httpx.Client) -> None:
     prompt = "a series of 4 images of a small red circle moving from left to right on a blue background"
     frames = generate(api, SEQUENTIAL, prompt=prompt, max_images=14)
     assert len(frames) == 4
     found = [find(frame) for frame in frames]
     assert all(background == "blue" and objects for background, objects in found), found
+    assert all(item.thing.colour == "red" for _, objects in found for item in objects), found
+    # The README's own example progresses: the red shape's centre moves right frame by frame.
+    centres = [sum(item.centre[0] for item in objects) / len(objects) for _, objects in found]
+    assert all(b > a for a, b in zip(centres, centres[1:], strict=False)), centres
 
 
 def test_examples_speak_the_built_in_world_and_all_run(api: httpx.Client) -> None:
@@ -122,7 +131,12 @@ def test_examples_speak_the_built_in_world_and_all_run(api: httpx.Client) -> Non
 
 
 def test_a_prompt_outside_the_vocabulary_still_gives_a_clean_scene(api: httpx.Client) -> None:
-    """Words the model never saw still give shapes on a plain background, never noise."""
+    """Words the model never saw still give a plain background with at most 3 shapes, never noise."""
+    palette = np.array(list(COLOURS.values()), dtype=np.float32)
     for prompt in ("a photo of a cat on a sofa", "東京の夜景", "a futuristic city at night, 8k, trending"):
-        background, objects = find(generate(api, T2I, prompt=prompt)[0])
-        assert background in BACKGROUNDS and 1 <= len(objects) <= 3, (prompt, background, objects)
+        image = generate(api, T2I, prompt=prompt)[0]
+        background, objects = find(image)
+        assert background in BACKGROUNDS and len(objects) <= 3, (prompt, background, objects)
+        pixels = np.asarray(image.resize((64, 64)), dtype=np.float32).reshape(-1, 1, 3)
+        distance = np.abs(pixels - palette[None]).max(axis=2).min(axis=1)
+        assert (distance < 48).mean() > 0.9, prompt  # flat palette colours, not noise
