@@ -11,6 +11,7 @@ import re
 MEDIA = "/api/v3/media"
 EXAMPLE_FILES = "/api/v3/examples/files"
 _PART = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"  # no "..", no hidden names
+_KEY_PART = re.compile(rf"^{_PART}$")
 
 
 # ---- blob keys ------------------------------------------------------------------------------
@@ -29,8 +30,7 @@ def upload_key(upload_id: str, filename: str) -> str:
 
 def output_key_from_url_parts(job_id: str, name: str) -> str | None:
     """The blob key behind `/media/outputs/{job_id}/{name}`, or None for names that are no key part."""
-    part = re.compile(rf"^{_PART}$")
-    return f"outputs/{job_id}/{name}" if part.match(job_id) and part.match(name) else None
+    return f"outputs/{job_id}/{name}" if _KEY_PART.match(job_id) and _KEY_PART.match(name) else None
 
 
 # ---- public URLs ----------------------------------------------------------------------------

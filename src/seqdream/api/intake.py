@@ -51,11 +51,11 @@ def own_path(url: str, bases: list[str]) -> str | None:
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     port = parts.port or _default_port(parts.scheme)
+    address = literal_address(host)
+    loopback = host in _LOOPBACK_NAMES or (address is not None and (address.is_loopback or address.is_unspecified))
     for base in bases:
         ours = urlsplit(base)
         our_port = ours.port or _default_port(ours.scheme)
-        address = literal_address(host)
-        loopback = host in _LOOPBACK_NAMES or (address is not None and (address.is_loopback or address.is_unspecified))
         same = (parts.scheme, host, port) == (ours.scheme, (ours.hostname or "").lower(), our_port)
         if same or (loopback and port == our_port):
             path = unquote(parts.path)
