@@ -64,6 +64,7 @@ def test_an_unknown_own_url_is_a_400_at_submit(api: httpx.Client, server: LocalS
     [
         "http://127.0.0.1:1/cat.png",
         "http://localhost:1/cat.png",
+        "http://LOCALHOST.:1/cat.png",
         "http://2130706433:1/cat.png",  # 127.0.0.1 as one decimal number
         "http://0x7f.1:1/cat.png",
         "http://[::ffff:127.0.0.1]:1/cat.png",

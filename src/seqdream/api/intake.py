@@ -49,7 +49,7 @@ def own_path(url: str, bases: list[str]) -> str | None:
     Ours: the same scheme, host and port as one of `bases` (the request's and the configured public
     base), or a loopback host on the port the request came in on."""
     parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
+    host = (parts.hostname or "").lower().rstrip(".")  # "localhost." is localhost
     port = parts.port or _default_port(parts.scheme)
     address = literal_address(host)
     loopback = host in _LOOPBACK_NAMES or (address is not None and (address.is_loopback or address.is_unspecified))
@@ -98,7 +98,7 @@ def _check_url(value: str, label: str, services: Services) -> None:
     parts = urlsplit(value)
     if not parts.hostname:
         raise APIError(400, f"{label}: {value!r} is not a valid URL")
-    if parts.hostname.lower() in _LOOPBACK_NAMES:
+    if parts.hostname.lower().rstrip(".") in _LOOPBACK_NAMES:
         raise APIError(400, f"{label}: {value!r} points to a loopback address, which is not allowed")
     address = literal_address(parts.hostname)
     if address is not None:
