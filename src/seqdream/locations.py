@@ -28,9 +28,14 @@ def upload_key(upload_id: str, filename: str) -> str:
     return f"uploads/{upload_id}/{filename}"
 
 
+def is_safe_name(name: str) -> bool:
+    """A name usable as one path part: no separators, no "..", no hidden names, at most 128 characters."""
+    return bool(_KEY_PART.match(name))
+
+
 def output_key_from_url_parts(job_id: str, name: str) -> str | None:
     """The blob key behind `/media/outputs/{job_id}/{name}`, or None for names that are no key part."""
-    return f"outputs/{job_id}/{name}" if _KEY_PART.match(job_id) and _KEY_PART.match(name) else None
+    return f"outputs/{job_id}/{name}" if is_safe_name(job_id) and is_safe_name(name) else None
 
 
 # ---- public URLs ----------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,14 +19,13 @@ from fastapi.responses import FileResponse
 from seqdream.api.deps import base_url, get_services
 from seqdream.api.envelope import APIError, success
 from seqdream.builtin import resolve_model
-from seqdream.locations import example_file_url
+from seqdream.locations import example_file_url, is_safe_name
 from seqdream.services import Services
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v3/examples", tags=["service"])
 
 EXAMPLES_FILE = "examples.json"
-_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 @lru_cache(maxsize=8)
@@ -47,7 +45,7 @@ def load_examples(model: str) -> dict[str, Any]:
 def example_file(model: str, name: str) -> Path | None:
     """The path of a reference image that one of the model's examples uses, else None."""
     listed = {image for example in load_examples(model)["examples"] for image in example.get("images", [])}
-    if name not in listed or not _FILE_NAME.match(name):
+    if name not in listed or not is_safe_name(name):
         return None
     path = Path(resolve_model(model)) / "examples" / name
     return path if path.is_file() else None

@@ -22,9 +22,7 @@ class GracefulServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: object) -> None:
         pool = getattr(self.fastapi_app.state, "workers", None)
         if pool is not None:
-            if pool.stop.is_set():
-                pool.abort_running()
-            pool.begin_shutdown()
+            pool.on_signal()
         super().handle_exit(sig, frame)  # type: ignore[arg-type]
 
     @contextlib.contextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -81,17 +80,9 @@ def worker(
     _configure_logging(settings.log_level)
     services = _services(settings)
     pool = services.start_workers(concurrency)
-    signalled = threading.Event()
-
-    def on_signal(*_: object) -> None:
-        if signalled.is_set():  # a second signal: hand running jobs back now
-            pool.abort_running()
-        signalled.set()
-        pool.begin_shutdown()
-
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
-    while not signalled.wait(0.5) and pool.alive():
+        signal.signal(sig, lambda *_: pool.on_signal())
+    while not pool.stop.wait(0.5) and pool.alive():
         pass
     pool.shutdown(settings.shutdown_grace_s)
     services.close()

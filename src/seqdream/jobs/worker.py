@@ -245,6 +245,12 @@ class WorkerPool:
         for worker in self.workers:
             worker.wake.set()
 
+    def on_signal(self) -> None:
+        """A stop signal: the first stops claiming, a second hands running jobs back at once."""
+        if self.stop.is_set():
+            self.abort_running()
+        self.begin_shutdown()
+
     def shutdown(self, grace_s: float) -> None:
         self.begin_shutdown()
         deadline = time.monotonic() + grace_s
