@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     storage_retry_s: float = Field(30.0, gt=0)  # wait before retrying a job whose outputs failed to save
     retention_hours: float = Field(168.0, gt=0)  # outputs and uploads are deleted after this
 
+    # Webhooks (WaveSpeed's `webhook`): signed POSTs from a durable outbox, retried with back-off.
+    webhook_timeout_s: float = Field(10.0, gt=0)
+    webhook_concurrency: int = Field(4, ge=1, le=64)  # deliveries in flight per process
+    webhook_max_attempts: int = Field(8, ge=1, le=50)
+    webhook_retry_base_s: float = Field(15.0, gt=0)  # waits 15 s, 1 min, 4 min ... (x4, at most 6 h)
+    webhook_poll_s: float = Field(1.0, gt=0)
+
     # Engine.
     engine: str = "flux2-klein"
     model: str = DEFAULT_MODEL  # "builtin", a hub id or a local folder
@@ -86,6 +93,11 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'seqdream.db').resolve()}"
+
+    @property
+    def own_base_url(self) -> str:
+        """Where this service is reached when no request says so (webhooks sent by a worker)."""
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def resolved_storage_dir(self) -> Path:

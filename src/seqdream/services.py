@@ -13,7 +13,7 @@ from functools import cached_property
 
 from seqdream.auth.keys import KeyRing
 from seqdream.config import Settings
-from seqdream.db import Database
+from seqdream.db import Database, migrate
 from seqdream.engines.base import Engine
 from seqdream.engines.registry import load_engine
 from seqdream.images.fetch import FetchPolicy
@@ -23,6 +23,8 @@ from seqdream.jobs.worker import Detector, EngineHolder, Worker, WorkerPool
 from seqdream.safety.nsfw import DisabledDetector, NudeNetDetector
 from seqdream.storage import BlobStore, open_blob_store
 from seqdream.storage.uploads import UploadStore
+from seqdream.webhooks.dispatcher import WebhookDispatcher
+from seqdream.webhooks.store import WebhookStore
 
 
 def build_engine(settings: Settings) -> Engine:
@@ -51,12 +53,13 @@ class Services:
     blobs: BlobStore
     uploads: UploadStore
     keys: KeyRing
+    webhooks: WebhookStore
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.resolved_database_url)
-        db.create_tables()
+        migrate.upgrade(db)
         blobs = open_blob_store(settings.storage_url, settings.resolved_storage_dir, settings.s3_endpoint_url)
         return cls(
             settings=settings,
@@ -65,6 +68,7 @@ class Services:
             blobs=blobs,
             uploads=UploadStore(db, blobs),
             keys=KeyRing(db),
+            webhooks=WebhookStore(db),
         )
 
     @cached_property
@@ -100,6 +104,10 @@ class Services:
     ) -> WorkerPool:
         """`count` worker threads sharing this process's engine, started."""
         return WorkerPool([self.new_worker(wake=wake, on_finished=on_finished) for _ in range(count)]).start()
+
+    def start_webhooks(self) -> WebhookDispatcher:
+        """The process's webhook sender, started (every process that runs workers runs one)."""
+        return WebhookDispatcher(self.webhooks, self.jobs, self.blobs, self.fetch_policy, self.settings).start()
 
     def close(self) -> None:
         self.db.dispose()

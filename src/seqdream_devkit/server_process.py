@@ -94,7 +94,7 @@ class ServerProcess:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 data = client.get(f"/api/v3/predictions/{job_id}/result").json()["data"]
-                if data["status"] in ("completed", "failed"):
+                if data["status"] in ("completed", "failed", "deleted"):
                     return data
                 time.sleep(0.05)
         raise AssertionError(f"job {job_id} did not finish in {timeout}s")

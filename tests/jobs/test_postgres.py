@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from seqdream.db import Base, Database
+from seqdream.db import Database, migrate
 from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
 from support.servers import LocalServer
@@ -25,8 +25,9 @@ REQUEST = JobRequest(prompt="p", size="1024*1024")
 @pytest.fixture()
 def fresh_db() -> Database:
     db = Database(URL)
-    Base.metadata.drop_all(db.engine)
-    db.create_tables()
+    with db.engine.begin() as connection:  # an empty database, as a new deployment has
+        connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    migrate.upgrade(db)
     return db
 
 

@@ -48,10 +48,10 @@ class ExplodingEngine:
     def __init__(self, inner) -> None:
         self.inner = inner
 
-    def generate(self, plan: GenerationPlan, progress=None) -> GenerationResult:
+    def generate(self, plan: GenerationPlan, progress=None, on_images=None) -> GenerationResult:
         if any("explode" in prompt for prompt in plan.prompts):
             raise EngineError("the model call failed: CUDA error: an illegal memory access was encountered")
-        return self.inner.generate(plan, progress)
+        return self.inner.generate(plan, progress, on_images)
 
 
 class FullDisk:

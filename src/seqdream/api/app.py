@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from seqdream import __version__
-from seqdream.api import examples, media, predictions
+from seqdream.api import examples, media, predictions, webhooks
 from seqdream.api.deps import get_services
 from seqdream.api.envelope import install_error_handlers
 from seqdream.api.limits import BodySizeLimit
@@ -47,8 +47,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         work_available = threading.Event()  # set on submit so idle workers start at once
         app.state.work_available = work_available
         pool: WorkerPool | None = None
+        dispatcher = services.start_webhooks()
+
+        def finished(job_id: str) -> None:
+            events.notify(job_id)
+            dispatcher.wake.set()
+
         if settings.inline_workers:
-            pool = services.start_workers(settings.inline_workers, wake=work_available, on_finished=events.notify)
+            pool = services.start_workers(settings.inline_workers, wake=work_available, on_finished=finished)
         app.state.workers = pool
         log.info("seqdream %s serving; database %s", __version__, settings.resolved_database_url)
         try:
@@ -56,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if pool is not None:
                 await run_in_threadpool(pool.shutdown, settings.shutdown_grace_s)
+            await run_in_threadpool(dispatcher.shutdown)
             services.close()
 
     app = FastAPIOffline(
@@ -73,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predictions.router)
     app.include_router(media.router)
     app.include_router(examples.router)
+    app.include_router(webhooks.router)
     app.mount("/playground", StaticFiles(directory=PLAYGROUND_DIR, html=True), name="playground")
 
     @app.get("/", include_in_schema=False)

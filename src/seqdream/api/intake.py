@@ -92,7 +92,8 @@ def _store(services: Services, key: str, data: bytes, label: str) -> str:
     return key
 
 
-def _check_url(value: str, label: str, services: Services) -> None:
+def check_remote_url(value: str, label: str, services: Services) -> None:
+    """A 400 now for a URL the fetch policy can never allow (a loopback name, a literal private address)."""
     if len(value) > MAX_URL_CHARS:
         raise APIError(400, f"{label}: the URL is longer than {MAX_URL_CHARS} characters")
     parts = urlsplit(value)
@@ -108,6 +109,17 @@ def _check_url(value: str, label: str, services: Services) -> None:
             raise APIError(400, f"{label}: {value!r} {exc}") from exc
 
 
+def accept_webhook(url: str | None, services: Services) -> str | None:
+    """The webhook URL a task will be POSTed to, checked like a reference URL."""
+    if url is None or not url.strip():
+        return None
+    url = url.strip()
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise APIError(400, f"webhook: {url[:200]!r} is not an http(s) URL")
+    check_remote_url(url, "webhook", services)
+    return url
+
+
 def accept_images(images: list[str], job_id: str, services: Services, bases: list[str]) -> list[Reference]:
     """Turn the request's strings into references: stored blobs, or URLs to fetch when the job runs."""
     settings = services.settings
@@ -119,7 +131,7 @@ def accept_images(images: list[str], job_id: str, services: Services, bases: lis
             path = own_path(value, bases) if len(value) <= MAX_URL_CHARS else None
             own = _own_source(path, label, job_id, index, services) if path is not None else None
             if own is None:
-                _check_url(value, label, services)
+                check_remote_url(value, label, services)
                 own = Reference(url=value)
             sources.append(own)
             continue

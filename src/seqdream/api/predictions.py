@@ -5,16 +5,18 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from seqdream.api.deps import Caller, base_url, get_services, own_bases, require_key
 from seqdream.api.envelope import APIError, success
-from seqdream.api.intake import accept_images
+from seqdream.api.intake import accept_images, accept_webhook
 from seqdream.api.notifier import JobEvents
 from seqdream.api.presenter import present, present_sync_timeout
 from seqdream.api.schemas import MODELS, ModelSpec, SeedreamRequest
 from seqdream.db import Job, JobStatus
+from seqdream.jobs.janitor import remove_job_files
 from seqdream.jobs.planner import resolve_seed
 from seqdream.jobs.request import JobRequest
 from seqdream.services import Services
@@ -22,25 +24,32 @@ from seqdream.services import Services
 router = APIRouter(prefix="/api/v3")
 
 
-def _create_job(services: Services, spec: ModelSpec, body: SeedreamRequest, caller: Caller, bases: list[str]) -> Job:
-    job_id = uuid.uuid4().hex
-    request = JobRequest(
-        prompt=body.prompt,
-        size=body.size,
-        max_images=getattr(body, "max_images", 1),  # models that make one image have no such field
-        images=accept_images(getattr(body, "images", []), job_id, services, bases),
-        enable_base64_output=body.enable_base64_output,
-    )
+def create_job(
+    services: Services, model: str, request: JobRequest, seed: int, caller: Caller, job_id: str | None = None
+) -> Job:
+    """Record an accepted task durably; a 503 in the envelope when the database refuses."""
     try:
         return services.jobs.create(
-            job_id=job_id,
-            model=spec.id,
-            request=request,
-            seed=resolve_seed(body.seed),
-            api_key_id=caller.key_id,
+            job_id=job_id or uuid.uuid4().hex, model=model, request=request, seed=seed, api_key_id=caller.key_id
         )
     except (SQLAlchemyError, OSError) as exc:
         raise APIError(503, f"could not record the task ({type(exc).__name__}); nothing was queued") from exc
+
+
+def _create_job(
+    services: Services, spec: ModelSpec, body: SeedreamRequest, caller: Caller, request: Request, webhook: str | None
+) -> Job:
+    job_id = uuid.uuid4().hex
+    job_request = JobRequest(
+        prompt=body.prompt,
+        size=body.size,
+        max_images=getattr(body, "max_images", 1),  # models that make one image have no such field
+        images=accept_images(getattr(body, "images", []), job_id, services, own_bases(request)),
+        enable_base64_output=body.enable_base64_output,
+        webhook_url=accept_webhook(webhook or body.webhook_url, services),
+        public_base=base_url(request),
+    )
+    return create_job(services, spec.id, job_request, resolve_seed(body.seed), caller, job_id)
 
 
 async def wait_for_end(services: Services, events: JobEvents, job_id: str, timeout_s: float) -> Job:
@@ -61,12 +70,13 @@ def _submit_route(spec: ModelSpec):  # type: ignore[no-untyped-def]
     async def submit(
         request: Request,
         body: schema,  # type: ignore[valid-type]
+        webhook: str | None = Query(None, max_length=4096, description="POSTed the task when it ends"),
         caller: Caller = Depends(require_key),
         services: Services = Depends(get_services),
     ) -> dict[str, Any]:
         fields: SeedreamRequest = body  # each model's schema extends it
         base = base_url(request)
-        job = await run_in_threadpool(_create_job, services, spec, fields, caller, own_bases(request))
+        job = await run_in_threadpool(_create_job, services, spec, fields, caller, request, webhook)
         request.app.state.work_available.set()
         if not fields.enable_sync_mode:
             return success(present(job, base, services.blobs))
@@ -91,6 +101,14 @@ for _spec in MODELS:
     )
 
 
+def own_job(services: Services, job_id: str, caller: Caller) -> Job | None:
+    """The task if it exists and the caller may see it (its own key's, or made without a key)."""
+    job = services.jobs.get(job_id) if len(job_id) <= 64 else None
+    if job is None or (caller.key_id is not None and job.api_key_id not in (None, caller.key_id)):
+        return None
+    return job
+
+
 @router.get("/predictions/{job_id}/result", tags=["predictions"], summary="Get a task's status and outputs")
 @router.get("/predictions/{job_id}", tags=["predictions"], summary="Get a task (same as /result)")
 async def get_result(
@@ -99,10 +117,57 @@ async def get_result(
     caller: Caller = Depends(require_key),
     services: Services = Depends(get_services),
 ) -> dict[str, Any]:
-    job = await run_in_threadpool(services.jobs.get, job_id) if len(job_id) <= 64 else None
-    if job is None or (caller.key_id is not None and job.api_key_id not in (None, caller.key_id)):
+    job = await run_in_threadpool(own_job, services, job_id, caller)
+    if job is None:
         raise APIError(404, f"prediction not found: {job_id}")
     return success(await run_in_threadpool(present, job, base_url(request), services.blobs))
+
+
+def delete_job(services: Services, request: Request, job_id: str, caller: Caller) -> Job | None:
+    """Delete a task of the caller's: queued, it never runs; running, it stops at its next step;
+    its images and inline references are removed. None when there is no such task for the caller."""
+    if own_job(services, job_id, caller) is None:
+        return None
+    job = services.jobs.delete(job_id)
+    if job is None:
+        return None
+    pool = request.app.state.workers
+    if pool is not None:
+        pool.notice_deleted(job_id)  # in this process: stop now, not at the worker's next look
+    remove_job_files(services.blobs, job)
+    return job
+
+
+@router.delete("/predictions/{job_id}", tags=["predictions"], summary="Delete a task (cancels it if queued or running)")
+async def delete_prediction(
+    job_id: str,
+    request: Request,
+    caller: Caller = Depends(require_key),
+    services: Services = Depends(get_services),
+) -> dict[str, Any]:
+    job = await run_in_threadpool(delete_job, services, request, job_id, caller)
+    if job is None:
+        raise APIError(404, f"prediction not found: {job_id}")
+    return success(present(job, base_url(request), services.blobs))
+
+
+class DeleteRequest(BaseModel):
+    ids: list[str] = Field(..., min_length=1, max_length=100, description="Task ids to delete.")
+
+
+@router.post("/predictions/delete", tags=["predictions"], summary="Delete several tasks")
+async def delete_predictions(
+    body: DeleteRequest,
+    request: Request,
+    caller: Caller = Depends(require_key),
+    services: Services = Depends(get_services),
+) -> dict[str, Any]:
+    deleted: list[str] = []
+    not_found: list[str] = []
+    for job_id in dict.fromkeys(body.ids):
+        job = await run_in_threadpool(delete_job, services, request, job_id, caller)
+        (deleted if job is not None else not_found).append(job_id)
+    return success({"deleted": deleted, "not_found": not_found})
 
 
 @router.get("/predictions", tags=["predictions"], summary="Recent tasks of the calling key, newest first")

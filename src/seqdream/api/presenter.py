@@ -17,8 +17,12 @@ def iso_millis(value: Any) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
+# A running group lists the images stored so far; a failed or deleted task lists none.
+_SHOWS_OUTPUTS = (JobStatus.PROCESSING.value, JobStatus.COMPLETED.value)
+
+
 def output_urls(job: Job, base: str, blobs: BlobStore, *, as_urls: bool = False) -> list[str]:
-    if job.status != JobStatus.COMPLETED.value:
+    if job.status not in _SHOWS_OUTPUTS:
         return []
     if as_urls or not JobRequest.of(job.request).enable_base64_output:
         return [output_url(base, key) for key in job.outputs]
@@ -33,13 +37,12 @@ def output_urls(job: Job, base: str, blobs: BlobStore, *, as_urls: bool = False)
 
 def present(job: Job, base: str, blobs: BlobStore, *, as_urls: bool = False) -> dict[str, Any]:
     """`as_urls` lists URLs even for base64 tasks (history listings stay small)."""
-    completed = job.status == JobStatus.COMPLETED.value
     return {
         "id": job.id,
         "model": job.model,
         "outputs": output_urls(job, base, blobs, as_urls=as_urls),
         "urls": {"get": result_url(base, job.id)},
-        "has_nsfw_contents": list(job.has_nsfw_contents) if completed else [],
+        "has_nsfw_contents": list(job.has_nsfw_contents) if job.status in _SHOWS_OUTPUTS else [],
         "status": job.status,
         "created_at": iso_millis(job.created_at),
         "error": job.error if job.status == JobStatus.FAILED.value else "",

@@ -26,6 +26,9 @@ FIELD_RULES = {
     "seed": f"an integer from -1 to {SEED_MAX}; -1 picks a random seed",
     "enable_base64_output": "true or false",
     "enable_sync_mode": "true or false",
+    "webhook_url": "an http(s) URL that receives the task when it completes or fails",
+    "webhook": "an http(s) URL that receives the task when it completes or fails",
+    "ids": "an array of 1 to 100 task ids",
     "page": "an integer from 1 to 10000",
     "page_size": "an integer from 1 to 100",
 }
@@ -41,6 +44,11 @@ class SeedreamRequest(BaseModel):
     seed: StrictInt = Field(-1, ge=-1, le=SEED_MAX, description="Random seed; -1 means random.")
     enable_base64_output: StrictBool = Field(False, description="Return outputs as base64 strings instead of URLs.")
     enable_sync_mode: StrictBool = Field(False, description="Hold the request until the images are ready.")
+    webhook_url: StrictStr | None = Field(
+        None,
+        max_length=4096,
+        description="POSTed the task when it ends (or `?webhook=`); signed, see /webhook/secret.",
+    )
 
     @field_validator("prompt")
     @classmethod

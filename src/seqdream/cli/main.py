@@ -15,6 +15,8 @@ from seqdream.config import Settings
 app = typer.Typer(help="Self-hosted Seedream V4 image service (WaveSpeed-compatible API).", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+db_app = typer.Typer(help="Database schema (serve and worker upgrade it on start).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 
 def _settings(**overrides: object) -> Settings:
@@ -79,12 +81,14 @@ def worker(
     settings = _settings()
     _configure_logging(settings.log_level)
     services = _services(settings)
-    pool = services.start_workers(concurrency)
+    dispatcher = services.start_webhooks()
+    pool = services.start_workers(concurrency, on_finished=lambda _job_id: dispatcher.wake.set())
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: pool.on_signal())
     while not pool.stop.wait(0.5) and pool.alive():
         pass
     pool.shutdown(settings.shutdown_grace_s)
+    dispatcher.shutdown()
     services.close()
 
 
@@ -170,6 +174,29 @@ def keys_revoke(key: str = typer.Argument(..., help="Key id or prefix from 'seqd
         typer.echo(f"no active key matches {key!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {key}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations to the configured database and print its revision."""
+    from seqdream.db import Database, migrate
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    migrate.upgrade(db)
+    typer.echo(f"database at revision {migrate.current_revision(db)}")
+    db.dispose()
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the configured database's schema revision (none before the first start)."""
+    from seqdream.db import Database, migrate
+
+    db = Database(Settings().resolved_database_url)
+    typer.echo(migrate.current_revision(db) or "none")
+    db.dispose()
 
 
 if __name__ == "__main__":

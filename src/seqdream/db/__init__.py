@@ -1,6 +1,16 @@
 """Durable state: SQLAlchemy tables and the database connection."""
 
 from seqdream.db.connection import Database, rows_changed
-from seqdream.db.models import ApiKey, Base, Job, JobStatus, Upload
+from seqdream.db.models import ApiKey, Base, Job, JobStatus, Upload, WebhookDelivery, WebhookSecret
 
-__all__ = ["ApiKey", "Base", "Database", "Job", "JobStatus", "Upload", "rows_changed"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Database",
+    "Job",
+    "JobStatus",
+    "Upload",
+    "WebhookDelivery",
+    "WebhookSecret",
+    "rows_changed",
+]

@@ -11,8 +11,6 @@ from sqlalchemy import CursorResult, Result, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from seqdream.db.models import Base
-
 
 def rows_changed(result: Result[Any]) -> int:
     """Rows an UPDATE or DELETE touched (`session.execute` types its result as a plain Result)."""
@@ -42,9 +40,6 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine, "connect", _tune_sqlite)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-
-    def create_tables(self) -> None:
-        Base.metadata.create_all(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

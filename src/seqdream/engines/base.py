@@ -11,6 +11,8 @@ from PIL import Image
 
 # Called with the fraction done after each denoising step; it may raise Interrupted to stop the call.
 ProgressCallback = Callable[[float], None]
+# Called as each batch of a group finishes: (index of its first image, its images at the asked size).
+ImagesCallback = Callable[[int, list[Image.Image]], None]
 
 
 class EngineError(RuntimeError):
@@ -49,7 +51,9 @@ class GenerationResult:
 class Engine(Protocol):
     name: str
 
-    def generate(self, plan: GenerationPlan, progress: ProgressCallback | None = None) -> GenerationResult: ...
+    def generate(
+        self, plan: GenerationPlan, progress: ProgressCallback | None = None, on_images: ImagesCallback | None = None
+    ) -> GenerationResult: ...
 
 
 def native_size(width: int, height: int, native: int, multiple: int) -> tuple[int, int]:

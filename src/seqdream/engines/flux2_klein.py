@@ -17,6 +17,7 @@ from seqdream.engines.base import (
     EngineError,
     GenerationPlan,
     GenerationResult,
+    ImagesCallback,
     ProgressCallback,
     fit_exactly,
     native_size,
@@ -132,7 +133,9 @@ class Flux2KleinEngine:
             )
         return image
 
-    def generate(self, plan: GenerationPlan, progress: ProgressCallback | None = None) -> GenerationResult:
+    def generate(
+        self, plan: GenerationPlan, progress: ProgressCallback | None = None, on_images: ImagesCallback | None = None
+    ) -> GenerationResult:
         opts, sampling = self.options, self.sampling
         render_w, render_h = native_size(plan.width, plan.height, sampling.native_resolution, self.multiple)
         batches = 1 + -(-(plan.count - 1) // opts.max_batch)
@@ -161,10 +164,24 @@ class Flux2KleinEngine:
             )
             return list(result.images)
 
+        def fit(images: list[Image.Image]) -> list[Image.Image]:
+            return parallel_map(lambda image: fit_exactly(image, plan.width, plan.height), images)
+
+        finished: dict[int, list[Image.Image]] = {}  # batches already fitted for `on_images`
+        listener_s = 0.0  # time spent in `on_images` (storing, checking) is not inference
+
+        def on_batch(start: int, images: list[Image.Image]) -> None:
+            nonlocal listener_s
+            finished[start] = fit(images)
+            if on_images:
+                before = time.perf_counter()
+                on_images(start, finished[start])
+                listener_s += time.perf_counter() - before
+
         started = time.perf_counter()
         try:
             with self._lock, torch.inference_mode():
-                images = render_group(plan, render, max_batch=opts.max_batch, max_references=MAX_REFERENCES)
+                render_group(plan, render, max_batch=opts.max_batch, max_references=MAX_REFERENCES, on_batch=on_batch)
         except torch.cuda.OutOfMemoryError as exc:
             raise EngineError(
                 f"the GPU ran out of memory rendering {plan.count} image(s) at {render_w}x{render_h}; "
@@ -172,8 +189,7 @@ class Flux2KleinEngine:
             ) from exc
         except (RuntimeError, ValueError) as exc:
             raise EngineError(f"the model call failed: {exc}") from exc
-        inference_ms = round((time.perf_counter() - started) * 1000)
+        inference_ms = round((time.perf_counter() - started - listener_s) * 1000)
         return GenerationResult(
-            images=parallel_map(lambda image: fit_exactly(image, plan.width, plan.height), images),
-            inference_ms=inference_ms,
+            images=[image for start in sorted(finished) for image in finished[start]], inference_ms=inference_ms
         )

@@ -76,7 +76,7 @@ class _GuardedBackend(httpcore.SyncBackend):
         return super().connect_tcp(str(addresses[0]), port, timeout, local_address, socket_options)
 
 
-class _GuardedTransport(httpx.HTTPTransport):
+class GuardedTransport(httpx.HTTPTransport):
     def __init__(self, policy: FetchPolicy) -> None:
         super().__init__()
         # Same pool httpx builds by default, dialling through the guarded backend.
@@ -89,7 +89,7 @@ class _GuardedTransport(httpx.HTTPTransport):
 def fetch_image_bytes(url: str, policy: FetchPolicy) -> bytes:
     """GET `url` following at most `max_redirects` redirects, each one re-checked."""
     timeout = httpx.Timeout(policy.read_timeout_s, connect=policy.connect_timeout_s)
-    with httpx.Client(transport=_GuardedTransport(policy), timeout=timeout, follow_redirects=False) as client:
+    with httpx.Client(transport=GuardedTransport(policy), timeout=timeout, follow_redirects=False) as client:
         current = httpx.URL(url)
         for _hop in range(policy.max_redirects + 1):
             if current.scheme not in ("http", "https"):

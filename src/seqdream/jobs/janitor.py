@@ -6,6 +6,7 @@ import logging
 import time
 from datetime import timedelta
 
+from seqdream.db import Job
 from seqdream.db.models import utcnow
 from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
@@ -13,6 +14,16 @@ from seqdream.storage import BlobStore
 from seqdream.storage.uploads import UploadStore
 
 log = logging.getLogger(__name__)
+
+
+def remove_job_files(blobs: BlobStore, job: Job) -> int:
+    """Delete a job's outputs and the references it carried inline; returns how many."""
+    owned = list(job.outputs) + [
+        str(reference.blob) for reference in JobRequest.of(job.request).images if reference.is_inline_input
+    ]
+    for key in owned:
+        blobs.delete(key)
+    return len(owned)
 
 
 class Janitor:
@@ -32,12 +43,7 @@ class Janitor:
         cutoff = utcnow() - timedelta(hours=self.retention_hours)
         removed = 0
         for job in self.jobs.expire_before(cutoff):
-            owned = list(job.outputs) + [
-                str(reference.blob) for reference in JobRequest.of(job.request).images if reference.is_inline_input
-            ]
-            for key in owned:
-                self.blobs.delete(key)
-                removed += 1
+            removed += remove_job_files(self.blobs, job)
             self.jobs.mark_expired(job.id)
         removed += len(self.uploads.expire_before(cutoff))
         if removed:

@@ -37,6 +37,9 @@ class JobRequest(BaseModel):
     max_images: int = Field(1, ge=1)
     images: list[Reference] = []
     enable_base64_output: bool = False
+    watermark: bool = False  # an "AI generated" mark in the corner (Ark's `watermark`)
+    webhook_url: str | None = None  # POSTed the task object when it completes or fails
+    public_base: str | None = None  # the base URL the task was submitted to: links in its webhook
 
     @property
     def width_height(self) -> tuple[int, int]:

@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
 
-from seqdream.db import Database, Job, JobStatus, rows_changed
+from seqdream.db import Database, Job, JobStatus, WebhookDelivery, rows_changed
 from seqdream.db.models import utcnow
 from seqdream.jobs.request import JobRequest
 
@@ -88,6 +89,8 @@ class JobStore:
                         attempts=Job.attempts + 1,
                         started_at=now,
                         heartbeat_at=now,
+                        outputs=[],  # a new attempt stores its images afresh
+                        has_nsfw_contents=[],
                     )
                 )
                 session.commit()
@@ -108,6 +111,38 @@ class JobStore:
             )
             return rows_changed(result) == 1
 
+    def _finish(self, job_id: str, owner: str, **values: Any) -> bool:
+        """End an owned job and queue its webhook in the same transaction (the outbox)."""
+        with self.db.session() as session:
+            result = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.worker_id == owner, Job.status == JobStatus.PROCESSING.value)
+                .values(**values)
+            )
+            if rows_changed(result) != 1:
+                return False
+            _queue_webhook(session, job_id)
+            return True
+
+    def status(self, job_id: str) -> str | None:
+        with self.db.session() as session:
+            return session.scalar(select(Job.status).where(Job.id == job_id))
+
+    def add_outputs(self, job_id: str, worker_id: str, *, outputs: list[str], has_nsfw_contents: list[bool]) -> bool:
+        """Record the images stored so far while the job runs (a group shows them as they finish)."""
+        return self._update_owned(job_id, worker_id, outputs=outputs, has_nsfw_contents=has_nsfw_contents)
+
+    def delete(self, job_id: str) -> Job | None:
+        """Mark a job deleted whatever its state: queued, it never runs; running, its worker stops
+        at the next step. Returns the job as it stands then (its outputs are the caller's to remove)."""
+        with self.db.session() as session:
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status != JobStatus.DELETED.value)
+                .values(status=JobStatus.DELETED.value, finished_at=utcnow(), error="")
+            )
+            return session.get(Job, job_id, populate_existing=True)
+
     def heartbeat(self, job_id: str, worker_id: str) -> bool:
         """Extend the lease; False means another worker has taken the job back."""
         return self._update_owned(job_id, worker_id, heartbeat_at=utcnow())
@@ -121,7 +156,7 @@ class JobStore:
         has_nsfw_contents: list[bool],
         inference_ms: int,
     ) -> bool:
-        return self._update_owned(
+        return self._finish(
             job_id,
             worker_id,
             status=JobStatus.COMPLETED.value,
@@ -133,7 +168,7 @@ class JobStore:
         )
 
     def fail(self, job_id: str, worker_id: str, error: str) -> bool:
-        return self._update_owned(
+        return self._finish(
             job_id,
             worker_id,
             status=JobStatus.FAILED.value,
@@ -197,6 +232,8 @@ class JobStore:
                 )
                 if rows_changed(result) == 1:
                     (failed if gave_up else requeued).append(job.id)
+                    if gave_up:
+                        _queue_webhook(session, job.id)
         return RecoveryReport(requeued=requeued, failed=failed)
 
     def expire_before(self, cutoff: datetime) -> Sequence[Job]:
@@ -213,3 +250,24 @@ class JobStore:
     def mark_expired(self, job_id: str) -> None:
         with self.db.session() as session:
             session.execute(update(Job).where(Job.id == job_id).values(expired_at=utcnow()))
+
+
+def _queue_webhook(session: Session, job_id: str) -> None:
+    job = session.get(Job, job_id, populate_existing=True)
+    if job is None:
+        return
+    url = JobRequest.of(job.request).webhook_url
+    if url:
+        session.add(
+            WebhookDelivery(
+                id=uuid.uuid4().hex,
+                job_id=job_id,
+                url=url,
+                owner=job.api_key_id or "",
+                status="pending",
+                attempts=0,
+                next_attempt_at=utcnow(),
+                last_error="",
+                created_at=utcnow(),
+            )
+        )

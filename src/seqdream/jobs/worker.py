@@ -16,10 +16,11 @@ from typing import Protocol
 from PIL import Image
 
 from seqdream.config import Settings
-from seqdream.db import Job
+from seqdream.db import Job, JobStatus
 from seqdream.engines.base import Engine, EngineError, GenerationPlan, Interrupted
 from seqdream.images.decode import ImageInputError
 from seqdream.images.fetch import FetchPolicy
+from seqdream.images.watermark import add_watermark
 from seqdream.jobs.janitor import Janitor
 from seqdream.jobs.planner import plan_job
 from seqdream.jobs.references import load_references
@@ -27,9 +28,18 @@ from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
 from seqdream.locations import output_key
 from seqdream.parallel import parallel_map
-from seqdream.storage import BlobStore, StorageError
+from seqdream.storage import BlobStore
 
 log = logging.getLogger(__name__)
+DELETE_CHECK_S = 1.0  # how often a running job's worker looks whether it was deleted
+
+
+class JobDeleted(Interrupted):
+    """The job was deleted by its owner while it ran: stop, keep nothing."""
+
+
+class LeaseLost(Interrupted):
+    """Another worker took the job over (this one stalled): stop without touching its files."""
 
 
 class Detector(Protocol):
@@ -99,10 +109,19 @@ class Worker:
         self.wake = wake or threading.Event()  # set by in-process submitters: skip the poll wait
         self.on_finished = on_finished or (lambda _job_id: None)  # after each job: wakes sync-mode waiters
         self.abort = threading.Event()  # set to stop the running job between steps and hand it back
+        self.deleted = threading.Event()  # set when the running job is deleted: stop and clean up
+        self.current_job: str | None = None
 
     def _check_abort(self, _fraction: float) -> None:
+        if self.deleted.is_set():
+            raise JobDeleted
         if self.abort.is_set():
             raise Interrupted
+
+    def notice_deleted(self, job_id: str) -> None:
+        """Stop the running job at its next denoising step if it is `job_id`."""
+        if self.current_job == job_id:
+            self.deleted.set()
 
     # -- loop -------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -147,15 +166,22 @@ class Worker:
     # -- one job ----------------------------------------------------------------------
     @contextmanager
     def _lease(self, job: Job) -> Iterator[None]:
-        """Heartbeat while the job runs so other workers know it is alive."""
+        """Heartbeat while the job runs so other workers know it is alive, and look every
+        second whether it was deleted (by any process) so it stops within a step or two."""
         done = threading.Event()
         interval = max(self.settings.job_lease_s / 3, 0.2)
 
         def beat() -> None:
-            while not done.wait(interval):
-                if not self.jobs.heartbeat(job.id, self.worker_id):
-                    log.warning("job %s: lease lost to another worker", job.id)
+            next_beat = time.monotonic() + interval
+            while not done.wait(min(DELETE_CHECK_S, interval)):
+                if self.jobs.status(job.id) == JobStatus.DELETED.value:
+                    self.deleted.set()
                     return
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + interval
+                    if not self.jobs.heartbeat(job.id, self.worker_id):
+                        log.warning("job %s: lease lost to another worker", job.id)
+                        return
 
         thread = threading.Thread(target=beat, name=f"lease-{job.id[:8]}", daemon=True)
         thread.start()
@@ -181,42 +207,87 @@ class Worker:
         self.jobs.release(job.id, self.worker_id, retry_in_s=retry, error=f"storage error: {exc}")
 
     def process(self, job: Job, engine: Engine) -> None:
-        settings = self.settings
-        store = self.jobs
         log.info("job %s: started (attempt %d, model %s)", job.id, job.attempts, job.model)
-        with self._lease(job):
-            try:
-                plan = self.plan_for(job)
-                result = engine.generate(plan, self._check_abort)
-                flags = parallel_map(self.detector.is_nsfw, result.images)
-            except Interrupted:
-                store.hand_back(job.id, self.worker_id)
-                log.warning("job %s: interrupted by shutdown; handed back to the queue", job.id)
-                return
-            except StorageError as exc:  # storage unreachable: keep the job, try again later
-                self._retry_later(job, exc)
-                return
-            except (ImageInputError, EngineError) as exc:
-                log.warning("job %s: failed: %s", job.id, exc)
-                store.fail(job.id, self.worker_id, str(exc))
-                return
-            except Exception as exc:  # noqa: BLE001 - a job must end, never hang in processing
-                log.exception("job %s: unexpected error", job.id)
-                store.fail(job.id, self.worker_id, f"internal error: {type(exc).__name__}: {exc}")
-                return
+        self.current_job = job.id
+        self.deleted.clear()
+        stored = _StoredImages()
+        try:
+            with self._lease(job):
+                self._run(job, engine, stored)
+        finally:
+            self.current_job = None
 
-            def save(indexed: tuple[int, Image.Image]) -> str:
-                key = output_key(job.id, indexed[0], settings.output_format)
-                self.blobs.put(key, encode_image(indexed[1], settings.output_format, settings.output_quality))
-                return key
+    def _run(self, job: Job, engine: Engine, stored: _StoredImages) -> None:
+        settings, store = self.settings, self.jobs
+        request = JobRequest.of(job.request)
 
-            try:
-                keys = parallel_map(save, enumerate(result.images))
-            except OSError as exc:  # full disk and friends: keep the job, try again later
-                self._retry_later(job, exc)
-                return
-        store.complete(job.id, self.worker_id, outputs=keys, has_nsfw_contents=flags, inference_ms=result.inference_ms)
-        log.info("job %s: completed %d image(s) in %d ms", job.id, len(keys), result.inference_ms)
+        def save(indexed: tuple[int, Image.Image]) -> str:
+            index, image = indexed
+            key = output_key(job.id, index, settings.output_format)
+            self.blobs.put(key, encode_image(image, settings.output_format, settings.output_quality))
+            return key
+
+        def on_images(start: int, images: list[Image.Image]) -> None:
+            """Check, store and record each batch as it finishes: polling shows a group growing."""
+            if request.watermark:
+                images = parallel_map(add_watermark, images)
+            flags = parallel_map(self.detector.is_nsfw, images)
+            stored.keys.extend(parallel_map(save, enumerate(images, start)))
+            stored.flags.extend(flags)
+            if not store.add_outputs(job.id, self.worker_id, outputs=stored.keys, has_nsfw_contents=stored.flags):
+                raise self._why_not_owned(job.id)
+
+        try:
+            plan = self.plan_for(job)
+            result = engine.generate(plan, self._check_abort, on_images)
+        except JobDeleted:
+            self._discard(job.id, stored)
+            return
+        except LeaseLost:
+            log.warning("job %s: taken over by another worker; stopped", job.id)
+            return
+        except Interrupted:
+            store.hand_back(job.id, self.worker_id)
+            log.warning("job %s: interrupted by shutdown; handed back to the queue", job.id)
+            return
+        except OSError as exc:  # full disk, storage unreachable: keep the job, try again later
+            self._retry_later(job, exc)
+            return
+        except (ImageInputError, EngineError) as exc:
+            log.warning("job %s: failed: %s", job.id, exc)
+            store.fail(job.id, self.worker_id, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - a job must end, never hang in processing
+            log.exception("job %s: unexpected error", job.id)
+            store.fail(job.id, self.worker_id, f"internal error: {type(exc).__name__}: {exc}")
+            return
+        done = store.complete(
+            job.id,
+            self.worker_id,
+            outputs=stored.keys,
+            has_nsfw_contents=stored.flags,
+            inference_ms=result.inference_ms,
+        )
+        if not done and store.status(job.id) == JobStatus.DELETED.value:
+            self._discard(job.id, stored)
+            return
+        log.info("job %s: completed %d image(s) in %d ms", job.id, len(stored.keys), result.inference_ms)
+
+    def _why_not_owned(self, job_id: str) -> Interrupted:
+        return JobDeleted() if self.jobs.status(job_id) == JobStatus.DELETED.value else LeaseLost()
+
+    def _discard(self, job_id: str, stored: _StoredImages) -> None:
+        for key in stored.keys:
+            self.blobs.delete(key)
+        log.info("job %s: deleted while running; stopped and removed %d image(s)", job_id, len(stored.keys))
+
+
+class _StoredImages:
+    """Outputs a running job has stored so far, in order."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.flags: list[bool] = []
 
 
 class WorkerPool:
@@ -261,6 +332,11 @@ class WorkerPool:
             self.abort_running()
             for thread in self.threads:
                 thread.join()
+
+    def notice_deleted(self, job_id: str) -> None:
+        """A job was deleted in this process: the worker running it stops at its next step."""
+        for worker in self.workers:
+            worker.notice_deleted(job_id)
 
     def abort_running(self) -> None:
         """Interrupt running jobs at their next denoising step and hand them back to the queue."""

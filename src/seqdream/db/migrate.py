@@ -1,0 +1,60 @@
+"""Bring a database to the current schema with Alembic; safe to run from many processes at once."""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, inspect, text
+
+from seqdream.db.connection import Database
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+BASELINE = "0001"  # the schema `create_all` made before migrations existed
+_PG_LOCK_ID = 0x5E9D2EA1  # any constant shared by every process of the service
+
+
+def alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+@contextmanager
+def _sqlite_lock(db: Database) -> Iterator[None]:
+    database = db.engine.url.database
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+def upgrade(db: Database, revision: str = "head") -> None:
+    """Apply every migration up to `revision`. A database from before migrations is adopted
+    at the baseline first; concurrent callers wait for each other (advisory or file lock)."""
+    with _sqlite_lock(db) if db.is_sqlite else _nothing(), db.engine.begin() as connection:
+        if not db.is_sqlite:
+            connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
+        config = alembic_config(connection)
+        tables = set(inspect(connection).get_table_names())
+        if "jobs" in tables and "alembic_version" not in tables:
+            command.stamp(config, BASELINE)
+        command.upgrade(config, revision)
+
+
+def current_revision(db: Database) -> str | None:
+    with db.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield

@@ -1,0 +1,1 @@
+"""WaveSpeed-style webhooks: signed POSTs of the task object, from a durable outbox."""

@@ -1,0 +1,114 @@
+"""Sends due webhooks from the outbox on its own threads: a slow receiver never holds up a worker.
+
+Every process that runs workers runs a dispatcher; deliveries are claimed with a lease, so each
+one is sent by one process at a time, and a delivery a crash interrupted is sent again later.
+Receivers are reached under the same SSRF policy as reference images (no redirects followed)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from seqdream.api.presenter import present
+from seqdream.config import Settings
+from seqdream.db import WebhookDelivery
+from seqdream.images.decode import ImageInputError
+from seqdream.images.fetch import FetchPolicy, GuardedTransport
+from seqdream.jobs.request import JobRequest
+from seqdream.jobs.store import JobStore
+from seqdream.storage import BlobStore
+from seqdream.webhooks import signing
+from seqdream.webhooks.store import WebhookStore
+
+log = logging.getLogger(__name__)
+
+
+def retry_delay_s(attempt: int, base_s: float) -> float:
+    """Back-off after failed attempt `attempt` (1-based): base, 4x, 16x ... capped at 6 hours."""
+    return float(min(base_s * 4 ** (attempt - 1), 6 * 3600))
+
+
+class WebhookDispatcher:
+    def __init__(
+        self, webhooks: WebhookStore, jobs: JobStore, blobs: BlobStore, policy: FetchPolicy, settings: Settings
+    ) -> None:
+        self.webhooks, self.jobs, self.blobs, self.settings = webhooks, jobs, blobs, settings
+        timeout = httpx.Timeout(settings.webhook_timeout_s, connect=policy.connect_timeout_s)
+        self.client = httpx.Client(transport=GuardedTransport(policy), timeout=timeout, follow_redirects=False)
+        self.senders = ThreadPoolExecutor(settings.webhook_concurrency, thread_name_prefix="webhook")
+        self.wake = threading.Event()  # set when a job ends in this process: look at once
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="webhook-dispatcher", daemon=True)
+
+    def start(self) -> WebhookDispatcher:
+        self.thread.start()
+        return self
+
+    def shutdown(self) -> None:
+        """Stop claiming; sends in flight finish (each within the webhook timeout)."""
+        self.stop.set()
+        self.wake.set()
+        self.thread.join()
+        self.senders.shutdown(wait=True)
+        self.client.close()
+
+    def _run(self) -> None:
+        settings = self.settings
+        lease_s = settings.webhook_timeout_s + 30
+        while not self.stop.is_set():
+            try:
+                due = self.webhooks.claim_due(settings.webhook_concurrency, lease_s)
+            except Exception:  # noqa: BLE001 - a database hiccup must not end the dispatcher
+                log.exception("webhooks: could not read the outbox")
+                due = []
+            for delivery in due:
+                self.senders.submit(self.send, delivery)
+            if not due:
+                self.wake.wait(settings.webhook_poll_s)
+                self.wake.clear()
+
+    def payload(self, delivery: WebhookDelivery) -> bytes:
+        """The task object as the result endpoint shows it (outputs as URLs)."""
+        job = self.jobs.get(delivery.job_id)
+        if job is None:
+            raise LookupError(f"task {delivery.job_id} no longer exists")
+        base = JobRequest.of(job.request).public_base or self.settings.own_base_url
+        return json.dumps(present(job, base, self.blobs, as_urls=True), separators=(",", ":")).encode()
+
+    def send(self, delivery: WebhookDelivery) -> bool:
+        """One attempt; records the outcome. True when the receiver answered 2xx."""
+        try:
+            body = self.payload(delivery)
+            secret = self.webhooks.secret(delivery.owner)
+            response = self.client.post(delivery.url, content=body, headers=signing.headers(secret, delivery.id, body))
+            if response.is_success:
+                self.webhooks.delivered(delivery.id)
+                log.info("webhook %s for task %s delivered", delivery.id, delivery.job_id)
+                return True
+            error = f"the receiver answered HTTP {response.status_code}"
+        except LookupError as exc:
+            self.webhooks.give_up(delivery.id, str(exc))
+            return False
+        except (httpx.HTTPError, ImageInputError) as exc:
+            error = f"could not reach the receiver: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a sender thread must record every outcome
+            log.exception("webhook %s: unexpected error", delivery.id)
+            error = f"internal error: {type(exc).__name__}"
+        if delivery.attempts >= self.settings.webhook_max_attempts:
+            self.webhooks.give_up(delivery.id, error)
+            log.error(
+                "webhook %s for task %s: giving up after %d attempts: %s",
+                delivery.id,
+                delivery.job_id,
+                delivery.attempts,
+                error,
+            )
+        else:
+            delay = retry_delay_s(delivery.attempts, self.settings.webhook_retry_base_s)
+            self.webhooks.retry(delivery.id, error, delay)
+            log.warning("webhook %s for task %s: %s; retrying in %.0fs", delivery.id, delivery.job_id, error, delay)
+        return False

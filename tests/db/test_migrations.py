@@ -1,0 +1,102 @@
+"""Alembic migrations: a new database, a database from before migrations, concurrent starts."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from seqdream.db import Base, Database, migrate
+from seqdream.jobs.request import JobRequest
+from seqdream.jobs.store import JobStore
+from support.servers import TEST_ENV
+
+POSTGRES_URL = os.environ.get("SEQDREAM_TEST_POSTGRES_URL")
+
+
+def schema_differences(db: Database) -> list[object]:
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+
+def first_schema_without_version(db: Database) -> None:
+    """What seqdream 0.4 left behind: the tables of `create_all`, no alembic_version."""
+    migrate.upgrade(db, "0001")
+    with db.engine.begin() as connection:
+        connection.execute(text("DROP TABLE alembic_version"))
+
+
+def test_new_database_gets_todays_models(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'new.db'}")
+    migrate.upgrade(db)
+    assert migrate.current_revision(db) == "0002"
+    assert schema_differences(db) == []
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="SEQDREAM_TEST_POSTGRES_URL is not set")
+def test_postgres_upgrade_from_the_first_schema_gets_todays_models() -> None:
+    db = Database(POSTGRES_URL or "")
+    with db.engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    first_schema_without_version(db)
+    JobStore(db).create(model="m", request=JobRequest(prompt="kept"), seed=1, api_key_id=None)
+    migrate.upgrade(db)
+    assert migrate.current_revision(db) == "0002"
+    assert schema_differences(db) == []
+    assert [job.request["prompt"] for job in JobStore(db).recent()] == ["kept"]
+
+
+def test_database_from_before_migrations_is_adopted_and_keeps_its_jobs(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    first_schema_without_version(db)
+    old_tables = set(inspect(db.engine).get_table_names())
+    assert "webhook_deliveries" not in old_tables and "alembic_version" not in old_tables
+    job = JobStore(db).create(model="m", request=JobRequest(prompt="kept"), seed=7, api_key_id=None)
+
+    migrate.upgrade(db)
+
+    assert migrate.current_revision(db) == "0002"
+    assert schema_differences(db) == []
+    stored = JobStore(db).get(job.id)
+    assert stored is not None and stored.seed == 7 and stored.request["prompt"] == "kept"
+
+
+def _upgrade(url: str) -> None:  # runs in a child process
+    migrate.upgrade(Database(url))
+
+
+def test_processes_starting_together_migrate_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    first_schema_without_version(Database(url))
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_upgrade, args=(url,)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+    assert [process.exitcode for process in processes] == [0, 0, 0, 0]
+    db = Database(url)
+    assert migrate.current_revision(db) == "0002"
+    assert schema_differences(db) == []
+
+
+def test_cli_db_upgrade(tmp_path: Path) -> None:
+    env = {**os.environ, **TEST_ENV, "SEQDREAM_DATA_DIR": str(tmp_path / "data")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "seqdream.cli.main", "db", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    assert cli("current").stdout.strip() == "none"
+    upgraded = cli("upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "revision 0002" in upgraded.stdout
+    assert cli("current").stdout.strip() == "0002"
