@@ -18,13 +18,13 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from seqdream import __version__
-from seqdream.api import examples, media, predictions, webhooks
+from seqdream.api import ark, examples, media, openai_images, predictions, webhooks
 from seqdream.api.deps import get_services
 from seqdream.api.envelope import install_error_handlers
 from seqdream.api.limits import BodySizeLimit
 from seqdream.api.notifier import JobEvents
 from seqdream.api.openapi import install_openapi
-from seqdream.api.schemas import FIELD_RULES
+from seqdream.api.schemas import FIELD_RULES, V45_FIELD_RULES
 from seqdream.config import Settings
 from seqdream.db import Job
 from seqdream.jobs.worker import EngineHolder, WorkerPool
@@ -75,12 +75,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
-    install_error_handlers(app, {"/": FIELD_RULES, "/api/v3/media/": media.FIELD_RULES})
+    install_error_handlers(
+        app,
+        {
+            "/": FIELD_RULES,
+            "/api/v3/media/": media.FIELD_RULES,
+            "/api/v3/bytedance/seedream-v4.5": V45_FIELD_RULES,
+            "/api/v3/images/": ark.FIELD_RULES,
+            "/v1/": openai_images.FIELD_RULES,
+        },
+        {"/api/v3/images/": ark.ark_error, "/v1/": openai_images.openai_error},
+    )
     install_openapi(app)
     app.include_router(predictions.router)
     app.include_router(media.router)
     app.include_router(examples.router)
     app.include_router(webhooks.router)
+    app.include_router(ark.router)
+    app.include_router(openai_images.router)
     app.mount("/playground", StaticFiles(directory=PLAYGROUND_DIR, html=True), name="playground")
 
     @app.get("/", include_in_schema=False)

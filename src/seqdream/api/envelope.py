@@ -1,8 +1,12 @@
-"""WaveSpeed's response envelope, for successes and for every error."""
+"""WaveSpeed's response envelope, for successes and for every error.
+
+Routes of other dialects (Ark, OpenAI) answer errors in their own shape: `install_error_handlers`
+takes a formatter per path prefix."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -30,6 +34,9 @@ def success(data: Any) -> dict[str, Any]:
 
 def error_response(status: int, message: str) -> JSONResponse:
     return JSONResponse({"code": status, "message": message, "data": None}, status_code=status)
+
+
+ErrorFormat = Callable[[int, str], JSONResponse]
 
 
 def _location(loc: tuple[Any, ...]) -> str:
@@ -62,33 +69,44 @@ def describe_validation_error(exc: RequestValidationError, rules: dict[str, str]
     return "; ".join(lines) or "invalid request"
 
 
-def install_error_handlers(app: FastAPI, rules_by_prefix: dict[str, dict[str, str]]) -> None:
-    """`rules_by_prefix`: what each field allows, by path prefix (the longest matching one wins),
-    since the same field name can mean different things on different routes."""
+def _by_prefix(table: dict[str, Any], path: str, default: Any) -> Any:
+    """The entry of the longest prefix of `path` in `table`."""
+    matching = [prefix for prefix in table if path.startswith(prefix)]
+    return table[max(matching, key=len)] if matching else default
 
-    def rules_for(path: str) -> dict[str, str]:
-        matching = [prefix for prefix in rules_by_prefix if path.startswith(prefix)]
-        return rules_by_prefix[max(matching, key=len)] if matching else {}
+
+def install_error_handlers(
+    app: FastAPI, rules_by_prefix: dict[str, dict[str, str]], formats_by_prefix: dict[str, ErrorFormat] | None = None
+) -> None:
+    """`rules_by_prefix`: what each field allows, by path prefix (the longest matching one wins),
+    since the same field name can mean different things on different routes. `formats_by_prefix`:
+    the error shape of other dialects' routes (WaveSpeed's envelope elsewhere)."""
+    formats = formats_by_prefix or {}
+
+    def respond(request: Request, status: int, message: str) -> JSONResponse:
+        formatter: ErrorFormat = _by_prefix(formats, request.url.path, error_response)
+        return formatter(status, message)
 
     @app.exception_handler(APIError)
-    async def _api_error(_request: Request, exc: APIError) -> JSONResponse:
-        return error_response(exc.status, exc.message)
+    async def _api_error(request: Request, exc: APIError) -> JSONResponse:
+        return respond(request, exc.status, exc.message)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(400, describe_validation_error(exc, rules_for(request.url.path)))
+        rules = _by_prefix(rules_by_prefix, request.url.path, {})
+        return respond(request, 400, describe_validation_error(exc, rules))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
-        return error_response(exc.status_code, message)
+        return respond(request, exc.status_code, message)
 
     @app.exception_handler(StorageError)
     async def _storage(request: Request, exc: StorageError) -> JSONResponse:
         log.error("storage error on %s %s: %s", request.method, request.url.path, exc)
-        return error_response(503, "storage is unavailable; try again shortly")
+        return respond(request, 503, "storage is unavailable; try again shortly")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, f"internal error ({type(exc).__name__}); see the server log")
+        return respond(request, 500, f"internal error ({type(exc).__name__}); see the server log")

@@ -2,6 +2,7 @@
 
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -52,16 +53,25 @@ def _create_job(
     return create_job(services, spec.id, job_request, resolve_seed(body.seed), caller, job_id)
 
 
-async def wait_for_end(services: Services, events: JobEvents, job_id: str, timeout_s: float) -> Job:
-    """Wait until the job ends or `timeout_s` passes; returns its latest state."""
+async def follow(services: Services, events: JobEvents, job_id: str, timeout_s: float) -> AsyncIterator[Job]:
+    """The job's state each time it may have changed (it ended, or a poll interval passed), until
+    it ends or `timeout_s` passes."""
     deadline = time.monotonic() + timeout_s
     while True:
         job = await run_in_threadpool(services.jobs.get, job_id)
         assert job is not None
+        yield job
         remaining = deadline - time.monotonic()
         if JobStatus(job.status).is_terminal or remaining <= 0:
-            return job
+            return
         await events.wait(job_id, min(services.settings.poll_interval_s, remaining))
+
+
+async def wait_for_end(services: Services, events: JobEvents, job_id: str, timeout_s: float) -> Job:
+    """Wait until the job ends or `timeout_s` passes; returns its latest state."""
+    async for job in follow(services, events, job_id, timeout_s):
+        latest = job
+    return latest
 
 
 def _submit_route(spec: ModelSpec):  # type: ignore[no-untyped-def]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator, model_validator
 
@@ -34,10 +34,23 @@ FIELD_RULES = {
 }
 
 
+def check_prompt(value: str) -> str:
+    """A prompt every dialect accepts: not blank, no control characters but newlines and tabs."""
+    # Blank also when only zero-width and other invisible format characters remain.
+    if not "".join(ch for ch in value if unicodedata.category(ch) != "Cf").strip():
+        raise ValueError("must not be empty")
+    if any(unicodedata.category(ch) == "Cc" and ch not in _ALLOWED_CONTROLS for ch in value):
+        raise ValueError("must not contain control characters (other than newlines and tabs)")
+    return value
+
+
 class SeedreamRequest(BaseModel):
     """Fields every model of the family takes."""
 
     model_config = ConfigDict(extra="ignore")
+    FAMILY: ClassVar[str] = "bytedance/seedream-v4"
+    MIN_PIXELS: ClassVar[int] = 0  # v4.5 has no 1K: at least 2560*1440 pixels
+    MAX_TOTAL_IMAGES: ClassVar[int | None] = None  # v4.5: references + max_images <= 15
 
     prompt: StrictStr = Field(description="The prompt to generate an image from.", max_length=MAX_PROMPT_CHARS)
     size: StrictStr = Field("2048*2048", description="Output size in pixels, width*height; 1024 ~ 4096 per side.")
@@ -53,12 +66,7 @@ class SeedreamRequest(BaseModel):
     @field_validator("prompt")
     @classmethod
     def _prompt_not_blank(cls, value: str) -> str:
-        # Blank also when only zero-width and other invisible format characters remain.
-        if not "".join(ch for ch in value if unicodedata.category(ch) != "Cf").strip():
-            raise ValueError("must not be empty")
-        if any(unicodedata.category(ch) == "Cc" and ch not in _ALLOWED_CONTROLS for ch in value):
-            raise ValueError("must not contain control characters (other than newlines and tabs)")
-        return value
+        return check_prompt(value)
 
     @field_validator("size")
     @classmethod
@@ -70,7 +78,20 @@ class SeedreamRequest(BaseModel):
         for name, side in (("width", width), ("height", height)):
             if not MIN_SIDE <= side <= MAX_SIDE:
                 raise ValueError(f"{name} {side} is outside {MIN_SIDE}-{MAX_SIDE}")
+        if width * height < cls.MIN_PIXELS:
+            raise ValueError(
+                f"{width}*{height} is {width * height} pixels; {cls.FAMILY} needs at least {cls.MIN_PIXELS}"
+            )
         return f"{width}*{height}"
+
+    @model_validator(mode="after")
+    def _total_images(self) -> SeedreamRequest:
+        total = len(getattr(self, "images", [])) + getattr(self, "max_images", 1)
+        if self.MAX_TOTAL_IMAGES is not None and total > self.MAX_TOTAL_IMAGES:
+            raise ValueError(
+                f"images + max_images is {total}; {self.FAMILY} allows at most {self.MAX_TOTAL_IMAGES} in all"
+            )
+        return self
 
 
 class _RefusesImages(SeedreamRequest):
@@ -79,8 +100,7 @@ class _RefusesImages(SeedreamRequest):
     def _no_images(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("images"):
             raise ValueError(
-                "images: this model takes no reference images; "
-                "use bytedance/seedream-v4/edit or bytedance/seedream-v4/edit-sequential"
+                f"images: this model takes no reference images; use {cls.FAMILY}/edit or {cls.FAMILY}/edit-sequential"
             )
         return data
 
@@ -115,6 +135,36 @@ class EditSequentialRequest(SeedreamRequest):
 AnyRequest = TextToImageRequest | SequentialRequest | EditRequest | EditSequentialRequest
 
 
+class _V45:
+    """Seedream v4.5's rules on top of v4's: no 1K sizes, references and outputs at most 15 together."""
+
+    FAMILY: ClassVar[str] = "bytedance/seedream-v4.5"
+    MIN_PIXELS: ClassVar[int] = 2560 * 1440
+    MAX_TOTAL_IMAGES: ClassVar[int | None] = 15
+
+
+class TextToImageV45Request(_V45, TextToImageRequest):
+    """bytedance/seedream-v4.5: one image from a prompt."""
+
+
+class SequentialV45Request(_V45, SequentialRequest):
+    """bytedance/seedream-v4.5/sequential."""
+
+
+class EditV45Request(_V45, EditRequest):
+    """bytedance/seedream-v4.5/edit."""
+
+
+class EditSequentialV45Request(_V45, EditSequentialRequest):
+    """bytedance/seedream-v4.5/edit-sequential."""
+
+
+V45_FIELD_RULES = FIELD_RULES | {
+    "size": f'a string "W*H", each side {MIN_SIDE} to {MAX_SIDE}, at least 2560*1440 pixels in all, e.g. "2048*2048"',
+    "max_images": f"an integer from 1 to {MAX_IMAGES_OUT}; images + max_images at most 15",
+}
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     id: str
@@ -130,5 +180,13 @@ MODELS = [
         "bytedance/seedream-v4/edit-sequential",
         EditSequentialRequest,
         "Group of 1-14 images from text and up to 10 references",
+    ),
+    ModelSpec("bytedance/seedream-v4.5", TextToImageV45Request, "Seedream v4.5: text to image"),
+    ModelSpec("bytedance/seedream-v4.5/edit", EditV45Request, "Seedream v4.5: edit with 1-10 reference images"),
+    ModelSpec("bytedance/seedream-v4.5/sequential", SequentialV45Request, "Seedream v4.5: group of 1-14 images"),
+    ModelSpec(
+        "bytedance/seedream-v4.5/edit-sequential",
+        EditSequentialV45Request,
+        "Seedream v4.5: group of 1-14 images from text and up to 10 references",
     ),
 ]

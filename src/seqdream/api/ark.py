@@ -1,0 +1,214 @@
+"""ByteDance Ark (BytePlus ModelArk) images API: `POST /api/v3/images/generations`.
+
+Code written for Ark's SDK works with its base URL pointed at `<seqdream>/api/v3`. The request
+runs as a Seedream task; `stream: true` sends each image as server-sent events as it finishes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator, model_validator
+from starlette.concurrency import run_in_threadpool
+
+from seqdream.api.deps import Caller, get_services, require_key
+from seqdream.api.dialects import Submission, image_item, input_error, model_id, parse_wxh, run_to_end, submit
+from seqdream.api.envelope import APIError
+from seqdream.api.predictions import follow
+from seqdream.api.schemas import MAX_IMAGES_OUT, MAX_REFERENCES, check_prompt
+from seqdream.db import Job, JobStatus
+from seqdream.jobs.planner import SEED_MAX, requested_count
+from seqdream.services import Services
+
+router = APIRouter(prefix="/api/v3")
+PRESETS = {"1K": 1024, "2K": 2048, "4K": 4096}
+MAX_PIXELS = 4096 * 4096
+ARK_TOTAL_IMAGES = 15  # references + generated images
+
+FIELD_RULES = {
+    "model": 'a model name, e.g. "seedream-4-0-250828" or "seedream-4-5-251128"',
+    "prompt": "a non-empty string",
+    "image": f"a string or an array of at most {MAX_REFERENCES} strings: http(s) URLs or base64 data URIs",
+    "size": '"1K", "2K", "4K" or "WIDTHxHEIGHT" (at most 4096x4096 pixels in all, aspect ratio 1/16 to 16)',
+    "seed": f"an integer from -1 to {SEED_MAX}",
+    "sequential_image_generation": '"auto" or "disabled"',
+    "sequential_image_generation_options": f'{{"max_images": 1 to {MAX_IMAGES_OUT}}}',
+    "response_format": '"url" or "b64_json"',
+    "watermark": "true or false",
+    "stream": "true or false",
+}
+_ERROR_CODES = {
+    400: ("InvalidParameter", "BadRequest"),
+    401: ("AuthenticationError", "Unauthorized"),
+    404: ("NotFound", "NotFound"),
+    413: ("InvalidParameter", "BadRequest"),
+    415: ("InvalidParameter", "BadRequest"),
+    503: ("ServiceUnavailable", "ServiceUnavailable"),
+    504: ("Timeout", "Timeout"),
+}
+
+
+def ark_error(status: int, message: str) -> JSONResponse:
+    code, kind = _ERROR_CODES.get(status, ("InternalServiceError", "InternalServerError"))
+    return JSONResponse({"error": {"code": code, "message": message, "param": "", "type": kind}}, status_code=status)
+
+
+class SequentialOptions(BaseModel):
+    max_images: StrictInt = Field(ARK_TOTAL_IMAGES, ge=1, le=ARK_TOTAL_IMAGES)
+
+
+class ArkImageRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: StrictStr = Field(..., min_length=1, max_length=128)
+    prompt: StrictStr = Field(..., max_length=10_000)
+    image: StrictStr | list[StrictStr] | None = None
+    size: StrictStr = "2048x2048"
+    seed: StrictInt = Field(-1, ge=-1, le=SEED_MAX)
+    sequential_image_generation: Literal["auto", "disabled"] = "disabled"
+    sequential_image_generation_options: SequentialOptions | None = None
+    response_format: Literal["url", "b64_json"] = "url"
+    watermark: StrictBool = True  # Ark's default
+    stream: StrictBool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_default(cls, data: Any) -> Any:
+        # Ark's SDK sends every parameter it was not given as null.
+        return {key: value for key, value in data.items() if value is not None} if isinstance(data, dict) else data
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str) -> str:
+        return check_prompt(value)
+
+
+def _family(model: str) -> tuple[str, int]:
+    """The Seedream family a model name asks for, and its smallest size in pixels."""
+    if "4-5" in model or "4.5" in model:
+        return "bytedance/seedream-v4.5", 2560 * 1440
+    return "bytedance/seedream-v4", 1280 * 720
+
+
+def to_submission(body: ArkImageRequest) -> Submission:
+    family, min_pixels = _family(body.model)
+    images = [body.image] if isinstance(body.image, str) else list(body.image or [])
+    if len(images) > MAX_REFERENCES:
+        raise APIError(400, f"image: at most {MAX_REFERENCES} reference images, got {len(images)}")
+    if body.size.strip().upper() in PRESETS:
+        side = PRESETS[body.size.strip().upper()]
+        width = height = side
+    else:
+        width, height = parse_wxh(body.size)
+    pixels = width * height
+    if not min_pixels <= pixels <= MAX_PIXELS:
+        raise APIError(400, f"size: {body.size} is {pixels} pixels; {body.model} allows {min_pixels} to {MAX_PIXELS}")
+    if not 1 / 16 <= width / max(height, 1) <= 16:
+        raise APIError(400, f"size: the aspect ratio of {body.size} is outside 1/16 to 16")
+    count = 1
+    if body.sequential_image_generation == "auto":  # as many as the prompt asks for, within the cap
+        options = body.sequential_image_generation_options or SequentialOptions()
+        cap = min(options.max_images, ARK_TOTAL_IMAGES - len(images), MAX_IMAGES_OUT)
+        if cap < 1:
+            raise APIError(400, f"image: {len(images)} references leave no room for an output (at most 15 in all)")
+        count = min(requested_count(body.prompt) or 1, cap)
+    return Submission(
+        model=model_id(family, bool(images), count),
+        prompt=body.prompt,
+        width=width,
+        height=height,
+        max_images=count,
+        images=images,
+        seed=body.seed,
+        watermark=body.watermark,
+    )
+
+
+def _usage(width: int, height: int, generated: int) -> dict[str, int]:
+    tokens = generated * (width * height // 256)  # Ark counts an image as its pixels / 256
+    return {"generated_images": generated, "output_tokens": tokens, "total_tokens": tokens}
+
+
+def _nsfw_error() -> dict[str, str]:
+    return {"code": "OutputImageSensitiveContentDetected", "message": "the image was flagged by the safety check"}
+
+
+@router.post("/images/generations", tags=["ark"], summary="Ark: generate images (Seedream 4.0 / 4.5)")
+async def generate(
+    body: ArkImageRequest,
+    request: Request,
+    caller: Caller = Depends(require_key),
+    services: Services = Depends(get_services),
+) -> Any:
+    task = to_submission(body)
+    job = await run_in_threadpool(submit, services, request, caller, task)
+    size = f"{task.width}x{task.height}"
+    if body.stream:
+        return StreamingResponse(_events(request, services, job, body, task), media_type="text/event-stream")
+    job = await run_to_end(request, services, job)
+    if job.status == JobStatus.FAILED.value:
+        raise APIError(400 if input_error(job) else 500, job.error)
+    if job.status == JobStatus.DELETED.value:
+        raise APIError(404, f"task {job.id} was deleted")
+    data: list[dict[str, Any]] = []
+    for key, flagged in zip(job.outputs, job.has_nsfw_contents, strict=False):
+        if flagged:
+            data.append({"error": _nsfw_error()})
+        else:
+            item = await run_in_threadpool(image_item, services, request, key, body.response_format)
+            data.append(item | {"size": size})
+    created = int(job.created_at.timestamp())
+    generated = sum(1 for item in data if "error" not in item)
+    return {
+        "model": body.model,
+        "created": created,
+        "created_at": created,
+        "data": data,
+        "usage": _usage(task.width, task.height, generated),
+    }
+
+
+def _sse(kind: str, payload: dict[str, Any]) -> str:
+    return f"event: {kind}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n"
+
+
+async def _events(
+    request: Request, services: Services, job: Job, body: ArkImageRequest, task: Submission
+) -> AsyncIterator[str]:
+    """`image_generation.partial_succeeded`/`partial_failed` per image as it is stored, then `completed`."""
+    sent = 0
+    generated = 0
+    created = int(job.created_at.timestamp())
+    common = {"model": body.model, "created": created, "created_at": created}
+    events = request.app.state.job_events
+    async for state in follow(services, events, job.id, services.settings.sync_timeout_s):
+        job = state
+        for index in range(sent, len(job.outputs)):
+            if job.has_nsfw_contents[index]:
+                yield _sse("image_generation.partial_failed", {
+                    "type": "image_generation.partial_failed", **common, "image_index": index, "error": _nsfw_error(),
+                })  # fmt: skip
+                continue
+            item = await run_in_threadpool(image_item, services, request, job.outputs[index], body.response_format)
+            generated += 1
+            yield _sse("image_generation.partial_succeeded", {
+                "type": "image_generation.partial_succeeded", **common, "image_index": index,
+                "size": f"{task.width}x{task.height}", **item,
+            })  # fmt: skip
+        sent = len(job.outputs)
+    if job.status != JobStatus.COMPLETED.value:
+        message = (
+            job.error or f"the task is {job.status}; it did not finish within {services.settings.sync_timeout_s:g}s"
+        )
+        code = "InvalidParameter" if input_error(job) else "InternalServiceError"
+        yield _sse("image_generation.partial_failed", {
+            "type": "image_generation.partial_failed", **common, "image_index": sent,
+            "error": {"code": code, "message": message},
+        })  # fmt: skip
+    yield _sse("image_generation.completed", {
+        "type": "image_generation.completed", **common, "usage": _usage(task.width, task.height, generated),
+    })  # fmt: skip
+    yield "data: [DONE]\n\n"

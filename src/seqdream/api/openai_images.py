@@ -1,0 +1,145 @@
+"""OpenAI's images API: `POST /v1/images/generations` and `/v1/images/edits` (multipart).
+
+The `openai` client works with `base_url="<seqdream>/v1"` and a seqdream key. `n` images are one
+Seedream group (mutually consistent), not n independent samples."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from seqdream.api.deps import Caller, get_services, require_key
+from seqdream.api.dialects import Submission, image_item, input_error, parse_wxh, run_to_end, submit
+from seqdream.api.envelope import APIError
+from seqdream.api.schemas import MAX_IMAGES_OUT, MAX_REFERENCES, check_prompt
+from seqdream.db import JobStatus
+from seqdream.services import Services
+
+router = APIRouter(prefix="/v1")
+MIN_SIDE, MAX_SIDE = 256, 4096
+DEFAULT_SIZE = "1024x1024"  # also what "auto" means
+
+FIELD_RULES = {
+    "prompt": "a non-empty string",
+    "n": f"an integer from 1 to {MAX_IMAGES_OUT} (one consistent group)",
+    "size": f'"auto" or "WIDTHxHEIGHT" with each side {MIN_SIDE} to {MAX_SIDE}, e.g. "1024x1024"',
+    "response_format": '"url" or "b64_json"',
+    "image": f"1 to {MAX_REFERENCES} image files",
+    "model": "a string (any: the service runs its loaded model)",
+}
+_ERROR_TYPES = {401: "authentication_error", 404: "not_found_error", 429: "rate_limit_error"}
+
+
+def openai_error(status: int, message: str) -> JSONResponse:
+    kind = _ERROR_TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
+    return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": None}}, status_code=status)
+
+
+class OpenAIImageRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # quality, style, user ... are accepted and ignored
+
+    prompt: StrictStr = Field(..., max_length=10_000)
+    model: StrictStr | None = Field(None, max_length=128)
+    n: StrictInt = Field(1, ge=1, le=MAX_IMAGES_OUT)
+    size: StrictStr | None = None
+    response_format: Literal["url", "b64_json"] | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str) -> str:
+        return check_prompt(value)
+
+    def dimensions(self) -> tuple[int, int]:
+        if self.size in (None, "auto"):
+            return parse_wxh(DEFAULT_SIZE)
+        width, height = parse_wxh(self.size)
+        for name, side in (("width", width), ("height", height)):
+            if not MIN_SIDE <= side <= MAX_SIDE:
+                raise APIError(400, f"size: {name} {side} is outside {MIN_SIDE}-{MAX_SIDE}")
+        return width, height
+
+
+async def _respond(
+    request: Request, services: Services, caller: Caller, body: OpenAIImageRequest, images: list[str]
+) -> dict[str, Any]:
+    width, height = body.dimensions()
+    kind = ("/edit" if images else "") + (
+        "-sequential" if images and body.n > 1 else "/sequential" if body.n > 1 else ""
+    )
+    task = Submission(
+        model="bytedance/seedream-v4" + kind,
+        prompt=body.prompt,
+        width=width,
+        height=height,
+        max_images=body.n,
+        images=images,
+    )
+    job = await run_in_threadpool(submit, services, request, caller, task)
+    job = await run_to_end(request, services, job)
+    if job.status != JobStatus.COMPLETED.value:
+        failed = job.status == JobStatus.FAILED.value
+        raise APIError(400 if failed and input_error(job) else 500, job.error or f"the task was {job.status}")
+    response_format = body.response_format or "url"
+    data = [
+        await run_in_threadpool(image_item, services, request, key, response_format)
+        for key, flagged in zip(job.outputs, job.has_nsfw_contents, strict=False)
+        if not flagged  # OpenAI returns no image it would not show
+    ]
+    if not data:
+        raise APIError(400, "every generated image was flagged by the safety check")
+    return {"created": int(time.time()), "data": data}
+
+
+@router.post("/images/generations", tags=["openai"], summary="OpenAI: create images from a prompt")
+async def generations(
+    body: OpenAIImageRequest,
+    request: Request,
+    caller: Caller = Depends(require_key),
+    services: Services = Depends(get_services),
+) -> dict[str, Any]:
+    return await _respond(request, services, caller, body, [])
+
+
+@router.post("/images/edits", tags=["openai"], summary="OpenAI: edit images (multipart: image or image[])")
+async def edits(
+    request: Request,
+    caller: Caller = Depends(require_key),
+    services: Services = Depends(get_services),
+) -> dict[str, Any]:
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise APIError(415, "send the edit as multipart/form-data with image files and a prompt")
+    form = await request.form(max_files=MAX_REFERENCES + 2, max_fields=64)
+    if form.get("mask") is not None:
+        raise APIError(400, "mask: masks are not supported; describe the edit in the prompt")
+    files = [item for name in ("image", "image[]") for item in form.getlist(name)]
+    if not files:
+        raise APIError(400, "image: at least one image file is required")
+    if len(files) > MAX_REFERENCES:
+        raise APIError(400, f"image: at most {MAX_REFERENCES} images, got {len(files)}")
+    images = []
+    for item in files:
+        if not isinstance(item, UploadFile):
+            raise APIError(400, "image: must be sent as files, not text fields")
+        images.append(base64.b64encode(await item.read()).decode("ascii"))
+    fields: dict[str, Any] = {name: form.get(name) for name in ("prompt", "model", "size", "response_format")}
+    fields = {name: value for name, value in fields.items() if value is not None}
+    n = form.get("n")
+    if n is not None:
+        if not isinstance(n, str) or not n.strip().isdigit():
+            raise APIError(400, f"n: {FIELD_RULES['n']}")
+        fields["n"] = int(n)
+    try:
+        body = OpenAIImageRequest.model_validate(fields)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"]) or "body"
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        raise APIError(400, f"{where}: {message} (allowed: {FIELD_RULES.get(where, 'see the API reference')})") from exc
+    return await _respond(request, services, caller, body, images)
