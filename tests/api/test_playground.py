@@ -190,3 +190,60 @@ def test_built_in_model_examples_fill_the_form_and_run(browser, builtin_server: 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "playground-builtin-examples.png"), full_page=True)
     context.close()
+
+
+@pytest.fixture(scope="module")
+def paced_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    """One image per batch at a slower pace, so a group visibly arrives image by image."""
+    env = {"SEQDREAM_MAX_BATCH": "1", "SEQDREAM_NATIVE_RESOLUTION": "128", "SEQDREAM_NUM_INFERENCE_STEPS": "40"}
+    process = LocalServer(tmp_path_factory.mktemp("paced"), tiny_model, **env).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture()
+def paced_page(browser, paced_server: LocalServer):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.goto(paced_server.base_url + "/")
+    page.fill("#api-key", paced_server.api_key)
+    page.dispatch_event("#api-key", "change")
+    page.select_option("#model", "bytedance/seedream-v4/sequential")
+    page.select_option("#size-preset", "1024*1024")
+    yield page
+    context.close()
+
+
+def test_a_group_appears_image_by_image(paced_page) -> None:
+    page = paced_page
+    page.fill("#prompt", "a series of 5 images of a comet crossing the sky")
+    page.fill("#max-images", "5")
+    page.dispatch_event("#max-images", "input")
+    page.evaluate("""() => {
+        window.whileRunning = [];
+        new MutationObserver(() => {
+            if (document.querySelector('#status').textContent === 'processing')
+                window.whileRunning.push(document.querySelectorAll('#gallery figure').length);
+        }).observe(document.querySelector('#gallery'), {childList: true});
+    }""")
+    page.click("#submit")
+    page.wait_for_selector("#status.completed", timeout=120_000)
+    counts = page.evaluate("window.whileRunning")
+    assert counts and counts == sorted(counts) and 1 <= counts[0] < 5  # images arrived while it ran
+    assert page.locator("#gallery figure img").count() == 5
+
+
+def test_cancel_deletes_the_running_task(paced_page, paced_server: LocalServer) -> None:
+    page = paced_page
+    page.fill("#prompt", "a series of 14 images of a comet")
+    page.fill("#max-images", "14")
+    page.dispatch_event("#max-images", "input")
+    page.click("#submit")
+    page.wait_for_selector("#gallery figure", timeout=120_000)
+    assert page.is_visible("#cancel")
+    page.click("#cancel")
+    page.wait_for_selector("#status.deleted", timeout=30_000)
+    assert page.locator("#gallery figure").count() == 0 and not page.is_visible("#cancel")
+    task_id = page.text_content("#task-id")
+    with paced_server.client() as api:
+        assert api.get(f"/api/v3/predictions/{task_id}/result").json()["data"]["status"] == "deleted"

@@ -4,8 +4,13 @@
 const $ = (id) => document.getElementById(id);
 const KEY_STORAGE = "seqdream.apiKey";
 const MAX_REFS = 10;
-const WITH_REFS = new Set(["bytedance/seedream-v4/edit", "bytedance/seedream-v4/edit-sequential"]);
-const WITH_GROUPS = new Set(["bytedance/seedream-v4/sequential", "bytedance/seedream-v4/edit-sequential"]);
+const WITH_REFS = new Set([
+  "bytedance/seedream-v4/edit", "bytedance/seedream-v4/edit-sequential", "bytedance/seedream-v4.5/edit-sequential",
+]);
+const WITH_GROUPS = new Set([
+  "bytedance/seedream-v4/sequential", "bytedance/seedream-v4/edit-sequential",
+  "bytedance/seedream-v4.5/sequential", "bytedance/seedream-v4.5/edit-sequential",
+]);
 
 const DEFAULT_PLACEHOLDER = "A series of 4 images of a paper boat drifting down a rainy street";
 const state = { refs: [], timer: null, polling: null, nextRefId: 1, examples: [] };
@@ -176,10 +181,7 @@ function startClock() {
 
 function stopClock() { clearInterval(state.timer); state.timer = null; }
 
-function showResult(data) {
-  setStatus(data.status, data.id);
-  const gallery = $("gallery");
-  gallery.replaceChildren(...data.outputs.map((src, index) => {
+function figureFor(data, src, index) {
     const figure = document.createElement("figure");
     const img = document.createElement("img");
     img.src = src.startsWith("http") || src.startsWith("/") ? src : `data:image/jpeg;base64,${src}`;
@@ -201,7 +203,15 @@ function showResult(data) {
     caption.append(label, download);
     figure.append(img, caption);
     return figure;
-  }));
+}
+
+// A running group's images arrive one batch at a time: add the new ones, keep those shown.
+function showResult(data, { keep = false } = {}) {
+  setStatus(data.status, data.id);
+  const gallery = $("gallery");
+  const shown = keep ? gallery.children.length : 0;
+  const fresh = data.outputs.slice(shown).map((src, offset) => figureFor(data, src, shown + offset));
+  if (keep) gallery.append(...fresh); else gallery.replaceChildren(...fresh);
   $("meta").hidden = data.status !== "completed";
   $("meta-seed").textContent = data.seed;
   $("meta-inference").textContent = `${data.timings.inference} ms`;
@@ -212,17 +222,32 @@ function showResult(data) {
 async function poll(url) {
   const data = await api(new URL(url).pathname);
   setStatus(data.status, data.id);
-  if (data.status === "completed" || data.status === "failed") {
+  if (["completed", "failed", "deleted"].includes(data.status)) {
     stopClock();
-    showResult(data);
+    $("cancel").hidden = true;
+    showResult(data, { keep: data.status === "completed" });
     loadHistory();
     return;
   }
+  if (data.outputs.length > $("gallery").children.length) showResult(data, { keep: true });
   state.polling = setTimeout(() => poll(url).catch(fail), 400);
+}
+
+async function cancel() {
+  const id = $("task-id").textContent;
+  if (!id) return;
+  clearTimeout(state.polling);
+  const data = await api(`/api/v3/predictions/${id}`, { method: "DELETE" });
+  stopClock();
+  $("cancel").hidden = true;
+  $("submit").disabled = false;
+  showResult(data);
+  loadHistory();
 }
 
 function fail(err) {
   stopClock();
+  $("cancel").hidden = true;
   showError(err.message);
   $("submit").disabled = false;
 }
@@ -243,6 +268,7 @@ async function submit(event) {
     });
     setStatus(data.status, data.id);
     startClock();
+    $("cancel").hidden = false;
     await poll(data.urls.get);
   } catch (err) {
     fail(err);
@@ -280,6 +306,7 @@ function init() {
   $("api-key").value = localStorage.getItem(KEY_STORAGE) || "";
   $("api-key").addEventListener("change", () => { localStorage.setItem(KEY_STORAGE, $("api-key").value.trim()); loadHistory(); });
   $("model").addEventListener("change", syncModelFields);
+  $("cancel").addEventListener("click", () => cancel().catch(fail));
   $("size-preset").addEventListener("change", () => { $("custom-size").hidden = $("size-preset").value !== "custom"; refreshCurl(); });
   $("max-images").addEventListener("input", () => { $("max-images-value").textContent = $("max-images").value; refreshCurl(); });
   $("dice").addEventListener("click", () => { $("seed").value = Math.floor(Math.random() * 2147483648); refreshCurl(); });
