@@ -94,7 +94,7 @@ class Services:
             self.detector,
             self.settings,
             fetch_policy=self.fetch_policy,
-            janitor=Janitor(self.jobs, self.uploads, self.blobs, self.settings.retention_hours),
+            janitor=Janitor(self.jobs, self.uploads, self.blobs, self.settings.retention_hours, webhooks=self.webhooks),
             wake=wake,
             on_finished=on_finished,
         )

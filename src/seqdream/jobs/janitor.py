@@ -12,6 +12,7 @@ from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
 from seqdream.storage import BlobStore
 from seqdream.storage.uploads import UploadStore
+from seqdream.webhooks.store import WebhookStore
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,15 @@ def remove_job_files(blobs: BlobStore, job: Job) -> int:
 
 class Janitor:
     def __init__(
-        self, jobs: JobStore, uploads: UploadStore, blobs: BlobStore, retention_hours: float, every_s: float = 60.0
+        self,
+        jobs: JobStore,
+        uploads: UploadStore,
+        blobs: BlobStore,
+        retention_hours: float,
+        every_s: float = 60.0,
+        webhooks: WebhookStore | None = None,
     ) -> None:
-        self.jobs, self.uploads, self.blobs = jobs, uploads, blobs
+        self.jobs, self.uploads, self.blobs, self.webhooks = jobs, uploads, blobs, webhooks
         self.retention_hours = retention_hours
         self.every_s = every_s
         self._next = 0.0
@@ -46,6 +53,8 @@ class Janitor:
             removed += remove_job_files(self.blobs, job)
             self.jobs.mark_expired(job.id)
         removed += len(self.uploads.expire_before(cutoff))
+        if self.webhooks is not None:
+            self.webhooks.purge_before(cutoff)  # finished deliveries: rows only, no files
         if removed:
             log.info("retention: removed %d file(s) older than %s", removed, cutoff.isoformat())
         return removed

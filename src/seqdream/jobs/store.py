@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from seqdream.db import Database, Job, JobStatus, WebhookDelivery, rows_changed
@@ -139,7 +139,7 @@ class JobStore:
             session.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.status != JobStatus.DELETED.value)
-                .values(status=JobStatus.DELETED.value, finished_at=utcnow(), error="")
+                .values(status=JobStatus.DELETED.value, finished_at=func.coalesce(Job.finished_at, utcnow()), error="")
             )
             return session.get(Job, job_id, populate_existing=True)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from seqdream.db import Database, WebhookDelivery, WebhookSecret, rows_changed
@@ -76,6 +76,14 @@ class WebhookStore:
 
     def give_up(self, delivery_id: str, error: str) -> None:
         self._set(delivery_id, status="failed", last_error=error)
+
+    def purge_before(self, cutoff: datetime) -> int:
+        """Forget deliveries that ended (delivered or given up) before `cutoff`; returns how many."""
+        with self.db.session() as session:
+            result = session.execute(
+                delete(WebhookDelivery).where(WebhookDelivery.status != "pending", WebhookDelivery.created_at < cutoff)
+            )
+            return rows_changed(result)
 
     def _set(self, delivery_id: str, **values: object) -> None:
         with self.db.session() as session:

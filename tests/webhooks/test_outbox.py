@@ -1,0 +1,86 @@
+"""The webhook outbox on a real SQLite file: queued with the job's end, claimed once, retried, purged."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from seqdream.db import Database, WebhookDelivery, migrate
+from seqdream.db.models import utcnow
+from seqdream.jobs.janitor import Janitor
+from seqdream.jobs.request import JobRequest
+from seqdream.jobs.store import JobStore
+from seqdream.storage.local import LocalBlobStore
+from seqdream.storage.uploads import UploadStore
+from seqdream.webhooks import signing
+from seqdream.webhooks.dispatcher import retry_delay_s
+from seqdream.webhooks.store import WebhookStore
+
+
+@pytest.fixture()
+def db(tmp_path: Path) -> Database:
+    database = Database(f"sqlite:///{tmp_path / 'outbox.db'}")
+    migrate.upgrade(database)
+    return database
+
+
+def finished_job(db: Database, webhook: str | None, worker: str = "w1") -> str:
+    jobs = JobStore(db)
+    job = jobs.create(model="m", request=JobRequest(prompt="p", webhook_url=webhook), seed=1, api_key_id="key1")
+    claimed = jobs.claim(worker)
+    assert claimed is not None and claimed.id == job.id
+    assert jobs.complete(job.id, worker, outputs=["outputs/x/0.jpeg"], has_nsfw_contents=[False], inference_ms=5)
+    return job.id
+
+
+def test_a_delivery_is_queued_only_for_tasks_with_a_webhook(db: Database) -> None:
+    webhooks = WebhookStore(db)
+    with_hook = finished_job(db, "https://example.com/hook")
+    without = finished_job(db, None)
+    (delivery,) = webhooks.for_job(with_hook)
+    assert (delivery.url, delivery.owner, delivery.status, delivery.attempts) == (
+        "https://example.com/hook", "key1", "pending", 0,
+    )  # fmt: skip
+    assert webhooks.for_job(without) == []
+
+
+def test_each_due_delivery_is_claimed_once_then_retried_later(db: Database) -> None:
+    webhooks = WebhookStore(db)
+    job_id = finished_job(db, "https://example.com/hook")
+    (first,) = webhooks.claim_due(10, lease_s=60)
+    assert first.job_id == job_id and first.attempts == 1
+    assert webhooks.claim_due(10, lease_s=60) == []  # leased: nobody else takes it
+    webhooks.retry(first.id, "HTTP 500", delay_s=0)
+    (again,) = webhooks.claim_due(10, lease_s=60)
+    assert again.id == first.id and again.attempts == 2
+    webhooks.delivered(again.id)
+    assert webhooks.claim_due(10, lease_s=60) == []
+    assert [retry_delay_s(n, 15) for n in (1, 2, 3)] == [15, 60, 240] and retry_delay_s(20, 15) == 6 * 3600
+
+
+def test_retention_purges_finished_deliveries_and_keeps_pending_ones(db: Database, tmp_path: Path) -> None:
+    webhooks = WebhookStore(db)
+    done = finished_job(db, "https://example.com/a")
+    pending = finished_job(db, "https://example.com/b")
+    webhooks.delivered(webhooks.for_job(done)[0].id)
+    with db.session() as session:
+        for delivery in session.query(WebhookDelivery):
+            delivery.created_at = utcnow() - timedelta(hours=200)
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    Janitor(JobStore(db), UploadStore(db, blobs), blobs, retention_hours=168, webhooks=webhooks).sweep(force=True)
+    assert webhooks.for_job(done) == [] and len(webhooks.for_job(pending)) == 1
+
+
+def test_secrets_are_per_key_and_sign_as_wavespeed_documents(db: Database) -> None:
+    webhooks = WebhookStore(db)
+    mine, again, other = webhooks.secret("key1"), webhooks.secret("key1"), webhooks.secret("key2")
+    assert mine == again != other and mine.startswith("whsec_")
+    body = b'{"id":"abc","status":"completed"}'
+    headers = signing.headers(mine, "evt1", body, timestamp=1_700_000_000)
+    assert headers["webhook-signature"].startswith("v3,") and len(headers["webhook-signature"]) == 3 + 64
+    assert signing.verify(mine, headers, body, now=1_700_000_100)
+    assert not signing.verify(mine, headers, body, now=1_700_000_400)  # older than 5 minutes
+    assert not signing.verify(other, headers, body, now=1_700_000_100)
+    assert not signing.verify(mine, headers, body + b" ", now=1_700_000_100)
