@@ -351,3 +351,7 @@ def test_the_openapi_document_declares_bearer_auth_and_the_real_errors(api: http
     assert envelope == "#/components/schemas/ErrorEnvelope"
     assert "404" in spec["paths"]["/api/v3/predictions/{job_id}/result"]["get"]["responses"]
     assert not any("422" in op["responses"] for ops in spec["paths"].values() for op in ops.values())
+    for path in ("/api/v3/images/generations", "/v1/images/generations", "/v1/images/edits"):
+        responses = spec["paths"][path]["post"]["responses"]
+        assert {"400", "401", "504"} <= set(responses)
+        assert responses["400"]["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/DialectError"

@@ -17,6 +17,24 @@ ERROR_ENVELOPE = {
         "data": {"type": "null"},
     },
 }
+# Ark's and OpenAI's routes answer errors in their own shape: {"error": {"message": ..., ...}}.
+DIALECT_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message"],
+            "properties": {
+                "message": {"type": "string"},
+                "code": {"type": ["string", "null"]},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+DIALECT_PREFIXES = ("/api/v3/images/", "/v1/")
 ERRORS = {
     "400": "Bad input: the message names the field and what is allowed",
     "401": "Missing, invalid or revoked API key",
@@ -24,6 +42,7 @@ ERRORS = {
     "413": "Body or upload too large",
     "415": "Not an image, or an unsupported image format",
     "503": "Storage or database unavailable; nothing was queued",
+    "504": "The images were not ready within the sync timeout; the task keeps running",
 }
 
 
@@ -35,6 +54,8 @@ def _statuses(path: str, method: str, operation: dict[str, Any]) -> list[str]:
         statuses.append("404")
     if method in ("post", "put"):
         statuses += ["413", "415", "503"]
+    if path.startswith(DIALECT_PREFIXES):
+        statuses.append("504")
     return statuses
 
 
@@ -45,6 +66,7 @@ def install_openapi(app: FastAPI) -> None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         components = schema.setdefault("components", {})
         components.setdefault("schemas", {})["ErrorEnvelope"] = ERROR_ENVELOPE
+        components["schemas"]["DialectError"] = DIALECT_ERROR
         for name in ("HTTPValidationError", "ValidationError"):
             components["schemas"].pop(name, None)
         for path, operations in schema.get("paths", {}).items():
@@ -52,10 +74,11 @@ def install_openapi(app: FastAPI) -> None:
                 statuses = _statuses(path, method, operation)
                 responses = operation.setdefault("responses", {})
                 responses.pop("422", None)
+                shape = "DialectError" if path.startswith(DIALECT_PREFIXES) else "ErrorEnvelope"
                 for status in statuses:
                     responses[status] = {
                         "description": ERRORS[status],
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
+                        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{shape}"}}},
                     }
         app.openapi_schema = schema
         return schema
