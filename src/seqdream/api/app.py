@@ -10,10 +10,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
@@ -28,6 +29,7 @@ from seqdream.api.schemas import FIELD_RULES, V45_FIELD_RULES
 from seqdream.config import Settings
 from seqdream.db import Job
 from seqdream.jobs.worker import EngineHolder, WorkerPool
+from seqdream.metrics import process_registry
 from seqdream.services import Services
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.inline_workers:
             pool = services.start_workers(settings.inline_workers, wake=work_available, on_finished=finished)
         app.state.workers = pool
+        app.state.metrics = process_registry(services.db, (lambda: services.engines.state) if pool else None)
         log.info("seqdream %s serving; database %s", __version__, settings.resolved_database_url)
         try:
             yield
@@ -98,6 +101,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:
         return RedirectResponse("/playground/")
+
+    @app.get("/health/live", tags=["service"], summary="Liveness: the process answers")
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/health/ready", tags=["service"], summary="Readiness: database reachable, engine loaded (503 if not)")
+    async def ready(services: Services = Depends(get_services)) -> JSONResponse:
+        def database_answers() -> bool:
+            try:
+                with services.db.session() as session:
+                    session.execute(select(1))
+                return True
+            except Exception:  # noqa: BLE001 - any failure means not ready
+                return False
+
+        checks = {"database": "ok" if await run_in_threadpool(database_answers) else "unreachable"}
+        if app.state.workers is not None:  # an API-only process serves without a model
+            checks["engine"] = services.engines.state
+        is_ready = checks["database"] == "ok" and checks.get("engine", "ready") == "ready"
+        return JSONResponse(
+            {"status": "ready" if is_ready else "not ready", **checks}, status_code=200 if is_ready else 503
+        )
+
+    @app.get("/metrics", tags=["service"], summary="Prometheus metrics: queue by status, latencies, failures")
+    async def metrics(request: Request) -> Response:
+        output = await run_in_threadpool(generate_latest, request.app.state.metrics)
+        return Response(output, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/health", tags=["service"], summary="Liveness, engine state and queue depth")
     async def health(services: Services = Depends(get_services)) -> dict[str, Any]:

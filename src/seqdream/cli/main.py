@@ -76,11 +76,18 @@ def serve(
 @app.command()
 def worker(
     concurrency: int = typer.Option(1, min=1, max=16, help="Worker threads in this process (they share one model)."),
+    metrics_port: int | None = typer.Option(None, help="Serve Prometheus metrics at http://0.0.0.0:PORT/metrics."),
 ) -> None:
     """Run workers against the configured database, in this process, until interrupted."""
     settings = _settings()
     _configure_logging(settings.log_level)
     services = _services(settings)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from seqdream.metrics import process_registry
+
+        start_http_server(metrics_port, registry=process_registry(services.db, lambda: services.engines.state))
     dispatcher = services.start_webhooks()
     pool = services.start_workers(concurrency, on_finished=lambda _job_id: dispatcher.wake.set())
     for sig in (signal.SIGINT, signal.SIGTERM):

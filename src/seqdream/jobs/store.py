@@ -77,24 +77,33 @@ class JobStore:
             Job.status == JobStatus.CREATED.value,
             or_(Job.not_before.is_(None), Job.not_before <= now),
         )
+        taken = dict(
+            status=JobStatus.PROCESSING.value,
+            worker_id=worker_id,
+            attempts=Job.attempts + 1,
+            started_at=now,
+            heartbeat_at=now,
+            outputs=[],  # a new attempt stores its images afresh
+            has_nsfw_contents=[],
+        )
         with self.db.session() as session:
+            if not self.db.is_sqlite:
+                # PostgreSQL: lock the oldest runnable row, skipping rows other claimers hold.
+                oldest = select(Job.id).where(runnable).order_by(Job.created_at).limit(1)
+                job_id = session.scalar(oldest.with_for_update(skip_locked=True))
+                if job_id is None:
+                    return None
+                session.execute(update(Job).where(Job.id == job_id).values(**taken))
+                session.commit()
+                return session.get(Job, job_id, populate_existing=True)
+            # SQLite has one writer at a time: race on a few candidates with conditional updates.
             candidates = session.scalars(select(Job.id).where(runnable).order_by(Job.created_at).limit(8)).all()
             for job_id in candidates:
-                taken = session.execute(
-                    update(Job)
-                    .where(Job.id == job_id, Job.status == JobStatus.CREATED.value)
-                    .values(
-                        status=JobStatus.PROCESSING.value,
-                        worker_id=worker_id,
-                        attempts=Job.attempts + 1,
-                        started_at=now,
-                        heartbeat_at=now,
-                        outputs=[],  # a new attempt stores its images afresh
-                        has_nsfw_contents=[],
-                    )
+                result = session.execute(
+                    update(Job).where(Job.id == job_id, Job.status == JobStatus.CREATED.value).values(**taken)
                 )
                 session.commit()
-                if rows_changed(taken) == 1:
+                if rows_changed(result) == 1:
                     return session.get(Job, job_id, populate_existing=True)
         return None
 

@@ -17,6 +17,7 @@ from PIL import Image
 
 from seqdream.config import Settings
 from seqdream.db import Job, JobStatus
+from seqdream.db.models import utcnow
 from seqdream.engines.base import Engine, EngineError, GenerationPlan, Interrupted
 from seqdream.images.decode import ImageInputError
 from seqdream.images.fetch import FetchPolicy
@@ -27,6 +28,7 @@ from seqdream.jobs.references import load_references
 from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
 from seqdream.locations import output_key
+from seqdream.metrics import FAILURES, IMAGE_SECONDS, IMAGES, JOB_SECONDS
 from seqdream.parallel import parallel_map
 from seqdream.storage import BlobStore
 
@@ -202,6 +204,7 @@ class Worker:
         return plan_job(request, job.seed, references)
 
     def _retry_later(self, job: Job, exc: OSError) -> None:
+        FAILURES.labels("storage").inc()
         retry = self.settings.storage_retry_s
         log.error("job %s: storage failed (%s); retrying in %.0fs", job.id, exc, retry)
         self.jobs.release(job.id, self.worker_id, retry_in_s=retry, error=f"storage error: {exc}")
@@ -241,12 +244,13 @@ class Worker:
             plan = self.plan_for(job)
             result = engine.generate(plan, self._check_abort, on_images)
         except JobDeleted:
-            self._discard(job.id, stored)
+            self._discard(job, stored)
             return
         except LeaseLost:
             log.warning("job %s: taken over by another worker; stopped", job.id)
             return
         except Interrupted:
+            FAILURES.labels("interrupted").inc()
             store.hand_back(job.id, self.worker_id)
             log.warning("job %s: interrupted by shutdown; handed back to the queue", job.id)
             return
@@ -255,11 +259,11 @@ class Worker:
             return
         except (ImageInputError, EngineError) as exc:
             log.warning("job %s: failed: %s", job.id, exc)
-            store.fail(job.id, self.worker_id, str(exc))
+            self._fail(job, "input" if isinstance(exc, ImageInputError) else "engine", str(exc))
             return
         except Exception as exc:  # noqa: BLE001 - a job must end, never hang in processing
             log.exception("job %s: unexpected error", job.id)
-            store.fail(job.id, self.worker_id, f"internal error: {type(exc).__name__}: {exc}")
+            self._fail(job, "internal", f"internal error: {type(exc).__name__}: {exc}")
             return
         done = store.complete(
             job.id,
@@ -268,18 +272,35 @@ class Worker:
             has_nsfw_contents=stored.flags,
             inference_ms=result.inference_ms,
         )
-        if not done and store.status(job.id) == JobStatus.DELETED.value:
-            self._discard(job.id, stored)
+        if not done:
+            if store.status(job.id) == JobStatus.DELETED.value:
+                self._discard(job, stored)
+            else:
+                log.warning("job %s: finished after another worker took it over; that worker's result stands", job.id)
             return
+        _observe_end(job, "completed")
+        IMAGES.inc(len(stored.keys))
+        for _ in stored.keys:
+            IMAGE_SECONDS.observe(result.inference_ms / 1000 / max(1, len(stored.keys)))
         log.info("job %s: completed %d image(s) in %d ms", job.id, len(stored.keys), result.inference_ms)
+
+    def _fail(self, job: Job, kind: str, error: str) -> None:
+        FAILURES.labels(kind).inc()
+        if self.jobs.fail(job.id, self.worker_id, error):
+            _observe_end(job, "failed")
 
     def _why_not_owned(self, job_id: str) -> Interrupted:
         return JobDeleted() if self.jobs.status(job_id) == JobStatus.DELETED.value else LeaseLost()
 
-    def _discard(self, job_id: str, stored: _StoredImages) -> None:
+    def _discard(self, job: Job, stored: _StoredImages) -> None:
         for key in stored.keys:
             self.blobs.delete(key)
-        log.info("job %s: deleted while running; stopped and removed %d image(s)", job_id, len(stored.keys))
+        _observe_end(job, "deleted")
+        log.info("job %s: deleted while running; stopped and removed %d image(s)", job.id, len(stored.keys))
+
+
+def _observe_end(job: Job, outcome: str) -> None:
+    JOB_SECONDS.labels(outcome).observe(max(0.0, (utcnow() - job.created_at).total_seconds()))
 
 
 class _StoredImages:

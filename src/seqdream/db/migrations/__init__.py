@@ -1,1 +1,0 @@
-"""Alembic migrations of the service's tables; `seqdream.db.migrate` applies them."""

@@ -1,0 +1,81 @@
+"""Prometheus metrics: the queue as the database has it (read at scrape time), and what this
+process's workers did (latency histograms, failures by kind, the engine's state).
+
+`serve` exposes them at `/metrics`; `seqdream worker --metrics-port N` on its own port."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from seqdream.db import Database, Job, JobStatus, WebhookDelivery
+
+# Job latency, submit to end: seconds on a GPU, minutes for a 14-image group on a CPU.
+JOB_SECONDS = Histogram(
+    "seqdream_job_duration_seconds",
+    "Time from submission to the end of a task, by how it ended.",
+    ["outcome"],
+    buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
+)
+IMAGE_SECONDS = Histogram(
+    "seqdream_image_inference_seconds",
+    "Model time per output image (a task's inference time over its images).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
+FAILURES = Counter(
+    "seqdream_job_failures_total",
+    "Task attempts that did not complete, by kind: input (a reference could not be used), engine "
+    "(the model call failed), internal, storage (retried later), interrupted (handed back on shutdown).",
+    ["kind"],
+)
+IMAGES = Counter("seqdream_images_generated_total", "Output images stored.")
+
+
+class QueueCollector(Collector):
+    """Tasks by status and webhooks waiting, counted in the shared database on every scrape."""
+
+    def __init__(self, db: Database, engine_state: object = None) -> None:
+        self.db = db
+        self.engine_state = engine_state  # a callable giving "ready"/"loading"/"unavailable", or None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self.db.session() as session:
+            rows = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+            pending = session.scalar(
+                select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.status == "pending")
+            )
+        jobs = GaugeMetricFamily("seqdream_jobs", "Tasks in the database by status.", labels=["status"])
+        for status in JobStatus:
+            jobs.add_metric([status.value], float(rows.get(status.value, 0)))
+        yield jobs
+        yield GaugeMetricFamily(
+            "seqdream_webhooks_pending",
+            "Webhook deliveries not yet made (including retries).",
+            value=float(pending or 0),
+        )
+        if callable(self.engine_state):
+            state = self.engine_state()
+            engine = GaugeMetricFamily("seqdream_engine_state", "1 for this process's engine state.", labels=["state"])
+            for name in ("loading", "ready", "unavailable"):
+                engine.add_metric([name], 1.0 if state == name else 0.0)
+            yield engine
+
+
+def process_registry(db: Database, engine_state: object = None) -> CollectorRegistry:
+    """This process's metrics (the default registry) plus the queue collector for `db`."""
+    registry = CollectorRegistry()
+    registry.register(_Forward(REGISTRY))
+    registry.register(QueueCollector(db, engine_state))
+    return registry
+
+
+class _Forward(Collector):
+    def __init__(self, source: CollectorRegistry) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[object]:  # type: ignore[override]
+        yield from self.source.collect()
