@@ -16,10 +16,14 @@ from support.servers import LocalServer
 
 # Tests that start processes, browsers or training are `slow`; `pytest -m "not slow"` is the fast,
 # in-process layer. CI runs both.
-SLOW_FIXTURES = {"server", "api", "api_only", "ssrf_setup", "builtin_server", "browser", "slow_server", "small_disk"}
+SLOW_FIXTURES = {
+    "server", "api", "api_only", "ssrf_setup", "builtin_server", "browser", "slow_server", "small_disk", "hook_server",
+    "dialect_server", "paced_server",
+}  # fmt: skip
 SLOW_MODULES = {
     "test_builtin_model", "test_cli", "test_durability", "test_playground", "test_postgres", "test_s3_storage",
-    "test_sdk", "test_shutdown", "test_training", "test_architecture",
+    "test_sdk", "test_shutdown", "test_training", "test_architecture", "test_scale_out",
+    "test_dialects", "test_delete", "test_operations",
 }  # fmt: skip
 
 

@@ -102,6 +102,7 @@ def test_a_failing_receiver_is_retried_with_back_off(hook_server: LocalServer) -
     assert [(row["status"], row["attempts"]) for row in rows] == [("delivered", 3)]
 
 
+@pytest.mark.slow
 def test_an_undelivered_webhook_survives_a_restart(tiny_model: Path, tmp_path: Path) -> None:
     receiver = Receiver()
     port = receiver.port
