@@ -14,6 +14,7 @@ from functools import cached_property
 from seqdream.auth.keys import KeyRing
 from seqdream.config import Settings
 from seqdream.db import Database, migrate
+from seqdream.db.notify import JOB_ENDED, NEW_JOB, Listener
 from seqdream.engines.base import Engine
 from seqdream.engines.registry import load_engine
 from seqdream.images.fetch import FetchPolicy
@@ -104,6 +105,13 @@ class Services:
     ) -> WorkerPool:
         """`count` worker threads sharing this process's engine, started."""
         return WorkerPool([self.new_worker(wake=wake, on_finished=on_finished) for _ in range(count)]).start()
+
+    def listen(self, on_new_job: Callable[[], None], on_job_ended: Callable[[str], None]) -> Listener | None:
+        """Cross-process wake-ups (PostgreSQL's LISTEN/NOTIFY); None on SQLite, where polling does it."""
+        if self.db.is_sqlite:
+            return None
+        handlers = {NEW_JOB: lambda _payload: on_new_job(), JOB_ENDED: on_job_ended}
+        return Listener(self.settings.resolved_database_url, handlers).start()
 
     def start_webhooks(self) -> WebhookDispatcher:
         """The process's webhook sender, started (every process that runs workers runs one)."""

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,7 @@ from support.servers import LocalServer
 URL = os.environ.get("SEQDREAM_TEST_POSTGRES_URL")
 pytestmark = pytest.mark.skipif(not URL, reason="SEQDREAM_TEST_POSTGRES_URL is not set")
 REQUEST = JobRequest(prompt="p", size="1024*1024")
+T2I = "/api/v3/bytedance/seedream-v4"
 
 
 @pytest.fixture()
@@ -74,3 +78,28 @@ def test_server_on_postgres(fresh_db: Database, tiny_model: Path, tmp_path: Path
         assert data["status"] == "completed" and len(data["outputs"]) == 2
     finally:
         server.stop()
+
+
+def test_listen_notify_wakes_other_processes_at_once(fresh_db: Database, tiny_model: Path, tmp_path: Path) -> None:
+    """Polling every 30 s, a worker process still picks a new task up at once and the API process
+    answers the sync request at once: both are woken by NOTIFY, not by their poll."""
+    slow_poll = {"SEQDREAM_DATABASE_URL": URL or "", "SEQDREAM_POLL_INTERVAL_S": "30"}
+    api_server = LocalServer(tmp_path / "notify", tiny_model, "--workers", "0", **slow_poll).start()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "seqdream.cli.main", "worker"], env=api_server.env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        with api_server.client() as api:
+            body = {"prompt": "a bell", "size": "1024*1024", "enable_sync_mode": True}
+            assert api.post(T2I, json=body, timeout=120).json()["data"]["status"] == "completed"  # model loaded
+            time.sleep(1)  # the worker is idle now, waiting out its 30 s poll
+            started = time.monotonic()
+            answer = api.post(T2I, json=body, timeout=120).json()["data"]
+            waited = time.monotonic() - started
+        assert answer["status"] == "completed"
+        assert waited < 15, f"took {waited:.1f}s: the worker or the API waited for its poll"
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        api_server.stop()

@@ -57,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         if settings.inline_workers:
             pool = services.start_workers(settings.inline_workers, wake=work_available, on_finished=finished)
+        # Tasks queued or ended by other processes (PostgreSQL): wake workers and waiting requests at once.
+        listener = services.listen(on_new_job=work_available.set, on_job_ended=finished)
         app.state.workers = pool
         app.state.metrics = process_registry(services.db, (lambda: services.engines.state) if pool else None)
         log.info("seqdream %s serving; database %s", __version__, settings.resolved_database_url)
@@ -66,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if pool is not None:
                 await run_in_threadpool(pool.shutdown, settings.shutdown_grace_s)
             await run_in_threadpool(dispatcher.shutdown)
+            if listener is not None:
+                await run_in_threadpool(listener.close)
             services.close()
 
     app = FastAPIOffline(

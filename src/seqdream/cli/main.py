@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -89,13 +90,17 @@ def worker(
 
         start_http_server(metrics_port, registry=process_registry(services.db, lambda: services.engines.state))
     dispatcher = services.start_webhooks()
-    pool = services.start_workers(concurrency, on_finished=lambda _job_id: dispatcher.wake.set())
+    wake = threading.Event()  # set by a NOTIFY of a new task (PostgreSQL): claim at once, not at the next poll
+    pool = services.start_workers(concurrency, wake=wake, on_finished=lambda _job_id: dispatcher.wake.set())
+    listener = services.listen(on_new_job=wake.set, on_job_ended=lambda _job_id: dispatcher.wake.set())
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: pool.on_signal())
     while not pool.stop.wait(0.5) and pool.alive():
         pass
     pool.shutdown(settings.shutdown_grace_s)
     dispatcher.shutdown()
+    if listener is not None:
+        listener.close()
     services.close()
 
 

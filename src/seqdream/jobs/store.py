@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from seqdream.db import Database, Job, JobStatus, WebhookDelivery, rows_changed
 from seqdream.db.models import utcnow
+from seqdream.db.notify import JOB_ENDED, NEW_JOB, notify
 from seqdream.jobs.request import JobRequest
 
 
@@ -56,6 +57,8 @@ class JobStore:
         )
         with self.db.session() as session:
             session.add(job)
+            if not self.db.is_sqlite:
+                notify(session, NEW_JOB)
         return job
 
     def get(self, job_id: str) -> Job | None:
@@ -131,6 +134,8 @@ class JobStore:
             if rows_changed(result) != 1:
                 return False
             _queue_webhook(session, job_id)
+            if not self.db.is_sqlite:
+                notify(session, JOB_ENDED, job_id)
             return True
 
     def status(self, job_id: str) -> str | None:
@@ -198,7 +203,7 @@ class JobStore:
 
     def hand_back(self, job_id: str, worker_id: str) -> bool:
         """Return a job its worker is shutting down on to the queue now, not counted as an attempt."""
-        return self._update_owned(
+        handed = self._update_owned(
             job_id,
             worker_id,
             status=JobStatus.CREATED.value,
@@ -206,6 +211,14 @@ class JobStore:
             attempts=Job.attempts - 1,
             not_before=None,
         )
+        if handed:
+            self._announce(NEW_JOB)  # another process's idle worker can take it now
+        return handed
+
+    def _announce(self, channel: str, payload: str = "") -> None:
+        if not self.db.is_sqlite:
+            with self.db.session() as session:
+                notify(session, channel, payload)
 
     def recover_stale(self, lease_s: float, max_attempts: int) -> RecoveryReport:
         """Requeue processing jobs whose worker went silent; fail those that keep crashing it."""
@@ -243,6 +256,8 @@ class JobStore:
                     (failed if gave_up else requeued).append(job.id)
                     if gave_up:
                         _queue_webhook(session, job.id)
+        if requeued:
+            self._announce(NEW_JOB)
         return RecoveryReport(requeued=requeued, failed=failed)
 
     def expire_before(self, cutoff: datetime) -> Sequence[Job]:
