@@ -83,9 +83,7 @@ def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("SEQDREAM_TEST_POSTGRES_URL"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="seqdream-submit-"))
-    print(
-        f"submits for {args.seconds:g}s from {args.clients} clients, API-only server, {os.cpu_count()} cores"
-    )
+    print(f"submits for {args.seconds:g}s from {args.clients} clients, API-only server, {os.cpu_count()} cores")
     measure("sqlite", work, args.seconds, args.clients)
     if args.postgres:
         with Database(args.postgres).engine.begin() as connection:

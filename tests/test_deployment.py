@@ -1,0 +1,94 @@
+"""The deployment files (Dockerfile, compose.yaml, deploy/kubernetes) agree with the service they
+deploy: settings that exist, commands and options the CLI has, probe paths the app serves, and a
+KEDA query that counts the real queue on real PostgreSQL. (Images are not built here: no registry.)"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import text
+
+from seqdream.api.app import create_app
+from seqdream.config import Settings
+from seqdream.db import Database, migrate
+from seqdream.jobs.request import JobRequest
+from seqdream.jobs.store import JobStore
+
+ROOT = Path(__file__).parent.parent
+KUBERNETES = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
+POSTGRES_URL = os.environ.get("SEQDREAM_TEST_POSTGRES_URL")
+
+
+def documents() -> list[dict]:
+    found = [yaml.safe_load((ROOT / "compose.yaml").read_text())]
+    for path in KUBERNETES:
+        found += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return found
+
+
+def kube(kind: str, name: str) -> dict:
+    return next(doc for doc in documents()[1:] if doc["kind"] == kind and doc["metadata"]["name"] == name)
+
+
+def test_every_setting_named_exists() -> None:
+    text_all = "\n".join(path.read_text() for path in [ROOT / "Dockerfile", ROOT / "compose.yaml", *KUBERNETES])
+    names = set(re.findall(r"\bSEQDREAM_[A-Z0-9_]+", text_all))
+    assert {"SEQDREAM_DATABASE_URL", "SEQDREAM_STORAGE_URL", "SEQDREAM_DATA_DIR"} <= names
+    assert not {name for name in names if name.removeprefix("SEQDREAM_").lower() not in Settings.model_fields}
+
+
+def test_every_command_line_is_one_the_cli_takes() -> None:
+    compose = documents()[0]
+    commands = [
+        service["command"] for service in compose["services"].values() if "seqdream" in str(service.get("image", ""))
+    ]
+    commands += [kube("Deployment", name)["spec"]["template"]["spec"]["containers"][0]["args"]
+                 for name in ("seqdream-api", "seqdream-worker")]  # fmt: skip
+    assert ["serve", "--workers", "0"] in commands and ["worker", "--metrics-port", "9100"] in commands
+    for command in commands:
+        result = subprocess.run([sys.executable, "-m", "seqdream.cli.main", *command, "--help"],
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert result.returncode == 0, (command, result.stderr)
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["seqdream"]' in dockerfile and 'CMD ["serve"]' in dockerfile
+    for source in re.findall(r"^COPY (.+) \S+$", dockerfile, re.M):
+        assert all((ROOT / part).exists() for part in source.split()), source
+    pin = re.search(r"^torch==\S+", (ROOT / "constraints.txt").read_text(), re.M)
+    assert pin is not None and "grep -E '^torch==' constraints.txt" in dockerfile
+
+
+def test_probes_point_at_routes_the_app_serves(tmp_path: Path) -> None:
+    schema = create_app(Settings(data_dir=tmp_path)).openapi()
+    paths = set(schema["paths"])
+    api = kube("Deployment", "seqdream-api")["spec"]["template"]["spec"]["containers"][0]
+    assert api["readinessProbe"]["httpGet"]["path"] == "/health/ready" in paths
+    assert api["livenessProbe"]["httpGet"]["path"] == "/health/live" in paths
+    worker = kube("Deployment", "seqdream-worker")["spec"]["template"]["spec"]
+    assert worker["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert worker["terminationGracePeriodSeconds"] > int(
+        kube("ConfigMap", "seqdream")["data"]["SEQDREAM_SHUTDOWN_GRACE_S"]
+    )
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="SEQDREAM_TEST_POSTGRES_URL is not set")
+def test_the_keda_query_counts_work_in_flight_on_real_postgres() -> None:
+    scaled = kube("ScaledObject", "seqdream-worker")
+    assert scaled["spec"]["scaleTargetRef"]["name"] == "seqdream-worker"
+    (trigger,) = scaled["spec"]["triggers"]
+    db = Database(POSTGRES_URL or "")
+    with db.engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    migrate.upgrade(db)
+    store = JobStore(db)
+    ids = [store.create(model="m", request=JobRequest(prompt="p"), seed=i, api_key_id=None).id for i in range(6)]
+    store.claim("w")  # one processing
+    for job_id in ids[4:]:  # two finished
+        store.delete(job_id)
+    with db.engine.connect() as connection:
+        assert connection.execute(text(trigger["metadata"]["query"])).scalar() == 4
