@@ -107,7 +107,35 @@ async def generations(
     return await _respond(request, services, caller, body, [])
 
 
-@router.post("/images/edits", tags=["openai"], summary="OpenAI: edit images (multipart: image or image[])")
+_EDIT_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image", "prompt"],
+                    "properties": {
+                        "image": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "prompt": {"type": "string"},
+                        "n": {"type": "integer", "minimum": 1, "maximum": MAX_IMAGES_OUT},
+                        "size": {"type": "string", "example": "1024x1024"},
+                        "response_format": {"type": "string", "enum": ["url", "b64_json"]},
+                        "model": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/images/edits",
+    tags=["openai"],
+    summary="OpenAI: edit images (multipart: image or image[])",
+    openapi_extra=_EDIT_FORM,
+)
 async def edits(
     request: Request,
     caller: Caller = Depends(require_key),
