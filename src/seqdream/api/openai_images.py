@@ -83,9 +83,10 @@ async def _respond(
     )
     job = await run_in_threadpool(submit, services, request, caller, task)
     job = await run_to_end(request, services, job)
-    if job.status != JobStatus.COMPLETED.value:
-        failed = job.status == JobStatus.FAILED.value
-        raise APIError(400 if failed and input_error(job) else 500, job.error or f"the task was {job.status}")
+    if job.status == JobStatus.DELETED.value:
+        raise APIError(404, f"task {job.id} was deleted")
+    if job.status == JobStatus.FAILED.value:
+        raise APIError(400 if input_error(job) else 500, job.error)
     response_format = body.response_format or "url"
     data = [
         await run_in_threadpool(image_item, services, request, key, response_format)
