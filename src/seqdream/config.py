@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     # Sampling: unset means the model's own defaults (its seqdream.json, else by model kind).
-    native_resolution: int | None = Field(None, ge=64, le=4096)  # renders ~this squared, aspect kept
+    native_resolution: int | None = Field(None, ge=64, le=4096)  # renders at most ~this squared, aspect kept
     num_inference_steps: int | None = Field(None, ge=1, le=200)
     guidance_scale: float | None = Field(None, ge=0)
     max_sequence_length: int | None = Field(None, ge=16, le=2048)

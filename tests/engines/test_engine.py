@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from seqdream.config import Settings
-from seqdream.engines.base import EngineError, GenerationPlan, fit_exactly, native_size
+from seqdream.engines.base import EngineError, GenerationPlan, fit_exactly, render_size
 from seqdream.engines.flux2_klein import Flux2KleinEngine
 from seqdream.engines.group import render_group
 from seqdream.engines.registry import load_engine
@@ -41,6 +41,22 @@ def test_renders_at_native_size_and_delivers_exact_size(engine: Flux2KleinEngine
     # ~64*64 pixels at 1:3, multiples of 4; one anchor image, then batches of at most 2.
     assert calls == [(36, 112, 1), (36, 112, 2), (36, 112, 2)]
     assert result.inference_ms > 0
+
+
+def test_sizes_within_the_limit_render_natively(tiny_model: Path, monkeypatch) -> None:
+    engine = load_engine(Settings(model=str(tiny_model), native_resolution=128, max_sequence_length=64))
+    calls: list[tuple[int, int]] = []
+    original = engine.pipeline.__class__.__call__
+
+    def recording(pipe, *args, **kwargs):
+        calls.append((kwargs["width"], kwargs["height"]))
+        return original(pipe, *args, **kwargs)
+
+    monkeypatch.setattr(engine.pipeline.__class__, "__call__", recording)
+    small = engine.generate(GenerationPlan(prompts=["p"], seeds=[1], width=96, height=64))
+    large = engine.generate(GenerationPlan(prompts=["p"], seeds=[1], width=384, height=256))
+    assert calls == [(96, 64), (156, 104)]  # as asked; then scaled down to ~128*128 pixels
+    assert small.images[0].size == (96, 64) and large.images[0].size == (384, 256)
 
 
 def test_same_seed_same_pixels(engine: Flux2KleinEngine) -> None:
@@ -82,8 +98,11 @@ def test_group_anchors_later_images_on_the_first() -> None:
 
 
 def test_geometry_helpers() -> None:
-    assert native_size(2048, 2048, 1024, 16) == (1024, 1024)
-    assert native_size(4096, 1024, 1024, 16) == (2048, 512)
+    assert render_size(2048, 2048, 1024, 16) == (1024, 1024)  # above the limit: scaled down to its area
+    assert render_size(4096, 1024, 1024, 16) == (2048, 512)
+    assert render_size(2048, 2048, 2048, 16) == (2048, 2048)  # within it: rendered natively
+    assert render_size(1024, 1536, 2048, 16) == (1024, 1536)  # never scaled up
+    assert render_size(4096, 4096, 2048, 16) == (2048, 2048)
     image = fit_exactly(Image.new("RGB", (40, 112)), 1024, 3072)
     assert image.size == (1024, 3072)
 

@@ -56,9 +56,11 @@ class Engine(Protocol):
     ) -> GenerationResult: ...
 
 
-def native_size(width: int, height: int, native: int, multiple: int) -> tuple[int, int]:
-    """The size to render at: about `native`**2 pixels, the requested aspect, `multiple`-aligned."""
-    scale = math.sqrt(native * native / (width * height))
+def render_size(width: int, height: int, max_side: int, multiple: int) -> tuple[int, int]:
+    """The size to render at: the requested size itself when its area is at most `max_side`**2,
+    else scaled down to that area; aspect kept, `multiple`-aligned. Only what is above the model's
+    (or the operator's) limit is resized afterwards."""
+    scale = min(1.0, math.sqrt(max_side * max_side / (width * height)))
     return (
         max(multiple, round(width * scale / multiple) * multiple),
         max(multiple, round(height * scale / multiple) * multiple),

@@ -20,7 +20,7 @@ from seqdream.engines.base import (
     ImagesCallback,
     ProgressCallback,
     fit_exactly,
-    native_size,
+    render_size,
 )
 from seqdream.engines.group import render_group
 from seqdream.parallel import parallel_map
@@ -40,8 +40,10 @@ class Sampling:
 
 
 # Step-distilled klein checkpoints sample in 4 steps without guidance; the -base ones need CFG.
-DISTILLED = Sampling(native_resolution=1024, num_inference_steps=4, guidance_scale=1.0, max_sequence_length=512)
-BASE = Sampling(native_resolution=1024, num_inference_steps=50, guidance_scale=4.0, max_sequence_length=512)
+# FLUX.2 renders up to ~4 MP natively: 2048*2048 is drawn at 2048*2048, only larger sizes are resized.
+DISTILLED = Sampling(native_resolution=2048, num_inference_steps=4, guidance_scale=1.0, max_sequence_length=512)
+BASE = Sampling(native_resolution=2048, num_inference_steps=50, guidance_scale=4.0, max_sequence_length=512)
+REFERENCE_SIDE = 1024  # references are conditioned at up to ~1 MP each (fewer tokens per reference)
 MODEL_DEFAULTS_FILE = "seqdream.json"  # optional, in a model folder: its own sampling defaults
 
 
@@ -121,9 +123,9 @@ class Flux2KleinEngine:
         )
 
     def _prepare_reference(self, image: Image.Image) -> Image.Image:
-        """Scale a reference to at most the native area, and at least the minimum side."""
+        """Scale a reference to at most ~1 MP (or the render limit, if lower), at least the minimum side."""
         width, height = image.size
-        limit = self.sampling.native_resolution**2
+        limit = min(self.sampling.native_resolution, REFERENCE_SIDE) ** 2
         scale = min(1.0, (limit / (width * height)) ** 0.5)
         scale = max(scale, MIN_REFERENCE_SIDE / min(width, height))
         if scale != 1.0:
@@ -137,7 +139,7 @@ class Flux2KleinEngine:
         self, plan: GenerationPlan, progress: ProgressCallback | None = None, on_images: ImagesCallback | None = None
     ) -> GenerationResult:
         opts, sampling = self.options, self.sampling
-        render_w, render_h = native_size(plan.width, plan.height, sampling.native_resolution, self.multiple)
+        render_w, render_h = render_size(plan.width, plan.height, sampling.native_resolution, self.multiple)
         batches = 1 + -(-(plan.count - 1) // opts.max_batch)
         total_steps = batches * sampling.num_inference_steps
         done_steps = 0
