@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from seqdream.config import Settings
 from seqdream.engines.base import EngineError, GenerationPlan, fit_exactly, render_size
 from seqdream.engines.flux2_klein import Flux2KleinEngine
 from seqdream.engines.group import render_group
+from seqdream.engines.reference_cache import ReferenceLatents
 from seqdream.engines.registry import load_engine
 from seqdream.safety.nsfw import NudeNetDetector
 
@@ -57,6 +59,43 @@ def test_sizes_within_the_limit_render_natively(tiny_model: Path, monkeypatch) -
     large = engine.generate(GenerationPlan(prompts=["p"], seeds=[1], width=384, height=256))
     assert calls == [(96, 64), (156, 104)]  # as asked; then scaled down to ~128*128 pixels
     assert small.images[0].size == (96, 64) and large.images[0].size == (384, 256)
+
+
+def test_references_are_encoded_once_per_task(engine: Flux2KleinEngine, monkeypatch) -> None:
+    encodes: list[tuple[int, ...]] = []
+    original = engine.pipeline.__class__._encode_vae_image
+
+    def counting(pipe, image, generator):
+        encodes.append(tuple(image.shape))
+        return original(pipe, image=image, generator=generator)
+
+    monkeypatch.setattr(engine.pipeline.__class__, "_encode_vae_image", counting)
+    refs = [Image.new("RGB", (300, 200), "navy"), Image.new("RGB", (120, 160), "gold")]
+    plan = GenerationPlan(prompts=list("abcde"), seeds=[1, 2, 3, 4, 5], width=1024, height=1024, references=refs)
+    cached = [np.asarray(image) for image in engine.generate(plan).images]
+    # Batches of 1, 2, 2 images see 2, 3, 3 references: 8 encodes without the cache, 3 with it.
+    assert len(encodes) == 3
+
+    @contextmanager
+    def uncached(self):  # type: ignore[no-untyped-def]
+        yield self
+
+    monkeypatch.setattr(ReferenceLatents, "installed", uncached)
+    encodes.clear()
+    plain = [np.asarray(image) for image in engine.generate(plan).images]
+    assert len(encodes) == 8
+    assert all(np.array_equal(a, b) for a, b in zip(cached, plain, strict=True))  # same pixels either way
+
+
+def test_references_share_a_total_area(tiny_model: Path) -> None:
+    engine = load_engine(Settings(model=str(tiny_model), native_resolution=2048, max_sequence_length=64))
+    photo = Image.new("RGB", (3000, 2000), "teal")
+    alone = engine._prepare_reference(photo)
+    crowded = engine._prepare_reference(photo, share=10)
+    assert 0.95 * 1024**2 <= alone.width * alone.height <= 1024**2  # ~1 MP for one reference
+    assert crowded.width * crowded.height <= 4 * 1024**2 // 10  # a tenth of ~4 MP among ten
+    assert abs(crowded.width / crowded.height - 1.5) < 0.01
+    assert engine._prepare_reference(Image.new("RGB", (40, 30)), share=10).size == (85, 64)  # the minimum side
 
 
 def test_same_seed_same_pixels(engine: Flux2KleinEngine) -> None:

@@ -23,6 +23,7 @@ from seqdream.engines.base import (
     render_size,
 )
 from seqdream.engines.group import render_group
+from seqdream.engines.reference_cache import ReferenceLatents
 from seqdream.parallel import parallel_map
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ class Sampling:
 # FLUX.2 renders up to ~4 MP natively: 2048*2048 is drawn at 2048*2048, only larger sizes are resized.
 DISTILLED = Sampling(native_resolution=2048, num_inference_steps=4, guidance_scale=1.0, max_sequence_length=512)
 BASE = Sampling(native_resolution=2048, num_inference_steps=50, guidance_scale=4.0, max_sequence_length=512)
-REFERENCE_SIDE = 1024  # references are conditioned at up to ~1 MP each (fewer tokens per reference)
+REFERENCE_SIDE = 1024  # references are conditioned at up to ~1 MP each ...
+REFERENCE_TOTAL_PIXELS = 4 * 1024 * 1024  # ... and ~4 MP together: 10 references cost ~16k tokens, not ~40k
 MODEL_DEFAULTS_FILE = "seqdream.json"  # optional, in a model folder: its own sampling defaults
 
 
@@ -122,15 +124,16 @@ class Flux2KleinEngine:
             self.sampling,
         )
 
-    def _prepare_reference(self, image: Image.Image) -> Image.Image:
-        """Scale a reference to at most ~1 MP (or the render limit, if lower), at least the minimum side."""
+    def _prepare_reference(self, image: Image.Image, share: int = 1) -> Image.Image:
+        """Scale a reference to at most ~1 MP (or the render limit, if lower) and its `share` of the
+        total reference area, and to at least the minimum side."""
         width, height = image.size
-        limit = min(self.sampling.native_resolution, REFERENCE_SIDE) ** 2
+        limit = min(min(self.sampling.native_resolution, REFERENCE_SIDE) ** 2, REFERENCE_TOTAL_PIXELS // share)
         scale = min(1.0, (limit / (width * height)) ** 0.5)
         scale = max(scale, MIN_REFERENCE_SIDE / min(width, height))
         if scale != 1.0:
             image = image.resize(
-                (max(MIN_REFERENCE_SIDE, round(width * scale)), max(MIN_REFERENCE_SIDE, round(height * scale))),
+                (max(MIN_REFERENCE_SIDE, int(width * scale)), max(MIN_REFERENCE_SIDE, int(height * scale))),
                 Image.Resampling.LANCZOS,
             )
         return image
@@ -151,10 +154,14 @@ class Flux2KleinEngine:
                 progress(min(1.0, done_steps / total_steps))
             return kwargs
 
+        # Every batch sizes references alike (the anchor joins them after the first), so their
+        # encodings are reused across batches.
+        share = min(len(plan.references) + (plan.count > 1), MAX_REFERENCES) or 1
+
         def render(prompts: list[str], seeds: list[int], refs: list[Image.Image]) -> list[Image.Image]:
             generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
             result = self.pipeline(
-                image=[self._prepare_reference(ref) for ref in refs] or None,
+                image=[self._prepare_reference(ref, share) for ref in refs] or None,
                 prompt=prompts,
                 height=render_h,
                 width=render_w,
@@ -182,7 +189,7 @@ class Flux2KleinEngine:
 
         started = time.perf_counter()
         try:
-            with self._lock, torch.inference_mode():
+            with self._lock, torch.inference_mode(), ReferenceLatents(self.pipeline).installed():
                 render_group(plan, render, max_batch=opts.max_batch, max_references=MAX_REFERENCES, on_batch=on_batch)
         except torch.cuda.OutOfMemoryError as exc:
             raise EngineError(
