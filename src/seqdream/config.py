@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     # Engine.
     engine: str = "flux2-klein"
     model: str = DEFAULT_MODEL  # "builtin", a hub id or a local folder
-    device: Literal["auto", "cuda", "mps", "cpu"] = "auto"
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:[0-9]{1,2})?)$")  # cuda:N picks one GPU
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     # Sampling: unset means the model's own defaults (its seqdream.json, else by model kind).
     native_resolution: int | None = Field(None, ge=64, le=4096)  # renders at most ~this squared, aspect kept

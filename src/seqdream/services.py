@@ -32,6 +32,14 @@ def build_engine(settings: Settings) -> Engine:
     return load_engine(settings)
 
 
+def worker_devices(device: str, count: int, gpus: int) -> list[str]:
+    """The device of each of `count` workers: with `auto`/`cuda` and several GPUs, one GPU each
+    (round robin, one model per GPU); otherwise all on `device`, sharing one model."""
+    if device in ("auto", "cuda") and gpus > 1:
+        return [f"cuda:{index % gpus}" for index in range(count)]
+    return [device] * count
+
+
 def build_detector(settings: Settings) -> Detector:
     return NudeNetDetector(settings.nsfw_threshold) if settings.nsfw_check else DisabledDetector()
 
@@ -77,21 +85,36 @@ class Services:
         return fetch_policy(self.settings)
 
     @cached_property
+    def _engine_holders(self) -> dict[str, EngineHolder]:
+        return {}
+
+    def engine_holder(self, device: str) -> EngineHolder:
+        """The process's engine on `device`, loaded by the first worker that asks for it."""
+        if device not in self._engine_holders:
+            settings = self.settings.model_copy(update={"device": device})
+            self._engine_holders[device] = EngineHolder(lambda: build_engine(settings))
+        return self._engine_holders[device]
+
+    @property
     def engines(self) -> EngineHolder:
-        """The process's one engine, loaded by the first worker that asks for it."""
-        return EngineHolder(lambda: build_engine(self.settings))
+        """The engine of this process's first worker (the only one unless workers span GPUs)."""
+        return next(iter(self._engine_holders.values()), None) or self.engine_holder(self.settings.device)
 
     @cached_property
     def detector(self) -> Detector:
         return build_detector(self.settings)
 
     def new_worker(
-        self, *, wake: threading.Event | None = None, on_finished: Callable[[str], None] | None = None
+        self,
+        *,
+        device: str | None = None,
+        wake: threading.Event | None = None,
+        on_finished: Callable[[str], None] | None = None,
     ) -> Worker:
         return Worker(
             self.jobs,
             self.blobs,
-            self.engines,
+            self.engine_holder(device or self.settings.device),
             self.detector,
             self.settings,
             fetch_policy=self.fetch_policy,
@@ -103,8 +126,12 @@ class Services:
     def start_workers(
         self, count: int, *, wake: threading.Event | None = None, on_finished: Callable[[str], None] | None = None
     ) -> WorkerPool:
-        """`count` worker threads sharing this process's engine, started."""
-        return WorkerPool([self.new_worker(wake=wake, on_finished=on_finished) for _ in range(count)]).start()
+        """`count` worker threads, started; on several visible GPUs they take one each, round robin."""
+        import torch
+
+        devices = worker_devices(self.settings.device, count, torch.cuda.device_count())
+        workers = [self.new_worker(device=device, wake=wake, on_finished=on_finished) for device in devices]
+        return WorkerPool(workers).start()
 
     def listen(self, on_new_job: Callable[[], None], on_job_ended: Callable[[str], None]) -> Listener | None:
         """Cross-process wake-ups (PostgreSQL's LISTEN/NOTIFY); None on SQLite, where polling does it."""

@@ -86,3 +86,8 @@ def test_the_nsfw_detector_runs_one_thread_without_spinning() -> None:
     options = detector._model().onnx_session.get_session_options()
     assert options.intra_op_num_threads == 1
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_worker_device_is_validated_with_a_clear_message(tiny_model: Path, tmp_path: Path) -> None:
+    result = run_cli(tmp_path, tiny_model, "worker", "--device", "cuda:x")
+    assert result.returncode == 2 and "invalid setting: device" in result.stderr and "Traceback" not in result.stderr

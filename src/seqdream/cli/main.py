@@ -22,10 +22,17 @@ app.add_typer(db_app, name="db")
 
 def _settings(**overrides: object) -> Settings:
     """Settings for a command, with the CPU thread pools sized before anything imports torch."""
+    from pydantic import ValidationError
+
     from seqdream.threads import configure_threads
 
     values: dict[str, Any] = {name: value for name, value in overrides.items() if value is not None}
-    settings = Settings(**values)
+    try:
+        settings = Settings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors())
+        typer.secho(f"invalid setting: {problems}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
     configure_threads(settings.threads)
     return settings
 
@@ -78,9 +85,12 @@ def serve(
 def worker(
     concurrency: int = typer.Option(1, min=1, max=16, help="Worker threads in this process (they share one model)."),
     metrics_port: int | None = typer.Option(None, help="Serve Prometheus metrics at http://0.0.0.0:PORT/metrics."),
+    device: str | None = typer.Option(
+        None, help="cpu, mps, cuda or cuda:N: one worker process per GPU [SEQDREAM_DEVICE]."
+    ),
 ) -> None:
     """Run workers against the configured database, in this process, until interrupted."""
-    settings = _settings()
+    settings = _settings(device=device)
     _configure_logging(settings.log_level)
     services = _services(settings)
     if metrics_port is not None:

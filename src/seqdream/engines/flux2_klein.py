@@ -92,7 +92,7 @@ def pick_device(requested: str) -> str:
 def pick_dtype(requested: str, device: str) -> torch.dtype:
     if requested != "auto":
         return getattr(torch, requested)
-    return torch.bfloat16 if device in ("cuda", "mps") else torch.float32
+    return torch.bfloat16 if device.startswith("cuda") or device == "mps" else torch.float32
 
 
 class Flux2KleinEngine:

@@ -1,0 +1,35 @@
+"""The composition root: which device each worker gets, and one engine per device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from seqdream.config import Settings
+from seqdream.services import Services, worker_devices
+
+
+def test_workers_take_one_gpu_each_when_several_are_visible() -> None:
+    assert worker_devices("auto", 4, gpus=2) == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    assert worker_devices("cuda", 3, gpus=3) == ["cuda:0", "cuda:1", "cuda:2"]
+    assert worker_devices("auto", 2, gpus=1) == ["auto", "auto"]  # one GPU or none: one shared model
+    assert worker_devices("cuda:1", 2, gpus=4) == ["cuda:1", "cuda:1"]  # a pinned device stays pinned
+    assert worker_devices("cpu", 2, gpus=4) == ["cpu", "cpu"]
+
+
+def test_device_setting_accepts_a_gpu_index_only() -> None:
+    assert Settings(device="cuda:3").device == "cuda:3"
+    for bad in ("cuda:", "gpu", "cuda:x", "cpu "):
+        with pytest.raises(ValidationError):
+            Settings(device=bad)
+
+
+def test_workers_on_one_device_share_one_engine(tiny_model: Path, tmp_path: Path) -> None:
+    services = Services.from_settings(Settings(data_dir=tmp_path, model=str(tiny_model), device="cpu"))
+    first, second = services.new_worker(), services.new_worker()
+    assert first.engines is second.engines is services.engines
+    other = services.new_worker(device="cuda:1")  # not loaded until it runs
+    assert other.engines is not first.engines and services.engines is first.engines
+    services.close()
