@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from seqdream.config import Settings
@@ -96,6 +97,31 @@ def test_references_share_a_total_area(tiny_model: Path) -> None:
     assert crowded.width * crowded.height <= 4 * 1024**2 // 10  # a tenth of ~4 MP among ten
     assert abs(crowded.width / crowded.height - 1.5) < 0.01
     assert engine._prepare_reference(Image.new("RGB", (40, 30)), share=10).size == (85, 64)  # the minimum side
+
+
+def test_out_of_memory_retries_with_a_tiled_vae_decode(tiny_model: Path, monkeypatch) -> None:
+    engine = load_engine(Settings(model=str(tiny_model), native_resolution=64, max_sequence_length=64))
+    vae = engine.pipeline.vae
+    original = vae.__class__.decode
+    failures: list[bool] = []
+
+    def decode_needing_tiles(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not self.use_tiling:  # as on a GPU whose memory the full-size decode overflows
+            failures.append(True)
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(vae.__class__, "decode", decode_needing_tiles)
+    result = engine.generate(GenerationPlan(prompts=["p", "q"], seeds=[1, 2], width=1024, height=1024))
+    assert [image.size for image in result.images] == [(1024, 1024)] * 2
+    assert failures == [True] and vae.use_tiling  # one failure, then tiles for good
+
+    def always_out_of_memory(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(vae.__class__, "decode", always_out_of_memory)
+    with pytest.raises(EngineError, match="ran out of memory.*SEQDREAM_MAX_BATCH"):
+        engine.generate(GenerationPlan(prompts=["p"], seeds=[1], width=1024, height=1024))
 
 
 def test_same_seed_same_pixels(engine: Flux2KleinEngine) -> None:

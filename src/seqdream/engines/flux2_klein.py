@@ -159,6 +159,19 @@ class Flux2KleinEngine:
         share = min(len(plan.references) + (plan.count > 1), MAX_REFERENCES) or 1
 
         def render(prompts: list[str], seeds: list[int], refs: list[Image.Image]) -> list[Image.Image]:
+            try:
+                return call(prompts, seeds, refs)
+            except torch.cuda.OutOfMemoryError:
+                if self.pipeline.vae.use_tiling:
+                    raise
+                # The full-size decode is the usual last straw: decode in tiles from now on, and retry.
+                log.warning("out of GPU memory at %dx%d; the VAE decodes in tiles from now on", render_w, render_h)
+                self.pipeline.vae.enable_tiling()
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                return call(prompts, seeds, refs)
+
+        def call(prompts: list[str], seeds: list[int], refs: list[Image.Image]) -> list[Image.Image]:
             generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
             result = self.pipeline(
                 image=[self._prepare_reference(ref, share) for ref in refs] or None,
