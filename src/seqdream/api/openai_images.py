@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from seqdream.api.deps import Caller, get_services, require_key
-from seqdream.api.dialects import Submission, image_item, input_error, parse_wxh, run_to_end, submit
+from seqdream.api.dialects import Submission, image_item, input_error, model_id, parse_wxh, run_to_end, submit
 from seqdream.api.envelope import APIError
 from seqdream.api.schemas import MAX_IMAGES_OUT, MAX_REFERENCES, check_prompt
 from seqdream.db import JobStatus
@@ -70,11 +70,8 @@ async def _respond(
     request: Request, services: Services, caller: Caller, body: OpenAIImageRequest, images: list[str]
 ) -> dict[str, Any]:
     width, height = body.dimensions()
-    kind = ("/edit" if images else "") + (
-        "-sequential" if images and body.n > 1 else "/sequential" if body.n > 1 else ""
-    )
     task = Submission(
-        model="bytedance/seedream-v4" + kind,
+        model=model_id("bytedance/seedream-v4", bool(images), body.n),
         prompt=body.prompt,
         width=width,
         height=height,
