@@ -57,8 +57,7 @@ class JobStore:
         )
         with self.db.session() as session:
             session.add(job)
-            if not self.db.is_sqlite:
-                notify(session, NEW_JOB)
+            self._notify(session, NEW_JOB)
         return job
 
     def get(self, job_id: str) -> Job | None:
@@ -110,7 +109,9 @@ class JobStore:
                     return session.get(Job, job_id, populate_existing=True)
         return None
 
-    def _update_owned(self, job_id: str, owner: str, **values: Any) -> bool:
+    def _update_owned(self, job_id: str, owner: str, *, ends: bool = False, **values: Any) -> bool:
+        """Change a job only while `owner` runs it. `ends`: it leaves processing, so its webhook is
+        queued in the same transaction (the outbox) and other processes hear it ended."""
         with self.db.session() as session:
             result = session.execute(
                 update(Job)
@@ -121,22 +122,17 @@ class JobStore:
                 )
                 .values(**values)
             )
-            return rows_changed(result) == 1
-
-    def _finish(self, job_id: str, owner: str, **values: Any) -> bool:
-        """End an owned job and queue its webhook in the same transaction (the outbox)."""
-        with self.db.session() as session:
-            result = session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.worker_id == owner, Job.status == JobStatus.PROCESSING.value)
-                .values(**values)
-            )
             if rows_changed(result) != 1:
                 return False
-            _queue_webhook(session, job_id)
-            if not self.db.is_sqlite:
-                notify(session, JOB_ENDED, job_id)
+            if ends:
+                _queue_webhook(session, job_id)
+                self._notify(session, JOB_ENDED, job_id)
             return True
+
+    def _notify(self, session: Session, channel: str, payload: str = "") -> None:
+        """LISTEN/NOTIFY wake-ups exist on PostgreSQL only; SQLite's processes poll."""
+        if not self.db.is_sqlite:
+            notify(session, channel, payload)
 
     def status(self, job_id: str) -> str | None:
         with self.db.session() as session:
@@ -170,9 +166,10 @@ class JobStore:
         has_nsfw_contents: list[bool],
         inference_ms: int,
     ) -> bool:
-        return self._finish(
+        return self._update_owned(
             job_id,
             worker_id,
+            ends=True,
             status=JobStatus.COMPLETED.value,
             outputs=outputs,
             has_nsfw_contents=has_nsfw_contents,
@@ -182,9 +179,10 @@ class JobStore:
         )
 
     def fail(self, job_id: str, worker_id: str, error: str) -> bool:
-        return self._finish(
+        return self._update_owned(
             job_id,
             worker_id,
+            ends=True,
             status=JobStatus.FAILED.value,
             error=error,
             finished_at=utcnow(),
@@ -215,10 +213,11 @@ class JobStore:
             self._announce(NEW_JOB)  # another process's idle worker can take it now
         return handed
 
-    def _announce(self, channel: str, payload: str = "") -> None:
+    def _announce(self, channel: str) -> None:
+        """A notification of its own (the change it announces is already committed)."""
         if not self.db.is_sqlite:
             with self.db.session() as session:
-                notify(session, channel, payload)
+                notify(session, channel)
 
     def recover_stale(self, lease_s: float, max_attempts: int) -> RecoveryReport:
         """Requeue processing jobs whose worker went silent; fail those that keep crashing it."""
