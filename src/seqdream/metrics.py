@@ -5,14 +5,15 @@ process's workers did (latency histograms, failures by kind, the engine's state)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
-from seqdream.db import Database, Job, JobStatus, WebhookDelivery
+from seqdream.db import JobStatus
+from seqdream.jobs.store import JobStore
+from seqdream.webhooks.store import WebhookStore
 
 # Job latency, submit to end: seconds on a GPU, minutes for a 14-image group on a CPU.
 JOB_SECONDS = Histogram(
@@ -38,26 +39,22 @@ IMAGES = Counter("seqdream_images_generated_total", "Output images stored.")
 class QueueCollector(Collector):
     """Tasks by status and webhooks waiting, counted in the shared database on every scrape."""
 
-    def __init__(self, db: Database, engine_state: object = None) -> None:
-        self.db = db
-        self.engine_state = engine_state  # a callable giving "ready"/"loading"/"unavailable", or None
+    def __init__(self, jobs: JobStore, webhooks: WebhookStore, engine_state: Callable[[], str] | None) -> None:
+        self.jobs, self.webhooks = jobs, webhooks
+        self.engine_state = engine_state  # "ready", "loading" or "unavailable"; None: no engine here
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        with self.db.session() as session:
-            rows = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
-            pending = session.scalar(
-                select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.status == "pending")
-            )
+        counts = self.jobs.counts()
         jobs = GaugeMetricFamily("seqdream_jobs", "Tasks in the database by status.", labels=["status"])
         for status in JobStatus:
-            jobs.add_metric([status.value], float(rows.get(status.value, 0)))
+            jobs.add_metric([status.value], float(counts.get(status.value, 0)))
         yield jobs
         yield GaugeMetricFamily(
             "seqdream_webhooks_pending",
             "Webhook deliveries not yet made (including retries).",
-            value=float(pending or 0),
+            value=float(self.webhooks.pending()),
         )
-        if callable(self.engine_state):
+        if self.engine_state is not None:
             state = self.engine_state()
             engine = GaugeMetricFamily("seqdream_engine_state", "1 for this process's engine state.", labels=["state"])
             for name in ("loading", "ready", "unavailable"):
@@ -65,11 +62,13 @@ class QueueCollector(Collector):
             yield engine
 
 
-def process_registry(db: Database, engine_state: object = None) -> CollectorRegistry:
-    """This process's metrics (the default registry) plus the queue collector for `db`."""
+def process_registry(
+    jobs: JobStore, webhooks: WebhookStore, engine_state: Callable[[], str] | None = None
+) -> CollectorRegistry:
+    """This process's metrics (the default registry) plus the queue collector."""
     registry = CollectorRegistry()
     registry.register(_Forward(REGISTRY))
-    registry.register(QueueCollector(db, engine_state))
+    registry.register(QueueCollector(jobs, webhooks, engine_state))
     return registry
 
 

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from seqdream import __version__
@@ -27,7 +27,6 @@ from seqdream.api.notifier import JobEvents
 from seqdream.api.openapi import install_openapi
 from seqdream.api.schemas import FIELD_RULES, V45_FIELD_RULES
 from seqdream.config import Settings
-from seqdream.db import Job
 from seqdream.jobs.worker import EngineHolder, WorkerPool
 from seqdream.metrics import process_registry
 from seqdream.services import Services
@@ -60,7 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Tasks queued or ended by other processes (PostgreSQL): wake workers and waiting requests at once.
         listener = services.listen(on_new_job=work_available.set, on_job_ended=finished)
         app.state.workers = pool
-        app.state.metrics = process_registry(services.db, (lambda: services.engines.state) if pool else None)
+        engine_state = (lambda: services.engines.state) if pool else None
+        app.state.metrics = process_registry(services.jobs, services.webhooks, engine_state)
         log.info("seqdream %s serving; database %s", __version__, settings.resolved_database_url)
         try:
             yield
@@ -135,16 +135,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/health", tags=["service"], summary="Liveness, engine state and queue depth")
     async def health(services: Services = Depends(get_services)) -> dict[str, Any]:
-        def counts() -> dict[str, int]:
-            with services.db.session() as session:
-                rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
-            return {status: count for status, count in rows}
-
         engines: EngineHolder | None = services.engines if app.state.workers is not None else None
         return {
             "status": "ok",
             "version": __version__,
-            "jobs": await run_in_threadpool(counts),
+            "jobs": await run_in_threadpool(services.jobs.counts),
             "engine": None if engines is None else engines.state,
             "engine_error": engines.last_error if engines else None,
         }

@@ -98,7 +98,9 @@ def worker(
 
         from seqdream.metrics import process_registry
 
-        start_http_server(metrics_port, registry=process_registry(services.db, lambda: services.engines.state))
+        start_http_server(
+            metrics_port, registry=process_registry(services.jobs, services.webhooks, lambda: services.engines.state)
+        )
     dispatcher = services.start_webhooks()
     wake = threading.Event()  # set by a NOTIFY of a new task (PostgreSQL): claim at once, not at the next poll
     pool = services.start_workers(concurrency, wake=wake, on_finished=lambda _job_id: dispatcher.wake.set())

@@ -134,6 +134,12 @@ class JobStore:
         if not self.db.is_sqlite:
             notify(session, channel, payload)
 
+    def counts(self) -> dict[str, int]:
+        """How many jobs are in each status (statuses with none are absent)."""
+        with self.db.session() as session:
+            rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+        return {status: count for status, count in rows}
+
     def status(self, job_id: str) -> str | None:
         with self.db.session() as session:
             return session.scalar(select(Job.status).where(Job.id == job_id))

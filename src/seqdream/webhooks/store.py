@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from seqdream.db import Database, WebhookDelivery, WebhookSecret, rows_changed
@@ -41,6 +41,14 @@ class WebhookStore:
     def for_job(self, job_id: str) -> Sequence[WebhookDelivery]:
         with self.db.session() as session:
             return session.scalars(select(WebhookDelivery).where(WebhookDelivery.job_id == job_id)).all()
+
+    def pending(self) -> int:
+        """Deliveries not yet made (retries included)."""
+        with self.db.session() as session:
+            count = session.scalar(
+                select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.status == "pending")
+            )
+        return int(count or 0)
 
     def claim_due(self, limit: int, lease_s: float) -> list[WebhookDelivery]:
         """Take up to `limit` due deliveries for `lease_s`: one sender each, across processes."""
