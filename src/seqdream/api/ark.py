@@ -11,14 +11,14 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from seqdream.api.deps import Caller, get_services, require_key
 from seqdream.api.dialects import Submission, image_item, input_error, model_id, parse_wxh, run_to_end, submit
 from seqdream.api.envelope import APIError
 from seqdream.api.predictions import follow
-from seqdream.api.schemas import MAX_IMAGES_OUT, MAX_REFERENCES, check_prompt
+from seqdream.api.schemas import MAX_IMAGES_OUT, MAX_REFERENCES, Prompt
 from seqdream.db import Job, JobStatus
 from seqdream.jobs.planner import SEED_MAX, requested_count
 from seqdream.services import Services
@@ -64,7 +64,7 @@ class ArkImageRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: StrictStr = Field(..., min_length=1, max_length=128)
-    prompt: StrictStr = Field(..., max_length=10_000)
+    prompt: Prompt
     image: StrictStr | list[StrictStr] | None = None
     size: StrictStr = "2048x2048"
     seed: StrictInt = Field(-1, ge=-1, le=SEED_MAX)
@@ -79,11 +79,6 @@ class ArkImageRequest(BaseModel):
     def _null_is_default(cls, data: Any) -> Any:
         # Ark's SDK sends every parameter it was not given as null.
         return {key: value for key, value in data.items() if value is not None} if isinstance(data, dict) else data
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompt_not_blank(cls, value: str) -> str:
-        return check_prompt(value)
 
 
 def _family(model: str) -> tuple[str, int]:

@@ -11,14 +11,14 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from seqdream.api.deps import Caller, get_services, require_key
 from seqdream.api.dialects import Submission, image_item, input_error, model_id, parse_wxh, run_to_end, submit
 from seqdream.api.envelope import APIError
-from seqdream.api.schemas import MAX_IMAGES_OUT, MAX_REFERENCES, check_prompt
+from seqdream.api.schemas import MAX_IMAGES_OUT, MAX_REFERENCES, Prompt
 from seqdream.db import JobStatus
 from seqdream.services import Services
 
@@ -45,16 +45,11 @@ def openai_error(status: int, message: str) -> JSONResponse:
 class OpenAIImageRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")  # quality, style, user ... are accepted and ignored
 
-    prompt: StrictStr = Field(..., max_length=10_000)
+    prompt: Prompt
     model: StrictStr | None = Field(None, max_length=128)
     n: StrictInt = Field(1, ge=1, le=MAX_IMAGES_OUT)
     size: StrictStr | None = None
     response_format: Literal["url", "b64_json"] | None = None
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompt_not_blank(cls, value: str) -> str:
-        return check_prompt(value)
 
     def dimensions(self) -> tuple[int, int]:
         if self.size in (None, "auto"):

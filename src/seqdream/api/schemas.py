@@ -5,9 +5,19 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
 from seqdream.jobs.planner import SEED_MAX
 
@@ -44,6 +54,10 @@ def check_prompt(value: str) -> str:
     return value
 
 
+# The prompt field of every dialect: a string of at most MAX_PROMPT_CHARS that `check_prompt` accepts.
+Prompt = Annotated[StrictStr, Field(max_length=MAX_PROMPT_CHARS), AfterValidator(check_prompt)]
+
+
 class SeedreamRequest(BaseModel):
     """Fields every model of the family takes."""
 
@@ -52,7 +66,7 @@ class SeedreamRequest(BaseModel):
     MIN_PIXELS: ClassVar[int] = 0  # v4.5 has no 1K: at least 2560*1440 pixels
     MAX_TOTAL_IMAGES: ClassVar[int | None] = None  # v4.5: references + max_images <= 15
 
-    prompt: StrictStr = Field(description="The prompt to generate an image from.", max_length=MAX_PROMPT_CHARS)
+    prompt: Prompt = Field(description="The prompt to generate an image from.")
     size: StrictStr = Field("2048*2048", description="Output size in pixels, width*height; 1024 ~ 4096 per side.")
     seed: StrictInt = Field(-1, ge=-1, le=SEED_MAX, description="Random seed; -1 means random.")
     enable_base64_output: StrictBool = Field(False, description="Return outputs as base64 strings instead of URLs.")
@@ -62,11 +76,6 @@ class SeedreamRequest(BaseModel):
         max_length=4096,
         description="POSTed the task when it ends (or `?webhook=`); signed, see /webhook/secret.",
     )
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompt_not_blank(cls, value: str) -> str:
-        return check_prompt(value)
 
     @field_validator("size")
     @classmethod
