@@ -10,6 +10,7 @@ import time
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -158,9 +159,6 @@ async def edits(
         fields["n"] = int(n)
     try:
         body = OpenAIImageRequest.model_validate(fields)
-    except ValidationError as exc:
-        problem = exc.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"]) or "body"
-        message = str(problem["msg"]).removeprefix("Value error, ")
-        raise APIError(400, f"{where}: {message} (allowed: {FIELD_RULES.get(where, 'see the API reference')})") from exc
+    except ValidationError as exc:  # described and shaped like any other body's validation error
+        raise RequestValidationError(exc.errors()) from exc
     return await _respond(request, services, caller, body, images)
