@@ -18,14 +18,14 @@ from seqdream.api.deps import Caller, get_services, require_key
 from seqdream.api.dialects import Submission, image_item, input_error, model_id, parse_wxh, run_to_end, submit
 from seqdream.api.envelope import APIError
 from seqdream.api.predictions import follow
-from seqdream.api.schemas import MAX_IMAGES_OUT, MAX_REFERENCES, Prompt
+from seqdream.api.schemas import MAX_IMAGES_OUT, MAX_REFERENCES, MAX_SIDE, V45_MIN_PIXELS, Prompt
 from seqdream.db import Job, JobStatus
 from seqdream.jobs.planner import SEED_MAX, requested_count
 from seqdream.services import Services
 
 router = APIRouter(prefix="/api/v3")
 PRESETS = {"1K": 1024, "2K": 2048, "4K": 4096}
-MAX_PIXELS = 4096 * 4096
+MAX_PIXELS = MAX_SIDE * MAX_SIDE
 ARK_TOTAL_IMAGES = 15  # references + generated images
 
 FIELD_RULES = {
@@ -84,7 +84,7 @@ class ArkImageRequest(BaseModel):
 def _family(model: str) -> tuple[str, int]:
     """The Seedream family a model name asks for, and its smallest size in pixels."""
     if "4-5" in model or "4.5" in model:
-        return "bytedance/seedream-v4.5", 2560 * 1440
+        return "bytedance/seedream-v4.5", V45_MIN_PIXELS
     return "bytedance/seedream-v4", 1280 * 720
 
 
@@ -140,7 +140,6 @@ async def generate(
 ) -> Any:
     task = to_submission(body)
     job = await run_in_threadpool(submit, services, request, caller, task)
-    size = f"{task.width}x{task.height}"
     if body.stream:
         return StreamingResponse(_events(request, services, job, body, task), media_type="text/event-stream")
     job = await run_to_end(request, services, job)
@@ -154,7 +153,7 @@ async def generate(
             data.append({"error": _nsfw_error()})
         else:
             item = await run_in_threadpool(image_item, services, request, key, body.response_format)
-            data.append(item | {"size": size})
+            data.append(item | {"size": task.size})
     created = int(job.created_at.timestamp())
     generated = sum(1 for item in data if "error" not in item)
     return {
@@ -191,7 +190,7 @@ async def _events(
             generated += 1
             yield _sse("image_generation.partial_succeeded", {
                 "type": "image_generation.partial_succeeded", **common, "image_index": index,
-                "size": f"{task.width}x{task.height}", **item,
+                "size": task.size, **item,
             })  # fmt: skip
         sent = len(job.outputs)
     if job.status != JobStatus.COMPLETED.value:

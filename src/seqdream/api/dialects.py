@@ -50,6 +50,11 @@ class Submission:
     seed: int = -1
     watermark: bool = False
 
+    @property
+    def size(self) -> str:
+        """The output size as these dialects write it, "WIDTHxHEIGHT"."""
+        return f"{self.width}x{self.height}"
+
 
 def submit(services: Services, request: Request, caller: Caller, task: Submission) -> Job:
     job_id = uuid.uuid4().hex

@@ -22,6 +22,7 @@ from pydantic import (
 from seqdream.jobs.planner import SEED_MAX
 
 MIN_SIDE, MAX_SIDE = 1024, 4096
+V45_MIN_PIXELS = 2560 * 1440  # Seedream v4.5 has no 1K sizes
 MAX_IMAGES_OUT = 14
 MAX_REFERENCES = 10
 MAX_PROMPT_CHARS = 10_000
@@ -148,7 +149,7 @@ class _V45:
     """Seedream v4.5's rules on top of v4's: no 1K sizes, references and outputs at most 15 together."""
 
     FAMILY: ClassVar[str] = "bytedance/seedream-v4.5"
-    MIN_PIXELS: ClassVar[int] = 2560 * 1440
+    MIN_PIXELS: ClassVar[int] = V45_MIN_PIXELS
     MAX_TOTAL_IMAGES: ClassVar[int | None] = 15
 
 

@@ -213,15 +213,15 @@ class Worker:
         log.info("job %s: started (attempt %d, model %s)", job.id, job.attempts, job.model)
         self.current_job = job.id
         self.deleted.clear()
-        stored = _StoredImages()
         try:
             with self._lease(job):
-                self._run(job, engine, stored)
+                self._run(job, engine)
         finally:
             self.current_job = None
 
-    def _run(self, job: Job, engine: Engine, stored: _StoredImages) -> None:
+    def _run(self, job: Job, engine: Engine) -> None:
         settings, store = self.settings, self.jobs
+        stored = _StoredImages()
         request = JobRequest.of(job.request)
 
         def save(indexed: tuple[int, Image.Image]) -> str:
