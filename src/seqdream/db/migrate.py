@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fcntl
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from alembic import command
@@ -40,7 +40,7 @@ def _sqlite_lock(db: Database) -> Iterator[None]:
 def upgrade(db: Database, revision: str = "head") -> None:
     """Apply every migration up to `revision`. A database from before migrations is adopted
     at the baseline first; concurrent callers wait for each other (advisory or file lock)."""
-    with _sqlite_lock(db) if db.is_sqlite else _nothing(), db.engine.begin() as connection:
+    with _sqlite_lock(db) if db.is_sqlite else nullcontext(), db.engine.begin() as connection:
         if not db.is_sqlite:
             connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
         config = alembic_config(connection)
@@ -53,8 +53,3 @@ def upgrade(db: Database, revision: str = "head") -> None:
 def current_revision(db: Database) -> str | None:
     with db.engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
