@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
+from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
 
+from seqdream.config import Settings
 from seqdream.db import Database, WebhookDelivery, migrate
 from seqdream.db.models import utcnow
+from seqdream.images.fetch import FetchPolicy
 from seqdream.jobs.janitor import Janitor
 from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
 from seqdream.storage.local import LocalBlobStore
 from seqdream.storage.uploads import UploadStore
 from seqdream.webhooks import signing
-from seqdream.webhooks.dispatcher import retry_delay_s
+from seqdream.webhooks.dispatcher import WebhookDispatcher, retry_delay_s
 from seqdream.webhooks.store import WebhookStore
+from support.receiver import Receiver
 
 
 @pytest.fixture()
@@ -84,3 +89,29 @@ def test_secrets_are_per_key_and_sign_as_wavespeed_documents(db: Database) -> No
     assert not signing.verify(mine, headers, body, now=1_700_000_400)  # older than 5 minutes
     assert not signing.verify(other, headers, body, now=1_700_000_100)
     assert not signing.verify(mine, headers, body + b" ", now=1_700_000_100)
+
+
+def test_the_dispatcher_claims_only_as_many_deliveries_as_it_has_free_senders(db: Database, tmp_path: Path) -> None:
+    """A delivery claimed while every sender is busy would wait in the pool past its lease and be
+    claimed, and sent, again: only free senders claim."""
+    receiver = Receiver(delay_s=0.5)
+    webhooks, jobs = WebhookStore(db), JobStore(db)
+    ids = [finished_job(db, receiver.url) for _ in range(6)]
+    settings = Settings(webhook_concurrency=2, webhook_poll_s=0.05, webhook_timeout_s=5)
+    policy = FetchPolicy(allowed_networks=(ip_network("127.0.0.0/8"),))
+    dispatcher = WebhookDispatcher(webhooks, jobs, LocalBlobStore(tmp_path / "blobs"), policy, settings).start()
+    most_claimed = 0
+    try:
+        deadline = time.monotonic() + 30
+        while len(receiver.received) < 6 and time.monotonic() < deadline:
+            deliveries = [d for job_id in ids for d in webhooks.for_job(job_id)]
+            most_claimed = max(most_claimed, sum(d.status == "pending" and d.attempts > 0 for d in deliveries))
+            time.sleep(0.02)
+        receiver.wait_for(6, timeout=5)
+    finally:
+        dispatcher.shutdown()
+        receiver.close()
+    assert most_claimed == 2  # both senders busy, never more taken
+    deliveries = [d for job_id in ids for d in webhooks.for_job(job_id)]
+    assert {(d.status, d.attempts) for d in deliveries} == {("delivered", 1)}
+    assert len({r.headers["webhook-id"] for r in receiver.received}) == 6  # each sent once

@@ -40,6 +40,10 @@ class WebhookDispatcher:
         timeout = httpx.Timeout(settings.webhook_timeout_s, connect=policy.connect_timeout_s)
         self.client = httpx.Client(transport=GuardedTransport(policy), timeout=timeout, follow_redirects=False)
         self.senders = ThreadPoolExecutor(settings.webhook_concurrency, thread_name_prefix="webhook")
+        # Deliveries claimed and not yet finished. Only free senders claim: a delivery waiting in
+        # the pool past its lease would be claimed, and sent, a second time.
+        self.in_flight = 0
+        self.slot_freed = threading.Condition()
         self.wake = threading.Event()  # set when a job ends in this process: look at once
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="webhook-dispatcher", daemon=True)
@@ -52,6 +56,8 @@ class WebhookDispatcher:
         """Stop claiming; sends in flight finish (each within the webhook timeout)."""
         self.stop.set()
         self.wake.set()
+        with self.slot_freed:
+            self.slot_freed.notify_all()
         self.thread.join()
         self.senders.shutdown(wait=True)
         self.client.close()
@@ -60,16 +66,33 @@ class WebhookDispatcher:
         settings = self.settings
         lease_s = settings.webhook_timeout_s + 30
         while not self.stop.is_set():
+            with self.slot_freed:
+                self.slot_freed.wait_for(
+                    lambda: self.in_flight < settings.webhook_concurrency or self.stop.is_set(), settings.webhook_poll_s
+                )
+                free = settings.webhook_concurrency - self.in_flight
+            if free <= 0 or self.stop.is_set():
+                continue
             try:
-                due = self.webhooks.claim_due(settings.webhook_concurrency, lease_s)
+                due = self.webhooks.claim_due(free, lease_s)
             except Exception:  # noqa: BLE001 - a database hiccup must not end the dispatcher
                 log.exception("webhooks: could not read the outbox")
                 due = []
+            with self.slot_freed:
+                self.in_flight += len(due)
             for delivery in due:
-                self.senders.submit(self.send, delivery)
+                self.senders.submit(self._send_in_slot, delivery)
             if not due:
                 self.wake.wait(settings.webhook_poll_s)
                 self.wake.clear()
+
+    def _send_in_slot(self, delivery: WebhookDelivery) -> None:
+        try:
+            self.send(delivery)
+        finally:
+            with self.slot_freed:
+                self.in_flight -= 1
+                self.slot_freed.notify()
 
     def payload(self, delivery: WebhookDelivery) -> bytes:
         """The task object as the result endpoint shows it (outputs as URLs)."""
