@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     guidance_scale: float | None = Field(None, ge=0)
     max_sequence_length: int | None = Field(None, ge=16, le=2048)
     max_batch: int = Field(4, ge=1, le=14)  # images denoised together in a group
+    # Speed-ups, all off by default (see seqdream/engines/acceleration.py).
+    compile: bool = False  # torch.compile the transformer's blocks, warmed up at load
+    compile_warmup: Annotated[list[str], NoDecode] = ["1024*1024"]  # sizes compiled before the first task
+    quantize: Literal["none", "int8", "fp8"] = "none"  # torchao: fp8 on Ada/Hopper, int8 weight-only anywhere
+    cache: Literal["none", "magcache"] = "none"  # skips predictable steps; for 50-step -base models only
+    cache_threshold: float = Field(0.06, gt=0, le=1)  # higher skips more steps, at some cost in detail
 
     # Outputs and safety.
     output_format: Literal["jpeg", "png", "webp"] = "jpeg"
@@ -85,6 +91,21 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("compile_warmup", mode="before")
+    @classmethod
+    def _split_sizes(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        for size in value if isinstance(value, list) else []:
+            width, _, height = str(size).partition("*")
+            if not (width.isdigit() and height.isdigit() and 64 <= int(width) <= 4096 and 64 <= int(height) <= 4096):
+                raise ValueError(f"{size!r} is not WIDTH*HEIGHT with sides from 64 to 4096")
+        return value
+
+    @property
+    def warmup_sizes(self) -> tuple[tuple[int, int], ...]:
+        return tuple((int(size.split("*")[0]), int(size.split("*")[1])) for size in self.compile_warmup)
 
     @cached_property
     def allowed_networks(self) -> list[IPv4Network | IPv6Network]:

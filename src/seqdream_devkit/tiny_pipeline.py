@@ -75,6 +75,7 @@ def build_tiny_flux2_klein(
     spec: TinyFlux2Spec = TinyFlux2Spec(),
     corpus: list[str] | None = None,
     seed: int = 0,
+    distilled: bool = True,
 ) -> Path:
     """Create a random `Flux2KleinPipeline` and save it in diffusers format under `folder`."""
     from diffusers import (
@@ -130,7 +131,7 @@ def build_tiny_flux2_klein(
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         transformer=transformer,
-        is_distilled=True,
+        is_distilled=distilled,  # False: a "-base" model, sampled with guidance over many steps
     )
     folder = Path(folder)
     pipeline.save_pretrained(folder)  # type: ignore[attr-defined]  # from DiffusionPipeline, lazily typed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -13,6 +14,14 @@ from typing import Any
 import torch
 from PIL import Image
 
+from seqdream.engines.acceleration import (
+    COMPILE_BUCKET,
+    Acceleration,
+    MagnitudeRatios,
+    compile_transformer,
+    enable_cache,
+    quantize_transformer,
+)
 from seqdream.engines.base import (
     EngineError,
     GenerationPlan,
@@ -61,6 +70,7 @@ class Flux2KleinOptions:
     guidance_scale: float | None = None
     max_sequence_length: int | None = None
     max_batch: int = 4
+    acceleration: Acceleration = Acceleration()
 
 
 def resolve_sampling(options: Flux2KleinOptions, is_distilled: bool) -> Sampling:
@@ -77,6 +87,17 @@ def resolve_sampling(options: Flux2KleinOptions, is_distilled: bool) -> Sampling
         if getattr(options, key) is not None:
             values[key] = getattr(options, key)
     return Sampling(**values)
+
+
+def shipped_mag_ratios(model: str) -> list[float] | None:
+    """MagCache ratios a model folder ships in its seqdream.json (checkpoint-specific)."""
+    defaults_file = Path(model) / MODEL_DEFAULTS_FILE
+    if not defaults_file.is_file():
+        return None
+    ratios = json.loads(defaults_file.read_text()).get("mag_ratios")
+    if ratios is not None and not (isinstance(ratios, list) and all(isinstance(r, int | float) for r in ratios)):
+        raise EngineError(f"{defaults_file}: mag_ratios must be a list of numbers")
+    return ratios
 
 
 def pick_device(requested: str) -> str:
@@ -115,14 +136,78 @@ class Flux2KleinEngine:
         # Height and width must be multiples of the VAE factor times the 2x2 latent patch.
         self.multiple = self.pipeline.vae_scale_factor * 2
         self._lock = threading.Lock()  # one pipeline call at a time per process
+        accel = options.acceleration
+        transformer = self.pipeline.transformer
+        quantize_transformer(transformer, accel.quantize, self.device)
+        self.cached = accel.cache != "none" and not self.pipeline.config.is_distilled
+        if accel.cache != "none" and not self.cached:
+            log.warning("SEQDREAM_CACHE ignored: a step-distilled model samples in too few steps to skip any")
+        if self.cached:
+            ratios = shipped_mag_ratios(options.model) or self.calibrate_cache()
+            enable_cache(transformer, accel.cache_threshold, self.sampling.num_inference_steps, ratios)
+        if accel.compile:
+            compile_transformer(transformer)
+            self.multiple = math.lcm(self.multiple, COMPILE_BUCKET)
+            self.warm_up(accel.warmup_sizes)
         log.info(
-            "loaded %s on %s (%s) in %.1fs; %s",
+            "loaded %s on %s (%s) in %.1fs; %s; speed-ups: %s",
             options.model,
             self.device,
             self.dtype,
             time.perf_counter() - started,
             self.sampling,
+            accel.describe(),
         )
+
+    def warm_up(self, sizes: tuple[tuple[int, int], ...]) -> None:
+        """Run the compiled paths once per size before any task: one image from the prompt alone,
+        then a batch of two with a reference (a group's later batches), one step each."""
+        for width, height in sizes:
+            render_w, render_h = render_size(width, height, self.sampling.native_resolution, self.multiple)
+            started = time.perf_counter()
+            reference = Image.new("RGB", (render_w, render_h), (128, 128, 128))
+            with self._lock, torch.inference_mode():
+                for prompts, image in ((["warm-up"], None), (["warm-up"] * 2, [self._prepare_reference(reference)])):
+                    self._reset_cache()
+                    self.pipeline(
+                        image=image,
+                        prompt=prompts,
+                        height=render_h,
+                        width=render_w,
+                        num_inference_steps=1,
+                        guidance_scale=self.sampling.guidance_scale,
+                        max_sequence_length=self.sampling.max_sequence_length,
+                        output_type="latent",
+                    )
+            log.info("warmed up at %dx%d in %.1fs", render_w, render_h, time.perf_counter() - started)
+
+    def calibrate_cache(self) -> list[float]:
+        """MagCache's ratios for this checkpoint, from one unguided call at up to 1024*1024."""
+        side = render_size(1024, 1024, self.sampling.native_resolution, self.multiple)[0]
+        started = time.perf_counter()
+        with MagnitudeRatios(self.pipeline.transformer) as measured, torch.inference_mode():
+            self.pipeline(
+                prompt=["a photo of a lighthouse on a cliff at dusk"],
+                height=side,
+                width=side,
+                num_inference_steps=self.sampling.num_inference_steps,
+                guidance_scale=1.0,
+                generator=torch.Generator(device="cpu").manual_seed(0),
+                max_sequence_length=self.sampling.max_sequence_length,
+                output_type="latent",
+            )
+        log.info(
+            'calibrated MagCache in %.1fs; put this in %s to skip it: {"mag_ratios": %s}',
+            time.perf_counter() - started,
+            MODEL_DEFAULTS_FILE,
+            measured.ratios,
+        )
+        return measured.ratios
+
+    def _reset_cache(self) -> None:
+        """A call stopped mid-way (a deleted task) leaves the block cache's state behind."""
+        if self.cached:
+            self.pipeline.transformer._reset_stateful_cache()
 
     def _prepare_reference(self, image: Image.Image, share: int = 1) -> Image.Image:
         """Scale a reference to at most ~1 MP (or the render limit, if lower) and its `share` of the
@@ -173,6 +258,7 @@ class Flux2KleinEngine:
 
         def call(prompts: list[str], seeds: list[int], refs: list[Image.Image]) -> list[Image.Image]:
             generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
+            self._reset_cache()
             result = self.pipeline(
                 image=[self._prepare_reference(ref, share) for ref in refs] or None,
                 prompt=prompts,

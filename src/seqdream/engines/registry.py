@@ -11,6 +11,7 @@ from seqdream.engines.base import Engine, EngineError
 
 
 def _flux2_klein(settings: Settings) -> Engine:
+    from seqdream.engines.acceleration import Acceleration
     from seqdream.engines.flux2_klein import Flux2KleinEngine, Flux2KleinOptions
 
     return Flux2KleinEngine(
@@ -23,6 +24,13 @@ def _flux2_klein(settings: Settings) -> Engine:
             guidance_scale=settings.guidance_scale,
             max_sequence_length=settings.max_sequence_length,
             max_batch=settings.max_batch,
+            acceleration=Acceleration(
+                compile=settings.compile,
+                warmup_sizes=settings.warmup_sizes,
+                quantize=settings.quantize,
+                cache=settings.cache,
+                cache_threshold=settings.cache_threshold,
+            ),
         )
     )
 
