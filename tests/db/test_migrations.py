@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import insert, inspect, text
 
-from seqdream.db import Base, Database, migrate
+from seqdream.db import Base, Database, Job, migrate
 from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
 from support.servers import TEST_ENV
@@ -37,7 +37,7 @@ def first_schema_without_version(db: Database) -> None:
 def test_new_database_gets_todays_models(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'new.db'}")
     migrate.upgrade(db)
-    assert migrate.current_revision(db) == "0002"
+    assert migrate.current_revision(db) == "0003"
     assert schema_differences(db) == []
 
 
@@ -49,7 +49,7 @@ def test_postgres_upgrade_from_the_first_schema_gets_todays_models() -> None:
     first_schema_without_version(db)
     JobStore(db).create(model="m", request=JobRequest(prompt="kept"), seed=1, api_key_id=None)
     migrate.upgrade(db)
-    assert migrate.current_revision(db) == "0002"
+    assert migrate.current_revision(db) == "0003"
     assert schema_differences(db) == []
     assert [job.request["prompt"] for job in JobStore(db).recent()] == ["kept"]
 
@@ -59,14 +59,19 @@ def test_database_from_before_migrations_is_adopted_and_keeps_its_jobs(tmp_path:
     first_schema_without_version(db)
     old_tables = set(inspect(db.engine).get_table_names())
     assert "webhook_deliveries" not in old_tables and "alembic_version" not in old_tables
-    job = JobStore(db).create(model="m", request=JobRequest(prompt="kept"), seed=7, api_key_id=None)
+    # A row as that version wrote it (today's model has columns the old table lacks).
+    with db.engine.begin() as connection:
+        connection.execute(
+            insert(Job.__table__).values(id="old-job", model="m", request={"prompt": "kept"}, seed=7, status="failed")
+        )
 
     migrate.upgrade(db)
 
-    assert migrate.current_revision(db) == "0002"
+    assert migrate.current_revision(db) == "0003"
     assert schema_differences(db) == []
-    stored = JobStore(db).get(job.id)
+    stored = JobStore(db).get("old-job")
     assert stored is not None and stored.seed == 7 and stored.request["prompt"] == "kept"
+    assert stored.failure is None  # added by 0003; unknown for jobs that failed before it
 
 
 def _upgrade(url: str) -> None:  # runs in a child process
@@ -84,7 +89,7 @@ def test_processes_starting_together_migrate_once(tmp_path: Path) -> None:
         process.join(120)
     assert [process.exitcode for process in processes] == [0, 0, 0, 0]
     db = Database(url)
-    assert migrate.current_revision(db) == "0002"
+    assert migrate.current_revision(db) == "0003"
     assert schema_differences(db) == []
 
 
@@ -98,5 +103,5 @@ def test_cli_db_upgrade(tmp_path: Path) -> None:
     assert cli("current").stdout.strip() == "none"
     upgraded = cli("upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "revision 0002" in upgraded.stdout
-    assert cli("current").stdout.strip() == "0002"
+    assert "revision 0003" in upgraded.stdout
+    assert cli("current").stdout.strip() == "0003"

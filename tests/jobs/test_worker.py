@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from seqdream.api.dialects import input_error
 from seqdream.config import Settings
 from seqdream.db import Job, JobStatus
 from seqdream.db.models import utcnow
@@ -103,11 +104,12 @@ def test_failed_model_call_fails_the_job_and_the_worker_goes_on(services: Servic
         good = services.jobs.create(model="m", request=REQUEST, seed=1, api_key_id=None)
         failed = wait_terminal(services, bad.id)
         assert failed.status == "failed" and "illegal memory access" in failed.error
-        assert (
-            wait_terminal(services, missing_ref.id).error == "images[0] is no longer stored (it expired or was deleted)"
-        )
+        assert failed.failure == "engine" and not input_error(failed)  # the dialects answer 500
+        lost = wait_terminal(services, missing_ref.id)
+        assert lost.error == "images[0] is no longer stored (it expired or was deleted)"
+        assert lost.failure == "input" and input_error(lost)  # ... and 400 here
         done = wait_terminal(services, good.id)
-        assert done.status == "completed" and services.blobs.exists(done.outputs[0])
+        assert done.status == "completed" and services.blobs.exists(done.outputs[0]) and done.failure is None
     finally:
         stop.set()
         thread.join()
@@ -157,7 +159,7 @@ def test_stale_jobs_are_requeued_then_given_up(services: Services) -> None:
         if attempt < 3:
             assert report.requeued == [job.id]
     final = services.jobs.get(job.id)
-    assert final.status == "failed" and "3 times" in final.error
+    assert final.status == "failed" and "3 times" in final.error and final.failure == "interrupted"
     # A worker that lost its lease cannot overwrite the outcome.
     assert not services.jobs.complete(job.id, "crashy-3", outputs=[], has_nsfw_contents=[], inference_ms=1)
 

@@ -92,4 +92,6 @@ def image_item(services: Services, request: Request, key: str, response_format: 
 
 def input_error(job: Job) -> bool:
     """Whether a failed task failed on its input (a reference that could not be loaded)."""
-    return job.error.startswith("images[")
+    if job.failure is not None:
+        return job.failure == "input"
+    return job.error.startswith("images[")  # failed before the kind was recorded (migration 0003)

@@ -62,6 +62,8 @@ class Job(Base):
     outputs: Mapped[list[str]] = mapped_column(JSON, default=list)  # blob keys
     has_nsfw_contents: Mapped[list[bool]] = mapped_column(JSON, default=list)
     error: Mapped[str] = mapped_column(Text, default="")
+    # Why a failed job failed: input (a reference), engine, internal or interrupted (a worker kept dying).
+    failure: Mapped[str | None] = mapped_column(String(16), nullable=True)
     inference_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

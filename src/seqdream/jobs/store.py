@@ -184,13 +184,15 @@ class JobStore:
             finished_at=utcnow(),
         )
 
-    def fail(self, job_id: str, worker_id: str, error: str) -> bool:
+    def fail(self, job_id: str, worker_id: str, error: str, kind: str = "engine") -> bool:
+        """End a job as failed; `kind` (input, engine, internal) is kept with it."""
         return self._update_owned(
             job_id,
             worker_id,
             ends=True,
             status=JobStatus.FAILED.value,
             error=error,
+            failure=kind,
             finished_at=utcnow(),
         )
 
@@ -245,6 +247,7 @@ class JobStore:
                         status=JobStatus.FAILED.value,
                         finished_at=utcnow(),
                         error=f"the worker stopped while running this job {job.attempts} times; giving up",
+                        failure="interrupted",
                     )
                 else:
                     values.update(status=JobStatus.CREATED.value)

@@ -286,7 +286,7 @@ class Worker:
 
     def _fail(self, job: Job, kind: str, error: str) -> None:
         FAILURES.labels(kind).inc()
-        if self.jobs.fail(job.id, self.worker_id, error):
+        if self.jobs.fail(job.id, self.worker_id, error, kind):
             _observe_end(job, "failed")
 
     def _why_not_owned(self, job_id: str) -> Interrupted:
