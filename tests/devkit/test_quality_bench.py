@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "quality"))
 
-from run import score_edit, score_group, score_t2i  # noqa: E402
+from run import edit_parts, score_edit, score_group, score_t2i  # noqa: E402
 
 from seqdream_devkit import tasks  # noqa: E402
 from seqdream_devkit.parser import parse  # noqa: E402
@@ -34,6 +34,11 @@ def test_edit_scores(kind: str) -> None:
     source = parse(example.references[0])
     assert score_edit(source, example.scene, parse(example.target)) == (1.0, 1.0)
     assert score_edit(source, example.scene, source)[0] == 0.0  # doing nothing is no success
+    if kind in ("move", "replace", "recolour", "resize"):  # a shape changes: both halves are scored
+        assert edit_parts(source, example.scene, parse(example.target)) == (1.0, 1.0)
+        assert edit_parts(source, example.scene, source) == (0.0, 0.0)
+    else:
+        assert edit_parts(source, example.scene, source) is None
 
 
 @pytest.mark.parametrize("motion", ["moving", "growing", "recolouring"])
