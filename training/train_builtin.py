@@ -49,10 +49,10 @@ SAMPLING = {
     "max_sequence_length": MAX_TOKENS,
 }
 LATENT_CHANNELS = 8
-TASK_MIX = {"t2i": 0.27, "edit": 0.38, "compose": 0.08, "sequence": 0.2, "sequence_first": 0.07}
+TASK_MIX = {"t2i": 0.2, "edit": 0.38, "compose": 0.15, "sequence": 0.2, "sequence_first": 0.07}
 # Edit kinds drawn by weight: the ones that copy the reference with one token changed (remove,
 # background) are learnt first; moves, replacements, additions and resizes need more examples.
-EDIT_MIX = {"add": 1.5, "remove": 0.5, "recolour": 1.0, "resize": 1.25, "move": 1.5, "replace": 1.5, "background": 0.5}
+EDIT_MIX = {"add": 1.0, "remove": 0.35, "recolour": 1.25, "resize": 1.5, "move": 2.5, "replace": 1.5, "background": 0.3}
 PROMPT_DROPOUT = 0.1  # empty prompts teach the unconditional branch used by guidance
 REFERENCE_NOISE = 0.1  # largest std of the noise added to reference latents
 PEAK_LR = 5e-4

@@ -135,7 +135,8 @@ def sequence(rng: random.Random, motion: str | None = None, count: int | None = 
         frames = [_frame(background, kind, colour, (x, row_y), SIZES["small"]) for x in xs]
         what = f"a small {colour} {kind} moving from left to right"
     elif motion == "growing":
-        diameters = [0.14 + (0.5 - 0.14) * k / (count - 1) for k in range(count)]
+        # From the world's "small" size: a smaller first frame is too few latent pixels to keep its kind.
+        diameters = [SIZES["small"] + (0.5 - SIZES["small"]) * k / (count - 1) for k in range(count)]
         frames = [_frame(background, kind, colour, (CANVAS / 2, CANVAS / 2), d) for d in diameters]
         what = f"a {colour} {kind} in the center growing"
     else:
