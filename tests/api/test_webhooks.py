@@ -115,7 +115,8 @@ def test_an_undelivered_webhook_survives_a_restart(tiny_model: Path, tmp_path: P
         ).json()["data"]["id"]
     server.wait_for(job_id)
     deadline = time.monotonic() + 30
-    while not any(row["attempts"] >= 1 for row in webhook_rows(db, job_id)) and time.monotonic() < deadline:
+    # Until the failed attempt is recorded (claiming counts the attempt a moment before).
+    while not any(row["last_error"] for row in webhook_rows(db, job_id)) and time.monotonic() < deadline:
         time.sleep(0.1)
     server.kill()
     (row,) = webhook_rows(db, job_id)
