@@ -39,10 +39,13 @@ def test_toy_scale_prints_a_row_per_setting_and_case(tiny_model: Path) -> None:
     timed = {(cells[0].strip(), cells[1].strip()): cells for cells in rows if re.fullmatch(r" [\d.]+ ", cells[3])}
     cases = ["1 image 1K", "1 image 2K", "4 images 1K, 0 refs", "4 images 1K, 3 refs"]
     assert set(timed) == {(setting, case) for setting in ("plain", "int8") for case in cases}
+    counts = {case: int(case.split()[0]) for case in cases}
     for (_setting, case), cells in timed.items():
-        seconds, plain, ratio = float(cells[2]), float(cells[5]), float(cells[6].strip().removeprefix("x"))
+        per_image, plain, ratio = float(cells[3]), float(cells[5]), float(cells[6].strip().removeprefix("x"))
+        seconds = per_image * counts[case]  # to 0.001 s per image; plain and the ratio are to 0.01
         assert seconds > 0 and plain > 0
-        assert abs(ratio - seconds / plain) <= 0.01 + 0.05 * ratio, (case, cells)  # the table rounds to 0.01 s
+        rounding = 0.005 * (ratio + plain) + 0.0005 * counts[case] + 0.001
+        assert abs(ratio * plain - seconds) <= rounding, (case, cells)
     assert any("4-image group ÷ 1 image" in line for line in result.stdout.splitlines())
     assert sum("load (+ compile warm-up)" in line for line in result.stdout.splitlines()) == 2
     assert "device: CPU (toy scale)" in result.stdout
