@@ -85,27 +85,25 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(30 * 1024 * 1024, gt=0)
     max_request_bytes: int = Field(256 * 1024 * 1024, gt=0)  # JSON bodies carry base64 images
 
-    @field_validator("fetch_allow_networks", mode="before")
+    @field_validator("fetch_allow_networks", "compile_warmup", mode="before")
     @classmethod
-    def _split_networks(cls, value: object) -> object:
+    def _split_comma_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("compile_warmup", mode="before")
+    @field_validator("compile_warmup")
     @classmethod
-    def _split_sizes(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        for size in value if isinstance(value, list) else []:
-            width, _, height = str(size).partition("*")
+    def _check_sizes(cls, sizes: list[str]) -> list[str]:
+        for size in sizes:
+            width, _, height = size.partition("*")
             if not (width.isdigit() and height.isdigit() and 64 <= int(width) <= 4096 and 64 <= int(height) <= 4096):
                 raise ValueError(f"{size!r} is not WIDTH*HEIGHT with sides from 64 to 4096")
-        return value
+        return sizes
 
     @property
     def warmup_sizes(self) -> tuple[tuple[int, int], ...]:
-        return tuple((int(size.split("*")[0]), int(size.split("*")[1])) for size in self.compile_warmup)
+        return tuple((int(width), int(height)) for width, _, height in (s.partition("*") for s in self.compile_warmup))
 
     @cached_property
     def allowed_networks(self) -> list[IPv4Network | IPv6Network]:
