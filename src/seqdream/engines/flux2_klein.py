@@ -73,16 +73,21 @@ class Flux2KleinOptions:
     acceleration: Acceleration = Acceleration()
 
 
+def model_defaults(model: str) -> dict[str, Any]:
+    """The model folder's own seqdream.json, or {} (a hub id, or a folder without one)."""
+    defaults_file = Path(model) / MODEL_DEFAULTS_FILE
+    if not defaults_file.is_file():
+        return {}
+    try:
+        return dict(json.loads(defaults_file.read_text()))
+    except ValueError as exc:
+        raise EngineError(f"{defaults_file} is not valid JSON: {exc}") from exc
+
+
 def resolve_sampling(options: Flux2KleinOptions, is_distilled: bool) -> Sampling:
     """Explicit options win, then the model folder's seqdream.json, then the model kind's defaults."""
     values = asdict(DISTILLED if is_distilled else BASE)
-    defaults_file = Path(options.model) / MODEL_DEFAULTS_FILE
-    if defaults_file.is_file():
-        try:
-            shipped = json.loads(defaults_file.read_text())
-        except ValueError as exc:
-            raise EngineError(f"{defaults_file} is not valid JSON: {exc}") from exc
-        values.update({key: value for key, value in shipped.items() if key in values})
+    values.update({key: value for key, value in model_defaults(options.model).items() if key in values})
     for key in values:
         if getattr(options, key) is not None:
             values[key] = getattr(options, key)
@@ -91,12 +96,9 @@ def resolve_sampling(options: Flux2KleinOptions, is_distilled: bool) -> Sampling
 
 def shipped_mag_ratios(model: str) -> list[float] | None:
     """MagCache ratios a model folder ships in its seqdream.json (checkpoint-specific)."""
-    defaults_file = Path(model) / MODEL_DEFAULTS_FILE
-    if not defaults_file.is_file():
-        return None
-    ratios = json.loads(defaults_file.read_text()).get("mag_ratios")
+    ratios = model_defaults(model).get("mag_ratios")
     if ratios is not None and not (isinstance(ratios, list) and all(isinstance(r, int | float) for r in ratios)):
-        raise EngineError(f"{defaults_file}: mag_ratios must be a list of numbers")
+        raise EngineError(f"{Path(model) / MODEL_DEFAULTS_FILE}: mag_ratios must be a list of numbers")
     return ratios
 
 
