@@ -148,14 +148,14 @@ def timed(device: str, repeats: int, run: Callable[[], object]) -> tuple[float |
     return statistics.median(seconds), peak_gib(device)
 
 
-def plain_call(engine: Flux2KleinEngine, case: Case, side: int, refs: list[Image.Image]) -> Callable[[], object]:
-    """What a diffusers user writes: one call with every prompt and every reference."""
+def plain_call(engine: Flux2KleinEngine, plan: GenerationPlan) -> Callable[[], object]:
+    """What a diffusers user writes: one call with every prompt and every reference of the plan."""
     sampling = engine.sampling
     return lambda: engine.pipeline(
-        prompt=[f"image {k + 1} of a group" for k in range(case.count)],
-        image=refs or None,
-        height=side,
-        width=side,
+        prompt=plan.prompts,
+        image=plan.references or None,
+        height=plan.height,
+        width=plan.width,
         num_inference_steps=sampling.num_inference_steps,
         guidance_scale=sampling.guidance_scale,
         max_sequence_length=sampling.max_sequence_length,
@@ -210,17 +210,16 @@ def main() -> None:
         one_image: float | None = None
         for case in cases(numbers(args.groups), numbers(args.refs)):
             side = scale.large if case.large else scale.small
-            refs = references(case.references, side)
             plan = GenerationPlan(
                 prompts=[f"image {k + 1} of a group" for k in range(case.count)],
                 seeds=list(range(case.count)),
                 width=side,
                 height=side,
-                references=refs,
+                references=references(case.references, side),
             )
             seconds, peak = timed(scale.device, args.repeats, lambda run=engine.generate, plan=plan: run(plan))
             if name == "plain":  # the same pipeline, called the plain way
-                plain_seconds[case.label] = timed(scale.device, args.repeats, plain_call(engine, case, side, refs))[0]
+                plain_seconds[case.label] = timed(scale.device, args.repeats, plain_call(engine, plan))[0]
             plain = plain_seconds.get(case.label)
             ratio = f"x{seconds / plain:.2f}" if seconds and plain else "-"
             one_image = seconds if case.label == "1 image 1K" else one_image
