@@ -14,7 +14,6 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, inspect, text
 
 from seqdream.db import Base, Database, Job, migrate
-from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
 from support.servers import TEST_ENV
 
@@ -47,7 +46,11 @@ def test_postgres_upgrade_from_the_first_schema_gets_todays_models() -> None:
     with db.engine.begin() as connection:
         connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     first_schema_without_version(db)
-    JobStore(db).create(model="m", request=JobRequest(prompt="kept"), seed=1, api_key_id=None)
+    # A row as the first version wrote it (today's model has columns the old table lacks).
+    with db.engine.begin() as connection:
+        connection.execute(
+            insert(Job.__table__).values(id="old-job", model="m", request={"prompt": "kept"}, seed=1, status="created")
+        )
     migrate.upgrade(db)
     assert migrate.current_revision(db) == "0003"
     assert schema_differences(db) == []
