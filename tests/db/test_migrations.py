@@ -33,6 +33,15 @@ def first_schema_without_version(db: Database) -> None:
         connection.execute(text("DROP TABLE alembic_version"))
 
 
+def insert_old_job(db: Database, seed: int, status: str) -> None:
+    """A job row as the first schema held it: a plain insert of its columns, since the ORM's
+    insert names columns that later migrations added (0003's `failure`)."""
+    with db.engine.begin() as connection:
+        connection.execute(
+            insert(Job.__table__).values(id="old-job", model="m", request={"prompt": "kept"}, seed=seed, status=status)
+        )
+
+
 def test_new_database_gets_todays_models(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'new.db'}")
     migrate.upgrade(db)
@@ -46,11 +55,7 @@ def test_postgres_upgrade_from_the_first_schema_gets_todays_models() -> None:
     with db.engine.begin() as connection:
         connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     first_schema_without_version(db)
-    # A row as the first version wrote it (today's model has columns the old table lacks).
-    with db.engine.begin() as connection:
-        connection.execute(
-            insert(Job.__table__).values(id="old-job", model="m", request={"prompt": "kept"}, seed=1, status="created")
-        )
+    insert_old_job(db, seed=1, status="created")
     migrate.upgrade(db)
     assert migrate.current_revision(db) == "0003"
     assert schema_differences(db) == []
@@ -62,11 +67,7 @@ def test_database_from_before_migrations_is_adopted_and_keeps_its_jobs(tmp_path:
     first_schema_without_version(db)
     old_tables = set(inspect(db.engine).get_table_names())
     assert "webhook_deliveries" not in old_tables and "alembic_version" not in old_tables
-    # A row as that version wrote it (today's model has columns the old table lacks).
-    with db.engine.begin() as connection:
-        connection.execute(
-            insert(Job.__table__).values(id="old-job", model="m", request={"prompt": "kept"}, seed=7, status="failed")
-        )
+    insert_old_job(db, seed=7, status="failed")
 
     migrate.upgrade(db)
 
