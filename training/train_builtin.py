@@ -25,6 +25,7 @@ round trip; the transformer cannot beat that number, so it should be close to 10
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import random
@@ -49,10 +50,20 @@ SAMPLING = {
     "max_sequence_length": MAX_TOKENS,
 }
 LATENT_CHANNELS = 8
-TASK_MIX = {"t2i": 0.2, "edit": 0.38, "compose": 0.15, "sequence": 0.2, "sequence_first": 0.07}
+TASK_MIX = {"t2i": 0.17, "edit": 0.38, "compose": 0.17, "sequence": 0.21, "sequence_first": 0.07}
 # Edit kinds drawn by weight: the ones that copy the reference with one token changed (remove,
 # background) are learnt first; moves, replacements, additions and resizes need more examples.
-EDIT_MIX = {"add": 1.0, "remove": 0.35, "recolour": 1.25, "resize": 1.5, "move": 2.5, "replace": 1.5, "background": 0.3}
+EDIT_MIX = {"add": 0.7, "remove": 0.3, "recolour": 1.7, "resize": 1.4, "move": 2.8, "replace": 1.2, "background": 0.25}
+# A share of text-to-image captions is replaced by words the world does not know, paired with a
+# random scene: a prompt outside the vocabulary should still draw shapes, not a bare background.
+UNKNOWN_SHARE = 0.1
+UNKNOWN_WORDS = """
+dog house tree car city river forest flower robot castle bird boat garden street
+beach dragon coffee mountain lake window chair book clock bridge night winter summer rain
+cloud moon star ocean desert village happy old tiny giant beautiful dark bright cute
+ancient modern cozy watercolor sketch cinematic anime realistic painting render poster logo
+""".split()
+UNKNOWN_TEMPLATES = ("{} {}", "a {} {}", "a {} with a {}", "{} of a {}", "the {} and the {}", "{} {}, {}")
 PROMPT_DROPOUT = 0.1  # empty prompts teach the unconditional branch used by guidance
 REFERENCE_NOISE = 0.1  # largest std of the noise added to reference latents
 PEAK_LR = 5e-4
@@ -184,11 +195,19 @@ def encode_images(pipe, images: list[Image.Image]) -> torch.Tensor:  # type: ign
     return pipe._encode_vae_image(to_tensor(images), generator=None)
 
 
+def unknown_caption(rng: random.Random) -> str:
+    template = rng.choice(UNKNOWN_TEMPLATES)
+    return template.format(*rng.sample(UNKNOWN_WORDS, template.count("{}")))
+
+
 def sample_batch(rng: random.Random, task: str, batch: int):  # type: ignore[no-untyped-def]
     examples: list[tasks.Example] = []
     while len(examples) < batch:
         if task == "t2i":
-            examples.append(tasks.text_to_image(rng))
+            example = tasks.text_to_image(rng)
+            if rng.random() < UNKNOWN_SHARE:
+                example = dataclasses.replace(example, prompt=unknown_caption(rng))
+            examples.append(example)
         elif task == "edit":
             examples.append(tasks.edit(rng, rng.choices(list(EDIT_MIX), weights=list(EDIT_MIX.values()))[0]))
         elif task == "compose":
@@ -304,7 +323,8 @@ def main() -> None:
     done_before = sum(run["steps"] for run in history)
     rng = random.Random(args.seed * 1_000_003 + done_before)
     budget, losses = Budget(args.steps, args.minutes), []
-    run = {"steps": 0, "batch": args.batch, "lr": args.lr, "task_mix": TASK_MIX, "edit_mix": EDIT_MIX}
+    run = {"steps": 0, "batch": args.batch, "lr": args.lr, "task_mix": TASK_MIX, "edit_mix": EDIT_MIX,
+           "unknown_caption_share": UNKNOWN_SHARE}  # fmt: skip
     next_save = time.monotonic() + args.save_every_minutes * 60
     transformer.train()
     text_encoder.train()
