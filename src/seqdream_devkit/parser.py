@@ -39,35 +39,42 @@ def _bbox_centre(mask: np.ndarray) -> tuple[float, float]:
 
 # Bounding-box width of each kind, as a multiple of its drawing radius.
 _WIDTH_PER_RADIUS = {"circle": 2.0, "square": 1.72, "triangle": 3**0.5, "cross": 2.0}
+# Template offsets tried around the aligned position, (dy, dx) in pixels; unshifted first wins ties.
+_NUDGES = [(0, 0)] + [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
 
 
 @lru_cache(maxsize=512)
 def _template(kind: str, diameter_px: float) -> np.ndarray:
     image = Image.new("RGB", (CANVAS, CANVAS))
     draw_shape(ImageDraw.Draw(image), kind, (255, 255, 255), (CANVAS / 2, CANVAS / 2), diameter_px / CANVAS)
-    return np.asarray(image)[:, :, 0] > 127
+    drawn = (np.asarray(image)[:, :, 0] > 127).astype(np.float32)
+    # The same 3x3 majority vote the image's pixels go through (it rounds a square's corners).
+    return cv2.boxFilter(drawn, -1, (3, 3), normalize=False) >= 5
 
 
 def classify(mask: np.ndarray) -> tuple[str, str, float]:
     """(kind, size, IoU) of a region, by overlap with each kind's shape aligned on its bounding box.
 
     Each kind is tried at the named sizes and at the diameter its width implies, so shapes of
-    any scale are read; the size reported is the named size nearest to the best fit.
+    any scale are read; the size reported is the named size nearest to the best fit. A drawn
+    polygon covers up to a pixel more than its outline, so the width is read both ways, and a
+    template may sit a pixel off the region's bounding-box centre (a blurred tip moves it).
     """
     ys, xs = np.nonzero(mask)
     width = xs.max() - xs.min() + 1
     cx, cy = _bbox_centre(mask)
     best = ("circle", 0.0, -1.0)
     for kind in KINDS:
-        fitted = round(2 * width / _WIDTH_PER_RADIUS[kind] * 2) / 2  # half-pixel steps
-        for diameter in (fitted, *(fraction * CANVAS for fraction in SIZES.values())):
+        fitted = [round(2 * extent / _WIDTH_PER_RADIUS[kind] * 2) / 2 for extent in (width, width - 1)]  # ½ px
+        for diameter in (*fitted, *(fraction * CANVAS for fraction in SIZES.values())):
             template = _template(kind, diameter)
             tx, ty = _bbox_centre(template)
-            shifted = np.roll(template, (round(cy - ty), round(cx - tx)), axis=(0, 1))
-            union = np.logical_or(mask, shifted).sum()
-            iou = float(np.logical_and(mask, shifted).sum() / union) if union else 0.0
-            if iou > best[2]:
-                best = (kind, diameter / CANVAS, iou)
+            for dy, dx in _NUDGES:
+                shifted = np.roll(template, (round(cy - ty) + dy, round(cx - tx) + dx), axis=(0, 1))
+                union = np.logical_or(mask, shifted).sum()
+                iou = float(np.logical_and(mask, shifted).sum() / union) if union else 0.0
+                if iou > best[2]:
+                    best = (kind, diameter / CANVAS, iou)
     kind, diameter, iou = best
     size = min(SIZES, key=lambda name: abs(SIZES[name] - diameter))
     return kind, size, iou

@@ -6,12 +6,12 @@ import io
 import random
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from seqdream.jobs.planner import plan_group
 from seqdream_devkit.parser import find, parse
 from seqdream_devkit.tasks import COLOUR_CYCLE, EDITS, compose, edit, sequence, text_to_image
-from seqdream_devkit.world import random_scene, render
+from seqdream_devkit.world import CANVAS, COLOURS, KINDS, SIZES, draw_shape, random_scene, render
 
 
 def as_delivered(image: Image.Image, size: int = 1024) -> Image.Image:
@@ -28,6 +28,18 @@ def test_parser_reads_every_rendered_scene(size: int | None) -> None:
         scene = random_scene(rng)
         image = render(scene) if size is None else as_delivered(render(scene), size)
         assert parse(image) == scene, scene.caption()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_parser_reads_each_kind_at_any_size(kind: str) -> None:
+    """Groups grow shapes from the small size to half the canvas; no size between may read as another kind."""
+    for step in range(0, 31):
+        diameter = SIZES["small"] + step * 0.01
+        for centre in ((20.3, 32.0), (32.0, 32.0), (32.5, 32.5), (41.7, 25.5), (25.25, 40.75)):
+            image = Image.new("RGB", (CANVAS, CANVAS), COLOURS["white"])
+            draw_shape(ImageDraw.Draw(image), kind, COLOURS["red"], centre, diameter)
+            _, found = find(image)
+            assert [item.thing.kind for item in found] == [kind], (diameter, centre)
 
 
 def test_captions_name_every_attribute() -> None:

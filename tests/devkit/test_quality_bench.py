@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "quality"))
 
@@ -47,3 +48,14 @@ def test_group_scores(motion: str) -> None:
     assert score_group(motion, frames) == (1.0, 1.0)
     if motion != "recolouring":
         assert score_group(motion, frames[::-1])[1] == 0.0  # backwards is no progression
+
+
+@pytest.mark.parametrize("motion", ["moving", "growing", "recolouring"])
+def test_every_true_group_scores_full_marks(motion: str) -> None:
+    """The bench's own reading of perfect groups (as the service upscales them) is never a miss."""
+    rng = random.Random(motion)
+    for count in (3, 4):
+        for _ in range(40):
+            frames = tasks.sequence(rng, motion, count=count)
+            images = [frame.target.resize((1024, 1024), Image.Resampling.LANCZOS) for frame in frames]
+            assert score_group(motion, images) == (1.0, 1.0), frames[0].prompt
