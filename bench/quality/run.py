@@ -5,7 +5,7 @@ Measures, through the production engine:
   * edits: success (the instructed change is there) and retention (the rest is unchanged);
   * multi-reference composition (objects of image 1 on the background of image 2);
   * groups: consistency (same object and background in every frame) and progression.
-Usage: python bench/quality/run.py [--model DIR] [--n 40]
+Usage: python bench/quality/run.py [--model DIR] [--n 40] [--seed 1000003]
 """
 
 from __future__ import annotations
@@ -97,10 +97,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=None, help="model folder (default: the configured model)")
     parser.add_argument("--n", type=int, default=40, help="examples per measure")
+    parser.add_argument("--seed", type=int, default=HELD_OUT_SEED, help="held-out stream (never 0, training's)")
     args = parser.parse_args()
     settings = Settings(model=args.model) if args.model else Settings()
     engine = load_engine(settings)
-    rng = random.Random(HELD_OUT_SEED)
+    rng = random.Random(args.seed)
     started = time.perf_counter()
 
     t2i: dict[str, list[float]] = defaultdict(list)
