@@ -39,8 +39,8 @@ def _bbox_centre(mask: np.ndarray) -> tuple[float, float]:
 
 # Bounding-box width of each kind, as a multiple of its drawing radius.
 _WIDTH_PER_RADIUS = {"circle": 2.0, "square": 1.72, "triangle": 3**0.5, "cross": 2.0}
-# Template offsets tried around the aligned position, (dy, dx) in pixels; unshifted first wins ties.
-_NUDGES = [(0, 0)] + [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+# Template offsets tried around the aligned position, (dy, dx) in pixels.
+_NUDGES = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
 
 
 @lru_cache(maxsize=512)
@@ -50,6 +50,17 @@ def _template(kind: str, diameter_px: float) -> np.ndarray:
     drawn = (np.asarray(image)[:, :, 0] > 127).astype(np.float32)
     # The same 3x3 majority vote the image's pixels go through (it rounds a square's corners).
     return cv2.boxFilter(drawn, -1, (3, 3), normalize=False) >= 5
+
+
+def _overlap(mask: np.ndarray, template: np.ndarray, centre: tuple[float, float]) -> float:
+    """Best IoU of the template placed on the region's bounding-box centre, give or take a pixel."""
+    tx, ty = _bbox_centre(template)
+    best = 0.0
+    for dy, dx in _NUDGES:
+        shifted = np.roll(template, (round(centre[1] - ty) + dy, round(centre[0] - tx) + dx), axis=(0, 1))
+        union = np.logical_or(mask, shifted).sum()
+        best = max(best, float(np.logical_and(mask, shifted).sum() / union) if union else 0.0)
+    return best
 
 
 def classify(mask: np.ndarray) -> tuple[str, str, float]:
@@ -67,14 +78,9 @@ def classify(mask: np.ndarray) -> tuple[str, str, float]:
     for kind in KINDS:
         fitted = [round(2 * extent / _WIDTH_PER_RADIUS[kind] * 2) / 2 for extent in (width, width - 1)]  # ½ px
         for diameter in (*fitted, *(fraction * CANVAS for fraction in SIZES.values())):
-            template = _template(kind, diameter)
-            tx, ty = _bbox_centre(template)
-            for dy, dx in _NUDGES:
-                shifted = np.roll(template, (round(cy - ty) + dy, round(cx - tx) + dx), axis=(0, 1))
-                union = np.logical_or(mask, shifted).sum()
-                iou = float(np.logical_and(mask, shifted).sum() / union) if union else 0.0
-                if iou > best[2]:
-                    best = (kind, diameter / CANVAS, iou)
+            iou = _overlap(mask, _template(kind, diameter), (cx, cy))
+            if iou > best[2]:
+                best = (kind, diameter / CANVAS, iou)
     kind, diameter, iou = best
     size = min(SIZES, key=lambda name: abs(SIZES[name] - diameter))
     return kind, size, iou
