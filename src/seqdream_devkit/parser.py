@@ -22,14 +22,16 @@ MIN_AREA = 30  # pixels at CANVAS size; the smallest object covers about 90
 _KERNEL = np.ones((3, 3), np.uint8)
 
 
+def _votes(mask: np.ndarray) -> np.ndarray:
+    """How many of each pixel's 3x3 neighbourhood (itself included) are in the mask."""
+    return cv2.boxFilter(mask.astype(np.float32), -1, (3, 3), normalize=False)
+
+
 def snap_to_palette(image: Image.Image) -> np.ndarray:
     """CANVAS x CANVAS array of palette indices."""
     small = np.asarray(image.convert("RGB").resize((CANVAS, CANVAS), Image.Resampling.BOX), dtype=np.float32)
     indices = ((small[:, :, None, :] - _PALETTE[None, None]) ** 2).sum(-1).argmin(-1)
-    votes = np.stack(
-        [cv2.boxFilter((indices == k).astype(np.float32), -1, (3, 3), normalize=False) for k in range(len(NAMES))]
-    )
-    return votes.argmax(0)
+    return np.stack([_votes(indices == k) for k in range(len(NAMES))]).argmax(0)
 
 
 def _bbox_centre(mask: np.ndarray) -> tuple[float, float]:
@@ -47,9 +49,8 @@ _NUDGES = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
 def _template(kind: str, diameter_px: float) -> np.ndarray:
     image = Image.new("RGB", (CANVAS, CANVAS))
     draw_shape(ImageDraw.Draw(image), kind, (255, 255, 255), (CANVAS / 2, CANVAS / 2), diameter_px / CANVAS)
-    drawn = (np.asarray(image)[:, :, 0] > 127).astype(np.float32)
     # The same 3x3 majority vote the image's pixels go through (it rounds a square's corners).
-    return cv2.boxFilter(drawn, -1, (3, 3), normalize=False) >= 5
+    return _votes(np.asarray(image)[:, :, 0] > 127) >= 5
 
 
 def _overlap(mask: np.ndarray, template: np.ndarray, centre: tuple[float, float]) -> float:
