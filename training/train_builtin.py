@@ -50,10 +50,10 @@ SAMPLING = {
     "max_sequence_length": MAX_TOKENS,
 }
 LATENT_CHANNELS = 8
-TASK_MIX = {"t2i": 0.14, "edit": 0.37, "compose": 0.15, "sequence": 0.26, "sequence_first": 0.08}
+TASK_MIX = {"t2i": 0.14, "edit": 0.40, "compose": 0.15, "sequence": 0.24, "sequence_first": 0.07}
 # Edit kinds drawn by weight: the ones that copy the reference with one token changed (remove,
 # background) are learnt first; moves, replacements, additions and resizes need more examples.
-EDIT_MIX = {"add": 0.6, "remove": 0.3, "recolour": 1.7, "resize": 1.5, "move": 3.0, "replace": 1.2, "background": 0.2}
+EDIT_MIX = {"add": 0.6, "remove": 0.3, "recolour": 1.7, "resize": 1.5, "move": 4.5, "replace": 1.2, "background": 0.2}
 # A share of text-to-image captions is replaced by words the world does not know, paired with a
 # random scene: a prompt outside the vocabulary should still draw shapes, not a bare background.
 UNKNOWN_SHARE = 0.1
