@@ -46,16 +46,18 @@ _NUDGES = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
 
 
 @lru_cache(maxsize=512)
-def _template(kind: str, diameter_px: float) -> np.ndarray:
+def _template(kind: str, diameter_px: float) -> tuple[np.ndarray, tuple[float, float]]:
+    """A kind's mask at one diameter, and its bounding-box centre (both cached)."""
     image = Image.new("RGB", (CANVAS, CANVAS))
     draw_shape(ImageDraw.Draw(image), kind, (255, 255, 255), (CANVAS / 2, CANVAS / 2), diameter_px / CANVAS)
     # The same 3x3 majority vote the image's pixels go through (it rounds a square's corners).
-    return _votes(np.asarray(image)[:, :, 0] > 127) >= 5
+    template = _votes(np.asarray(image)[:, :, 0] > 127) >= 5
+    return template, _bbox_centre(template)
 
 
-def _overlap(mask: np.ndarray, template: np.ndarray, centre: tuple[float, float]) -> float:
+def _overlap(mask: np.ndarray, kind: str, diameter_px: float, centre: tuple[float, float]) -> float:
     """Best IoU of the template placed on the region's bounding-box centre, give or take a pixel."""
-    tx, ty = _bbox_centre(template)
+    template, (tx, ty) = _template(kind, diameter_px)
     best = 0.0
     for dy, dx in _NUDGES:
         shifted = np.roll(template, (round(centre[1] - ty) + dy, round(centre[0] - tx) + dx), axis=(0, 1))
@@ -79,7 +81,7 @@ def classify(mask: np.ndarray) -> tuple[str, str, float]:
     for kind in KINDS:
         fitted = [round(2 * extent / _WIDTH_PER_RADIUS[kind] * 2) / 2 for extent in (width, width - 1)]  # ½ px
         for diameter in (*fitted, *(fraction * CANVAS for fraction in SIZES.values())):
-            iou = _overlap(mask, _template(kind, diameter), (cx, cy))
+            iou = _overlap(mask, kind, diameter, (cx, cy))
             if iou > best[2]:
                 best = (kind, diameter / CANVAS, iou)
     kind, diameter, iou = best
