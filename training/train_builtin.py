@@ -50,10 +50,10 @@ SAMPLING = {
     "max_sequence_length": MAX_TOKENS,
 }
 LATENT_CHANNELS = 8
-TASK_MIX = {"t2i": 0.14, "edit": 0.40, "compose": 0.15, "sequence": 0.24, "sequence_first": 0.07}
+TASK_MIX = {"t2i": 0.16, "edit": 0.34, "compose": 0.10, "sequence": 0.30, "sequence_first": 0.10}
 # Edit kinds drawn by weight: the ones that copy the reference with one token changed (remove,
 # background) are learnt first; moves, replacements, additions and resizes need more examples.
-EDIT_MIX = {"add": 0.6, "remove": 0.3, "recolour": 1.7, "resize": 1.5, "move": 4.5, "replace": 1.2, "background": 0.2}
+EDIT_MIX = {"add": 0.6, "remove": 0.3, "recolour": 1.7, "resize": 1.5, "move": 3.5, "replace": 1.2, "background": 0.2}
 # A share of text-to-image captions is replaced by words the world does not know, paired with a
 # random scene: a prompt outside the vocabulary should still draw shapes, not a bare background.
 UNKNOWN_SHARE = 0.1
@@ -83,11 +83,7 @@ def build_components(seed: int):  # type: ignore[no-untyped-def]
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     torch.manual_seed(seed)
-    rng = random.Random(seed)
-    corpus = [tasks.text_to_image(rng).prompt for _ in range(3000)]
-    corpus += [tasks.edit(rng).prompt for _ in range(3000)]
-    corpus += [tasks.compose(rng).prompt] + [e.prompt for _ in range(300) for e in tasks.sequence(rng)]
-    tokenizer = train_tokenizer(corpus, vocab_size=400)
+    tokenizer = train_tokenizer(prompt_corpus(random.Random(seed)), vocab_size=400)
     text_encoder = Qwen3ForCausalLM(
         Qwen3Config(
             vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=TEXT_LAYERS,
@@ -108,6 +104,52 @@ def build_components(seed: int):  # type: ignore[no-untyped-def]
         axes_dims_rope=(16, 16, 16, 16), guidance_embeds=False,
     )  # fmt: skip
     return tokenizer, text_encoder, vae, transformer, build_scheduler()
+
+
+def prompt_corpus(rng: random.Random) -> list[str]:
+    """Prompts of every task in every trained wording: what the tokenizer learns its merges from."""
+    corpus = [tasks.text_to_image(rng).prompt for _ in range(3000)]
+    corpus += [tasks.edit(rng).prompt for _ in range(3000)]
+    corpus += [tasks.compose(rng).prompt for _ in range(200)]
+    return corpus + [e.prompt for _ in range(300) for e in tasks.sequence(rng)]
+
+
+def grow_vocabulary(pipe, vocab_size: int, rng: random.Random) -> int:  # type: ignore[no-untyped-def]
+    """Add whole-word tokens for words today's tokenizer spells in pieces, keeping every existing
+    id, merge and embedding: old prompts tokenize exactly as before. A new token's embedding
+    starts as the mean of the pieces it replaces. Returns how many tokens were added."""
+    from tokenizers import Tokenizer
+    from transformers import Qwen2TokenizerFast  # type: ignore[attr-defined]
+
+    old = pipe.tokenizer
+    spec = json.loads(old.backend_tokenizer.to_str())
+    vocab, merges = spec["model"]["vocab"], spec["model"]["merges"]
+    fresh = json.loads(train_tokenizer(prompt_corpus(rng), vocab_size).backend_tokenizer.to_str())
+    added: list[str] = []
+    for merge in fresh["model"]["merges"]:
+        left, right = merge if isinstance(merge, list) else merge.split(" ")
+        token = left + right
+        if token not in vocab and left in vocab and right in vocab:
+            vocab[token] = len(vocab)
+            merges.append([left, right] if isinstance(merge, list) else merge)
+            added.append(token)
+    if not added:
+        return 0
+    grown = Qwen2TokenizerFast(
+        tokenizer_object=Tokenizer.from_str(json.dumps(spec)), eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        unk_token=None, bos_token=None,
+    )  # fmt: skip
+    grown.chat_template = old.chat_template
+    embeddings = pipe.text_encoder.get_input_embeddings().weight.data.clone()
+    pipe.text_encoder.resize_token_embeddings(len(vocab))
+    weight = pipe.text_encoder.get_input_embeddings().weight.data
+    weight[: len(embeddings)] = embeddings
+    decode = old.backend_tokenizer.decoder
+    for token in added:
+        pieces = old(decode.decode([token]), add_special_tokens=False)["input_ids"]
+        weight[vocab[token]] = embeddings[pieces].mean(0)
+    pipe.tokenizer = grown
+    return len(added)
 
 
 def shifted(sigma: torch.Tensor) -> torch.Tensor:
@@ -214,8 +256,8 @@ def sample_batch(rng: random.Random, task: str, batch: int):  # type: ignore[no-
             examples.append(tasks.compose(rng))
         elif task == "sequence_first":  # a group's first frame comes from its prompt alone
             examples.append(tasks.sequence(rng)[0])
-        else:  # later frames carry the first frame as their reference
-            examples.extend(tasks.sequence(rng)[1:])
+        else:  # a later frame of a group of any length, with the first frame as its reference
+            examples.append(rng.choice(tasks.sequence(rng)[1:]))
     return examples[:batch]
 
 
@@ -286,6 +328,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200, help="steps of linear learning-rate warm-up")
     parser.add_argument("--vae-from", type=Path, default=None, help="reuse the VAE of an earlier --out (skips stage 1)")
     parser.add_argument("--resume", type=Path, default=None, help="continue from a saved folder (skips stage 1)")
+    parser.add_argument("--grow-vocab", type=int, default=None, metavar="N",
+                        help="on --resume: add merges of an N-token tokenizer trained on today's prompts")  # fmt: skip
     parser.add_argument("--state", type=Path, default=Path("build/builtin-state.pt"),
                         help="optimizer state, read on --resume and written with every save")  # fmt: skip
     args = parser.parse_args()
@@ -299,6 +343,9 @@ def main() -> None:
     if args.resume:
         pipe = Flux2KleinPipeline.from_pretrained(str(args.resume))
         pipe.scheduler = build_scheduler()
+        if args.grow_vocab:
+            count = grow_vocabulary(pipe, args.grow_vocab, random.Random(args.seed))
+            print(f"vocabulary grown by {count} tokens to {len(pipe.tokenizer)}", flush=True)
     else:
         tokenizer, text_encoder, vae, transformer, scheduler = build_components(args.seed)
         if args.vae_from:  # stage 1 done by an earlier run: its VAE and latent statistics as they are
@@ -318,13 +365,14 @@ def main() -> None:
     params = list(transformer.parameters()) + list(text_encoder.parameters())
     optimiser = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
     history = read_history(args.resume)
-    if args.resume:
+    if args.resume and not args.grow_vocab:  # a grown vocabulary's moments would not fit
         load_moments(args.state, optimiser)
     done_before = sum(run["steps"] for run in history)
     rng = random.Random(args.seed * 1_000_003 + done_before)
     budget, losses = Budget(args.steps, args.minutes), []
     run = {"steps": 0, "batch": args.batch, "lr": args.lr, "task_mix": TASK_MIX, "edit_mix": EDIT_MIX,
-           "unknown_caption_share": UNKNOWN_SHARE}  # fmt: skip
+           "unknown_caption_share": UNKNOWN_SHARE, "vocabulary": len(pipe.tokenizer),
+           "groups": f"2-{tasks.MAX_GROUP} frames", "wordings": "seqdream_devkit.wording, trained forms"}  # fmt: skip
     next_save = time.monotonic() + args.save_every_minutes * 60
     transformer.train()
     text_encoder.train()

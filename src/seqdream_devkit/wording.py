@@ -1,0 +1,210 @@
+"""How people word prompts for the shape world: the grammar the built-in model is trained on.
+
+Every caption and instruction is drawn from a small grammar of *forms*: clause order, an
+"an image of" prefix, how objects are joined, the verb of an edit, capitals and a final full
+stop. Each form has an index tuple, and a fixed rule holds some combinations out of training
+(`held_out`): every word and every option is trained, but the bench's phrasing stream draws
+only combinations training never saw, so it measures generalisation, not memory.
+
+The grammar, as users read it (README and `/api/v3/examples`):
+
+  caption  := [prefix] body [final]
+  prefix   := "an image of " | "a picture of " | "a drawing of "
+  body     := objects " on a " C " background" | objects " against a " C " background"
+            | "a " C " background with " objects | "on a " C " background, " objects
+  objects  := object (", " object)* [" and " | ", and " | ", "] object
+  object   := "a " size " " colour " " kind " " position
+  final    := "." ;  the first letter may be a capital
+
+  edit     := add | remove | recolour | resize | move | replace | background
+  add      := ("add" | "draw") object
+  remove   := ("remove" | "delete" | "erase") name
+  recolour := ("make" | "turn") name C | "change" name "to" C
+  resize   := "make" name (size | "bigger" | "larger" | "smaller")
+  move     := "move" name "to the" place | ("put" | "place") name position
+  replace  := "replace" name "with" object' | "turn" name "into" object' | "change" name "into" object'
+  backgr.  := ("change" | "set") "the background to" C | ("make" | "turn") "the background" C
+  name     := "the " [colour " "] kind [position]   (the colour may go when the kind is unique)
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from seqdream_devkit.world import Scene, Thing, position_phrase
+
+PREFIXES = ("", "an image of ", "a picture of ", "a drawing of ")
+BODIES = (
+    "{objects} on a {bg} background",
+    "{objects} against a {bg} background",
+    "a {bg} background with {objects}",
+    "on a {bg} background, {objects}",
+)
+JOINERS = (" and ", ", and ", ", ")
+FINALS = ("", ".")
+
+# Verbs of each edit kind, as templates over {name} (the object), {value} (colour, size,
+# place or new object). The first of each is the canonical wording.
+EDIT_VERBS: dict[str, tuple[str, ...]] = {
+    "add": ("add {value}", "draw {value}"),
+    "remove": ("remove {name}", "delete {name}", "erase {name}"),
+    "recolour": ("make {name} {value}", "turn {name} {value}", "change {name} to {value}"),
+    "resize": ("make {name} {value}",),
+    "move": ("move {name} {value}", "put {name} {value}", "place {name} {value}"),
+    "replace": ("replace {name} with {value}", "turn {name} into {value}", "change {name} into {value}"),
+    "background": (
+        "change the background to {value}",
+        "make the background {value}",
+        "turn the background {value}",
+        "set the background to {value}",
+    ),
+}
+GROWTH_WORDS = {"large": ("large", "bigger", "larger"), "small": ("small", "smaller")}
+COMPOSE_PROMPTS = (
+    "put the objects from image 1 on the background of image 2",
+    "place the shapes from image 1 on the background of image 2",
+    "put the shapes of image 1 onto the background of image 2",
+    "move the objects of image 1 onto the background from image 2",
+)
+
+
+def held_out(form: tuple[int, ...]) -> bool:
+    """The rule that keeps a share of form combinations out of training: index sum ≡ 3 (mod 4)."""
+    return sum(form) % 4 == 3
+
+
+@dataclass(frozen=True)
+class Style:
+    """Surface choices shared by captions and edits."""
+
+    capital: bool = False
+    final: str = ""
+
+    def apply(self, text: str) -> str:
+        text = text[0].upper() + text[1:] if self.capital else text
+        return text + self.final
+
+
+def _draw(rng: random.Random, held: bool | None, build) -> tuple[int, ...]:  # type: ignore[no-untyped-def]
+    """Draw form indices until the form is on the asked side of the hold-out rule (None: either)."""
+    while True:
+        form = build(rng)
+        if held is None or held_out(form) == held:
+            return form
+
+
+def join_objects(phrases: list[str], joiner: str) -> str:
+    if len(phrases) == 1:
+        return phrases[0]
+    return ", ".join(phrases[:-1]) + joiner + phrases[-1]
+
+
+def caption(scene: Scene, rng: random.Random, *, held: bool | None = False) -> str:
+    """A caption of the scene in one of the grammar's forms (held: only held-out forms, None: any)."""
+    many = len(scene.things) > 1
+
+    def build(r: random.Random) -> tuple[int, ...]:
+        joiner = r.randrange(len(JOINERS)) if many else 0
+        return (r.randrange(len(PREFIXES)), r.randrange(len(BODIES)), joiner, r.randrange(2), r.randrange(2))
+
+    prefix, body, joiner, capital, final = _draw(rng, held, build)
+    objects = join_objects([thing.phrase() for thing in scene.things], JOINERS[joiner])
+    text = PREFIXES[prefix] + BODIES[body].format(objects=objects, bg=scene.background)
+    return Style(bool(capital), FINALS[final]).apply(text)
+
+
+def object_name(scene: Scene, thing: Thing, *, short: bool = False) -> str:
+    """ "the red circle" ("the circle" when short and the kind is unique), with its position
+    when another object of the same name is in the scene."""
+    if short and sum(other.kind == thing.kind for other in scene.things) == 1:
+        return f"the {thing.kind}"
+    twins = [other for other in scene.things if (other.colour, other.kind) == (thing.colour, thing.kind)]
+    name = f"the {thing.colour} {thing.kind}"
+    return name if len(twins) == 1 else f"{name} {position_phrase(thing.column, thing.row)}"
+
+
+def instruction(
+    kind: str, scene: Scene, rng: random.Random, *, name_of: Thing | None, value: str, held: bool | None = False,
+    growth: str | None = None, destination: tuple[str, str] | None = None,
+) -> str:  # fmt: skip
+    """An edit instruction of `kind` in one of the grammar's forms.
+
+    `value` is the canonical value (colour, size, object phrase); `growth` ("large"/"small")
+    lets a resize say "bigger"; `destination` lets a move say "to the …" or "at the …".
+    """
+    verbs = EDIT_VERBS[kind]
+    short_ok = name_of is not None and sum(other.kind == name_of.kind for other in scene.things) == 1
+    size_words = GROWTH_WORDS[growth] if growth else (value,)
+
+    def build(r: random.Random) -> tuple[int, ...]:
+        return (
+            r.randrange(len(verbs)), r.randrange(2) if short_ok else 0, r.randrange(len(size_words)),
+            r.randrange(2), r.randrange(2),
+        )  # fmt: skip
+
+    verb, short, size_word, capital, final = _draw(rng, held, build)
+    name = object_name(scene, name_of, short=bool(short)) if name_of is not None else ""
+    if growth:
+        value = size_words[size_word]
+    if destination is not None:  # "move … to the left", "put … on the left"
+        value = position_phrase(*destination, destination=verbs[verb].startswith("move"))
+    text = verbs[verb].format(name=name, value=value)
+    return Style(bool(capital), FINALS[final]).apply(text)
+
+
+def compose_prompt(rng: random.Random, *, held: bool | None = False) -> str:
+    def build(r: random.Random) -> tuple[int, ...]:
+        return (r.randrange(len(COMPOSE_PROMPTS)), r.randrange(2), r.randrange(2))
+
+    prompt, capital, final = _draw(rng, held, build)
+    return Style(bool(capital), FINALS[final]).apply(COMPOSE_PROMPTS[prompt])
+
+
+# Groups:  group := lead what [" on a " C " background"] [final]
+GROUP_LEADS = (
+    "a series of {n} images of ",
+    "{n} images of ",
+    "a sequence of {n} frames of ",
+    "a set of {n} pictures showing ",
+)
+NUMBER_NAMES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen".split()
+GROUP_WHAT = {  # (names everything, leaves position/direction/colours to the defaults)
+    "moving": ("a small {colour} {kind} moving from left to right", "a {colour} {kind} moving"),
+    "growing": ("a {colour} {kind} in the center growing", "a {colour} {kind} growing"),
+    "recolouring": ("a large {kind} in the center changing colour from {colour} to {end}", "a {kind} changing colour"),
+}
+
+
+@dataclass(frozen=True)
+class GroupForm:
+    lead: int
+    number_word: bool
+    minimal: bool
+    names_background: bool
+    capital: bool
+    final: str
+
+    @property
+    def names_colour(self) -> bool:
+        """Whether a recolouring prompt names its colours (the others always name the colour)."""
+        return not self.minimal
+
+
+def group_form(rng: random.Random, *, held: bool | None = False) -> GroupForm:
+    def build(r: random.Random) -> tuple[int, ...]:
+        return (r.randrange(len(GROUP_LEADS)), r.randrange(2), r.randrange(2), r.randrange(4) > 0, r.randrange(2),
+                r.randrange(2))  # fmt: skip
+
+    lead, word, minimal, background, capital, final = _draw(rng, held, build)
+    return GroupForm(lead, bool(word), bool(minimal), bool(background), bool(capital), FINALS[final])
+
+
+def group_prompt(form: GroupForm, motion: str, count: int, kind: str, colour: str, end: str, background: str) -> str:
+    number = NUMBER_NAMES[count] if form.number_word else str(count)
+    what = GROUP_WHAT[motion][form.minimal].format(colour=colour, kind=kind, end=end)
+    what = "an " + what[2:] if what.startswith("a ") and what[2] in "aeiou" else what
+    text = GROUP_LEADS[form.lead].format(n=number) + what
+    if form.names_background:
+        text += f" on a {background} background"
+    return Style(form.capital, form.final).apply(text)
