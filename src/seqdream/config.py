@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from seqdream.builtin import BUILTIN_MODEL
+from seqdream.numbers import ascii_int
 
 DEFAULT_MODEL = BUILTIN_MODEL  # offline, CPU-sized; e.g. black-forest-labs/FLUX.2-klein-4B on a GPU
 
@@ -96,8 +97,8 @@ class Settings(BaseSettings):
     @classmethod
     def _check_sizes(cls, sizes: list[str]) -> list[str]:
         for size in sizes:
-            width, _, height = size.partition("*")
-            if not (width.isdigit() and height.isdigit() and 64 <= int(width) <= 4096 and 64 <= int(height) <= 4096):
+            width, height = (ascii_int(side) or 0 for side in size.partition("*")[::2])
+            if not (64 <= width <= 4096 and 64 <= height <= 4096):
                 raise ValueError(f"{size!r} is not WIDTH*HEIGHT with sides from 64 to 4096")
         return sizes
 

@@ -131,7 +131,7 @@ DEFAULT_BACKGROUND = "white"  # what a group prompt that names no background get
 def _drawn_area(kind: str, diameter: float) -> int:
     image = Image.new("L", (CANVAS, CANVAS))
     draw_shape(ImageDraw.Draw(image), kind, 255, (CANVAS / 2, CANVAS / 2), diameter)  # type: ignore[arg-type]
-    return sum(1 for value in image.getdata() if value)
+    return image.histogram()[255]
 
 
 def growth_diameters(kind: str, count: int) -> list[float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 
 from seqdream.images.decode import ImageInputError
 from seqdream.images.fetch import FetchPolicy, fetch_image_bytes
+from seqdream.net.addresses import HostError, normalise_host
 from seqdream_devkit.images import png_bytes
 
 PNG = png_bytes((70, 70), "teal")
@@ -121,3 +123,56 @@ def test_size_cap_and_read_timeout(origin: str) -> None:
 def test_unresolvable_host() -> None:
     with pytest.raises(ImageInputError, match="could not be resolved"):
         fetch_image_bytes("http://no-such-host.invalid/a.png", FetchPolicy())
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["64:ff9b::7f00:1", "64:ff9b:1::a00:1", "2002:7f00:1::", "::7f00:1", "2001:0:4136:e378:8000:63bf:80ff:fffe",
+     "fe80::5efe:7f00:1", "2002:a9fe:a9fe::"],
+)  # fmt: skip
+def test_ipv6_forms_embedding_a_private_ipv4_are_refused(address: str) -> None:
+    with pytest.raises(ImageInputError, match="not allowed"):
+        FetchPolicy().check_address(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::808:808", "2002:808:808::", "2606:4700::1111", "8.8.8.8"])
+def test_public_addresses_and_forms_embedding_public_ones_pass(address: str) -> None:
+    FetchPolicy().check_address(ipaddress.ip_address(address))
+
+
+def test_an_allowed_network_admits_its_embedded_forms_too() -> None:
+    policy = FetchPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),))
+    policy.check_address(ipaddress.ip_address("::ffff:127.0.0.1"))
+    policy.check_address(ipaddress.ip_address("64:ff9b::7f00:1"))
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [("127.0.0.1.", "127.0.0.1"), ("127。0。0。1", "127.0.0.1"), ("①②⑦.0.0.1", "127.0.0.1"), ("0x7f.1", "127.0.0.1"),
+     ("ＥＸＡＭＰＬＥ.com.", "example.com"), ("bücher.de", "xn--bcher-kva.de"), ("::1", "[::1]")],
+)  # fmt: skip
+def test_host_names_are_normalised_as_browsers_do(host: str, expected: str) -> None:
+    assert normalise_host(host)[0] == expected
+
+
+@pytest.mark.parametrize("host", ["a..b", "1.2.3.999", "foo.123", "xn--.com", "exa mple.com", "", "a" * 64 + ".com"])
+def test_host_names_that_cannot_be_valid_are_errors(host: str) -> None:
+    with pytest.raises(HostError):
+        normalise_host(host)
+
+
+def test_an_embedded_loopback_is_refused_before_connecting() -> None:
+    """Connect-time: the guarded transport never dials a form that embeds a private address."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.5)
+    port = listener.getsockname()[1]
+    try:
+        for url in (f"http://[::ffff:127.0.0.1]:{port}/a.png", f"http://[64:ff9b::7f00:1]:{port}/a.png"):
+            with pytest.raises(ImageInputError, match="not allowed"):
+                fetch_image_bytes(url, FetchPolicy())
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nothing ever connected
+    finally:
+        listener.close()

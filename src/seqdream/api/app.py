@@ -26,6 +26,7 @@ from seqdream.api.limits import BodySizeLimit
 from seqdream.api.notifier import JobEvents
 from seqdream.api.openapi import install_openapi
 from seqdream.api.schemas import FIELD_RULES, V45_FIELD_RULES
+from seqdream.api.security_headers import SecurityHeaders
 from seqdream.config import Settings
 from seqdream.jobs.worker import EngineHolder, WorkerPool
 from seqdream.metrics import process_registry
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost: on every answer, errors included
     install_error_handlers(
         app,
         {

@@ -62,6 +62,11 @@ def describe_validation_error(exc: RequestValidationError, rules: dict[str, str]
         message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
         field = where.split("[")[0].split(".")[0]
         rule = rules.get(field)
+        if where == "body" and error.get("type") == "missing":
+            lines.append(
+                "body: is empty; send a JSON object with the task's fields and 'Content-Type: application/json'"
+            )
+            continue
         if where == "body":  # a whole-request rule already names its field
             lines.append(message)
             continue
@@ -99,6 +104,11 @@ def install_error_handlers(
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if message.startswith("Part exceeded maximum size"):  # Starlette's multipart limit names no field
+            message = (
+                "multipart: a text field is larger than the 1 MiB a text part may carry "
+                "(send images as file parts; a prompt is at most 10000 characters)"
+            )
         return respond(request, exc.status_code, message)
 
     @app.exception_handler(StorageError)

@@ -9,33 +9,27 @@ fetch policy refuses) is a 400 here rather than a failed job later.
 from __future__ import annotations
 
 import ipaddress
-import re
-import socket
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from seqdream.api.envelope import APIError
 from seqdream.api.examples import example_file
-from seqdream.images.decode import ImageInputError, decode_base64_image, looks_like_url, open_image
-from seqdream.images.fetch import IPAddress
+from seqdream.images.decode import ImageInputError, check_header, decode_base64_image, looks_like_url, open_image
 from seqdream.jobs.request import Reference
 from seqdream.locations import OWN_EXAMPLE, OWN_OUTPUT, OWN_UPLOAD, input_key, output_key_from_url_parts
+from seqdream.net.addresses import HostError, IPAddress, is_loopback_name, normalise_host, refusal
 from seqdream.services import Services
+from seqdream.storage import BlobNotFound
 
 MAX_URL_CHARS = 4096
-_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+# Named in every refusal of a private address: how an operator lets a local receiver through.
+_ALLOW_HINT = " (an operator can allow a network with SEQDREAM_FETCH_ALLOW_NETWORKS)"
 
 
 def literal_address(host: str) -> IPAddress | None:
-    """The address a host names without DNS: dotted, IPv6 and the odd inet_aton forms (0x7f.1, 2130706433)."""
+    """The address a host names without DNS, in any notation a browser reads (None for names)."""
     try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    if not re.fullmatch(r"[0-9a-fA-FxX.]+", host):
-        return None
-    try:
-        return ipaddress.IPv4Address(socket.inet_aton(host))
-    except OSError:
+        return normalise_host(host)[1]
+    except HostError:
         return None
 
 
@@ -48,11 +42,13 @@ def own_path(url: str, bases: list[str]) -> str | None:
 
     Ours: the same scheme, host and port as one of `bases` (the request's and the configured public
     base), or a loopback host on the port the request came in on."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower().rstrip(".")  # "localhost." is localhost
-    port = parts.port or _default_port(parts.scheme)
-    address = literal_address(host)
-    loopback = host in _LOOPBACK_NAMES or (address is not None and (address.is_loopback or address.is_unspecified))
+    try:
+        parts = urlsplit(url)
+        host, address = normalise_host(parts.hostname or "")
+        port = parts.port or _default_port(parts.scheme)
+    except (HostError, ValueError):  # not a host or port we could be reached at
+        return None
+    loopback = is_loopback_name(host) or (address is not None and (address.is_loopback or address.is_unspecified))
     for base in bases:
         ours = urlsplit(base)
         our_port = ours.port or _default_port(ours.scheme)
@@ -70,6 +66,7 @@ def _own_source(path: str, label: str, job_id: str, index: int, services: Servic
         upload = services.uploads.get_ready(match["id"])
         if upload is None:
             raise APIError(400, f"{label}: no completed upload with id {match['id']} (it may have expired)")
+        _check_stored(services, upload.blob_key, label)
         return Reference(blob=upload.blob_key)
     if match := OWN_OUTPUT.match(path):
         key = output_key_from_url_parts(match["job"], match["name"])
@@ -84,6 +81,17 @@ def _own_source(path: str, label: str, job_id: str, index: int, services: Servic
     return None
 
 
+def _check_stored(services: Services, key: str, label: str) -> None:
+    """The limits a task will apply to a stored reference, checked now (they may have changed since)."""
+    settings = services.settings
+    try:
+        check_header(services.blobs.get(key), max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    except BlobNotFound:
+        raise APIError(400, f"{label}: the upload is no longer stored (it may have expired)") from None
+    except ImageInputError as exc:
+        raise APIError(400, f"{label} {exc}") from exc
+
+
 def _store(services: Services, key: str, data: bytes, label: str) -> str:
     try:
         services.blobs.put(key, data)
@@ -92,21 +100,30 @@ def _store(services: Services, key: str, data: bytes, label: str) -> str:
     return key
 
 
-def check_remote_url(value: str, label: str, services: Services) -> None:
-    """A 400 now for a URL the fetch policy can never allow (a loopback name, a literal private address)."""
+def check_remote_url(value: str, label: str, services: Services) -> str:
+    """The URL as it will be dialled (its host normalised as browsers do), or a 400 now for one the
+    fetch policy can never allow: a name that cannot be valid, a loopback name, a literal private
+    address in any notation."""
     if len(value) > MAX_URL_CHARS:
         raise APIError(400, f"{label}: the URL is longer than {MAX_URL_CHARS} characters")
-    parts = urlsplit(value)
-    if not parts.hostname:
-        raise APIError(400, f"{label}: {value!r} is not a valid URL")
-    if parts.hostname.lower().rstrip(".") in _LOOPBACK_NAMES:
-        raise APIError(400, f"{label}: {value!r} points to a loopback address, which is not allowed")
-    address = literal_address(parts.hostname)
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+        host, address = normalise_host(parts.hostname or "")
+    except HostError as exc:
+        raise APIError(400, f"{label}: {value[:200]!r}: {exc}") from exc
+    except ValueError as exc:  # urlsplit: a bad port or bracketed host
+        raise APIError(400, f"{label}: {value[:200]!r} is not a valid URL ({exc})") from exc
+    if is_loopback_name(host) and refusal(ipaddress.IPv4Address("127.0.0.1"), services.settings.allowed_networks):
+        raise APIError(400, f"{label}: {value[:200]!r} points to a loopback address, which is not allowed{_ALLOW_HINT}")
     if address is not None:
         try:
             services.fetch_policy.check_address(address)
         except ImageInputError as exc:
-            raise APIError(400, f"{label}: {value!r} {exc}") from exc
+            raise APIError(400, f"{label}: {value[:200]!r} {exc}{_ALLOW_HINT}") from exc
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = (f"{userinfo}@" if userinfo else "") + host + (f":{port}" if port is not None else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def accept_webhook(url: str | None, services: Services) -> str | None:
@@ -116,8 +133,7 @@ def accept_webhook(url: str | None, services: Services) -> str | None:
     url = url.strip()
     if urlsplit(url).scheme not in ("http", "https"):
         raise APIError(400, f"webhook: {url[:200]!r} is not an http(s) URL")
-    check_remote_url(url, "webhook", services)
-    return url
+    return check_remote_url(url, "webhook", services)
 
 
 def accept_images(images: list[str], job_id: str, services: Services, bases: list[str]) -> list[Reference]:
@@ -131,8 +147,7 @@ def accept_images(images: list[str], job_id: str, services: Services, bases: lis
             path = own_path(value, bases) if len(value) <= MAX_URL_CHARS else None
             own = _own_source(path, label, job_id, index, services) if path is not None else None
             if own is None:
-                check_remote_url(value, label, services)
-                own = Reference(url=value)
+                own = Reference(url=check_remote_url(value, label, services))
             sources.append(own)
             continue
         if value.startswith(("ftp://", "file://", "gopher://")) or "://" in value[:16]:

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from seqdream.api.deps import Caller, base_url, get_services, require_key
 from seqdream.api.envelope import APIError, success
 from seqdream.db import Upload
-from seqdream.images.decode import sniff_format
+from seqdream.images.decode import DECLARED_TYPES, MIME_TYPES, ImageInputError, open_image, sniff_format
 from seqdream.locations import output_key_from_url_parts, upload_put_url, upload_url
 from seqdream.services import Services
 from seqdream.storage import BlobNotFound
@@ -32,7 +32,7 @@ def safe_filename(name: str) -> str:
 FIELD_RULES = {
     "filename": "a non-empty string of at most 255 characters",
     "size": "the file's size in bytes, an integer of at least 1",
-    "content_type": "an image MIME type such as image/png",
+    "content_type": "one of image/png, image/jpeg, image/webp, image/gif, image/bmp",
 }
 
 
@@ -49,7 +49,9 @@ def _download_url(base: str, upload: Upload) -> str:
 
 
 def _check_image(services: Services, data: bytes, declared: int | None = None) -> str:
-    limit = services.settings.max_upload_bytes
+    """The upload's format, once it is known that a task can use it (else a 4xx now, not a failed task later)."""
+    settings = services.settings
+    limit = settings.max_upload_bytes
     if len(data) > limit:
         raise APIError(413, f"file: {len(data)} bytes is over the upload limit of {limit} bytes")
     if declared is not None and len(data) != declared:
@@ -57,6 +59,10 @@ def _check_image(services: Services, data: bytes, declared: int | None = None) -
     fmt = sniff_format(data)
     if fmt is None:
         raise APIError(415, "file: is not an image in an accepted format (JPEG, PNG, WebP, GIF, BMP)")
+    try:  # decoded in full once: the limits a task applies, and no damaged file
+        open_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels).close()
+    except ImageInputError as exc:
+        raise APIError(400, f"file: {exc}") from exc
     return fmt
 
 
@@ -77,9 +83,12 @@ async def create_upload(
     limit = services.settings.max_upload_bytes
     if body.size > limit:
         raise APIError(413, f"size: {body.size} bytes is over the upload limit of {limit} bytes")
-    content_type = body.content_type or mimetypes.guess_type(body.filename)[0] or "application/octet-stream"
-    if not content_type.startswith("image/"):
-        raise APIError(415, f"content_type: {content_type!r} is not an image type (allowed: image/*)")
+    declared = body.content_type or mimetypes.guess_type(body.filename)[0] or "application/octet-stream"
+    fmt = DECLARED_TYPES.get(declared.split(";", 1)[0].strip().lower())
+    if fmt is None:
+        allowed = ", ".join(MIME_TYPES.values())
+        raise APIError(415, f"content_type: {declared[:100]!r} is not an accepted image type ({allowed})")
+    content_type = MIME_TYPES[fmt]
     upload, token = await run_in_threadpool(
         services.uploads.open, safe_filename(body.filename), content_type, body.size, caller.key_id
     )
@@ -126,7 +135,7 @@ async def upload_binary(
 ) -> dict[str, Any]:
     data = await file.read(services.settings.max_upload_bytes + 1)
     fmt = await run_in_threadpool(_check_image, services, data)
-    content_type = f"image/{fmt.lower()}"
+    content_type = MIME_TYPES[fmt]
     name = safe_filename(file.filename or f"upload.{fmt.lower()}")
     upload, _token = await run_in_threadpool(services.uploads.open, name, content_type, len(data), caller.key_id)
     await run_in_threadpool(_store, services, upload, data)
@@ -145,8 +154,10 @@ async def get_file(upload_id: str, filename: str, services: Services = Depends(g
     found = await run_in_threadpool(services.uploads.read, upload_id, filename)
     if found is None:
         raise APIError(404, "file not found (it may have expired)")
-    upload, data = found
-    return Response(data, media_type=upload.content_type)
+    _upload, data = found
+    # The type comes from the stored bytes (checked at upload), never from what a client declared.
+    fmt = sniff_format(data)
+    return Response(data, media_type=MIME_TYPES[fmt] if fmt else "application/octet-stream")
 
 
 @router.get("/outputs/{job_id}/{name}", summary="Download a generated image")

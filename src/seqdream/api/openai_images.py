@@ -21,6 +21,7 @@ from seqdream.api.dialects import Submission, image_item, input_error, model_id,
 from seqdream.api.envelope import APIError
 from seqdream.api.schemas import MAX_IMAGES_OUT, MAX_REFERENCES, Prompt
 from seqdream.db import JobStatus
+from seqdream.numbers import ascii_int
 from seqdream.services import Services
 
 router = APIRouter(prefix="/v1")
@@ -137,7 +138,10 @@ async def edits(
 ) -> dict[str, Any]:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise APIError(415, "send the edit as multipart/form-data with image files and a prompt")
-    form = await request.form(max_files=MAX_REFERENCES + 2, max_fields=64)
+    # Text parts as large as a body may be: an over-long prompt is then refused naming its field.
+    form = await request.form(
+        max_files=MAX_REFERENCES + 2, max_fields=64, max_part_size=services.settings.max_request_bytes
+    )
     if form.get("mask") is not None:
         raise APIError(400, "mask: masks are not supported; describe the edit in the prompt")
     files = [item for name in ("image", "image[]") for item in form.getlist(name)]
@@ -154,9 +158,10 @@ async def edits(
     fields = {name: value for name, value in fields.items() if value is not None}
     n = form.get("n")
     if n is not None:
-        if not isinstance(n, str) or not n.strip().isdigit():
+        count = ascii_int(n) if isinstance(n, str) else None
+        if count is None:
             raise APIError(400, f"n: {FIELD_RULES['n']}")
-        fields["n"] = int(n)
+        fields["n"] = count
     try:
         body = OpenAIImageRequest.model_validate(fields)
     except ValidationError as exc:  # described and shaped like any other body's validation error

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
+from seqdream.api.protocol import BoundedHttpProtocol
 from seqdream.config import Settings
 
 
@@ -40,6 +41,7 @@ def serve(app: FastAPI, settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        http=BoundedHttpProtocol,  # limits on the request line and headers (431/414)
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
     )
     # Bind first: the lifespan starts workers, and a busy port must fail before any job is claimed.

@@ -71,6 +71,24 @@ def open_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
     return image
 
 
+MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif", "BMP": "image/bmp"}
+# What clients may declare for an upload: the accepted formats' types and their common aliases.
+DECLARED_TYPES = {**{mime: fmt for fmt, mime in MIME_TYPES.items()}, "image/jpg": "JPEG", "image/x-ms-bmp": "BMP"}
+
+
+def check_header(data: bytes, *, max_bytes: int, max_pixels: int) -> None:
+    """The size limits of `open_image`, read from the header alone (no pixel is decoded)."""
+    if len(data) > max_bytes:
+        raise ImageInputError(f"is {len(data)} bytes; the limit is {max_bytes} bytes")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise ImageInputError("could not be decoded as an image") from exc
+    if width * height > max_pixels:
+        raise ImageInputError(f"is {width}x{height} pixels; the limit is {max_pixels} pixels in all")
+
+
 def sniff_format(data: bytes) -> str | None:
     """The image format of `data`, or None; reads headers only."""
     try:

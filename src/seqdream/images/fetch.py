@@ -17,9 +17,8 @@ import httpcore
 import httpx
 
 from seqdream.images.decode import ImageInputError
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+from seqdream.net.addresses import IPAddress, Network, refusal
+from seqdream.numbers import ascii_int
 
 
 @dataclass(frozen=True)
@@ -31,21 +30,10 @@ class FetchPolicy:
     allowed_networks: tuple[Network, ...] = field(default_factory=tuple)
 
     def check_address(self, address: IPAddress) -> None:
-        if any(address in network for network in self.allowed_networks):
-            return
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        if not address.is_global or address.is_multicast:
-            kind = (
-                "loopback"
-                if address.is_loopback
-                else "link-local"
-                if address.is_link_local
-                else "private"
-                if address.is_private
-                else "non-public"
-            )
-            raise ImageInputError(f"points to a {kind} address ({address}), which is not allowed")
+        """Refuse an address the policy does not allow (an ImageInputError saying why)."""
+        reason = refusal(address, self.allowed_networks)
+        if reason is not None:
+            raise ImageInputError(reason)
 
 
 def resolve(host: str, port: int) -> list[IPAddress]:
@@ -53,6 +41,8 @@ def resolve(host: str, port: int) -> list[IPAddress]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise ImageInputError(f"host {host!r} could not be resolved ({exc.strerror})") from exc
+    except UnicodeError as exc:
+        raise ImageInputError(f"host {host!r} is not a valid host name ({exc})") from exc
     return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
@@ -90,19 +80,25 @@ def fetch_image_bytes(url: str, policy: FetchPolicy) -> bytes:
     """GET `url` following at most `max_redirects` redirects, each one re-checked."""
     timeout = httpx.Timeout(policy.read_timeout_s, connect=policy.connect_timeout_s)
     with httpx.Client(transport=GuardedTransport(policy), timeout=timeout, follow_redirects=False) as client:
-        current = httpx.URL(url)
+        try:
+            current = httpx.URL(url)
+        except httpx.InvalidURL as exc:
+            raise ImageInputError(f"is not a valid URL ({exc})") from exc
         for _hop in range(policy.max_redirects + 1):
             if current.scheme not in ("http", "https"):
                 raise ImageInputError(f"redirects to an unsupported scheme {current.scheme!r}")
             try:
                 with client.stream("GET", current, headers={"Accept": "image/*"}) as response:
                     if response.is_redirect:
-                        current = current.join(response.headers["location"])
+                        try:
+                            current = current.join(response.headers["location"])
+                        except httpx.InvalidURL as exc:
+                            raise ImageInputError(f"redirects to an invalid URL ({exc})") from exc
                         continue
                     if response.status_code != 200:
                         raise ImageInputError(f"answered HTTP {response.status_code}")
-                    declared = response.headers.get("content-length")
-                    if declared and declared.isdigit() and int(declared) > policy.max_bytes:
+                    declared = ascii_int(response.headers.get("content-length"))
+                    if declared is not None and declared > policy.max_bytes:
                         raise ImageInputError(f"is {declared} bytes; the limit is {policy.max_bytes} bytes")
                     body = bytearray()
                     for chunk in response.iter_bytes():
@@ -112,6 +108,6 @@ def fetch_image_bytes(url: str, policy: FetchPolicy) -> bytes:
                     return bytes(body)
             except httpx.TimeoutException as exc:
                 raise ImageInputError(f"timed out ({type(exc).__name__})") from exc
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 raise ImageInputError(f"could not be fetched ({exc})") from exc
         raise ImageInputError(f"redirected more than {policy.max_redirects} times")

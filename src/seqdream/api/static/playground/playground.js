@@ -256,7 +256,7 @@ async function submit(event) {
   event.preventDefault();
   hideError();
   clearTimeout(state.polling);
-  localStorage.setItem(KEY_STORAGE, $("api-key").value.trim());
+  sessionStorage.setItem(KEY_STORAGE, $("api-key").value.trim());
   if (state.refs.some((r) => r.status === "uploading")) { showError("Wait for the reference images to finish uploading."); return; }
   const { model, body } = buildBody();
   $("submit").disabled = true;
@@ -303,8 +303,8 @@ async function loadHistory() {
 
 // ---- wiring --------------------------------------------------------------------------------
 function init() {
-  $("api-key").value = localStorage.getItem(KEY_STORAGE) || "";
-  $("api-key").addEventListener("change", () => { localStorage.setItem(KEY_STORAGE, $("api-key").value.trim()); loadHistory(); });
+  $("api-key").value = sessionStorage.getItem(KEY_STORAGE) || "";
+  $("api-key").addEventListener("change", () => { sessionStorage.setItem(KEY_STORAGE, $("api-key").value.trim()); loadHistory(); });
   $("model").addEventListener("change", syncModelFields);
   $("cancel").addEventListener("click", () => cancel().catch(fail));
   $("size-preset").addEventListener("change", () => { $("custom-size").hidden = $("size-preset").value !== "custom"; refreshCurl(); });

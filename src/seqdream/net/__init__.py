@@ -1,0 +1,1 @@
+"""Network policy shared by reference fetches and webhooks: which hosts and addresses may be dialled."""
