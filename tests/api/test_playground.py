@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +18,16 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = os.environ.get("SEQDREAM_TEST_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (CI installs Debian's chromium)")
 ARTIFACTS = Path(os.environ.get("SEQDREAM_TEST_ARTIFACTS", "test-artifacts"))
+
+
+def wait_until(page, expression: str, timeout: float = 30_000) -> None:  # type: ignore[no-untyped-def]
+    """Poll `expression` with page.evaluate: Playwright's wait_for_function evaluates strings with
+    eval, which the pages' Content-Security-Policy (rightly) forbids."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout / 1000:.0f}s: {expression}")
+        page.wait_for_timeout(50)
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +90,7 @@ def test_group_with_a_reference_then_download(page, server: LocalServer, tmp_pat
     assert page.text_content("#meta-seed") == "77"
     assert page.text_content("#meta-nsfw") == "none detected"
     assert float(page.text_content("#elapsed").split()[0]) >= 0
-    page.wait_for_function(
-        "[...document.querySelectorAll('#gallery img')].every(i => i.complete && i.naturalWidth > 0)"
-    )
+    wait_until(page, "[...document.querySelectorAll('#gallery img')].every(i => i.complete && i.naturalWidth > 0)")
     assert page.evaluate("document.querySelector('#gallery img').naturalWidth") == 2048
 
     with page.expect_download() as download_info:
@@ -123,7 +133,7 @@ def test_removing_a_reference(page, tmp_path: Path) -> None:
         path.write_bytes(png_bytes((100, 100), colour))
         files.append(str(path))
     page.set_input_files("#file-input", files)
-    page.wait_for_function("document.querySelectorAll('#refs li.ready').length === 2")
+    wait_until(page, "document.querySelectorAll('#refs li.ready').length === 2")
     assert page.text_content("#refs-count") == "2 / 10"
     page.click("#refs li button >> nth=0")
     assert page.locator("#refs li").count() == 1 and page.text_content("#refs-count") == "1 / 10"
@@ -170,7 +180,7 @@ def test_built_in_model_examples_fill_the_form_and_run(browser, builtin_server: 
     assert buttons.count() >= 8
 
     buttons.filter(has_text="image 2").first.click()  # the composition example: two reference images
-    page.wait_for_function("document.querySelectorAll('#refs li.ready').length === 2")
+    wait_until(page, "document.querySelectorAll('#refs li.ready').length === 2")
     assert page.input_value("#model") == "bytedance/seedream-v4/edit"
     assert page.input_value("#prompt") == "put the objects from image 1 on the background of image 2"
     assert "/api/v3/media/files/" in page.text_content("#curl")
@@ -182,11 +192,9 @@ def test_built_in_model_examples_fill_the_form_and_run(browser, builtin_server: 
     assert page.input_value("#model") == "bytedance/seedream-v4/sequential"
     assert page.input_value("#max-images") == "4" and page.locator("#refs li").count() == 0
     page.click("#submit")  # the gallery empties at once, then fills with the new group
-    page.wait_for_function("document.querySelectorAll('#gallery figure img').length === 4", timeout=60_000)
+    wait_until(page, "document.querySelectorAll('#gallery figure img').length === 4", timeout=60_000)
     assert page.text_content("#status") == "completed"
-    page.wait_for_function(
-        "[...document.querySelectorAll('#gallery img')].every(i => i.complete && i.naturalWidth > 0)"
-    )
+    wait_until(page, "[...document.querySelectorAll('#gallery img')].every(i => i.complete && i.naturalWidth > 0)")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "playground-builtin-examples.png"), full_page=True)
     context.close()
@@ -247,3 +255,38 @@ def test_cancel_deletes_the_running_task(paced_page, paced_server: LocalServer) 
     task_id = page.text_content("#task-id")
     with paced_server.client() as api:
         assert api.get(f"/api/v3/predictions/{task_id}/result").json()["data"]["status"] == "deleted"
+
+
+@pytest.mark.parametrize(
+    ("path", "ready"),
+    [("/playground/", "#submit"), ("/docs", ".swagger-ui .info .title"), ("/redoc", "redoc .api-content h1")],
+)
+def test_pages_work_under_their_content_security_policy(browser, server: LocalServer, path: str, ready: str) -> None:
+    """The strict policy blocks nothing the pages need: they render, and Chromium reports no violation
+    but for third-party loads (the pages work offline)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    page = context.new_page()
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None,
+    )
+    response = page.goto(server.base_url + path)
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    page.wait_for_selector(ready, timeout=30_000)
+    page.wait_for_timeout(500)  # late scripts (workers, fonts) report their violations too
+    context.close()
+    # ReDoc's bundle asks for its logo from its CDN: blocking third-party loads is the policy's job.
+    own = [text for text in violations if not re.search(r"'https://(?!127\.0\.0\.1)", text)]
+    assert own == []
+
+
+def test_an_injected_inline_script_does_not_run(browser, server: LocalServer) -> None:
+    """What the policy is for: a script added to the page from outside is blocked."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(server.base_url + "/playground/")
+    page.evaluate("""() => { const s = document.createElement('script'); s.textContent = 'window.pwned = 1';
+                             document.body.appendChild(s); }""")
+    assert page.evaluate("window.pwned === undefined")
+    context.close()
