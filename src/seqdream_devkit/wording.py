@@ -6,25 +6,7 @@ stop. Each form has an index tuple, and a fixed rule holds some combinations out
 (`held_out`): every word and every option is trained, but the bench's phrasing stream draws
 only combinations training never saw, so it measures generalisation, not memory.
 
-The grammar, as users read it (README and `/api/v3/examples`):
-
-  caption  := [prefix] body [final]
-  prefix   := "an image of " | "a picture of " | "a drawing of "
-  body     := objects " on a " C " background" | objects " against a " C " background"
-            | "a " C " background with " objects | "on a " C " background, " objects
-  objects  := object (", " object)* [" and " | ", and " | ", "] object
-  object   := "a " size " " colour " " kind " " position
-  final    := "." ;  the first letter may be a capital
-
-  edit     := add | remove | recolour | resize | move | replace | background
-  add      := ("add" | "draw") object
-  remove   := ("remove" | "delete" | "erase") name
-  recolour := ("make" | "turn") name C | "change" name "to" C
-  resize   := "make" name (size | "bigger" | "larger" | "smaller")
-  move     := "move" name "to the" place | ("put" | "place") name position
-  replace  := "replace" name "with" object' | "turn" name "into" object' | "change" name "into" object'
-  backgr.  := ("change" | "set") "the background to" C | ("make" | "turn") "the background" C
-  name     := "the " [colour " "] kind [position]   (the colour may go when the kind is unique)
+The grammar users read (README, `/api/v3/examples`) is GRAMMAR below.
 """
 
 from __future__ import annotations
@@ -34,6 +16,32 @@ from dataclasses import dataclass
 
 from seqdream_devkit.world import Scene, Thing, position_phrase
 
+GRAMMAR = """
+Any prompt may start with a capital letter and end with a full stop.
+caption  := [prefix] body
+prefix   := "an image of " | "a picture of " | "a drawing of "
+body     := objects " on a " C " background" | objects " against a " C " background"
+          | "a " C " background with " objects | "on a " C " background, " objects
+objects  := object | object (", " object)* (" and " | ", and " | ", ") object
+object   := "a " size " " colour " " kind " " position
+position := "at the top left" | "at the top" | "on the left" | "in the center" | ... (9 cells)
+edit     := ("add" | "draw") object
+          | ("remove" | "delete" | "erase") name
+          | ("make" | "turn") name colour | "change " name " to " colour
+          | "make " name (" small" | " large" | " bigger" | " larger" | " smaller")
+          | "move " name " to the " place | ("put" | "place") name position
+          | ("replace " name " with" | "turn " name " into" | "change " name " into") object-without-position
+          | ("change" | "set") " the background to " C | ("make" | "turn") " the background " C
+compose  := "put the objects from image 1 on the background of image 2" (or "place the shapes ...", "onto")
+group    := ("a series of N images of " | "N images of " | "a sequence of N frames of "
+          | "a set of N pictures showing ") what      (N: 2-14, in digits or words)
+what     := "a small " colour " " kind " moving from left to right" | "a " colour " " kind " moving"
+          | "a " colour " " kind " in the center growing" | "a " colour " " kind " growing"
+          | "a large " kind " in the center changing colour from " colour " to " colour | "a " kind " changing colour"
+          followed by [" on a " C " background"] (white when not named)
+name     := "the " [colour " "] kind [position]   (the colour may go when the kind is unique)
+C        := a background colour: white, black, blue, green, yellow or purple
+"""
 PREFIXES = ("", "an image of ", "a picture of ", "a drawing of ")
 BODIES = (
     "{objects} on a {bg} background",

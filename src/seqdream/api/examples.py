@@ -30,16 +30,20 @@ EXAMPLES_FILE = "examples.json"
 
 @lru_cache(maxsize=8)
 def load_examples(model: str) -> dict[str, Any]:
-    """{"about": str, "examples": [...]} from the model folder, or empty when it ships none."""
+    """{"about": str, "grammar": str, "examples": [...]} from the model folder, or empty when it ships none."""
     path = Path(resolve_model(model)) / EXAMPLES_FILE
     try:
         payload = json.loads(path.read_text())
     except FileNotFoundError:
-        return {"about": "", "examples": []}
+        return {"about": "", "grammar": "", "examples": []}
     except (OSError, ValueError) as exc:
         log.warning("ignoring %s: %s", path, exc)
-        return {"about": "", "examples": []}
-    return {"about": str(payload.get("about", "")), "examples": list(payload.get("examples", []))}
+        return {"about": "", "grammar": "", "examples": []}
+    return {
+        "about": str(payload.get("about", "")),
+        "grammar": str(payload.get("grammar", "")),  # the prompt wordings the model was trained on
+        "examples": list(payload.get("examples", [])),
+    }
 
 
 def example_file(model: str, name: str) -> Path | None:
@@ -60,7 +64,7 @@ async def list_examples(request: Request, services: Services = Depends(get_servi
         {**example, "images": [example_file_url(base, name) for name in example.get("images", [])]}
         for example in found["examples"]
     ]
-    return success({"model": model, "about": found["about"], "examples": examples})
+    return success({"model": model, "about": found["about"], "grammar": found["grammar"], "examples": examples})
 
 
 @router.get("/files/{name}", summary="A reference image used by an example")
