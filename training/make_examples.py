@@ -47,7 +47,7 @@ EXAMPLES = [
     {"model": SEQUENTIAL, "max_images": 14,
      "prompt": "a series of 14 images of a small red circle moving from left to right on a blue background"},
     {"model": SEQUENTIAL, "max_images": 6, "prompt": "six images of a green square growing"},
-    {"model": SEQUENTIAL, "max_images": 5, "prompt": _recolouring(5, "red", "black")},
+    {"model": EDIT_SEQUENTIAL, "max_images": 5, "prompt": _recolouring(5, "red", "black")},
     {"model": EDIT, "images": ["scene-1.png"], "prompt": "turn the red circle into a large orange triangle"},
     {"model": EDIT, "images": ["scene-1.png"], "prompt": "move the blue square to the bottom left"},
     {"model": EDIT, "images": ["scene-1.png"], "prompt": "draw a small green cross at the bottom"},

@@ -7,25 +7,110 @@ runs first in every command, before torch is imported: OpenMP reads its settings
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 _configured: int | None = None
+_reason = "not configured"
 SPIN_COUNT = "30000"  # ~tens of microseconds
 
 
-def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity, e.g. a container's cpuset)."""
+@dataclass(frozen=True)
+class CoreBudget:
+    """How many cores this process may keep busy, and what said so."""
+
+    cores: int
+    reason: str
+
+
+def _cgroup_paths(proc_cgroup: str) -> dict[str, str]:
+    """Controller name ("" for cgroup v2) -> this process's cgroup path, from /proc/self/cgroup."""
+    paths: dict[str, str] = {}
+    for line in proc_cgroup.splitlines():
+        parts = line.strip().split(":", 2)
+        if len(parts) == 3:
+            for controller in parts[1].split(","):
+                paths[controller] = parts[2]
+    return paths
+
+
+def _ancestors(root: Path, relative: str) -> list[Path]:
+    """The cgroup's folder and every parent up to the mount point (a limit anywhere above applies)."""
+    folder, found = root / relative.lstrip("/"), []
+    while True:
+        found.append(folder)
+        if folder == root or root not in folder.parents:
+            return found
+        folder = folder.parent
+
+
+def _read(path: Path) -> str | None:
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def cgroup_quota(
+    root: Path = Path("/sys/fs/cgroup"), proc_cgroup: Path = Path("/proc/self/cgroup")
+) -> CoreBudget | None:
+    """The CPU quota of this process's cgroup in cores (v2 `cpu.max`, v1 `cpu.cfs_quota_us`), or None.
+
+    The tightest limit of the cgroup and its ancestors wins, rounded up: 1.5 CPUs is 2 threads'
+    worth of work that must not all run at once, which is what `--cpus 1.5` means."""
+    text = _read(proc_cgroup)
+    if text is None:
+        return None
+    paths, best = _cgroup_paths(text), None
+    if "" in paths:  # cgroup v2: "max 100000" or "150000 100000"
+        for folder in _ancestors(root, paths[""]):
+            fields = (_read(folder / "cpu.max") or "").split()
+            if len(fields) == 2 and fields[0] != "max" and fields[0].isascii() and fields[0].isdigit():
+                quota = int(fields[0]) / int(fields[1])
+                if best is None or quota < best[0]:
+                    best = (quota, f"cgroup v2 cpu.max {fields[0]}/{fields[1]} in {folder}")
+    for controller in ("cpu", "cpuacct"):  # cgroup v1, where the cpu controller is mounted
+        if controller not in paths:
+            continue
+        for mount in (root / "cpu,cpuacct", root / "cpu"):
+            for folder in _ancestors(mount, paths[controller]):
+                quota_us, period_us = _read(folder / "cpu.cfs_quota_us"), _read(folder / "cpu.cfs_period_us")
+                if quota_us and period_us and quota_us.lstrip("-").isdigit() and int(quota_us) > 0:
+                    quota = int(quota_us) / int(period_us)
+                    if best is None or quota < best[0]:
+                        best = (quota, f"cgroup v1 cpu.cfs_quota_us {quota_us}/{period_us} in {folder}")
+    if best is None:
+        return None
+    return CoreBudget(max(1, math.ceil(best[0] - 1e-9)), best[1])
+
+
+def core_budget() -> CoreBudget:
+    """The cores this process may use: its CPU affinity (a cpuset), capped by a cgroup CPU quota
+    (a container's `--cpus`, a pod's `resources.limits.cpu`), as container-aware runtimes do."""
+    try:
+        budget = CoreBudget(max(1, len(os.sched_getaffinity(0))), "CPU affinity")
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        budget = CoreBudget(max(1, os.cpu_count() or 1), "os.cpu_count()")
+    quota = cgroup_quota()
+    if quota is not None and quota.cores < budget.cores:
+        return quota
+    return budget
+
+
+def available_cores() -> int:
+    """Cores this process may use (`core_budget`)."""
+    return core_budget().cores
 
 
 def configure_threads(count: int | None = None) -> int:
     """Size every pool to `count` threads (default: the available cores); returns the count."""
-    global _configured
-    count = max(1, count or available_cores())
+    global _configured, _reason
+    budget = core_budget()
+    _reason = "SEQDREAM_THREADS" if count else budget.reason
+    count = max(1, count or budget.cores)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(count)
     # OpenMP threads spin briefly between parallel regions, then sleep. Measured with
@@ -55,6 +140,11 @@ def configure_threads(count: int | None = None) -> int:
 def configured_threads() -> int:
     """The count `configure_threads` chose, or the available cores if it has not run."""
     return _configured or available_cores()
+
+
+def thread_report() -> dict[str, object]:
+    """What /health and the start-up log say about the CPU pools: sizes and why."""
+    return {"torch": configured_threads(), "images": min(8, configured_threads()), "reason": _reason}
 
 
 def onnx_session_options():  # type: ignore[no-untyped-def]

@@ -37,6 +37,7 @@ class ServerProcess:
         }
         self.log_path = data_dir / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.prefix: list[str] = []  # a command the server runs under (taskset, a cgroup mover), if any
         self.api_key = self.cli("keys", "create", "--name", "tests").stdout.strip()
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -53,7 +54,7 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "seqdream.cli.main", "serve", *self.serve_args],
+            [*self.prefix, sys.executable, "-m", "seqdream.cli.main", "serve", *self.serve_args],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

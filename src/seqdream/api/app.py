@@ -31,6 +31,7 @@ from seqdream.config import Settings
 from seqdream.jobs.worker import EngineHolder, WorkerPool
 from seqdream.metrics import process_registry
 from seqdream.services import Services
+from seqdream.threads import thread_report
 
 log = logging.getLogger(__name__)
 PLAYGROUND_DIR = Path(__file__).parent / "static" / "playground"
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "jobs": await run_in_threadpool(services.jobs.counts),
             "engine": None if engines is None else engines.state,
             "engine_error": engines.last_error if engines else None,
+            "threads": thread_report(),
         }
 
     return app

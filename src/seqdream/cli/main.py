@@ -62,7 +62,7 @@ def serve(
     """Run the HTTP API (and, by default, one in-process worker)."""
     from seqdream.api.app import create_app
     from seqdream.api.server import serve as run_server
-    from seqdream.threads import configured_threads
+    from seqdream.threads import thread_report
 
     settings = _settings(host=host, port=port, inline_workers=workers, model=model, auth_disabled=no_auth or None)
     _configure_logging(settings.log_level)
@@ -76,7 +76,10 @@ def serve(
             err=True,
         )
     services.close()
-    logging.getLogger("seqdream").info("CPU thread pools sized for %d core(s)", configured_threads())
+    report = thread_report()
+    logging.getLogger("seqdream").info(
+        "CPU thread pools: torch %s, images %s (from %s)", report["torch"], report["images"], report["reason"]
+    )
     typer.secho(f"playground: http://{settings.host}:{settings.port}/   API docs: /docs", err=True)
     run_server(create_app(settings), settings)
 

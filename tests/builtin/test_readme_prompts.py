@@ -1,0 +1,114 @@
+"""Every prompt the README shows a user draws what it says on the built-in model.
+
+The prompts are read out of the README's code blocks (curl, SDK, Ark, OpenAI, webhooks), so a
+prompt added there without an expectation here fails; each one is run through the WaveSpeed
+route on a fresh built-in server with the reference it is shown with, and the pictures are read
+back: the exact scene for single images, consistency and progression for groups.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+
+from seqdream.jobs.planner import requested_count
+from seqdream_devkit.images import decode
+from seqdream_devkit.parser import parse
+from seqdream_devkit.world import Scene, Thing
+from support.servers import LocalServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "quality"))
+from run import score_group  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+SCENE_1 = Scene(
+    "white", (Thing("circle", "red", "large", "left", "middle"), Thing("square", "blue", "small", "right", "top"))
+)
+SCENE_2 = Scene("green", (Thing("triangle", "yellow", "large", "center", "middle"),))
+RED, BLUE = SCENE_1.things
+# prompt -> (references, what it should draw: a scene, or a group's motion)
+EXPECTED: dict[str, tuple[list[str], Scene | str]] = {
+    "a series of 4 images of a small red circle moving from left to right on a blue background": ([], "moving"),
+    "a series of 14 images of a small red circle moving from left to right on a blue background": ([], "moving"),
+    "a series of 3 images of a green square in the center growing on a white background": ([], "growing"),
+    "a series of 3 images of a green square growing": ([], "growing"),
+    "six images of a green square growing": ([], "growing"),
+    "a large red circle in the center on a blue background": (
+        [], Scene("blue", (Thing("circle", "red", "large", "center", "middle"),))
+    ),
+    "replace the red circle with a large orange triangle": (
+        ["scene-1.png"], SCENE_1.with_things([replace(RED, kind="triangle", colour="orange"), BLUE])
+    ),
+    "move the blue square to the bottom left": (
+        ["scene-1.png"], SCENE_1.with_things([RED, replace(BLUE, column="left", row="bottom")])
+    ),
+    "make the background yellow": (["scene-1.png"], replace(SCENE_1, background="yellow")),
+    "put the objects from image 1 on the background of image 2": (
+        ["scene-1.png", "scene-2.png"], replace(SCENE_1, background="green")
+    ),
+}  # fmt: skip
+_PROMPT = re.compile(r"""["']?prompt["']?\s*[:=]\s*"([^"]+)\"""")
+
+
+def code_blocks(text: str) -> list[str]:
+    """The fenced code blocks of a Markdown text."""
+    blocks, current = [], None
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            if current is None:
+                current = []
+            else:
+                blocks.append("\n".join(current))
+                current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def documented_prompts() -> list[str]:
+    found: list[str] = []
+    for path in DOCUMENTS:
+        for block in code_blocks(path.read_text()):
+            found += [prompt for prompt in _PROMPT.findall(block) if prompt not in found]
+    return found
+
+
+def test_every_documented_prompt_has_an_expectation() -> None:
+    prompts = documented_prompts()
+    assert len(prompts) >= 6
+    assert [prompt for prompt in prompts if prompt not in EXPECTED] == []
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    server = LocalServer(tmp_path_factory.mktemp("readme"), None).start()  # the built-in model
+    try:
+        with server.client() as client:
+            yield client
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("prompt", documented_prompts())
+def test_a_documented_prompt_draws_what_it_says(api: httpx.Client, prompt: str) -> None:
+    references, expected = EXPECTED[prompt]
+    images = [f"{api.base_url}/api/v3/examples/files/{name}" for name in references]
+    count = requested_count(prompt) or 1
+    route = "edit" if images else ("sequential" if count > 1 else "")
+    body = {"prompt": prompt, "images": images, "max_images": count, "size": "1024*1024", "seed": 42}
+    response = api.post(f"/api/v3/bytedance/seedream-v4/{route}".rstrip("/"), json={**body, "enable_sync_mode": True})
+    data = response.json()["data"]
+    assert response.status_code == 200 and data["status"] == "completed", response.text
+    pictures = [decode(api.get(url).content) for url in data["outputs"]]
+    assert len(pictures) == count
+    if isinstance(expected, Scene):
+        assert parse(pictures[0]) == expected
+    else:
+        assert score_group(expected, pictures) == (1.0, 1.0)
