@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from seqdream.api.protocol import BoundedHttpProtocol
 from seqdream.config import Settings
+from seqdream.health import announce
 
 
 class GracefulServer(uvicorn.Server):
@@ -46,4 +47,8 @@ def serve(app: FastAPI, settings: Settings) -> None:
     )
     # Bind first: the lifespan starts workers, and a busy port must fail before any job is claimed.
     sock = config.bind_socket()
+    host, port = sock.getsockname()[:2]
+    wildcard = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}
+    probe = wildcard.get(host) or (f"[{host}]" if ":" in host else host)
+    announce(f"http://{probe}:{port}/health/live")  # what `seqdream health` (the HEALTHCHECK) asks
     GracefulServer(config, app).run(sockets=[sock])

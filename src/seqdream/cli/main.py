@@ -93,30 +93,51 @@ def worker(
     ),
 ) -> None:
     """Run workers against the configured database, in this process, until interrupted."""
+    from seqdream.health import announce, heartbeat, serve_worker_status
+
     settings = _settings(device=device)
     _configure_logging(settings.log_level)
     services = _services(settings)
+    url = None
     if metrics_port is not None:
-        from prometheus_client import start_http_server
+        from prometheus_client import generate_latest
 
         from seqdream.metrics import process_registry
 
-        start_http_server(
-            metrics_port, registry=process_registry(services.jobs, services.webhooks, lambda: services.engines.state)
-        )
+        registry = process_registry(services.jobs, services.webhooks, lambda: services.engines.state)
+
+        def ready() -> dict[str, Any]:
+            state = services.engines.state
+            return {"status": "ready" if state == "ready" else "not ready", "engine": state}
+
+        url = serve_worker_status(metrics_port, lambda: generate_latest(registry), ready)
+    announce(url)
     dispatcher = services.start_webhooks()
     wake = threading.Event()  # set by a NOTIFY of a new task (PostgreSQL): claim at once, not at the next poll
     pool = services.start_workers(concurrency, wake=wake, on_finished=lambda _job_id: dispatcher.wake.set())
     listener = services.listen(on_new_job=wake.set, on_job_ended=lambda _job_id: dispatcher.wake.set())
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: pool.on_signal())
+    beats = 0
     while not pool.stop.wait(0.5) and pool.alive():
-        pass
+        beats += 1
+        if beats % 10 == 0:  # every 5 s: `seqdream health` reads a fresh heartbeat
+            heartbeat()
     pool.shutdown(settings.shutdown_grace_s)
     dispatcher.shutdown()
     if listener is not None:
         listener.close()
     services.close()
+
+
+@app.command()
+def health(timeout: float = typer.Option(3.0, help="Seconds to wait for the answer.")) -> None:
+    """Exit 0 if the seqdream process of this host/container is alive (serve or worker), else 1."""
+    from seqdream.health import check
+
+    healthy, why = check(timeout)
+    typer.echo(why, err=not healthy)
+    raise typer.Exit(0 if healthy else 1)
 
 
 @app.command()
