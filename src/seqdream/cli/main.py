@@ -13,10 +13,16 @@ import typer
 
 from seqdream.config import Settings
 
-app = typer.Typer(help="Self-hosted Seedream V4 image service (WaveSpeed-compatible API).", no_args_is_help=True)
-keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+# Plain help text (click's): no type noise such as "<bool>" beside every flag.
+app = typer.Typer(
+    help="Self-hosted Seedream V4 image service (WaveSpeed-compatible API).",
+    no_args_is_help=True, rich_markup_mode=None, add_completion=False,
+)  # fmt: skip
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(keys_app, name="keys")
-db_app = typer.Typer(help="Database schema (serve and worker upgrade it on start).", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Database schema (serve and worker upgrade it on start).", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(db_app, name="db")
 
 
@@ -53,10 +59,14 @@ def _services(settings: Settings):  # type: ignore[no-untyped-def]
 
 @app.command()
 def serve(
-    host: str | None = typer.Option(None, help="Interface to bind [SEQDREAM_HOST]."),
-    port: int | None = typer.Option(None, help="Port [SEQDREAM_PORT]."),
-    workers: int | None = typer.Option(None, help="In-process workers; 0 = API only [SEQDREAM_INLINE_WORKERS]."),
-    model: str | None = typer.Option(None, help="Model id or local folder [SEQDREAM_MODEL]."),
+    host: str | None = typer.Option(None, metavar="HOST", help="Interface to bind [SEQDREAM_HOST, default 127.0.0.1]."),
+    port: int | None = typer.Option(None, metavar="PORT", help="Port [SEQDREAM_PORT, default 8000]."),
+    workers: int | None = typer.Option(
+        None, metavar="N", help="In-process workers; 0 = API only [SEQDREAM_INLINE_WORKERS, default 1]."
+    ),
+    model: str | None = typer.Option(
+        None, metavar="MODEL", help="Model id or local folder [SEQDREAM_MODEL, default: built-in]."
+    ),
     no_auth: bool = typer.Option(False, "--no-auth", help="Development only: accept requests without an API key."),
 ) -> None:
     """Run the HTTP API (and, by default, one in-process worker)."""
@@ -86,10 +96,14 @@ def serve(
 
 @app.command()
 def worker(
-    concurrency: int = typer.Option(1, min=1, max=16, help="Worker threads in this process (they share one model)."),
-    metrics_port: int | None = typer.Option(None, help="Serve Prometheus metrics at http://0.0.0.0:PORT/metrics."),
+    concurrency: int = typer.Option(
+        1, metavar="N", min=1, max=16, help="Worker threads in this process (they share one model)."
+    ),
+    metrics_port: int | None = typer.Option(
+        None, metavar="PORT", help="Serve Prometheus metrics at http://0.0.0.0:PORT/metrics."
+    ),
     device: str | None = typer.Option(
-        None, help="cpu, mps, cuda or cuda:N: one worker process per GPU [SEQDREAM_DEVICE]."
+        None, metavar="DEVICE", help="cpu, mps, cuda or cuda:N: one worker process per GPU [SEQDREAM_DEVICE]."
     ),
 ) -> None:
     """Run workers against the configured database, in this process, until interrupted."""
@@ -130,8 +144,25 @@ def worker(
     services.close()
 
 
+def _version(value: bool) -> None:
+    if value:
+        from seqdream import __version__
+
+        typer.echo(f"seqdream {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Self-hosted Seedream V4 image service (WaveSpeed-compatible API)."""
+
+
 @app.command()
-def health(timeout: float = typer.Option(3.0, help="Seconds to wait for the answer.")) -> None:
+def health(timeout: float = typer.Option(3.0, metavar="SECONDS", help="Seconds to wait for the answer.")) -> None:
     """Exit 0 if the seqdream process of this host/container is alive (serve or worker), else 1."""
     from seqdream.health import check
 
@@ -142,15 +173,15 @@ def health(timeout: float = typer.Option(3.0, help="Seconds to wait for the answ
 
 @app.command()
 def generate(
-    prompt: str = typer.Argument(..., help="What to draw or how to edit the references."),
+    prompt: str = typer.Argument(..., metavar="PROMPT", help="What to draw or how to edit the references."),
     image: list[Path] = typer.Option(
-        [], "--image", "-i", exists=True, dir_okay=False, help="Reference image (repeat, up to 10)."
+        [], "--image", "-i", metavar="IMAGE", exists=True, dir_okay=False, help="Reference image (repeat, up to 10)."
     ),
-    size: str = typer.Option("2048*2048", help='Output size "W*H", 1024-4096 per side.'),
-    max_images: int = typer.Option(1, help="Most images in the group, 1-14."),
-    seed: int = typer.Option(-1, help="Seed; -1 picks one at random."),
-    out: Path = typer.Option(Path("."), "--out", "-o", file_okay=False, help="Folder for the images."),
-    model: str | None = typer.Option(None, help="Model id or local folder [SEQDREAM_MODEL]."),
+    size: str = typer.Option("2048*2048", metavar="W*H", help='Output size "W*H", 1024-4096 per side.'),
+    max_images: int = typer.Option(1, metavar="N", help="Most images in the group, 1-14."),
+    seed: int = typer.Option(-1, metavar="SEED", help="Seed; -1 picks one at random."),
+    out: Path = typer.Option(Path("."), "--out", "-o", metavar="DIR", file_okay=False, help="Folder for the images."),
+    model: str | None = typer.Option(None, metavar="MODEL", help="Model id or local folder [SEQDREAM_MODEL]."),
 ) -> None:
     """Generate images locally, without a server, with a progress bar."""
     from pydantic import ValidationError
@@ -197,7 +228,7 @@ def generate(
 
 
 @keys_app.command("create")
-def keys_create(name: str = typer.Option("default", help="A label to recognise the key by.")) -> None:
+def keys_create(name: str = typer.Option("default", metavar="NAME", help="A label to recognise the key by.")) -> None:
     """Create an API key and print it (it is shown only once)."""
     services = _services(Settings())
     created = services.keys.create(name)
@@ -215,7 +246,9 @@ def keys_list() -> None:
 
 
 @keys_app.command("revoke")
-def keys_revoke(key: str = typer.Argument(..., help="Key id or prefix from 'seqdream keys list'.")) -> None:
+def keys_revoke(
+    key: str = typer.Argument(..., metavar="KEY", help="Key id or prefix from 'seqdream keys list'"),
+) -> None:
     """Revoke a key: requests using it get 401 from then on."""
     services = _services(Settings())
     if not services.keys.revoke(key):
