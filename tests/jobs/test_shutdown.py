@@ -93,3 +93,21 @@ def test_a_busy_port_fails_before_any_worker_claims_a_job(tiny_model: Path, tmp_
     row = job_row(api_only.data_dir / "seqdream.db", job_id)
     assert (row["status"], row["attempts"]) == ("created", 0)
     api_only.stop()
+
+
+def test_a_job_in_a_slow_step_is_handed_back_without_waiting_for_the_step(tiny_model: Path, tmp_path: Path) -> None:
+    """Grace over, the job goes back to the queue at once, not at the end of the running denoising step
+    (a 1024-pixel step of the tiny model takes tens of seconds here), and the process exits: a
+    container's stop timeout does not kill it with the job still claimed."""
+    server = LocalServer(
+        tmp_path / "data", tiny_model, SEQDREAM_SHUTDOWN_GRACE_S="0.5", SEQDREAM_JOB_LEASE_S="120",
+        SEQDREAM_NATIVE_RESOLUTION="1024", SEQDREAM_NUM_INFERENCE_STEPS="50",
+    ).start()  # fmt: skip
+    job_id = submit_and_wait_processing(server, 1)
+    time.sleep(1)  # inside the first step
+    code, took = stop_with(server, signal.SIGTERM)
+    log = server.log_path.read_text()
+    assert code == 0 and took < 15, (took, log)
+    assert f"job {job_id}: handed back to the queue (shutdown)" in log
+    row = job_row(server.data_dir / "seqdream.db", job_id)
+    assert (row["status"], row["attempts"], row["worker_id"]) == ("created", 0, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -51,6 +52,18 @@ def _configure_logging(level: str) -> None:
     )
 
 
+def _exit_past_interrupted_jobs(pool: Any) -> None:
+    """Everything is shut down and any running job handed back; a worker thread may still be inside
+    a denoising step (native code), and letting the interpreter tear down under it aborts the
+    process. Exit now, cleanly, instead of waiting for the step."""
+    if pool is not None and pool.alive():
+        logging.getLogger("seqdream").info("exiting while a handed-back job's step winds down")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
 def _services(settings: Settings):  # type: ignore[no-untyped-def]
     from seqdream.services import Services
 
@@ -91,7 +104,9 @@ def serve(
         "CPU thread pools: torch %s, images %s (from %s)", report["torch"], report["images"], report["reason"]
     )
     typer.secho(f"playground: http://{settings.host}:{settings.port}/   API docs: /docs", err=True)
-    run_server(create_app(settings), settings)
+    application = create_app(settings)
+    run_server(application, settings)
+    _exit_past_interrupted_jobs(getattr(application.state, "workers", None))
 
 
 @app.command()
@@ -142,6 +157,7 @@ def worker(
     if listener is not None:
         listener.close()
     services.close()
+    _exit_past_interrupted_jobs(pool)
 
 
 def _version(value: bool) -> None:

@@ -120,6 +120,16 @@ class Worker:
         if self.abort.is_set():
             raise Interrupted
 
+    def hand_back_now(self) -> str | None:
+        """Return the running job to the queue at once (its thread stops at its next step and finds
+        the job no longer its own): a slow step cannot keep the job from the next worker."""
+        self.abort.set()
+        job_id = self.current_job
+        if job_id is not None and self.jobs.hand_back(job_id, self.worker_id):
+            log.warning("job %s: handed back to the queue (shutdown)", job_id)
+            return job_id
+        return None
+
     def notice_deleted(self, job_id: str) -> None:
         """Stop the running job at its next denoising step if it is `job_id`."""
         if self.current_job == job_id:
@@ -251,8 +261,8 @@ class Worker:
             return
         except Interrupted:
             FAILURES.labels("interrupted").inc()
-            store.hand_back(job.id, self.worker_id)
-            log.warning("job %s: interrupted by shutdown; handed back to the queue", job.id)
+            if store.hand_back(job.id, self.worker_id):  # else already handed back by hand_back_now
+                log.warning("job %s: interrupted by shutdown; handed back to the queue", job.id)
             return
         except OSError as exc:  # full disk, storage unreachable: keep the job, try again later
             self._retry_later(job, exc)
@@ -311,6 +321,9 @@ class _StoredImages:
         self.flags: list[bool] = []
 
 
+HAND_BACK_WAIT_S = 2.0  # after handing jobs back, how long shutdown waits for their threads to stop
+
+
 class WorkerPool:
     """Worker threads of one process, with a graceful stop.
 
@@ -351,8 +364,9 @@ class WorkerPool:
         if self.alive():
             log.warning("running jobs did not finish within %.0fs; handing them back to the queue", grace_s)
             self.abort_running()
+            deadline = time.monotonic() + HAND_BACK_WAIT_S  # the threads are daemons: exit without them
             for thread in self.threads:
-                thread.join()
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def notice_deleted(self, job_id: str) -> None:
         """A job was deleted in this process: the worker running it stops at its next step."""
@@ -360,9 +374,9 @@ class WorkerPool:
             worker.notice_deleted(job_id)
 
     def abort_running(self) -> None:
-        """Interrupt running jobs at their next denoising step and hand them back to the queue."""
+        """Hand running jobs back to the queue now; their threads stop at their next denoising step."""
         for worker in self.workers:
-            worker.abort.set()
+            worker.hand_back_now()
 
     def alive(self) -> bool:
         return any(thread.is_alive() for thread in self.threads)
