@@ -52,3 +52,16 @@ def test_cgroup_v1_unlimited(tmp_path: Path) -> None:
 
 def test_no_cgroup_file(tmp_path: Path) -> None:
     assert cgroup_quota(tmp_path / "cg", tmp_path / "missing") is None
+
+
+def test_a_model_folder_may_recommend_its_thread_count(tmp_path: Path) -> None:
+    from seqdream.threads import model_thread_hint
+
+    assert model_thread_hint(tmp_path) is None  # no seqdream.json
+    _write(tmp_path / "seqdream.json", '{"num_inference_steps": 20}')
+    assert model_thread_hint(tmp_path) is None
+    _write(tmp_path / "seqdream.json", '{"cpu_threads": 1}')
+    assert model_thread_hint(tmp_path) == 1
+    for bad in ('{"cpu_threads": 0}', '{"cpu_threads": "2"}', "[1]", "not json"):
+        _write(tmp_path / "seqdream.json", bad)
+        assert model_thread_hint(tmp_path) is None

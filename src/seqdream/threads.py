@@ -7,6 +7,7 @@ runs first in every command, before torch is imported: OpenMP reads its settings
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -105,11 +106,30 @@ def available_cores() -> int:
     return core_budget().cores
 
 
-def configure_threads(count: int | None = None) -> int:
-    """Size every pool to `count` threads (default: the available cores); returns the count."""
+def model_thread_hint(model_folder: str | Path) -> int | None:
+    """The intra-op thread count a model folder's seqdream.json recommends ("cpu_threads"), if any.
+
+    Read without torch (threads must be sized before it loads). A small model's ops are too short
+    to split: its threads mostly wait for each other, and on a busy CPU for the slowest one."""
+    try:
+        value = json.loads((Path(model_folder) / "seqdream.json").read_text()).get("cpu_threads")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and value >= 1 else None
+
+
+def configure_threads(count: int | None = None, hint: int | None = None) -> int:
+    """Size every pool: `count` threads if set (SEQDREAM_THREADS), else the model's `hint` within
+    the core budget, else the core budget; returns the count."""
     global _configured, _reason
     budget = core_budget()
-    _reason = "SEQDREAM_THREADS" if count else budget.reason
+    if count:
+        _reason = "SEQDREAM_THREADS"
+    elif hint:
+        count = min(hint, budget.cores)
+        _reason = f"the model's seqdream.json (cpu_threads {hint}); {budget.cores} core(s) by {budget.reason}"
+    else:
+        _reason = budget.reason
     count = max(1, count or budget.cores)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(count)

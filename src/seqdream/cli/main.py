@@ -31,7 +31,7 @@ def _settings(**overrides: object) -> Settings:
     """Settings for a command, with the CPU thread pools sized before anything imports torch."""
     from pydantic import ValidationError
 
-    from seqdream.threads import configure_threads
+    from seqdream.threads import configure_threads, model_thread_hint
 
     values: dict[str, Any] = {name: value for name, value in overrides.items() if value is not None}
     try:
@@ -40,7 +40,9 @@ def _settings(**overrides: object) -> Settings:
         problems = "; ".join(f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors())
         typer.secho(f"invalid setting: {problems}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from exc
-    configure_threads(settings.threads)
+    from seqdream.builtin import resolve_model
+
+    configure_threads(settings.threads, model_thread_hint(resolve_model(settings.model)))
     return settings
 
 

@@ -321,7 +321,7 @@ class _StoredImages:
         self.flags: list[bool] = []
 
 
-HAND_BACK_WAIT_S = 2.0  # after handing jobs back, how long shutdown waits for their threads to stop
+HAND_BACK_WAIT_S = 0.5  # after handing jobs back, how long shutdown waits for their threads to stop
 
 
 class WorkerPool:
