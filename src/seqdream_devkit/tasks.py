@@ -41,7 +41,7 @@ class Example:
     scene: Scene | None = None  # the target as a scene, when it is one (not for sequences)
 
 
-def text_to_image(rng: random.Random, *, held: bool | None = False) -> Example:
+def text_to_image(rng: random.Random, *, held: bool | str | None = False) -> Example:
     """A random scene and its caption (`held`: only held-out wordings; None: any wording)."""
     scene = random_scene(rng)
     return Example("t2i", wording.caption(scene, rng, held=held), (), render(scene), scene)
@@ -52,7 +52,7 @@ def object_name(scene: Scene, thing: Thing) -> str:
     return wording.object_name(scene, thing)
 
 
-def edit(rng: random.Random, kind: str | None = None, *, held: bool | None = False) -> Example:
+def edit(rng: random.Random, kind: str | None = None, *, held: bool | str | None = False) -> Example:
     """A source scene, an instruction, and the scene the instruction leads to."""
     kind = kind or rng.choice(EDITS)
     while True:
@@ -63,7 +63,7 @@ def edit(rng: random.Random, kind: str | None = None, *, held: bool | None = Fal
             return Example(kind, instruction, (render(source),), render(target), target)
 
 
-def _apply(rng: random.Random, kind: str, source: Scene, held: bool | None) -> tuple[str, Scene] | None:
+def _apply(rng: random.Random, kind: str, source: Scene, held: bool | str | None) -> tuple[str, Scene] | None:
     things = list(source.things)
 
     def say(name_of: Thing | None, value: str = "", **extra) -> str:  # type: ignore[no-untyped-def]
@@ -106,7 +106,7 @@ def _apply(rng: random.Random, kind: str, source: Scene, held: bool | None) -> t
     raise ValueError(f"unknown edit {kind!r}")
 
 
-def compose(rng: random.Random, *, held: bool | None = False) -> Example:
+def compose(rng: random.Random, *, held: bool | str | None = False) -> Example:
     """ "Put the objects from image 1 on the background of image 2"."""
     while True:
         first, second = random_scene(rng), random_scene(rng)
@@ -153,7 +153,7 @@ def recolour_cycle(background: str) -> list[str]:
 
 
 def sequence(
-    rng: random.Random, motion: str | None = None, count: int | None = None, *, held: bool | None = False
+    rng: random.Random, motion: str | None = None, count: int | None = None, *, held: bool | str | None = False
 ) -> list[Example]:
     """A group: frame 1 from the prompt alone, frame k from the prompt and frame 1.
 

@@ -94,8 +94,14 @@ class Style:
         return text + self.final
 
 
-def _draw(rng: random.Random, held: bool | None, build) -> tuple[int, ...]:  # type: ignore[no-untyped-def]
-    """Draw form indices until the form is on the asked side of the hold-out rule (None: either)."""
+CANONICAL = "canonical"  # `held=CANONICAL`: the grammar's first form only (the one wording per task of old)
+
+
+def _draw(rng: random.Random, held: bool | str | None, build) -> tuple[int, ...]:  # type: ignore[no-untyped-def]
+    """Draw form indices until the form is on the asked side of the hold-out rule (None: either;
+    CANONICAL: every choice its first option, so the wording of checkpoints trained before the grammar)."""
+    if held == CANONICAL:  # without drawing from `rng`: the stream of scenes is the one of old
+        return tuple(0 for _ in build(random.Random(0)))
     while True:
         form = build(rng)
         if held is None or held_out(form) == held:
@@ -108,8 +114,10 @@ def join_objects(phrases: list[str], joiner: str) -> str:
     return ", ".join(phrases[:-1]) + joiner + phrases[-1]
 
 
-def caption(scene: Scene, rng: random.Random, *, held: bool | None = False) -> str:
+def caption(scene: Scene, rng: random.Random, *, held: bool | str | None = False) -> str:
     """A caption of the scene in one of the grammar's forms (held: only held-out forms, None: any)."""
+    if held == CANONICAL:
+        return scene.caption()
     many = len(scene.things) > 1
 
     def build(r: random.Random) -> tuple[int, ...]:
@@ -133,7 +141,7 @@ def object_name(scene: Scene, thing: Thing, *, short: bool = False) -> str:
 
 
 def instruction(
-    kind: str, scene: Scene, rng: random.Random, *, name_of: Thing | None, value: str, held: bool | None = False,
+    kind: str, scene: Scene, rng: random.Random, *, name_of: Thing | None, value: str, held: bool | str | None = False,
     growth: str | None = None, destination: tuple[str, str] | None = None,
 ) -> str:  # fmt: skip
     """An edit instruction of `kind` in one of the grammar's forms.
@@ -161,7 +169,7 @@ def instruction(
     return Style(bool(capital), FINALS[final]).apply(text)
 
 
-def compose_prompt(rng: random.Random, *, held: bool | None = False) -> str:
+def compose_prompt(rng: random.Random, *, held: bool | str | None = False) -> str:
     def build(r: random.Random) -> tuple[int, ...]:
         return (r.randrange(len(COMPOSE_PROMPTS)), r.randrange(2), r.randrange(2))
 
@@ -199,7 +207,10 @@ class GroupForm:
         return not self.minimal
 
 
-def group_form(rng: random.Random, *, held: bool | None = False) -> GroupForm:
+def group_form(rng: random.Random, *, held: bool | str | None = False) -> GroupForm:
+    if held == CANONICAL:
+        return GroupForm(0, False, False, True, False, "")
+
     def build(r: random.Random) -> tuple[int, ...]:
         return (r.randrange(len(GROUP_LEADS)), r.randrange(2), r.randrange(2), r.randrange(4) > 0, r.randrange(2),
                 r.randrange(2))  # fmt: skip

@@ -1,7 +1,8 @@
 """The shipped built-in model, served with no model configured, read back by the scene parser.
 
 Prompts and edits come from a random stream the training script never draws from, so they are
-held out; images go through the whole service (1024x1024 JPEG delivery) and are decoded here.
+held out, in the one wording per task the shipped checkpoint was trained on (`wording.CANONICAL`);
+images go through the whole service (1024x1024 JPEG delivery) and are decoded here.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from seqdream.builtin import MODEL_DIR
 from seqdream_devkit import tasks
 from seqdream_devkit.images import decode
 from seqdream_devkit.parser import Found, find, parse
+from seqdream_devkit.wording import CANONICAL
 from seqdream_devkit.world import BACKGROUNDS, COLOURS
 from support.servers import LocalServer
 
@@ -87,7 +89,7 @@ def test_the_default_model_is_the_shipped_built_in_one(api: httpx.Client) -> Non
 def test_held_out_text_to_image_prompts_come_out_exactly(api: httpx.Client) -> None:
     """Every object's kind, colour, size and cell and the background, as the prompt says."""
     rng = random.Random(HELD_OUT_SEED)
-    examples = [tasks.text_to_image(rng) for _ in range(8)]
+    examples = [tasks.text_to_image(rng, held=CANONICAL) for _ in range(8)]
     seen = [parse(generate(api, T2I, prompt=example.prompt)[0]) for example in examples]
     misses = [(example.prompt, scene) for example, scene in zip(examples, seen, strict=True) if scene != example.scene]
     assert len(misses) <= EXACT_MISSES["t2i"], misses
@@ -99,7 +101,7 @@ def test_held_out_edits_of_every_kind_come_out_exactly(api: httpx.Client, kind: 
     rng = random.Random(HELD_OUT_SEED + 1 + tasks.EDITS.index(kind))
     misses = []
     for _ in range(4):
-        example = tasks.edit(rng, kind)
+        example = tasks.edit(rng, kind, held=CANONICAL)
         seen = parse(generate(api, EDIT, prompt=example.prompt, images=[png_base64(example.references[0])])[0])
         if seen != example.scene:
             misses.append((example.prompt, parse(example.references[0]), seen))
@@ -111,7 +113,7 @@ def test_held_out_compositions_come_out_exactly(api: httpx.Client) -> None:
     rng = random.Random(HELD_OUT_SEED + 10)
     misses = []
     for _ in range(4):
-        example = tasks.compose(rng)
+        example = tasks.compose(rng, held=CANONICAL)
         images = [png_base64(image) for image in example.references]
         seen = parse(generate(api, EDIT, prompt=example.prompt, images=images)[0])
         if seen != example.scene:
@@ -131,7 +133,7 @@ def test_held_out_groups_keep_one_shape_and_progress(api: httpx.Client, motion: 
     rng = random.Random(HELD_OUT_SEED + 20 + len(motion))
     misses = []
     for _ in range(3):
-        frames = tasks.sequence(rng, motion, count=4)
+        frames = tasks.sequence(rng, motion, count=4, held=CANONICAL)
         prompt = frames[0].prompt.rsplit(" (image", 1)[0]
         expected = [shapes_on_background(find(frame.target)) for frame in frames]
         images = generate(api, SEQUENTIAL, prompt=prompt, max_images=14)

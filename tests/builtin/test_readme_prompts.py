@@ -49,7 +49,7 @@ EXPECTED: dict[str, tuple[list[str], Scene | str]] = {
     "move the blue square to the bottom left": (
         ["scene-1.png"], SCENE_1.with_things([RED, replace(BLUE, column="left", row="bottom")])
     ),
-    "make the background yellow": (["scene-1.png"], replace(SCENE_1, background="yellow")),
+    "change the background to yellow": (["scene-1.png"], replace(SCENE_1, background="yellow")),
     "put the objects from image 1 on the background of image 2": (
         ["scene-1.png", "scene-2.png"], replace(SCENE_1, background="green")
     ),

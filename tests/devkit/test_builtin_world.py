@@ -8,10 +8,10 @@ import random
 import pytest
 from PIL import Image, ImageDraw
 
-from seqdream.jobs.planner import plan_group
+from seqdream.jobs.planner import plan_group, requested_count
 from seqdream_devkit.parser import find, parse
 from seqdream_devkit.tasks import COLOUR_CYCLE, EDITS, compose, edit, sequence, text_to_image
-from seqdream_devkit.world import CANVAS, COLOURS, KINDS, SIZES, draw_shape, random_scene, render
+from seqdream_devkit.world import CANVAS, COLOURS, KINDS, SIZES, draw_shape, position_phrase, random_scene, render
 
 
 def as_delivered(image: Image.Image, size: int = 1024) -> Image.Image:
@@ -42,11 +42,15 @@ def test_parser_reads_each_kind_at_any_size(kind: str) -> None:
             assert [item.thing.kind for item in found] == [kind], (diameter, centre)
 
 
-def test_captions_name_every_attribute() -> None:
-    example = text_to_image(random.Random(5))
-    for thing in example.scene.things:
-        assert f"{thing.size} {thing.colour} {thing.kind}" in example.prompt
-    assert example.prompt.endswith(f"on a {example.scene.background} background")
+def test_captions_name_every_attribute_in_every_wording() -> None:
+    rng = random.Random(5)
+    for held in (False, True):
+        for _ in range(50):
+            example = text_to_image(rng, held=held)
+            text = example.prompt.lower()
+            for thing in example.scene.things:
+                assert f"{thing.size} {thing.colour} {thing.kind} {position_phrase(thing.column, thing.row)}" in text
+            assert f"a {example.scene.background} background" in text
 
 
 @pytest.mark.parametrize("kind", EDITS)
@@ -73,6 +77,17 @@ def test_composition_takes_objects_and_background_from_different_images() -> Non
     first, second = (parse(image) for image in example.references)
     assert parse(example.target).things == first.things
     assert parse(example.target).background == second.background
+
+
+@pytest.mark.parametrize("motion", ["moving", "growing", "recolouring"])
+def test_groups_of_every_length_plan_their_prompts_and_anchor_on_frame_one(motion: str) -> None:
+    rng = random.Random(motion)
+    for count in range(2, 15):
+        frames = sequence(rng, motion, count=count, held=None)
+        prompt = frames[0].prompt.rsplit(" (image", 1)[0]
+        assert requested_count(prompt) == count, prompt
+        assert [frame.prompt for frame in frames] == plan_group(prompt, 14, seed=0).prompts
+        assert all(f"(image {k + 1} of {count})" in frame.prompt for k, frame in enumerate(frames))
 
 
 @pytest.mark.parametrize("motion", ["moving", "growing", "recolouring"])

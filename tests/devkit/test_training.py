@@ -49,3 +49,23 @@ def test_short_training_in_two_stages_gives_a_loadable_pipeline(tmp_path: Path) 
     record = json.loads((tmp_path / "more" / "training.json").read_text())
     assert record["transformer_steps"] == 11 and [run["steps"] for run in record["runs"]] == [6, 3, 2]
     assert load_engine(Settings(model=str(tmp_path / "more"))).generate(plan).images[0].size == (1024, 1024)
+
+
+def test_resuming_with_a_grown_vocabulary_keeps_old_ids_and_loads(tmp_path: Path) -> None:
+    """New whole-word tokens are added after the old ones; old prompts tokenize exactly as before,
+    the text encoder's embedding grows to match, and the service loads the result."""
+    from transformers import AutoTokenizer
+
+    train("--out", str(tmp_path / "base"), "--vae-steps", "2", "--steps", "1")
+    output = train("--resume", str(tmp_path / "base"), "--out", str(tmp_path / "grown"), "--grow-vocab", "700",
+                   "--state", str(tmp_path / "state.pt"), "--steps", "1")  # fmt: skip
+    assert "vocabulary grown by" in output
+    old, new = (AutoTokenizer.from_pretrained(tmp_path / name / "tokenizer") for name in ("base", "grown"))
+    assert len(new) > len(old)
+    assert {token: index for token, index in new.get_vocab().items() if token in old.get_vocab()} == old.get_vocab()
+    prompt = "a small red circle in the center on a white background"
+    assert new(prompt)["input_ids"] == old(prompt)["input_ids"]
+    config = json.loads((tmp_path / "grown" / "text_encoder" / "config.json").read_text())
+    assert config["vocab_size"] == len(new)
+    plan = GenerationPlan(prompts=["delete the square."], seeds=[1], width=1024, height=1024)
+    assert load_engine(Settings(model=str(tmp_path / "grown"))).generate(plan).images[0].size == (1024, 1024)
