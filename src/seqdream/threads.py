@@ -73,16 +73,14 @@ def cgroup_quota(
                 quota = int(fields[0]) / int(fields[1])
                 if best is None or quota < best[0]:
                     best = (quota, f"cgroup v2 cpu.max {fields[0]}/{fields[1]} in {folder}")
-    for controller in ("cpu", "cpuacct"):  # cgroup v1, where the cpu controller is mounted
-        if controller not in paths:
-            continue
-        for mount in (root / "cpu,cpuacct", root / "cpu"):
-            for folder in _ancestors(mount, paths[controller]):
-                quota_us, period_us = _read(folder / "cpu.cfs_quota_us"), _read(folder / "cpu.cfs_period_us")
-                if quota_us and period_us and quota_us.lstrip("-").isdigit() and int(quota_us) > 0:
-                    quota = int(quota_us) / int(period_us)
-                    if best is None or quota < best[0]:
-                        best = (quota, f"cgroup v1 cpu.cfs_quota_us {quota_us}/{period_us} in {folder}")
+    v1_path = paths.get("cpu")  # cgroup v1: the cpu controller's cgroup, under whichever mount holds it
+    mounts = (root / "cpu,cpuacct", root / "cpu") if v1_path is not None else ()
+    for folder in (folder for mount in mounts for folder in _ancestors(mount, v1_path or "")):
+        quota_us, period_us = _read(folder / "cpu.cfs_quota_us"), _read(folder / "cpu.cfs_period_us")
+        if quota_us and period_us and quota_us.lstrip("-").isdigit() and int(quota_us) > 0:
+            quota = int(quota_us) / int(period_us)
+            if best is None or quota < best[0]:
+                best = (quota, f"cgroup v1 cpu.cfs_quota_us {quota_us}/{period_us} in {folder}")
     if best is None:
         return None
     return CoreBudget(max(1, math.ceil(best[0] - 1e-9)), best[1])

@@ -16,21 +16,13 @@ from seqdream.api.examples import example_file
 from seqdream.images.decode import ImageInputError, check_header, decode_base64_image, looks_like_url, open_image
 from seqdream.jobs.request import Reference
 from seqdream.locations import OWN_EXAMPLE, OWN_OUTPUT, OWN_UPLOAD, input_key, output_key_from_url_parts
-from seqdream.net.addresses import HostError, IPAddress, is_loopback_name, normalise_host, refusal
+from seqdream.net.addresses import HostError, is_loopback_name, normalise_host, refusal
 from seqdream.services import Services
 from seqdream.storage import BlobNotFound
 
 MAX_URL_CHARS = 4096
 # Named in every refusal of a private address: how an operator lets a local receiver through.
 _ALLOW_HINT = " (an operator can allow a network with SEQDREAM_FETCH_ALLOW_NETWORKS)"
-
-
-def literal_address(host: str) -> IPAddress | None:
-    """The address a host names without DNS, in any notation a browser reads (None for names)."""
-    try:
-        return normalise_host(host)[1]
-    except HostError:
-        return None
 
 
 def _default_port(scheme: str) -> int:
