@@ -1,5 +1,5 @@
 """Prometheus metrics: the queue as the database has it (read at scrape time), and what this
-process's workers did (latency histograms, failures by kind, the engine's state).
+process's workers did (the instruments in `seqdream.jobs.measures`; the engine's state).
 
 `serve` exposes them at `/metrics`; `seqdream worker --metrics-port N` on its own port."""
 
@@ -7,33 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from seqdream.db import JobStatus
 from seqdream.jobs.store import JobStore
 from seqdream.webhooks.store import WebhookStore
-
-# Job latency, submit to end: seconds on a GPU, minutes for a 14-image group on a CPU.
-JOB_SECONDS = Histogram(
-    "seqdream_job_duration_seconds",
-    "Time from submission to the end of a task, by how it ended.",
-    ["outcome"],
-    buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
-)
-IMAGE_SECONDS = Histogram(
-    "seqdream_image_inference_seconds",
-    "Model time per output image (a task's inference time over its images).",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
-)
-FAILURES = Counter(
-    "seqdream_job_failures_total",
-    "Task attempts that did not complete, by kind: input (a reference could not be used), engine "
-    "(the model call failed), internal, storage (retried later), interrupted (handed back on shutdown).",
-    ["kind"],
-)
-IMAGES = Counter("seqdream_images_generated_total", "Output images stored.")
 
 
 class QueueCollector(Collector):

@@ -6,6 +6,7 @@ The engine and the NSFW detector are built on first use: API-only processes neve
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from seqdream.storage import BlobStore, open_blob_store
 from seqdream.storage.uploads import UploadStore
 from seqdream.webhooks.dispatcher import WebhookDispatcher
 from seqdream.webhooks.store import WebhookStore
+
+log = logging.getLogger(__name__)
 
 
 def build_engine(settings: Settings) -> Engine:
@@ -68,7 +71,9 @@ class Services:
     def from_settings(cls, settings: Settings) -> Services:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.resolved_database_url)
-        migrate.upgrade(db)
+        before, after = migrate.upgrade(db)
+        if before != after:
+            log.info("database %s migrated from %s to %s", db.engine.url.render_as_string(), before or "empty", after)
         blobs = open_blob_store(settings.storage_url, settings.resolved_storage_dir, settings.s3_endpoint_url)
         return cls(
             settings=settings,
@@ -131,7 +136,7 @@ class Services:
 
         devices = worker_devices(self.settings.device, count, torch.cuda.device_count())
         workers = [self.new_worker(device=device, wake=wake, on_finished=on_finished) for device in devices]
-        return WorkerPool(workers).start()
+        return WorkerPool(workers, grace_s=self.settings.shutdown_grace_s).start()
 
     def listen(self, on_new_job: Callable[[], None], on_job_ended: Callable[[str], None]) -> Listener | None:
         """Cross-process wake-ups (PostgreSQL's LISTEN/NOTIFY); None on SQLite, where polling does it."""

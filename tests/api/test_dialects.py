@@ -69,6 +69,52 @@ def test_openai_edit_takes_several_image_files(openai_client: openai.OpenAI) -> 
     assert [from_b64(item.b64_json or "").size for item in result.data or []] == [(1024, 1024)] * 2
 
 
+def test_openai_output_format_is_png_by_default_and_honoured(
+    openai_client: openai.OpenAI, dialect_server: LocalServer
+) -> None:
+    """OpenAI clients save `b64_json` as .png unless they asked otherwise; the service's own
+    default (JPEG) stays on the WaveSpeed routes."""
+    magic = {"PNG": b"\x89PNG", "JPEG": b"\xff\xd8\xff", "WEBP": b"RIFF"}
+    plain = openai_client.images.generate(prompt="a fox", response_format="b64_json")
+    assert base64.b64decode((plain.data or [])[0].b64_json or "").startswith(magic["PNG"])
+    for fmt in ("jpeg", "webp", "png"):
+        result = openai_client.images.generate(
+            prompt="a fox",
+            response_format="b64_json",
+            output_format=fmt,
+            output_compression=40,  # type: ignore[arg-type]
+        )
+        data = base64.b64decode((result.data or [])[0].b64_json or "")
+        assert data.startswith(magic[fmt.upper()]) and Image.open(io.BytesIO(data)).format == fmt.upper()
+    by_url = openai_client.images.generate(prompt="a fox", output_format="webp")  # type: ignore[arg-type]
+    item = (by_url.data or [])[0]
+    assert item.url and item.url.endswith(".webp")
+    assert httpx.get(item.url).headers["content-type"] == "image/webp"
+    edit = openai_client.images.edit(
+        image=[("red.png", png_bytes((64, 64), "red"), "image/png")],
+        prompt="x",
+        response_format="b64_json",
+        extra_body={"output_format": "jpeg", "output_compression": 30},
+    )
+    assert base64.b64decode((edit.data or [])[0].b64_json or "").startswith(magic["JPEG"])
+    wavespeed = httpx.post(
+        f"{dialect_server.base_url}/api/v3/bytedance/seedream-v4",
+        headers={"Authorization": f"Bearer {dialect_server.api_key}"},
+        json={"prompt": "a fox", "size": "1024*1024", "enable_sync_mode": True},
+        timeout=120,
+    ).json()
+    assert wavespeed["data"]["outputs"][0].endswith(".jpeg")
+    for bad in ({"output_format": "gif"}, {"output_compression": 101}):
+        with pytest.raises(openai.BadRequestError, match=next(iter(bad))):
+            openai_client.images.generate(prompt="a fox", extra_body=bad)
+    with pytest.raises(openai.BadRequestError, match="output_compression"):
+        openai_client.images.edit(
+            image=[("r.png", png_bytes((64, 64), "red"), "image/png")],
+            prompt="x",
+            extra_body={"output_compression": "٣"},
+        )
+
+
 def test_openai_errors_come_in_openai_shape(openai_client: openai.OpenAI, dialect_server: LocalServer) -> None:
     with pytest.raises(openai.BadRequestError) as bad_size:
         openai_client.images.generate(prompt="a fox", size="100x100")

@@ -111,3 +111,58 @@ def test_a_job_in_a_slow_step_is_handed_back_without_waiting_for_the_step(tiny_m
     assert f"job {job_id}: handed back to the queue (shutdown)" in log
     row = job_row(server.data_dir / "seqdream.db", job_id)
     assert (row["status"], row["attempts"], row["worker_id"]) == ("created", 0, None)
+
+
+def _wait_until_ready(server: LocalServer, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    with server.client() as api:
+        while api.get("/health/ready").status_code != 200:
+            assert time.monotonic() < deadline, server.log_path.read_text()
+            time.sleep(0.05)
+
+
+def test_the_log_has_one_line_per_start_up_step_and_no_library_chatter(tiny_model: Path, tmp_path: Path) -> None:
+    server = LocalServer(tmp_path / "data", tiny_model).start()
+    _wait_until_ready(server)
+    code, _ = stop_with(server, signal.SIGINT)
+    log = server.log_path.read_text()
+    assert code == 0, log
+    steps = [
+        f"listening on http://127.0.0.1:{server.port} (playground: /, API docs: /docs)",
+        "seqdream 0.1.0 serving; database sqlite:///",
+        "at schema 0003; 1 in-process worker(s)",
+        f"model {tiny_model} loaded in",  # with its device and thread count
+        "stopping: no job running",
+        "seqdream: stopped",
+    ]
+    positions = [log.find(step) for step in steps]
+    assert -1 not in positions and positions == sorted(positions), (positions, log)
+    assert " threads (float32)" in log
+    for chatter in ("alembic", "Loading pipeline components", "Loading weights", "it/s]", "Started server process",
+                    "Waiting for application", "Uvicorn running", "torchao", "Shutting down"):  # fmt: skip
+        assert chatter not in log, (chatter, log)
+    (tmp_path / "data" / "seqdream.db").unlink()  # an empty database is migrated, in one line
+    server.start()
+    _wait_until_ready(server)
+    server.stop()
+    assert "migrated from empty to 0003" in server.log_path.read_text()
+
+
+def test_ctrl_c_says_which_job_runs_and_a_second_one_hands_it_back_at_once(tiny_model: Path, tmp_path: Path) -> None:
+    server = LocalServer(
+        tmp_path / "data", tiny_model, SEQDREAM_SHUTDOWN_GRACE_S="300", SEQDREAM_JOB_LEASE_S="120", **LONG_JOB
+    ).start()
+    job_id = submit_and_wait_processing(server, 14)
+    assert server.process is not None
+    server.process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 30
+    while "press Ctrl-C again" not in server.log_path.read_text():
+        assert time.monotonic() < deadline, server.log_path.read_text()
+        time.sleep(0.05)
+    assert f"stopping: job {job_id} may finish within 300s, then goes back to the queue" in server.log_path.read_text()
+    code, took = stop_with(server, signal.SIGINT)  # well inside the 300 s grace
+    log = server.log_path.read_text()
+    assert code == 0 and took < 60, (took, log)
+    assert f"stopping now: handing job {job_id} back to the queue" in log
+    row = job_row(server.data_dir / "seqdream.db", job_id)
+    assert (row["status"], row["attempts"], row["worker_id"]) == ("created", 0, None)

@@ -28,6 +28,7 @@ from seqdream.api.openapi import install_openapi
 from seqdream.api.schemas import FIELD_RULES, V45_FIELD_RULES
 from seqdream.api.security_headers import SecurityHeaders
 from seqdream.config import Settings
+from seqdream.db.migrate import current_revision
 from seqdream.jobs.worker import EngineHolder, WorkerPool
 from seqdream.metrics import process_registry
 from seqdream.services import Services
@@ -63,7 +64,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.workers = pool
         engine_state = (lambda: services.engines.state) if pool else None
         app.state.metrics = process_registry(services.jobs, services.webhooks, engine_state)
-        log.info("seqdream %s serving; database %s", __version__, settings.resolved_database_url)
+        log.info(
+            "seqdream %s serving; database %s at schema %s; %d in-process worker(s)",
+            __version__,
+            services.db.engine.url.render_as_string(),
+            current_revision(services.db),
+            settings.inline_workers,
+        )
         try:
             yield
         finally:

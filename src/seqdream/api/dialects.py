@@ -49,6 +49,8 @@ class Submission:
     images: list[str]
     seed: int = -1
     watermark: bool = False
+    output_format: str | None = None  # None: the service's setting
+    output_quality: int | None = None
 
     @property
     def size(self) -> str:
@@ -65,6 +67,8 @@ def submit(services: Services, request: Request, caller: Caller, task: Submissio
         images=accept_images(task.images, job_id, services, own_bases(request)),
         watermark=task.watermark,
         public_base=base_url(request),
+        output_format=task.output_format,
+        output_quality=task.output_quality,
     )
     job = create_job(services, task.model, job_request, resolve_seed(task.seed), caller, job_id)
     request.app.state.work_available.set()

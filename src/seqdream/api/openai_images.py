@@ -33,6 +33,8 @@ FIELD_RULES = {
     "n": f"an integer from 1 to {MAX_IMAGES_OUT} (one consistent group)",
     "size": f'"auto" or "WIDTHxHEIGHT" with each side {MIN_SIDE} to {MAX_SIDE}, e.g. "1024x1024"',
     "response_format": '"url" or "b64_json"',
+    "output_format": '"png" (default), "jpeg" or "webp"',
+    "output_compression": "an integer from 0 to 100 (JPEG and WebP quality)",
     "image": f"1 to {MAX_REFERENCES} image files",
     "model": "a string (any: the service runs its loaded model)",
 }
@@ -52,6 +54,8 @@ class OpenAIImageRequest(BaseModel):
     n: StrictInt = Field(1, ge=1, le=MAX_IMAGES_OUT)
     size: StrictStr | None = None
     response_format: Literal["url", "b64_json"] | None = None
+    output_format: Literal["png", "jpeg", "webp"] = "png"  # OpenAI's default; clients assume PNG
+    output_compression: StrictInt | None = Field(None, ge=0, le=100)
 
     def dimensions(self) -> tuple[int, int]:
         if self.size in (None, "auto"):
@@ -74,6 +78,8 @@ async def _respond(
         height=height,
         max_images=body.n,
         images=images,
+        output_format=body.output_format,
+        output_quality=body.output_compression,
     )
     job = await run_in_threadpool(submit, services, request, caller, task)
     job = await run_to_end(request, services, job)
@@ -116,6 +122,8 @@ _EDIT_FORM = {
                         "n": {"type": "integer", "minimum": 1, "maximum": MAX_IMAGES_OUT},
                         "size": {"type": "string", "example": "1024x1024"},
                         "response_format": {"type": "string", "enum": ["url", "b64_json"]},
+                        "output_format": {"type": "string", "enum": ["png", "jpeg", "webp"]},
+                        "output_compression": {"type": "integer", "minimum": 0, "maximum": 100},
                         "model": {"type": "string"},
                     },
                 }
@@ -154,14 +162,16 @@ async def edits(
         if not isinstance(item, UploadFile):
             raise APIError(400, "image: must be sent as files, not text fields")
         images.append(base64.b64encode(await item.read()).decode("ascii"))
-    fields: dict[str, Any] = {name: form.get(name) for name in ("prompt", "model", "size", "response_format")}
+    texts = ("prompt", "model", "size", "response_format", "output_format")
+    fields: dict[str, Any] = {name: form.get(name) for name in texts}
     fields = {name: value for name, value in fields.items() if value is not None}
-    n = form.get("n")
-    if n is not None:
-        count = ascii_int(n) if isinstance(n, str) else None
-        if count is None:
-            raise APIError(400, f"n: {FIELD_RULES['n']}")
-        fields["n"] = count
+    for name in ("n", "output_compression"):  # integers arrive as text in a form
+        value = form.get(name)
+        if value is not None:
+            number = ascii_int(value) if isinstance(value, str) else None
+            if number is None:
+                raise APIError(400, f"{name}: {FIELD_RULES[name]}")
+            fields[name] = number
     try:
         body = OpenAIImageRequest.model_validate(fields)
     except ValidationError as exc:  # described and shaped like any other body's validation error

@@ -14,11 +14,11 @@ from seqdream.api.deps import Caller, base_url, get_services, own_bases, require
 from seqdream.api.envelope import APIError, success
 from seqdream.api.intake import accept_images, accept_webhook
 from seqdream.api.notifier import JobEvents
-from seqdream.api.presenter import present, present_sync_timeout
 from seqdream.api.schemas import MODELS, ModelSpec, SeedreamRequest
 from seqdream.db import Job, JobStatus
 from seqdream.jobs.janitor import remove_job_files
 from seqdream.jobs.planner import resolve_seed
+from seqdream.jobs.presentation import present, present_sync_timeout
 from seqdream.jobs.request import JobRequest
 from seqdream.services import Services
 

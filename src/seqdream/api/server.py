@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 
 import uvicorn
@@ -11,6 +12,8 @@ from fastapi import FastAPI
 from seqdream.api.protocol import BoundedHttpProtocol
 from seqdream.config import Settings
 from seqdream.health import announce
+
+log = logging.getLogger("seqdream")
 
 
 class GracefulServer(uvicorn.Server):
@@ -42,13 +45,18 @@ def serve(app: FastAPI, settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,  # our format (seqdream.logs); uvicorn's start/stop chatter below WARNING
         http=BoundedHttpProtocol,  # limits on the request line and headers (431/414)
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
     )
+    logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, logging.getLogger().level))
     # Bind first: the lifespan starts workers, and a busy port must fail before any job is claimed.
     sock = config.bind_socket()
     host, port = sock.getsockname()[:2]
     wildcard = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}
     probe = wildcard.get(host) or (f"[{host}]" if ":" in host else host)
     announce(f"http://{probe}:{port}/health/live")  # what `seqdream health` (the HEALTHCHECK) asks
+    shown = f"[{host}]" if ":" in host else host
+    log.info("listening on http://%s:%d (playground: /, API docs: /docs)", shown, port)
     GracefulServer(config, app).run(sockets=[sock])
+    log.info("stopped")

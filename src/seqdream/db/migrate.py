@@ -37,17 +37,21 @@ def _sqlite_lock(db: Database) -> Iterator[None]:
         yield
 
 
-def upgrade(db: Database, revision: str = "head") -> None:
-    """Apply every migration up to `revision`. A database from before migrations is adopted
-    at the baseline first; concurrent callers wait for each other (advisory or file lock)."""
+def upgrade(db: Database, revision: str = "head") -> tuple[str | None, str | None]:
+    """Apply every migration up to `revision`; returns the revisions before and after. A database
+    from before migrations is adopted at the baseline first; concurrent callers wait for each
+    other (advisory or file lock)."""
     with _sqlite_lock(db) if db.is_sqlite else nullcontext(), db.engine.begin() as connection:
         if not db.is_sqlite:
             connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
         config = alembic_config(connection)
         tables = set(inspect(connection).get_table_names())
+        before = MigrationContext.configure(connection).get_current_revision()
         if "jobs" in tables and "alembic_version" not in tables:
             command.stamp(config, BASELINE)
+            before = f"{BASELINE} (adopted)"
         command.upgrade(config, revision)
+        return before, MigrationContext.configure(connection).get_current_revision()
 
 
 def current_revision(db: Database) -> str | None:

@@ -122,6 +122,9 @@ class Flux2KleinEngine:
     name = "flux2-klein"
 
     def __init__(self, options: Flux2KleinOptions) -> None:
+        from seqdream.logs import quiet_model_loading
+
+        quiet_model_loading()
         from diffusers import Flux2KleinPipeline
 
         self.options = options
@@ -151,12 +154,13 @@ class Flux2KleinEngine:
             compile_transformer(transformer)
             self.multiple = math.lcm(self.multiple, COMPILE_BUCKET)
             self.warm_up(accel.warmup_sizes)
+        where = f"{self.device}, {torch.get_num_threads()} threads" if self.device == "cpu" else self.device
         log.info(
-            "loaded %s on %s (%s) in %.1fs; %s; speed-ups: %s",
+            "model %s loaded in %.1fs on %s (%s); %s; speed-ups: %s",
             options.model,
-            self.device,
-            self.dtype,
             time.perf_counter() - started,
+            where,
+            str(self.dtype).removeprefix("torch."),
             self.sampling,
             accel.describe(),
         )

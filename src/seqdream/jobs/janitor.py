@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from seqdream.db import Job
 from seqdream.db.models import utcnow
@@ -12,9 +13,14 @@ from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
 from seqdream.storage import BlobStore
 from seqdream.storage.uploads import UploadStore
-from seqdream.webhooks.store import WebhookStore
 
 log = logging.getLogger(__name__)
+
+
+class RowPurger(Protocol):
+    """Rows with no files that also expire (finished webhook deliveries)."""
+
+    def purge_before(self, cutoff: datetime) -> int: ...
 
 
 def remove_job_files(blobs: BlobStore, job: Job) -> int:
@@ -35,7 +41,7 @@ class Janitor:
         blobs: BlobStore,
         retention_hours: float,
         every_s: float = 60.0,
-        webhooks: WebhookStore | None = None,
+        webhooks: RowPurger | None = None,
     ) -> None:
         self.jobs, self.uploads, self.blobs, self.webhooks = jobs, uploads, blobs, webhooks
         self.retention_hours = retention_hours

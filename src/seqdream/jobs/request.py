@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -40,6 +40,8 @@ class JobRequest(BaseModel):
     watermark: bool = False  # an "AI generated" mark in the corner (Ark's `watermark`)
     webhook_url: str | None = None  # POSTed the task object when it completes or fails
     public_base: str | None = None  # the base URL the task was submitted to: links in its webhook
+    output_format: Literal["jpeg", "png", "webp"] | None = None  # None: the service's setting
+    output_quality: int | None = Field(None, ge=0, le=100)  # JPEG/WebP quality; None: the setting
 
     @property
     def width_height(self) -> tuple[int, int]:

@@ -23,12 +23,12 @@ from seqdream.images.decode import ImageInputError
 from seqdream.images.fetch import FetchPolicy
 from seqdream.images.watermark import add_watermark
 from seqdream.jobs.janitor import Janitor
+from seqdream.jobs.measures import FAILURES, IMAGE_SECONDS, IMAGES, JOB_SECONDS
 from seqdream.jobs.planner import plan_job
 from seqdream.jobs.references import load_references
 from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
 from seqdream.locations import output_key
-from seqdream.metrics import FAILURES, IMAGE_SECONDS, IMAGES, JOB_SECONDS
 from seqdream.parallel import parallel_map
 from seqdream.storage import BlobStore
 
@@ -150,6 +150,7 @@ class Worker:
                 stop.wait(1.0)
                 continue
             job = self.jobs.claim(self.worker_id)
+            self.current_job = job.id if job is not None else None  # at once: a stop signal names it
             if job is None:
                 self.wake.wait(settings.poll_interval_s)
                 self.wake.clear()
@@ -233,11 +234,13 @@ class Worker:
         settings, store = self.settings, self.jobs
         stored = _StoredImages()
         request = JobRequest.of(job.request)
+        fmt = request.output_format or settings.output_format
+        quality = settings.output_quality if request.output_quality is None else request.output_quality
 
         def save(indexed: tuple[int, Image.Image]) -> str:
             index, image = indexed
-            key = output_key(job.id, index, settings.output_format)
-            self.blobs.put(key, encode_image(image, settings.output_format, settings.output_quality))
+            key = output_key(job.id, index, fmt)
+            self.blobs.put(key, encode_image(image, fmt, quality))
             return key
 
         def on_images(start: int, images: list[Image.Image]) -> None:
@@ -331,8 +334,9 @@ class WorkerPool:
     interrupts them between denoising steps and hands them back to the queue: no job waits
     out its lease because this process stopped."""
 
-    def __init__(self, workers: list[Worker]) -> None:
+    def __init__(self, workers: list[Worker], grace_s: float = 20.0) -> None:
         self.workers = workers
+        self.grace_s = grace_s  # what a stop signal announces; `shutdown` is given its own
         self.stop = threading.Event()
         self.threads = [
             threading.Thread(target=worker.run, args=(self.stop,), name=f"worker-{index}", daemon=True)
@@ -351,10 +355,26 @@ class WorkerPool:
             worker.wake.set()
 
     def on_signal(self) -> None:
-        """A stop signal: the first stops claiming, a second hands running jobs back at once."""
+        """A stop signal: the first stops claiming, a second hands running jobs back at once.
+        Each says what happens to the running jobs, by id."""
+        running = ", ".join(job for job in self.running_jobs())
         if self.stop.is_set():
+            if running:
+                log.warning("stopping now: handing job %s back to the queue", running)
             self.abort_running()
+        elif running:
+            log.warning(
+                "stopping: job %s may finish within %.0fs, then goes back to the queue; "
+                "press Ctrl-C again to hand it back now",
+                running,
+                self.grace_s,
+            )
+        else:
+            log.info("stopping: no job running")
         self.begin_shutdown()
+
+    def running_jobs(self) -> list[str]:
+        return [job for job in (worker.current_job for worker in self.workers) if job]
 
     def shutdown(self, grace_s: float) -> None:
         self.begin_shutdown()

@@ -13,11 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from seqdream.api.presenter import present
 from seqdream.config import Settings
 from seqdream.db import WebhookDelivery
 from seqdream.images.decode import ImageInputError
 from seqdream.images.fetch import FetchPolicy, GuardedTransport
+from seqdream.jobs.presentation import present
 from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
 from seqdream.storage import BlobStore
