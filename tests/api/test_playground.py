@@ -178,6 +178,8 @@ def test_built_in_model_examples_fill_the_form_and_run(browser, builtin_server: 
     assert "circles, squares, triangles" in page.text_content("#examples-about")
     buttons = page.locator("#example-list button")
     assert buttons.count() >= 8
+    assert not buttons.first.is_visible()  # collapsed until asked for
+    page.click("#examples summary")
 
     buttons.filter(has_text="image 2").first.click()  # the composition example: two reference images
     wait_until(page, "document.querySelectorAll('#refs li.ready').length === 2")
@@ -289,4 +291,38 @@ def test_an_injected_inline_script_does_not_run(browser, server: LocalServer) ->
     page.evaluate("""() => { const s = document.createElement('script'); s.textContent = 'window.pwned = 1';
                              document.body.appendChild(s); }""")
     assert page.evaluate("window.pwned === undefined")
+    context.close()
+
+
+def _in_view(page, selector: str) -> bool:  # type: ignore[no-untyped-def]
+    box = page.locator(selector).bounding_box()
+    viewport = page.viewport_size
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"]
+
+
+def test_generate_status_and_errors_are_in_view_together_at_1280x720(browser, builtin_server: LocalServer) -> None:
+    """On a laptop screen the Generate button, the status and any error are visible at the same time,
+    with the examples open or closed and wherever the form is scrolled."""
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    page = context.new_page()
+    page.goto(builtin_server.base_url + "/")
+    page.wait_for_selector("#examples:not([hidden])")
+    assert _in_view(page, "#submit")
+    page.fill("#prompt", "a large red circle in the center on a blue background")
+    page.click("#submit")  # no key yet
+    page.wait_for_selector("#error:not([hidden])")
+    assert "API key" in page.text_content("#error")
+    assert _in_view(page, "#error") and _in_view(page, "#submit")
+
+    page.click("#examples summary")  # a long list opens above the button
+    page.locator("#example-list button").filter(has_text="moving from left to right").first.click()
+    page.mouse.wheel(0, 3000)
+    wait_until(page, "window.scrollY > 0")
+    assert _in_view(page, "#submit")
+    page.fill("#api-key", builtin_server.api_key)
+    page.click("#submit")
+    page.wait_for_selector("#status.completed", timeout=60_000)
+    assert _in_view(page, "#status") and _in_view(page, "#submit")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "playground-1280x720.png"))
     context.close()

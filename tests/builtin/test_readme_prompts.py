@@ -43,6 +43,9 @@ EXPECTED: dict[str, tuple[list[str], Scene | str]] = {
     "a large red circle in the center on a blue background": (
         [], Scene("blue", (Thing("circle", "red", "large", "center", "middle"),))
     ),
+    "a small red circle in the center on a blue background": (
+        [], Scene("blue", (Thing("circle", "red", "small", "center", "middle"),))
+    ),
     "replace the red circle with a large orange triangle": (
         ["scene-1.png"], SCENE_1.with_things([replace(RED, kind="triangle", colour="orange"), BLUE])
     ),

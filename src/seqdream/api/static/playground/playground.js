@@ -77,6 +77,7 @@ async function loadExamples() {
   state.examples = data.examples || [];
   $("examples").hidden = state.examples.length === 0;
   $("examples-about").textContent = data.about || "";
+  $("examples-count").textContent = `(${state.examples.length})`;
   $("example-list").replaceChildren(...state.examples.map((example) => {
     const item = document.createElement("li");
     const button = document.createElement("button");
