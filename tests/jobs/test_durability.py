@@ -9,10 +9,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from wavespeed import Client
 
 from seqdream_devkit.images import decode
+from seqdream_devkit.server_process import free_port
 from support.database import job_row
 from support.servers import LocalServer
 
@@ -86,24 +88,31 @@ def test_sync_mode_timeout_returns_the_running_task(slow_server: LocalServer) ->
 
 
 def test_separate_worker_processes_share_the_queue(tiny_model: Path, tmp_path: Path) -> None:
-    api_only = LocalServer(tmp_path / "shared", tiny_model, SEQDREAM_INLINE_WORKERS="0").start()
+    """Waits on states, not on time: both workers are ready (their probe ports say so) before any
+    task is queued, and the lease is long enough that a busy machine's slow heartbeat is no crash."""
+    api_only = LocalServer(
+        tmp_path / "shared", tiny_model, SEQDREAM_INLINE_WORKERS="0", SEQDREAM_JOB_LEASE_S="60"
+    ).start()
+    ports = [free_port() for _ in range(2)]
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "seqdream.cli.main", "worker"],
+            [sys.executable, "-m", "seqdream.cli.main", "worker", "--metrics-port", str(port)],
             env=api_only.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for _ in range(2)
+        for port in ports
     ]
     try:
+        for port in ports:
+            wait_ready(f"http://127.0.0.1:{port}/health/ready")
         with api_only.client() as api:
             ids = [
                 api.post(EDIT_SEQ, json={"prompt": f"a boat number {i}", "size": "1024*1024"}).json()["data"]["id"]
                 for i in range(8)
             ]
         for job_id in ids:
-            assert api_only.wait_for(job_id, timeout=120)["status"] == "completed"
+            assert api_only.wait_for(job_id, timeout=300)["status"] == "completed"
         rows = [job_row(api_only.data_dir / "seqdream.db", job_id) for job_id in ids]
         assert all(row["attempts"] == 1 for row in rows)  # no job was run twice
         assert len({row["worker_id"] for row in rows}) == 2  # both workers took jobs
@@ -113,6 +122,18 @@ def test_separate_worker_processes_share_the_queue(tiny_model: Path, tmp_path: P
             worker.wait(timeout=30)
         api_only.stop()
     assert all(worker.returncode == 0 for worker in workers)  # SIGTERM stops them cleanly
+
+
+def wait_ready(url: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"{url} never became ready"
+        time.sleep(0.1)
 
 
 def test_kill_9_of_the_api_and_a_separate_worker_mid_job_loses_nothing(tiny_model: Path, tmp_path: Path) -> None:
