@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from seqdream import cpu_load
 from seqdream.threads import cgroup_quota
 
 
@@ -65,3 +71,74 @@ def test_a_model_folder_may_recommend_its_thread_count(tmp_path: Path) -> None:
     for bad in ('{"cpu_threads": 0}', '{"cpu_threads": "2"}', "[1]", "not json"):
         _write(tmp_path / "seqdream.json", bad)
         assert model_thread_hint(tmp_path) is None
+
+
+# -- torch's threads follow the load others put on our cores (seqdream.cpu_load) ------------------
+STAT = """cpu  {total} 0 0 0 0 0 0 0 0 0
+cpu0 {cpu0} 0 0 500 0 0 0 0 0 0
+cpu1 {cpu1} 0 0 500 0 0 0 0 0 0
+intr 1 2 3
+"""
+
+
+def test_busy_seconds_count_only_our_cores_and_not_idle_time() -> None:
+    text = STAT.format(total=300, cpu0=100, cpu1=200)
+    ticks = os.sysconf("SC_CLK_TCK")
+    assert cpu_load.read_busy_seconds({0}, text) == pytest.approx(100 / ticks)
+    assert cpu_load.read_busy_seconds({0, 1}, text) == pytest.approx(300 / ticks)
+    assert cpu_load.read_busy_seconds({7}, text) is None
+
+
+@pytest.mark.parametrize(
+    ("most", "cores", "others", "threads"),
+    [(2, 2, 0.0, 2), (2, 2, 0.4, 2), (2, 2, 1.0, 1), (2, 2, 2.0, 1), (2, 2, 8.0, 1), (8, 16, 10.0, 6), (4, 16, 1.0, 4)],
+)
+def test_threads_are_the_cores_others_leave_free(most: int, cores: int, others: float, threads: int) -> None:
+    assert cpu_load.threads_for(most, cores, others) == threads
+
+
+def test_the_average_counts_other_processes_busy_time(tmp_path: Path) -> None:
+    """One core's worth of busy ticks per second from /proc/stat, none of it ours: about one core."""
+    stat = tmp_path / "stat"
+    ticks = os.sysconf("SC_CLK_TCK")
+    stat.write_text(STAT.format(total=0, cpu0=0, cpu1=0))
+    load = cpu_load.CpuLoad({0, 1}, str(stat))
+    assert load.sample() == 0.0
+    time.sleep(1.0)
+    stat.write_text(STAT.format(total=ticks, cpu0=ticks, cpu1=0))
+    others = load.sample()
+    assert others is not None and 0.5 < others <= 1.0
+
+
+def test_a_real_cpu_bound_process_on_our_core_is_seen() -> None:
+    hog = subprocess.Popen(
+        [sys.executable, "-c", "import os\nos.sched_setaffinity(0, {0})\nwhile True: pass"],
+    )
+    try:
+        load = cpu_load.CpuLoad({0})
+        load.sample()
+        for _ in range(8):
+            time.sleep(0.25)
+            others = load.sample()
+        assert others is not None and others > 0.5
+    finally:
+        hog.kill()
+        hog.wait()
+
+
+def test_fit_threads_gives_torch_the_free_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    load = cpu_load.CpuLoad({0, 1})
+    load._thread = threading.current_thread()  # "running": sampled by hand here
+    monkeypatch.setattr(cpu_load, "_load", load)
+    monkeypatch.setattr(cpu_load, "_most", 2)
+    try:
+        load.others = 0.1
+        assert cpu_load.fit_threads() == 2 and torch.get_num_threads() == 2
+        load.others = 1.8  # two busy processes' worth
+        assert cpu_load.fit_threads() == 1 and torch.get_num_threads() == 1
+        assert cpu_load.load_report() == {"follows_load": True, "other_processes_cores": 1.8, "torch_now": 1}
+    finally:
+        torch.set_num_threads(before)

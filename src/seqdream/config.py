@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     log_level: str = "info"
 
     threads: int | None = Field(None, ge=1, le=1024)  # CPU threads per pool; default: the available cores
+    threads_follow_load: bool = True  # on CPU, fewer model threads while other processes keep cores busy
 
     # Jobs.
     inline_workers: int = Field(1, ge=0, le=16)

@@ -161,8 +161,16 @@ def configured_threads() -> int:
 
 
 def thread_report() -> dict[str, object]:
-    """What /health and the start-up log say about the CPU pools: sizes and why."""
-    return {"torch": configured_threads(), "images": min(8, configured_threads()), "reason": _reason}
+    """What /health and the start-up log say about the CPU pools: sizes and why, and (once a CPU
+    model follows the load) how busy other processes keep our cores and how many threads torch has now."""
+    from seqdream.cpu_load import load_report
+
+    report: dict[str, object] = {
+        "torch": configured_threads(),
+        "images": min(8, configured_threads()),
+        "reason": _reason,
+    }
+    return {**report, **load_report()}
 
 
 def onnx_session_options():  # type: ignore[no-untyped-def]

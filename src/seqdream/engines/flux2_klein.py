@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from seqdream.cpu_load import fit_threads, follow_load
 from seqdream.engines.acceleration import (
     COMPILE_BUCKET,
     Acceleration,
@@ -70,6 +71,7 @@ class Flux2KleinOptions:
     guidance_scale: float | None = None
     max_sequence_length: int | None = None
     max_batch: int = 4
+    follow_cpu_load: bool = False  # on CPU: fewer torch threads while other processes keep cores busy
     acceleration: Acceleration = Acceleration()
 
 
@@ -137,6 +139,8 @@ class Flux2KleinEngine:
             raise EngineError(f"could not load model {options.model!r}: {exc}") from exc
         self.pipeline = pipeline.to(self.device)
         self.pipeline.set_progress_bar_config(disable=True)
+        if self.device == "cpu" and options.follow_cpu_load:
+            follow_load(torch.get_num_threads())
         self.sampling = resolve_sampling(options, bool(self.pipeline.config.is_distilled))
         # Height and width must be multiples of the VAE factor times the 2x2 latent patch.
         self.multiple = self.pipeline.vae_scale_factor * 2
@@ -243,7 +247,10 @@ class Flux2KleinEngine:
             done_steps += 1
             if progress:
                 progress(min(1.0, done_steps / total_steps))
+            fit_threads()  # between steps: as many threads as the other processes leave cores free
             return kwargs
+
+        fit_threads()
 
         # Every batch sizes references alike (the anchor joins them after the first), so their
         # encodings are reused across batches.

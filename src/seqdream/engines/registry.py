@@ -24,6 +24,7 @@ def _flux2_klein(settings: Settings) -> Engine:
             guidance_scale=settings.guidance_scale,
             max_sequence_length=settings.max_sequence_length,
             max_batch=settings.max_batch,
+            follow_cpu_load=settings.threads_follow_load and not settings.threads,
             acceleration=Acceleration(
                 compile=settings.compile,
                 warmup_sizes=settings.warmup_sizes,
