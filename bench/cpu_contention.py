@@ -9,7 +9,8 @@ groups at 1024*1024 from submit to the last decoded output, all in one run:
   * inside a CPU quota of one CPU (a cgroup the bench makes; as root), against the same server
     pinned to one core alone (taskset): <= 1.25 x. Without cgroups it says so and skips.
 
-Usage: python bench/cpu_contention.py [--runs 3] [--hogs 2,4,8] [--threads N] [--skip-quota] [--skip-pair]
+Usage: python bench/cpu_contention.py [--runs 3] [--hogs 2,4,8] [--threads N] [--static] [--skip-quota] [--skip-pair]
+(--static: threads fixed instead of following the load, to compare)
 """
 
 from __future__ import annotations
@@ -136,13 +137,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--hogs", default="2,4,8", help="comma list of CPU-bound process counts")
     parser.add_argument("--threads", type=int, default=None, help="SEQDREAM_THREADS for the servers (default: theirs)")
+    parser.add_argument("--static", action="store_true", help="threads fixed (SEQDREAM_THREADS_FOLLOW_LOAD=false)")
     parser.add_argument("--skip-quota", action="store_true")
     parser.add_argument("--skip-pair", action="store_true")
     args = parser.parse_args()
     env = {"SEQDREAM_THREADS": str(args.threads)} if args.threads else {}
+    if args.static:
+        env["SEQDREAM_THREADS_FOLLOW_LOAD"] = "false"
     cores = available_cores()
+    follows = "fixed" if args.static or args.threads else "following the load"
     print(f"{cores} cores; 4-image group at 1024*1024, sync mode, median of {args.runs}; threads: "
-          f"{args.threads or 'default'}")  # fmt: skip
+          f"{args.threads or 'default'}, {follows}")  # fmt: skip
     print(f"{'load':34s} {'seconds':>8s} {'x alone':>8s} {'fair':>6s} {'x fair':>7s}  verdict")
 
     server = start(env)

@@ -7,7 +7,10 @@ processes: a 4-image group took 4.4x its quiet time with 2 threads, 1.4x with 1)
 /proc/stat for the cores in this process's affinity, subtracts this process's own CPU time, and
 `fit_threads` gives torch only the cores the others leave free, at least one.
 
-It runs between denoising steps (`seqdream.engines.flux2_klein`), never inside one.
+The engine calls it before each batch of a group (`seqdream.engines.flux2_klein`), so a batch
+runs at one count. Results then repeat exactly at the same count; between counts they differ only by
+rounding (measured on the built-in model, 1 vs 2 threads: at most one intensity level, the same
+scene). `SEQDREAM_THREADS` pins the count for bit-identical repeats; compiled engines keep theirs.
 """
 
 from __future__ import annotations
@@ -108,6 +111,7 @@ def threads_for(most: int, cores: int, others: float) -> int:
 
 _load: CpuLoad | None = None
 _most = 0
+_now: int | None = None  # the count fit_threads last chose (OpenMP's count is per calling thread)
 
 
 def follow_load(most: int) -> None:
@@ -126,8 +130,10 @@ def fit_threads() -> int | None:
         return None
     import torch
 
+    global _now
     wanted = threads_for(_most, len(_load.cpus), _load.others)
-    if torch.get_num_threads() != wanted:
+    _now = wanted
+    if torch.get_num_threads() != wanted:  # in the thread that runs the model: the count is per thread
         log.debug("other processes keep %.1f core(s) busy: torch now uses %d thread(s)", _load.others, wanted)
         torch.set_num_threads(wanted)
     return wanted
@@ -137,6 +143,4 @@ def load_report() -> dict[str, object]:
     """For /health: whether torch's threads follow the load, the others' load and the count now."""
     if _load is None or not _load.running:
         return {"follows_load": False}
-    import torch
-
-    return {"follows_load": True, "other_processes_cores": round(_load.others, 2), "torch_now": torch.get_num_threads()}
+    return {"follows_load": True, "other_processes_cores": round(_load.others, 2), "torch_now": _now or _most}

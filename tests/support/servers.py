@@ -12,6 +12,9 @@ TEST_ENV = {
     "SEQDREAM_POLL_INTERVAL_S": "0.05",
     "SEQDREAM_JOB_LEASE_S": "2",
     "SEQDREAM_LOG_LEVEL": "info",
+    # Exact repeats (same seed, same bytes) must not depend on how busy the test machine is;
+    # following the load is tested on its own (tests/test_threads.py, tests/jobs/test_cpu_sharing.py).
+    "SEQDREAM_THREADS_FOLLOW_LOAD": "false",
 }
 
 

@@ -139,7 +139,9 @@ class Flux2KleinEngine:
             raise EngineError(f"could not load model {options.model!r}: {exc}") from exc
         self.pipeline = pipeline.to(self.device)
         self.pipeline.set_progress_bar_config(disable=True)
-        if self.device == "cpu" and options.follow_cpu_load:
+        # Compiled CPU kernels are built for one thread count: a compiled engine keeps its own.
+        self.follows_load = self.device == "cpu" and options.follow_cpu_load and not options.acceleration.compile
+        if self.follows_load:
             follow_load(torch.get_num_threads())
         self.sampling = resolve_sampling(options, bool(self.pipeline.config.is_distilled))
         # Height and width must be multiples of the VAE factor times the 2x2 latent patch.
@@ -247,16 +249,15 @@ class Flux2KleinEngine:
             done_steps += 1
             if progress:
                 progress(min(1.0, done_steps / total_steps))
-            fit_threads()  # between steps: as many threads as the other processes leave cores free
             return kwargs
-
-        fit_threads()
 
         # Every batch sizes references alike (the anchor joins them after the first), so their
         # encodings are reused across batches.
         share = min(len(plan.references) + (plan.count > 1), MAX_REFERENCES) or 1
 
         def render(prompts: list[str], seeds: list[int], refs: list[Image.Image]) -> list[Image.Image]:
+            if self.follows_load:
+                fit_threads()  # per batch: as many threads as other processes leave cores free
             try:
                 return call(prompts, seeds, refs)
             except torch.cuda.OutOfMemoryError:
