@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,11 @@ from seqdream.api.app import create_app
 from seqdream.config import Settings
 from seqdream_devkit.tiny_pipeline import build_tiny_flux2_klein
 from support.servers import LocalServer
+
+# Engines built in this process keep one thread count, so same-seed comparisons do not depend on how
+# busy the machine is; following the load is tested where it is asked for (tests/test_threads.py,
+# tests/jobs/test_cpu_sharing.py). Servers get the same from support.servers.TEST_ENV.
+os.environ.setdefault("SEQDREAM_THREADS_FOLLOW_LOAD", "false")
 
 # Tests that start processes, browsers or training are `slow`; `pytest -m "not slow"` is the fast,
 # in-process layer. CI runs both.
