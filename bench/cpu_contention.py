@@ -18,16 +18,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from seqdream.threads import available_cores
+from seqdream_devkit.cpu_hogs import cpu_bound_processes
 from seqdream_devkit.images import decode
 from seqdream_devkit.server_process import ServerProcess
 
@@ -62,18 +59,6 @@ def model_share() -> str:
     """How much of the median request the model itself took: the rest is the service around it
     (event loop, image encoding, NSFW check, storage, HTTP), which must not grow under load."""
     return f"model {statistics.median(INFERENCE):.2f} s" if INFERENCE else ""
-
-
-@contextmanager
-def hogs(count: int) -> Iterator[None]:
-    processes = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
-    time.sleep(1)
-    try:
-        yield
-    finally:
-        for process in processes:
-            process.kill()
-            process.wait()
 
 
 def start(env: dict[str, str], prefix: list[str] | None = None) -> ServerProcess:
@@ -155,7 +140,7 @@ def main() -> None:
         alone = time_groups(server, args.runs)
         print(f"{'alone':34s} {alone:8.2f} {1:8.2f} {'':6s} {'':7s}  {model_share()}")
         for count in (int(part) for part in args.hogs.split(",")):
-            with hogs(count):
+            with cpu_bound_processes(count, settle_s=1):
                 shared = time_groups(server, args.runs)
             fair = (cores + count) / cores
             ratio = shared / alone

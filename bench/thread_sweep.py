@@ -13,12 +13,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -28,21 +24,10 @@ from seqdream.config import Settings
 from seqdream.engines.base import GenerationPlan
 from seqdream.engines.registry import load_engine
 from seqdream.threads import available_cores
+from seqdream_devkit.cpu_hogs import cpu_bound_processes
 from seqdream_devkit.tiny_pipeline import build_tiny_flux2_klein
 
 PROMPT = "a series of 4 images of a small red circle moving from left to right on a blue background"
-
-
-@contextmanager
-def hogs(count: int) -> Iterator[None]:
-    processes = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
-    time.sleep(1)
-    try:
-        yield
-    finally:
-        for process in processes:
-            process.kill()
-            process.wait()
 
 
 def group_seconds(engine, runs: int) -> float:  # type: ignore[no-untyped-def]
@@ -76,7 +61,7 @@ def main() -> None:
         for threads in range(1, cores + 1):
             torch.set_num_threads(threads)
             quiet = group_seconds(engine, args.runs)
-            with hogs(cores):
+            with cpu_bound_processes(cores, settle_s=1):
                 loaded = group_seconds(engine, args.runs)
             rows.append((threads, quiet, loaded))
         best = min(quiet for _, quiet, _ in rows)

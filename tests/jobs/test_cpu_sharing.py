@@ -3,28 +3,14 @@ through the real service and a real `seqdream serve` process."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from seqdream.threads import available_cores
+from seqdream_devkit.cpu_hogs import cpu_bound_processes
 from support.servers import LocalServer
 
 GROUP = {"prompt": "a series of 4 images of a kite", "max_images": 4, "size": "1024*1024", "enable_sync_mode": True}
-
-
-@contextmanager
-def cpu_bound_processes(count: int) -> Iterator[None]:
-    processes = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
-    try:
-        yield
-    finally:
-        for process in processes:
-            process.kill()
-            process.wait()
 
 
 def threads_report(server: LocalServer) -> dict:

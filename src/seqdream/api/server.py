@@ -53,10 +53,10 @@ def serve(app: FastAPI, settings: Settings) -> None:
     # Bind first: the lifespan starts workers, and a busy port must fail before any job is claimed.
     sock = config.bind_socket()
     host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host  # IPv6 in a URL
     wildcard = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}
-    probe = wildcard.get(host) or (f"[{host}]" if ":" in host else host)
+    probe = wildcard.get(host) or shown
     announce(f"http://{probe}:{port}/health/live")  # what `seqdream health` (the HEALTHCHECK) asks
-    shown = f"[{host}]" if ":" in host else host
     log.info("listening on http://%s:%d (playground: /, API docs: /docs)", shown, port)
     GracefulServer(config, app).run(sockets=[sock])
     log.info("stopped")
