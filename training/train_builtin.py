@@ -50,7 +50,10 @@ SAMPLING = {
     "max_sequence_length": MAX_TOKENS,
 }
 LATENT_CHANNELS = 8
-TASK_MIX = {"t2i": 0.16, "edit": 0.34, "compose": 0.10, "sequence": 0.30, "sequence_first": 0.10}
+TASK_MIX = {"t2i": 0.12, "edit": 0.32, "compose": 0.06, "sequence": 0.38, "sequence_first": 0.12}
+# Group motions by weight: growing is learnt first; moving (the object must leave the reference's
+# place) and recolouring (frame k's colour is k steps round the cycle) need more frames.
+MOTION_MIX = {"moving": 0.45, "growing": 0.15, "recolouring": 0.40}
 # Edit kinds drawn by weight: the ones that copy the reference with one token changed (remove,
 # background) are learnt first; moves, replacements, additions and resizes need more examples.
 EDIT_MIX = {"add": 0.6, "remove": 0.3, "recolour": 1.7, "resize": 1.5, "move": 3.5, "replace": 1.2, "background": 0.2}
@@ -242,6 +245,10 @@ def unknown_caption(rng: random.Random) -> str:
     return template.format(*rng.sample(UNKNOWN_WORDS, template.count("{}")))
 
 
+def motion(rng: random.Random) -> str:
+    return rng.choices(list(MOTION_MIX), weights=list(MOTION_MIX.values()))[0]
+
+
 def sample_batch(rng: random.Random, task: str, batch: int):  # type: ignore[no-untyped-def]
     examples: list[tasks.Example] = []
     while len(examples) < batch:
@@ -255,9 +262,9 @@ def sample_batch(rng: random.Random, task: str, batch: int):  # type: ignore[no-
         elif task == "compose":
             examples.append(tasks.compose(rng))
         elif task == "sequence_first":  # a group's first frame comes from its prompt alone
-            examples.append(tasks.sequence(rng)[0])
+            examples.append(tasks.sequence(rng, motion(rng))[0])
         else:  # a later frame of a group of any length, with the first frame as its reference
-            examples.append(rng.choice(tasks.sequence(rng)[1:]))
+            examples.append(rng.choice(tasks.sequence(rng, motion(rng))[1:]))
     return examples[:batch]
 
 
@@ -371,6 +378,7 @@ def main() -> None:
     rng = random.Random(args.seed * 1_000_003 + done_before)
     budget, losses = Budget(args.steps, args.minutes), []
     run = {"steps": 0, "batch": args.batch, "lr": args.lr, "task_mix": TASK_MIX, "edit_mix": EDIT_MIX,
+           "motion_mix": MOTION_MIX,
            "unknown_caption_share": UNKNOWN_SHARE, "vocabulary": len(pipe.tokenizer),
            "groups": f"2-{tasks.MAX_GROUP} frames", "wordings": "seqdream_devkit.wording, trained forms"}  # fmt: skip
     next_save = time.monotonic() + args.save_every_minutes * 60
