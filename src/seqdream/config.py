@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(30 * 1024 * 1024, gt=0)
     max_request_bytes: int = Field(256 * 1024 * 1024, gt=0)  # JSON bodies carry base64 images
 
+    # Sharing between keys (a key's own limits, set with `seqdream keys update`, override these).
+    key_rate_per_min: int = Field(600, ge=0)  # submits per key per minute; 0: unlimited
+    key_max_active: int = Field(1000, ge=0)  # queued + running tasks per key; 0: unlimited
+    metrics_key_labels: int = Field(0, ge=0, le=100)  # label usage metrics by key name for this many keys
+
     @field_validator("fetch_allow_networks", "compile_warmup", mode="before")
     @classmethod
     def _split_comma_list(cls, value: object) -> object:

@@ -6,14 +6,16 @@ import multiprocessing
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, inspect, text
+from sqlalchemy import JSON, column, insert, inspect, table, text
 
-from seqdream.db import Base, Database, Job, migrate
+from seqdream.db import Base, Database, migrate
+from seqdream.db.models import UTCDateTime
 from seqdream.jobs.store import JobStore
 from support.servers import TEST_ENV
 
@@ -34,18 +36,27 @@ def first_schema_without_version(db: Database) -> None:
 
 
 def insert_old_job(db: Database, seed: int, status: str) -> None:
-    """A job row as the first schema held it: a plain insert of its columns, since the ORM's
-    insert names columns that later migrations added (0003's `failure`)."""
+    """A job row as the first schema held it: only that schema's columns (the ORM's insert names
+    columns that later migrations added: 0003's `failure`, 0004's `fair_rank`)."""
+    first_schema_jobs = table(
+        "jobs",
+        *(column(name) for name in ("id", "model", "status", "seed", "error", "attempts")),
+        column("created_at", UTCDateTime()),
+        *(column(name, JSON) for name in ("request", "outputs", "has_nsfw_contents")),
+    )
     with db.engine.begin() as connection:
         connection.execute(
-            insert(Job.__table__).values(id="old-job", model="m", request={"prompt": "kept"}, seed=seed, status=status)
-        )
+            insert(first_schema_jobs).values(
+                id="old-job", model="m", request={"prompt": "kept"}, seed=seed, status=status, outputs=[],
+                has_nsfw_contents=[], error="", attempts=0, created_at=datetime(2026, 1, 1, tzinfo=UTC),
+            )
+        )  # fmt: skip
 
 
 def test_new_database_gets_todays_models(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'new.db'}")
     migrate.upgrade(db)
-    assert migrate.current_revision(db) == "0003"
+    assert migrate.current_revision(db) == "0004"
     assert schema_differences(db) == []
 
 
@@ -57,7 +68,7 @@ def test_postgres_upgrade_from_the_first_schema_gets_todays_models() -> None:
     first_schema_without_version(db)
     insert_old_job(db, seed=1, status="created")
     migrate.upgrade(db)
-    assert migrate.current_revision(db) == "0003"
+    assert migrate.current_revision(db) == "0004"
     assert schema_differences(db) == []
     assert [job.request["prompt"] for job in JobStore(db).recent()] == ["kept"]
 
@@ -71,7 +82,7 @@ def test_database_from_before_migrations_is_adopted_and_keeps_its_jobs(tmp_path:
 
     migrate.upgrade(db)
 
-    assert migrate.current_revision(db) == "0003"
+    assert migrate.current_revision(db) == "0004"
     assert schema_differences(db) == []
     stored = JobStore(db).get("old-job")
     assert stored is not None and stored.seed == 7 and stored.request["prompt"] == "kept"
@@ -93,7 +104,7 @@ def test_processes_starting_together_migrate_once(tmp_path: Path) -> None:
         process.join(120)
     assert [process.exitcode for process in processes] == [0, 0, 0, 0]
     db = Database(url)
-    assert migrate.current_revision(db) == "0003"
+    assert migrate.current_revision(db) == "0004"
     assert schema_differences(db) == []
 
 
@@ -107,5 +118,5 @@ def test_cli_db_upgrade(tmp_path: Path) -> None:
     assert cli("current").stdout.strip() == "none"
     upgraded = cli("upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "revision 0003" in upgraded.stdout
-    assert cli("current").stdout.strip() == "0003"
+    assert "revision 0004" in upgraded.stdout
+    assert cli("current").stdout.strip() == "0004"

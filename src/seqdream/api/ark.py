@@ -43,9 +43,12 @@ FIELD_RULES = {
 _ERROR_CODES = {
     400: ("InvalidParameter", "BadRequest"),
     401: ("AuthenticationError", "Unauthorized"),
+    402: ("AccountOverdueError", "Forbidden"),
     404: ("NotFound", "NotFound"),
+    409: ("IdempotencyConflict", "Conflict"),
     413: ("InvalidParameter", "BadRequest"),
     415: ("InvalidParameter", "BadRequest"),
+    429: ("RateLimitExceeded", "TooManyRequests"),
     503: ("ServiceUnavailable", "ServiceUnavailable"),
     504: ("Timeout", "Timeout"),
 }

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 import uuid
 from dataclasses import dataclass
 
 from fastapi import Request
 
+from seqdream.api.admission import create_job, earlier_task, idempotent_submit
 from seqdream.api.deps import Caller, base_url, own_bases
 from seqdream.api.envelope import APIError
 from seqdream.api.intake import accept_images
-from seqdream.api.predictions import create_job, wait_for_end
+from seqdream.api.predictions import wait_for_end
 from seqdream.db import Job, JobStatus
 from seqdream.jobs.planner import resolve_seed
 from seqdream.jobs.request import JobRequest
@@ -59,6 +61,9 @@ class Submission:
 
 
 def submit(services: Services, request: Request, caller: Caller, task: Submission) -> Job:
+    idempotent = idempotent_submit(request, caller, dataclasses.asdict(task))
+    if (earlier := earlier_task(services, idempotent)) is not None:
+        return earlier
     job_id = uuid.uuid4().hex
     job_request = JobRequest(
         prompt=task.prompt,
@@ -70,7 +75,7 @@ def submit(services: Services, request: Request, caller: Caller, task: Submissio
         output_format=task.output_format,
         output_quality=task.output_quality,
     )
-    job = create_job(services, task.model, job_request, resolve_seed(task.seed), caller, job_id)
+    job = create_job(services, task.model, job_request, resolve_seed(task.seed), caller, job_id, idempotent)
     request.app.state.work_available.set()
     return job
 

@@ -22,10 +22,11 @@ log = logging.getLogger(__name__)
 class APIError(Exception):
     """Raise anywhere in a route to answer `status` with `message` in the envelope."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}  # e.g. Retry-After
 
 
 def success(data: Any) -> dict[str, Any]:
@@ -94,7 +95,9 @@ def install_error_handlers(
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:
-        return respond(request, exc.status, exc.message)
+        response = respond(request, exc.status, exc.message)
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -38,7 +38,13 @@ FIELD_RULES = {
     "image": f"1 to {MAX_REFERENCES} image files",
     "model": "a string (any: the service runs its loaded model)",
 }
-_ERROR_TYPES = {401: "authentication_error", 404: "not_found_error", 429: "rate_limit_error"}
+_ERROR_TYPES = {
+    401: "authentication_error",
+    402: "insufficient_quota",
+    404: "not_found_error",
+    409: "idempotency_error",
+    429: "rate_limit_error",
+}
 
 
 def openai_error(status: int, message: str) -> JSONResponse:

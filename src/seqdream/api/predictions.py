@@ -7,9 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from seqdream.api.admission import create_job, earlier_task, idempotent_submit
 from seqdream.api.deps import Caller, base_url, get_services, own_bases, require_key
 from seqdream.api.envelope import APIError, success
 from seqdream.api.intake import accept_images, accept_webhook
@@ -25,21 +25,12 @@ from seqdream.services import Services
 router = APIRouter(prefix="/api/v3")
 
 
-def create_job(
-    services: Services, model: str, request: JobRequest, seed: int, caller: Caller, job_id: str | None = None
-) -> Job:
-    """Record an accepted task durably; a 503 in the envelope when the database refuses."""
-    try:
-        return services.jobs.create(
-            job_id=job_id or uuid.uuid4().hex, model=model, request=request, seed=seed, api_key_id=caller.key_id
-        )
-    except (SQLAlchemyError, OSError) as exc:
-        raise APIError(503, f"could not record the task ({type(exc).__name__}); nothing was queued") from exc
-
-
 def _create_job(
     services: Services, spec: ModelSpec, body: SeedreamRequest, caller: Caller, request: Request, webhook: str | None
 ) -> Job:
+    idempotent = idempotent_submit(request, caller, body.model_dump() | {"webhook": webhook})
+    if (earlier := earlier_task(services, idempotent)) is not None:
+        return earlier
     job_id = uuid.uuid4().hex
     job_request = JobRequest(
         prompt=body.prompt,
@@ -50,7 +41,7 @@ def _create_job(
         webhook_url=accept_webhook(webhook or body.webhook_url, services),
         public_base=base_url(request),
     )
-    return create_job(services, spec.id, job_request, resolve_seed(body.seed), caller, job_id)
+    return create_job(services, spec.id, job_request, resolve_seed(body.seed), caller, job_id, idempotent)
 
 
 async def follow(services: Services, events: JobEvents, job_id: str, timeout_s: float) -> AsyncIterator[Job]:

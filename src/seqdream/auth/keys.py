@@ -32,7 +32,7 @@ class KeyRing:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def create(self, name: str) -> CreatedKey:
+    def create(self, name: str, **limits: int | float | None) -> CreatedKey:
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         key = ApiKey(
             id=uuid.uuid4().hex,
@@ -40,6 +40,7 @@ class KeyRing:
             prefix=secret[:10],
             key_hash=hash_secret(secret),
             created_at=utcnow(),
+            **_limit_columns(limits),
         )
         with self.db.session() as session:
             session.add(key)
@@ -65,9 +66,39 @@ class KeyRing:
             )
             return rows_changed(result) > 0
 
+    def find(self, key_id_or_prefix: str) -> ApiKey | None:
+        with self.db.session() as session:
+            return session.scalar(
+                select(ApiKey).where((ApiKey.id == key_id_or_prefix) | (ApiKey.prefix == key_id_or_prefix))
+            )
+
+    def update_limits(self, key_id_or_prefix: str, add_credits: int = 0, **limits: int | float | None) -> ApiKey | None:
+        """Set a key's limits (a None value: back to the service's default; credits None: unmetered)
+        and add to its credits; returns the key as it is now, or None when no key matches."""
+        key = self.find(key_id_or_prefix)
+        if key is None:
+            return None
+        with self.db.session() as session:
+            values: dict[str, object] = dict(_limit_columns(limits))
+            if add_credits:
+                values["credits"] = func.coalesce(ApiKey.credits, 0) + add_credits
+            if values:
+                session.execute(update(ApiKey).where(ApiKey.id == key.id).values(**values))
+            return session.get(ApiKey, key.id, populate_existing=True)
+
     def verify(self, secret: str) -> ApiKey | None:
         with self.db.session() as session:
             key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_secret(secret)))
         if key is None or key.revoked_at is not None:
             return None
         return key
+
+
+LIMIT_COLUMNS = ("rate_per_min", "max_active", "credits", "weight")
+
+
+def _limit_columns(limits: dict[str, int | float | None]) -> dict[str, int | float | None]:
+    unknown = set(limits) - set(LIMIT_COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown key limits: {sorted(unknown)}")
+    return limits

@@ -1,8 +1,9 @@
-"""`seqdream serve | worker | generate | keys`."""
+"""`seqdream serve | worker | generate | keys | usage`."""
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import sys
@@ -237,22 +238,157 @@ def generate(
     typer.echo(f"seed {used_seed}, {result.inference_ms} ms", err=True)
 
 
+_UNSET = "keep"  # an option left out of `keys update`
+
+
+def _rate(value: str) -> int | None:
+    """'60/min', '2/s', '600/h' or '60' (per minute) to submits per minute; 'default': the service's."""
+    text = value.strip().lower().replace(" ", "")
+    if text == "default":
+        return None
+    if text in ("0", "unlimited"):
+        return 0
+    number, _, unit = text.partition("/")
+    per = {"": 1.0, "m": 1.0, "min": 1.0, "minute": 1.0, "s": 60.0, "sec": 60.0, "second": 60.0}
+    per |= {"h": 1 / 60, "hour": 1 / 60}
+    if not number.isdigit() or unit not in per:
+        raise typer.BadParameter(f"{value!r}: write it as N/min, N/s or N/h (or 'default', 'unlimited')")
+    return max(1, math.ceil(int(number) * per[unit]))
+
+
+def _count(value: str, label: str, none_word: str) -> int | None:
+    text = value.strip().lower()
+    if text == none_word:
+        return None
+    if text == "unlimited" and label == "max-active":
+        return 0
+    if not text.isdigit():
+        raise typer.BadParameter(f"{label}: {value!r} is not a whole number (or '{none_word}')")
+    return int(text)
+
+
+def _weight(value: str) -> float | None:
+    if value.strip().lower() == "default":
+        return None
+    try:
+        weight = float(value)
+    except ValueError:
+        weight = 0.0
+    if not 0.01 <= weight <= 100:
+        raise typer.BadParameter(f"{value!r}: a weight is a number from 0.01 to 100 (or 'default')")
+    return weight
+
+
+def _limits(rate: str, max_active: str, credits: str, weight: str) -> dict[str, int | float | None]:
+    limits: dict[str, int | float | None] = {}
+    if rate != _UNSET:
+        limits["rate_per_min"] = _rate(rate)
+    if max_active != _UNSET:
+        limits["max_active"] = _count(max_active, "max-active", "default")
+    if credits != _UNSET:
+        limits["credits"] = _count(credits, "credits", "unmetered")
+    if weight != _UNSET:
+        limits["weight"] = _weight(weight)
+    return limits
+
+
+_RATE_HELP = "Submits a minute: N/min, N/s, N/h, 'unlimited' or 'default' (SEQDREAM_KEY_RATE_PER_MIN)."
+_ACTIVE_HELP = "Tasks queued or running at once: N, 'unlimited' or 'default' (SEQDREAM_KEY_MAX_ACTIVE)."
+_CREDITS_HELP = "Images the key may still make (each image one credit), or 'unmetered'."
+_WEIGHT_HELP = "Share of the workers when keys compete (default 1; 2 gets twice the turns)."
+
+
+def _describe(key: Any, settings: Settings) -> str:
+    def limit(own: int | None, default: int) -> str:
+        value = default if own is None else own
+        text = "unlimited" if value == 0 else str(value)
+        return text + (" (default)" if own is None else "")
+
+    credits = "unmetered" if key.credits is None else str(key.credits)
+    return (
+        f"rate {limit(key.rate_per_min, settings.key_rate_per_min)}/min, "
+        f"active {limit(key.max_active, settings.key_max_active)}, credits {credits}, weight {key.weight or 1:g}"
+    )
+
+
 @keys_app.command("create")
-def keys_create(name: str = typer.Option("default", metavar="NAME", help="A label to recognise the key by.")) -> None:
+def keys_create(
+    name: str = typer.Option("default", metavar="NAME", help="A label to recognise the key by."),
+    rate: str = typer.Option(_UNSET, metavar="RATE", help=_RATE_HELP, show_default=False),
+    max_active: str = typer.Option(_UNSET, metavar="N", help=_ACTIVE_HELP, show_default=False),
+    credits: str = typer.Option(_UNSET, metavar="N", help=_CREDITS_HELP, show_default=False),
+    weight: str = typer.Option(_UNSET, metavar="W", help=_WEIGHT_HELP, show_default=False),
+) -> None:
     """Create an API key and print it (it is shown only once)."""
-    services = _services(Settings())
-    created = services.keys.create(name)
+    settings = Settings()
+    services = _services(settings)
+    created = services.keys.create(name, **_limits(rate, max_active, credits, weight))
+    key = services.keys.find(created.id)
     typer.echo(created.secret)
-    typer.echo(f"created key {created.id} ({name}); store it now, it cannot be shown again", err=True)
+    typer.echo(f"created key {created.id} ({name}; {_describe(key, settings)}); store it now, it cannot be shown again",
+               err=True)  # fmt: skip
+
+
+@keys_app.command("update")
+def keys_update(
+    key: str = typer.Argument(..., metavar="KEY", help="Key id or prefix from 'seqdream keys list'"),
+    rate: str = typer.Option(_UNSET, metavar="RATE", help=_RATE_HELP, show_default=False),
+    max_active: str = typer.Option(_UNSET, metavar="N", help=_ACTIVE_HELP, show_default=False),
+    credits: str = typer.Option(_UNSET, metavar="N", help=_CREDITS_HELP, show_default=False),
+    add_credits: int = typer.Option(0, metavar="N", help="Add N credits (a top-up; an unmetered key starts at 0)."),
+    weight: str = typer.Option(_UNSET, metavar="W", help=_WEIGHT_HELP, show_default=False),
+) -> None:
+    """Change a key's limits, credits or weight; they apply to the next submit, in every process."""
+    settings = Settings()
+    services = _services(settings)
+    found = services.keys.update_limits(key, add_credits=add_credits, **_limits(rate, max_active, credits, weight))
+    if found is None:
+        typer.echo(f"no key matches {key!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{found.id}  {found.name}: {_describe(found, settings)}")
 
 
 @keys_app.command("list")
 def keys_list() -> None:
-    """List keys (prefix, name, created, revoked)."""
-    services = _services(Settings())
+    """List keys (prefix, name, created, revoked, limits)."""
+    settings = Settings()
+    services = _services(settings)
     for key in services.keys.list():
         state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
-        typer.echo(f"{key.id}  {key.prefix}…  {key.name:<20} created {key.created_at:%Y-%m-%d %H:%M}  {state}")
+        typer.echo(f"{key.id}  {key.prefix}…  {key.name:<20} created {key.created_at:%Y-%m-%d %H:%M}  {state}  "
+                   f"{_describe(key, settings)}")  # fmt: skip
+
+
+@app.command("usage")
+def usage_command(
+    start: str = typer.Option(None, "--from", metavar="DAY", help="First day, YYYY-MM-DD (UTC); default 30 days ago."),
+    end: str = typer.Option(None, "--to", metavar="DAY", help="Last day, YYYY-MM-DD (UTC), included; default today."),
+) -> None:
+    """Print every key's tasks, images and model seconds per day and model."""
+    from datetime import date, timedelta
+
+    from seqdream.db.models import utcnow
+    from seqdream.tenancy.usage import day_range, totals, usage
+
+    try:
+        last = date.fromisoformat(end) if end else utcnow().date()
+        first = date.fromisoformat(start) if start else last - timedelta(days=29)
+    except ValueError as exc:
+        raise typer.BadParameter(f"dates are written YYYY-MM-DD ({exc})") from None
+    services = _services(Settings())
+    names = {key.id: f"{key.name} ({key.prefix}…)" for key in services.keys.list()}
+    with services.db.session() as session:
+        by_key = usage(session, *day_range(first, last))
+    typer.echo(f"usage {first} to {last} (UTC)")
+    if not by_key:
+        typer.echo("no finished tasks")
+    for key_id, rows in by_key.items():
+        total = totals(rows)
+        typer.echo(f"\n{names.get(key_id, key_id or 'no key')}: {total['tasks']} tasks ({total['failed']} failed), "
+                   f"{total['images']} images, {total['model_seconds']} model seconds")  # fmt: skip
+        for row in rows:
+            typer.echo(f"  {row.day}  {row.model:<44} {row.tasks:>6} tasks {row.images:>7} images "
+                       f"{row.model_seconds:>10.1f} s")  # fmt: skip
 
 
 @keys_app.command("revoke")

@@ -1,15 +1,27 @@
 """Durable state: SQLAlchemy tables and the database connection."""
 
 from seqdream.db.connection import Database, rows_changed
-from seqdream.db.models import ApiKey, Base, Job, JobStatus, Upload, WebhookDelivery, WebhookSecret
+from seqdream.db.models import (
+    ApiKey,
+    Base,
+    IdempotencyKey,
+    Job,
+    JobStatus,
+    Upload,
+    UsageRecord,
+    WebhookDelivery,
+    WebhookSecret,
+)
 
 __all__ = [
     "ApiKey",
     "Base",
     "Database",
+    "IdempotencyKey",
     "Job",
     "JobStatus",
     "Upload",
+    "UsageRecord",
     "WebhookDelivery",
     "WebhookSecret",
     "rows_changed",

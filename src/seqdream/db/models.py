@@ -1,4 +1,5 @@
-"""Tables: jobs (the queue and its results), uploads, API keys and the webhook outbox.
+"""Tables: jobs (the queue and its results), uploads, API keys with their limits, the webhook
+outbox, idempotency keys and the usage ledger.
 
 A change here needs a migration in `seqdream/db/migrations/versions` (`tests/db` checks that
 upgrading from the first schema gives exactly these tables)."""
@@ -9,7 +10,7 @@ import enum
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -74,8 +75,15 @@ class Job(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Place in the fair queue: claims take the lowest (`seqdream.tenancy.fairness`).
+    fair_rank: Mapped[float] = mapped_column(Float, default=0.0)
+    credits_reserved: Mapped[int] = mapped_column(Integer, default=0)  # refunded, less what it made, at its end
 
-    __table_args__ = (Index("ix_jobs_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_jobs_status_created", "status", "created_at"),
+        Index("ix_jobs_status_rank", "status", "fair_rank"),
+        Index("ix_jobs_key_created", "api_key_id", "created_at"),
+    )
 
 
 class Upload(Base):
@@ -101,6 +109,40 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Limits of this key; None takes the service's default (`seqdream.tenancy.limits`).
+    rate_per_min: Mapped[int | None] = mapped_column(Integer, nullable=True)  # submits per minute
+    max_active: Mapped[int | None] = mapped_column(Integer, nullable=True)  # queued + running tasks
+    credits: Mapped[int | None] = mapped_column(Integer, nullable=True)  # images left; None: unmetered
+    weight: Mapped[float | None] = mapped_column(Float, nullable=True)  # share of the workers when busy
+    last_submit_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class IdempotencyKey(Base):
+    """A client's `Idempotency-Key` header and the task it created (kept 24 hours)."""
+
+    __tablename__ = "idempotency_keys"
+
+    owner: Mapped[str] = mapped_column(String(32), primary_key=True)  # API key id ("" without auth)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # of the route and the request
+    job_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UsageRecord(Base):
+    """What one finished task used: written with its end, kept after the task itself is purged."""
+
+    __tablename__ = "usage_records"
+
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    api_key_id: Mapped[str] = mapped_column(String(32))  # "" without auth
+    model: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    images: Mapped[int] = mapped_column(Integer)
+    model_ms: Mapped[int] = mapped_column(Integer)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_usage_key_finished", "api_key_id", "finished_at"),)
 
 
 class WebhookSecret(Base):

@@ -61,6 +61,7 @@ class Janitor:
         removed += len(self.uploads.expire_before(cutoff))
         if self.webhooks is not None:
             self.webhooks.purge_before(cutoff)  # finished deliveries: rows only, no files
+        self.jobs.purge_idempotency_keys()  # kept 24 hours whatever the retention
         if removed:
             log.info("retention: removed %d file(s) older than %s", removed, cutoff.isoformat())
         return removed

@@ -14,12 +14,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from seqdream.db import Database, Job, JobStatus, WebhookDelivery, rows_changed
 from seqdream.db.models import utcnow
 from seqdream.db.notify import JOB_ENDED, NEW_JOB, notify
 from seqdream.jobs.request import JobRequest
+from seqdream.tenancy import idempotency
+from seqdream.tenancy.fairness import next_rank
+from seqdream.tenancy.idempotency import IdempotentSubmit
+from seqdream.tenancy.limits import Defaults, KeyLimits, admit, lock_key
+from seqdream.tenancy.usage import settle
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,12 @@ class JobStore:
         self.db = db
 
     def create(
+        self, *, model: str, request: JobRequest, seed: int, api_key_id: str | None, job_id: str | None = None
+    ) -> Job:
+        """Queue a job (no limits, no idempotency key) and commit."""
+        return self.queue(model=model, request=request, seed=seed, api_key_id=api_key_id, job_id=job_id)[0]
+
+    def queue(
         self,
         *,
         model: str,
@@ -40,25 +52,70 @@ class JobStore:
         seed: int,
         api_key_id: str | None,
         job_id: str | None = None,
-    ) -> Job:
-        """Insert a job and commit: once this returns, the job survives any crash."""
-        job = Job(
-            id=job_id or uuid.uuid4().hex,
-            model=model,
-            status=JobStatus.CREATED.value,
-            request=request.model_dump(exclude_none=True),
-            seed=seed,
-            outputs=[],
-            has_nsfw_contents=[],
-            error="",
-            attempts=0,
-            api_key_id=api_key_id,
-            created_at=utcnow(),
-        )
+        limits: Defaults | None = None,
+        idempotent: IdempotentSubmit | None = None,
+    ) -> tuple[Job, bool]:
+        """Queue a job and commit: once this returns, the job survives any crash.
+
+        Returns (job, created). With `idempotent`, a key already used for this request returns
+        its job and False. A key's limits (`limits`: the service's defaults) are checked in the
+        same transaction: LimitExceeded, IdempotencyConflict."""
+        job_id = job_id or uuid.uuid4().hex
+        try:
+            with self.db.session() as session:
+                now = utcnow()
+                key = lock_key(session, api_key_id, now) if api_key_id is not None else None
+                if idempotent is not None and (earlier := idempotency.find(session, idempotent, now)) is not None:
+                    found = session.get(Job, earlier)
+                    if found is not None:
+                        return found, False
+                reserved, weight = 0, 1.0
+                if key is not None:
+                    key_limits = KeyLimits.of(key, limits or Defaults())
+                    admit(session, key, key_limits, request.max_images, now)
+                    reserved = request.max_images if key_limits.credits is not None else 0
+                    weight = key_limits.weight
+                job = Job(
+                    id=job_id,
+                    model=model,
+                    status=JobStatus.CREATED.value,
+                    request=request.model_dump(exclude_none=True),
+                    seed=seed,
+                    outputs=[],
+                    has_nsfw_contents=[],
+                    error="",
+                    attempts=0,
+                    api_key_id=api_key_id,
+                    created_at=now,
+                    fair_rank=next_rank(session, api_key_id, weight),
+                    credits_reserved=reserved,
+                )
+                session.add(job)
+                if idempotent is not None:
+                    idempotency.remember(session, idempotent, job_id, now)
+                self._notify(session, NEW_JOB)
+            return job, True
+        except IntegrityError:
+            if idempotent is None:
+                raise
+        # A concurrent submit with the same key won the race (possible only without a key row to lock).
         with self.db.session() as session:
-            session.add(job)
-            self._notify(session, NEW_JOB)
-        return job
+            winner = idempotency.existing_job_id(session, idempotent)
+            found = session.get(Job, winner) if winner else None
+        if found is None:
+            raise RuntimeError("an idempotency key was taken by a task that cannot be found")
+        return found, False
+
+    def remembered(self, idempotent: IdempotentSubmit) -> Job | None:
+        """The job an idempotency key already made (IdempotencyConflict for another request's key)."""
+        with self.db.session() as session:
+            job_id = idempotency.find(session, idempotent)
+            return session.get(Job, job_id) if job_id is not None else None
+
+    def purge_idempotency_keys(self) -> int:
+        """Forget idempotency keys older than their window."""
+        with self.db.session() as session:
+            return idempotency.purge_expired(session)
 
     def get(self, job_id: str) -> Job | None:
         with self.db.session() as session:
@@ -73,7 +130,8 @@ class JobStore:
             return session.scalars(query).all()
 
     def claim(self, worker_id: str) -> Job | None:
-        """Take the oldest runnable job, or None. Safe against concurrent claimers."""
+        """Take the runnable job first in the fair queue (lowest rank, then oldest), or None.
+        Safe against concurrent claimers."""
         now = utcnow()
         runnable = and_(
             Job.status == JobStatus.CREATED.value,
@@ -91,7 +149,7 @@ class JobStore:
         with self.db.session() as session:
             if not self.db.is_sqlite:
                 # PostgreSQL: lock the oldest runnable row, skipping rows other claimers hold.
-                oldest = select(Job.id).where(runnable).order_by(Job.created_at).limit(1)
+                oldest = select(Job.id).where(runnable).order_by(Job.fair_rank, Job.created_at).limit(1)
                 job_id = session.scalar(oldest.with_for_update(skip_locked=True))
                 if job_id is None:
                     return None
@@ -99,7 +157,9 @@ class JobStore:
                 session.commit()
                 return session.get(Job, job_id, populate_existing=True)
             # SQLite has one writer at a time: race on a few candidates with conditional updates.
-            candidates = session.scalars(select(Job.id).where(runnable).order_by(Job.created_at).limit(8)).all()
+            candidates = session.scalars(
+                select(Job.id).where(runnable).order_by(Job.fair_rank, Job.created_at).limit(8)
+            ).all()
             for job_id in candidates:
                 result = session.execute(
                     update(Job).where(Job.id == job_id, Job.status == JobStatus.CREATED.value).values(**taken)
@@ -125,6 +185,7 @@ class JobStore:
             if rows_changed(result) != 1:
                 return False
             if ends:
+                settle(session, job_id)
                 _queue_webhook(session, job_id)
                 self._notify(session, JOB_ENDED, job_id)
             return True
@@ -157,6 +218,7 @@ class JobStore:
                 .where(Job.id == job_id, Job.status != JobStatus.DELETED.value)
                 .values(status=JobStatus.DELETED.value, finished_at=func.coalesce(Job.finished_at, utcnow()), error="")
             )
+            settle(session, job_id)  # a no-op for a job that had already ended
             return session.get(Job, job_id, populate_existing=True)
 
     def heartbeat(self, job_id: str, worker_id: str) -> bool:
@@ -263,6 +325,7 @@ class JobStore:
                 if rows_changed(result) == 1:
                     (failed if gave_up else requeued).append(job.id)
                     if gave_up:
+                        settle(session, job.id)
                         _queue_webhook(session, job.id)
         if requeued:
             self._announce(NEW_JOB)

@@ -1,0 +1,70 @@
+"""The caller's account: credits left (WaveSpeed's balance routes) and usage per day and model."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from starlette.concurrency import run_in_threadpool
+
+from seqdream.api.deps import Caller, get_services, require_key
+from seqdream.api.envelope import APIError, success
+from seqdream.db import ApiKey
+from seqdream.db.models import utcnow
+from seqdream.services import Services
+from seqdream.tenancy.usage import day_range, totals, usage
+
+router = APIRouter(prefix="/api/v3", tags=["account"])
+MAX_DAYS = 366
+
+
+def _balance(services: Services, caller: Caller) -> dict[str, Any]:
+    key = None
+    if caller.key_id is not None:
+        with services.db.session() as session:
+            key = session.get(ApiKey, caller.key_id)
+    credits = key.credits if key is not None else None
+    # WaveSpeed reports dollars; here one credit is one image, and a key without credits is unmetered.
+    return {"balance": credits, "currency": "credits", "metered": credits is not None}
+
+
+@router.get("/balance", summary="Credits left to the calling key (null when it is unmetered)")
+@router.get("/account/balance", summary="Same as /balance")
+async def balance(caller: Caller = Depends(require_key), services: Services = Depends(get_services)) -> dict[str, Any]:
+    return success(await run_in_threadpool(_balance, services, caller))
+
+
+def _parse_day(value: str | None, default: date, label: str) -> date:
+    if value is None:
+        return default
+    try:
+        return date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        raise APIError(400, f"{label}: {value[:40]!r} is not a date of the form YYYY-MM-DD") from None
+
+
+@router.get("/usage", summary="The calling key's tasks, images and model seconds per day and model")
+async def get_usage(
+    start: str | None = Query(None, alias="from", description="first day, YYYY-MM-DD (UTC); default: 30 days ago"),
+    end: str | None = Query(None, alias="to", description="last day, YYYY-MM-DD (UTC), included; default: today"),
+    caller: Caller = Depends(require_key),
+    services: Services = Depends(get_services),
+) -> dict[str, Any]:
+    today = utcnow().date()
+    last = _parse_day(end, today, "to")
+    first = _parse_day(start, last - timedelta(days=29), "from")
+    if first > last:
+        raise APIError(400, f"from ({first}) is after to ({last})")
+    if (last - first).days >= MAX_DAYS:
+        raise APIError(400, f"a usage query spans at most {MAX_DAYS} days")
+
+    def read() -> list[Any]:
+        with services.db.session() as session:
+            return usage(session, *day_range(first, last), api_key_id=caller.key_id or "").get(caller.key_id or "", [])
+
+    rows = await run_in_threadpool(read)
+    return success(
+        {"from": first.isoformat(), "to": last.isoformat(), "days": [row.as_dict() for row in rows]}
+        | {"totals": totals(rows)}
+    )

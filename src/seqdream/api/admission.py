@@ -1,0 +1,82 @@
+"""Queueing a submitted task, whatever its dialect: the caller's limits and `Idempotency-Key`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy.exc import SQLAlchemyError
+
+from seqdream.api.deps import Caller
+from seqdream.api.envelope import APIError
+from seqdream.db import Job
+from seqdream.jobs.request import JobRequest
+from seqdream.services import Services
+from seqdream.tenancy.idempotency import MAX_KEY_CHARS, IdempotencyConflict, IdempotentSubmit, fingerprint
+from seqdream.tenancy.limits import Defaults, LimitExceeded
+
+HEADER = "Idempotency-Key"
+
+
+def idempotent_submit(request: Request, caller: Caller, fields: dict[str, Any]) -> IdempotentSubmit | None:
+    """The request's idempotency key and fingerprint, or None when it sends no key."""
+    value = request.headers.get(HEADER)
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or len(value) > MAX_KEY_CHARS or not value.isprintable():
+        raise APIError(400, f"{HEADER}: must be 1 to {MAX_KEY_CHARS} printable characters")
+    return IdempotentSubmit(owner=caller.key_id or "", key=value, fingerprint=fingerprint(request.url.path, fields))
+
+
+def earlier_task(services: Services, idempotent: IdempotentSubmit | None) -> Job | None:
+    """The task an earlier send of this request made (checked before any reference is read)."""
+    if idempotent is None:
+        return None
+    try:
+        return services.jobs.remembered(idempotent)
+    except IdempotencyConflict as exc:
+        raise APIError(409, str(exc)) from exc
+
+
+def _drop_inline_inputs(services: Services, request: JobRequest) -> None:
+    """A task that was not queued leaves none of the references it stored behind."""
+    for reference in request.images:
+        if reference.is_inline_input:
+            services.blobs.delete(str(reference.blob))
+
+
+def create_job(
+    services: Services,
+    model: str,
+    request: JobRequest,
+    seed: int,
+    caller: Caller,
+    job_id: str,
+    idempotent: IdempotentSubmit | None = None,
+) -> Job:
+    """Record an accepted task durably, within the caller's limits; the envelope's 429/402 when a
+    limit refuses it, 409 for a reused idempotency key, 503 when the database refuses."""
+    try:
+        job, created = services.jobs.queue(
+            job_id=job_id,
+            model=model,
+            request=request,
+            seed=seed,
+            api_key_id=caller.key_id,
+            limits=Defaults(services.settings.key_rate_per_min, services.settings.key_max_active),
+            idempotent=idempotent,
+        )
+    except LimitExceeded as exc:
+        _drop_inline_inputs(services, request)
+        headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None
+        raise APIError(exc.status, exc.message, headers) from exc
+    except IdempotencyConflict as exc:
+        _drop_inline_inputs(services, request)
+        raise APIError(409, str(exc)) from exc
+    except (SQLAlchemyError, OSError) as exc:
+        _drop_inline_inputs(services, request)
+        raise APIError(503, f"could not record the task ({type(exc).__name__}); nothing was queued") from exc
+    if not created:  # a concurrent send of the same request made it
+        _drop_inline_inputs(services, request)
+    return job

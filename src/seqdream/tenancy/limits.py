@@ -1,0 +1,94 @@
+"""Per-key limits, checked in the transaction that queues a task.
+
+The key's row is written first (its `last_submit_at`), which locks it: on PostgreSQL a row
+lock, on SQLite the database's one write lock. Two submits of one key therefore never check
+the same counts, whichever API process each arrives at.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from seqdream.db import ApiKey, Job, JobStatus
+from seqdream.db.models import utcnow
+
+WINDOW = timedelta(minutes=1)  # the submit rate is counted over the last minute
+_ACTIVE = (JobStatus.CREATED.value, JobStatus.PROCESSING.value)
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """What a key without its own limits gets (0: unlimited)."""
+
+    rate_per_min: int = 0
+    max_active: int = 0
+
+
+@dataclass(frozen=True)
+class KeyLimits:
+    rate_per_min: int  # 0: unlimited
+    max_active: int  # 0: unlimited
+    credits: int | None  # images left; None: unmetered
+    weight: float
+
+    @classmethod
+    def of(cls, key: ApiKey, defaults: Defaults) -> KeyLimits:
+        return cls(
+            rate_per_min=defaults.rate_per_min if key.rate_per_min is None else key.rate_per_min,
+            max_active=defaults.max_active if key.max_active is None else key.max_active,
+            credits=key.credits,
+            weight=key.weight or 1.0,
+        )
+
+
+class LimitExceeded(Exception):
+    """A submit refused by a limit: 429 (with Retry-After) or 402 when the credits ran out."""
+
+    def __init__(self, status: int, message: str, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.retry_after_s = status, message, retry_after_s
+
+
+def lock_key(session: Session, key_id: str, now: datetime) -> ApiKey | None:
+    """The key's row, locked until the transaction ends (None for an id with no row)."""
+    session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_submit_at=now))
+    return session.get(ApiKey, key_id, populate_existing=True)
+
+
+def admit(session: Session, key: ApiKey, limits: KeyLimits, images: int, now: datetime | None = None) -> None:
+    """Raise LimitExceeded unless the key may queue a task of up to `images` images now; with
+    credits, reserve them (what the task does not make is refunded when it ends)."""
+    now = now or utcnow()
+    if limits.rate_per_min:
+        recent = session.scalars(
+            select(Job.created_at)
+            .where(Job.api_key_id == key.id, Job.created_at > now - WINDOW)
+            .order_by(Job.created_at)
+            .limit(limits.rate_per_min)
+        ).all()
+        if len(recent) >= limits.rate_per_min:
+            wait = math.ceil((recent[0] + WINDOW - now).total_seconds())
+            raise LimitExceeded(
+                429, f"rate limit: this key may submit {limits.rate_per_min} tasks a minute", max(1, wait)
+            )
+    if limits.max_active:
+        active = session.scalar(
+            select(func.count()).select_from(Job).where(Job.api_key_id == key.id, Job.status.in_(_ACTIVE))
+        )
+        if (active or 0) >= limits.max_active:
+            raise LimitExceeded(
+                429,
+                f"this key has {active} tasks queued or running, its limit; submit again when one ends",
+                retry_after_s=5,
+            )
+    if limits.credits is not None:
+        if limits.credits < images:
+            raise LimitExceeded(
+                402, f"insufficient credits: the task may make {images} image(s), the key has {limits.credits} left"
+            )
+        session.execute(update(ApiKey).where(ApiKey.id == key.id).values(credits=ApiKey.credits - images))

@@ -1,0 +1,103 @@
+"""The usage ledger: one row per finished task, written in the transaction that ends it.
+
+A task that reserved credits gets back what it did not make (all of them when it failed or
+was deleted) in that same transaction, so a crash can neither charge twice nor lose a refund.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from seqdream.db import ApiKey, Job, JobStatus, UsageRecord
+from seqdream.db.models import utcnow
+
+
+def settle(session: Session, job_id: str) -> None:
+    """Record a job that just ended and refund its unused credits (once, whichever path ends it)."""
+    job = session.get(Job, job_id, populate_existing=True)
+    if job is None or not JobStatus(job.status).is_terminal or session.get(UsageRecord, job_id) is not None:
+        return
+    images = len(job.outputs) if job.status == JobStatus.COMPLETED.value else 0
+    session.add(
+        UsageRecord(
+            job_id=job.id,
+            api_key_id=job.api_key_id or "",
+            model=job.model,
+            status=job.status,
+            images=images,
+            model_ms=job.inference_ms or 0,
+            finished_at=job.finished_at or utcnow(),
+        )
+    )
+    refund = job.credits_reserved - images
+    if job.api_key_id and job.credits_reserved and refund > 0:
+        session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == job.api_key_id, ApiKey.credits.is_not(None))
+            .values(credits=ApiKey.credits + refund)
+        )
+    session.flush()
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    day: str  # YYYY-MM-DD, UTC
+    model: str
+    tasks: int
+    failed: int
+    images: int
+    model_seconds: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "date": self.day,
+            "model": self.model,
+            "tasks": self.tasks,
+            "failed": self.failed,
+            "images": self.images,
+            "model_seconds": round(self.model_seconds, 3),
+        }
+
+
+def day_range(first: date, last: date) -> tuple[datetime, datetime]:
+    return datetime.combine(first, time(), UTC), datetime.combine(last + timedelta(days=1), time(), UTC)
+
+
+def usage(session: Session, start: datetime, end: datetime, api_key_id: str | None = None) -> dict[str, list[UsageRow]]:
+    """Tasks, images and model seconds per day and model, by key ("" for tasks made without a key);
+    one key's only when `api_key_id` is given."""
+    query = select(
+        UsageRecord.api_key_id,
+        UsageRecord.model,
+        UsageRecord.status,
+        UsageRecord.images,
+        UsageRecord.model_ms,
+        UsageRecord.finished_at,
+    ).where(UsageRecord.finished_at >= start, UsageRecord.finished_at < end)
+    if api_key_id is not None:
+        query = query.where(UsageRecord.api_key_id == api_key_id)
+    sums: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
+    for key, model, status, images, model_ms, finished in session.execute(query):
+        row = sums[key, finished.astimezone(UTC).date().isoformat(), model]
+        row[0] += 1
+        row[1] += float(status == JobStatus.FAILED.value)
+        row[2] += images
+        row[3] += model_ms / 1000
+    by_key: dict[str, list[UsageRow]] = defaultdict(list)
+    for (key, day, model), (tasks, failed, made, seconds) in sorted(sums.items()):
+        by_key[key].append(UsageRow(day, model, int(tasks), int(failed), int(made), seconds))
+    return dict(by_key)
+
+
+def totals(rows: list[UsageRow]) -> dict[str, object]:
+    return {
+        "tasks": sum(row.tasks for row in rows),
+        "failed": sum(row.failed for row in rows),
+        "images": sum(row.images for row in rows),
+        "model_seconds": round(sum(row.model_seconds for row in rows), 3),
+    }
