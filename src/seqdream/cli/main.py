@@ -299,14 +299,14 @@ _WEIGHT_HELP = "Share of the workers when keys compete (default 1; 2 gets twice 
 
 
 def _describe(key: Any, settings: Settings) -> str:
-    def limit(own: int | None, default: int) -> str:
+    def limit(own: int | None, default: int, unit: str = "") -> str:
         value = default if own is None else own
-        text = "unlimited" if value == 0 else str(value)
+        text = "unlimited" if value == 0 else f"{value}{unit}"
         return text + (" (default)" if own is None else "")
 
     credits = "unmetered" if key.credits is None else str(key.credits)
     return (
-        f"rate {limit(key.rate_per_min, settings.key_rate_per_min)}/min, "
+        f"rate {limit(key.rate_per_min, settings.key_rate_per_min, '/min')}, "
         f"active {limit(key.max_active, settings.key_max_active)}, credits {credits}, weight {key.weight or 1:g}"
     )
 

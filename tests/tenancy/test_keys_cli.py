@@ -1,0 +1,45 @@
+"""`seqdream keys create/update/list` with limits, as an operator runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from support.servers import TEST_ENV
+
+
+def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**TEST_ENV, "SEQDREAM_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-m", "seqdream.cli.main", *args], env=env, capture_output=True, text=True)
+
+
+def test_limits_are_set_shown_and_changed(tmp_path: Path) -> None:
+    created = cli(tmp_path, "keys", "create", "--name", "team-a", "--rate", "2/s", "--max-active", "20",
+                  "--credits", "100", "--weight", "2")  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.startswith("sqd_")
+    assert "rate 120/min, active 20, credits 100, weight 2" in created.stderr
+    prefix = created.stdout.strip()[:10]
+
+    listed = cli(tmp_path, "keys", "list").stdout
+    assert "team-a" in listed and "rate 120/min, active 20, credits 100, weight 2" in listed
+
+    updated = cli(tmp_path, "keys", "update", prefix, "--rate", "default", "--max-active", "unlimited",
+                  "--add-credits", "5")  # fmt: skip
+    assert updated.returncode == 0, updated.stderr
+    assert "rate 600/min (default), active unlimited, credits 105, weight 2" in updated.stdout
+    metered_off = cli(tmp_path, "keys", "update", prefix, "--credits", "unmetered", "--rate", "600/h")
+    assert "rate 10/min, active unlimited, credits unmetered" in metered_off.stdout
+
+
+def test_bad_limits_are_refused_with_the_form_to_use(tmp_path: Path) -> None:
+    for option, value, hint in [
+        ("--rate", "fast", "N/min, N/s or N/h"),
+        ("--max-active", "-3", "not a whole number"),
+        ("--weight", "0", "from 0.01 to 100"),
+        ("--credits", "lots", "'unmetered'"),
+    ]:
+        result = cli(tmp_path, "keys", "create", option, value)
+        assert result.returncode == 2 and hint in result.stderr, (option, result.stderr)
+    assert cli(tmp_path, "keys", "update", "sqd_nothing", "--rate", "5").returncode == 1
