@@ -24,13 +24,13 @@ os.environ.setdefault("SEQDREAM_THREADS_FOLLOW_LOAD", "false")
 # in-process layer. CI runs both.
 SLOW_FIXTURES = {
     "server", "api", "api_only", "ssrf_setup", "builtin_server", "browser", "slow_server", "small_disk", "hook_server",
-    "dialect_server", "paced_server",
+    "dialect_server", "paced_server", "two_apis", "queued_only",
 }  # fmt: skip
 SLOW_MODULES = {
     "test_builtin_model", "test_cli", "test_durability", "test_playground", "test_postgres", "test_s3_storage",
     "test_sdk", "test_shutdown", "test_training", "test_architecture", "test_scale_out",
     "test_dialects", "test_delete", "test_operations", "test_acceleration", "test_gpu_bench", "test_code_blocks",
-    "test_cpu_sharing",
+    "test_cpu_sharing", "test_limits", "test_idempotency", "test_usage", "test_keys_cli",
 }  # fmt: skip
 
 

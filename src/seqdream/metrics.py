@@ -8,22 +8,26 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client import REGISTRY, CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from seqdream.db import JobStatus
 from seqdream.jobs.store import JobStore
+from seqdream.tenancy.usage import key_activity
 from seqdream.webhooks.store import WebhookStore
 
 
 class QueueCollector(Collector):
     """Tasks by status and webhooks waiting, counted in the shared database on every scrape."""
 
-    def __init__(self, jobs: JobStore, webhooks: WebhookStore, engine_state: Callable[[], str] | None) -> None:
+    def __init__(
+        self, jobs: JobStore, webhooks: WebhookStore, engine_state: Callable[[], str] | None, key_labels: int = 0
+    ) -> None:
         self.jobs, self.webhooks = jobs, webhooks
         self.engine_state = engine_state  # "ready", "loading" or "unavailable"; None: no engine here
+        self.key_labels = key_labels  # per-key series for the busiest keys (the rest as "other"); 0: none
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         counts = self.jobs.counts()
         jobs = GaugeMetricFamily("seqdream_jobs", "Tasks in the database by status.", labels=["status"])
         for status in JobStatus:
@@ -40,15 +44,32 @@ class QueueCollector(Collector):
             for name in ("loading", "ready", "unavailable"):
                 engine.add_metric([name], 1.0 if state == name else 0.0)
             yield engine
+        if self.key_labels:
+            yield from self._per_key()
+
+    def _per_key(self) -> Iterator[Metric]:
+        with self.jobs.db.session() as session:
+            shown, other = key_activity(session, self.key_labels)
+        labels = ["key", "name"]
+        tasks = GaugeMetricFamily(
+            "seqdream_key_tasks", "Tasks queued and running, by API key.", labels=[*labels, "status"]
+        )
+        images = CounterMetricFamily("seqdream_key_images", "Images made, by API key.", labels=labels)
+        for row in shown + ([other] if other else []):
+            tasks.add_metric([row.prefix, row.name, "created"], float(row.queued))
+            tasks.add_metric([row.prefix, row.name, "processing"], float(row.running))
+            images.add_metric([row.prefix, row.name], float(row.images))
+        yield tasks
+        yield images
 
 
 def process_registry(
-    jobs: JobStore, webhooks: WebhookStore, engine_state: Callable[[], str] | None = None
+    jobs: JobStore, webhooks: WebhookStore, engine_state: Callable[[], str] | None = None, key_labels: int = 0
 ) -> CollectorRegistry:
     """This process's metrics (the default registry) plus the queue collector."""
     registry = CollectorRegistry()
     registry.register(_Forward(REGISTRY))
-    registry.register(QueueCollector(jobs, webhooks, engine_state))
+    registry.register(QueueCollector(jobs, webhooks, engine_state, key_labels))
     return registry
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 
@@ -61,3 +62,29 @@ def test_usage_counts_tasks_images_and_model_seconds_per_day_and_model(server: L
     printed = server.cli("usage", "--from", today).stdout
     assert "usage-team" in printed and "2 tasks (0 failed), 3 images" in printed
     assert "bytedance/seedream-v4/sequential" in printed
+
+
+def test_metrics_label_the_busiest_keys_and_sum_the_rest(tiny_model: Path, tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    server = LocalServer(tmp_path / "m", tiny_model, "--workers", "0", SEQDREAM_METRICS_KEY_LABELS="1").start()
+    try:
+        busy = server.cli("keys", "create", "--name", "busy").stdout.strip()
+        quiet = server.cli("keys", "create", "--name", "quiet").stdout.strip()
+        for key, count in ((busy, 3), (quiet, 1)):
+            with server.client(key) as client:
+                for n in range(count):
+                    assert client.post(T2I, json={"prompt": f"kite {n}"}).status_code == 200
+        with server.client() as client:
+            text = client.get("/metrics").text
+    finally:
+        server.stop()
+    series = {
+        (sample.labels["name"], sample.labels["status"]): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "seqdream_key_tasks"
+        for sample in family.samples
+    }
+    assert series == {("busy", "created"): 3, ("busy", "processing"): 0, ("other", "created"): 1,
+                      ("other", "processing"): 0}  # fmt: skip
+    assert busy[:10] in text and quiet[:10] not in text  # one key named, bounded as configured

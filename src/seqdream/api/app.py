@@ -63,7 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         listener = services.listen(on_new_job=work_available.set, on_job_ended=finished)
         app.state.workers = pool
         engine_state = (lambda: services.engines.state) if pool else None
-        app.state.metrics = process_registry(services.jobs, services.webhooks, engine_state)
+        app.state.metrics = process_registry(
+            services.jobs, services.webhooks, engine_state, services.settings.metrics_key_labels
+        )
         log.info(
             "seqdream %s serving; database %s at schema %s; %d in-process worker(s)",
             __version__,

@@ -66,11 +66,14 @@ class KeyRing:
             )
             return rows_changed(result) > 0
 
-    def find(self, key_id_or_prefix: str) -> ApiKey | None:
+    def find(self, key: str) -> ApiKey | None:
+        """A key by id, prefix, or name when one active key has that name."""
         with self.db.session() as session:
-            return session.scalar(
-                select(ApiKey).where((ApiKey.id == key_id_or_prefix) | (ApiKey.prefix == key_id_or_prefix))
-            )
+            found = session.scalar(select(ApiKey).where((ApiKey.id == key) | (ApiKey.prefix == key)))
+            if found is not None:
+                return found
+            named = session.scalars(select(ApiKey).where(ApiKey.name == key, ApiKey.revoked_at.is_(None))).all()
+            return named[0] if len(named) == 1 else None
 
     def update_limits(self, key_id_or_prefix: str, add_credits: int = 0, **limits: int | float | None) -> ApiKey | None:
         """Set a key's limits (a None value: back to the service's default; credits None: unmetered)

@@ -128,7 +128,9 @@ def worker(
 
         from seqdream.metrics import process_registry
 
-        registry = process_registry(services.jobs, services.webhooks, lambda: services.engines.state)
+        registry = process_registry(
+            services.jobs, services.webhooks, lambda: services.engines.state, settings.metrics_key_labels
+        )
 
         def ready() -> dict[str, Any]:
             state = services.engines.state
@@ -331,7 +333,7 @@ def keys_create(
 
 @keys_app.command("update")
 def keys_update(
-    key: str = typer.Argument(..., metavar="KEY", help="Key id or prefix from 'seqdream keys list'"),
+    key: str = typer.Argument(..., metavar="KEY", help="Key id, prefix or name from 'seqdream keys list'"),
     rate: str = typer.Option(_UNSET, metavar="RATE", help=_RATE_HELP, show_default=False),
     max_active: str = typer.Option(_UNSET, metavar="N", help=_ACTIVE_HELP, show_default=False),
     credits: str = typer.Option(_UNSET, metavar="N", help=_CREDITS_HELP, show_default=False),

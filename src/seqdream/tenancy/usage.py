@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from seqdream.db import ApiKey, Job, JobStatus, UsageRecord
@@ -101,3 +101,34 @@ def totals(rows: list[UsageRow]) -> dict[str, object]:
         "images": sum(row.images for row in rows),
         "model_seconds": round(sum(row.model_seconds for row in rows), 3),
     }
+
+
+@dataclass(frozen=True)
+class KeyActivity:
+    prefix: str  # the key's listed prefix ("" for tasks made without a key)
+    name: str
+    queued: int
+    running: int
+    images: int  # made, all time
+
+
+def key_activity(session: Session, top: int) -> tuple[list[KeyActivity], KeyActivity | None]:
+    """The `top` keys by tasks queued and running (then images made), and the rest summed as "other"."""
+    active = dict.fromkeys((JobStatus.CREATED.value, JobStatus.PROCESSING.value))
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for key_id, status, count in session.execute(
+        select(Job.api_key_id, Job.status, func.count())
+        .where(Job.status.in_(active))
+        .group_by(Job.api_key_id, Job.status)
+    ):
+        counts[key_id or ""][0 if status == JobStatus.CREATED.value else 1] += count
+    for key_id, images in session.execute(
+        select(UsageRecord.api_key_id, func.sum(UsageRecord.images)).group_by(UsageRecord.api_key_id)
+    ):
+        counts[key_id or ""][2] += int(images or 0)
+    names = {key.id: (key.prefix, key.name) for key in session.scalars(select(ApiKey))}
+    ranked = sorted(counts.items(), key=lambda item: (-(item[1][0] + item[1][1]), -item[1][2], item[0]))
+    shown = [KeyActivity(*names.get(key_id, ("", "no key")), *values) for key_id, values in ranked[:top]]
+    rest = [values for _, values in ranked[top:]]
+    other = KeyActivity("other", "other", *(sum(column) for column in zip(*rest, strict=True))) if rest else None
+    return shown, other
