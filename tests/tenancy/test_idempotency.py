@@ -120,3 +120,33 @@ def test_dialects_return_the_same_task_for_a_retry(server: LocalServer) -> None:
         assert one.json()["data"][0]["url"] == two.json()["data"][0]["url"]
         other = client.post("/v1/images/generations", json=openai | {"n": 2}, headers={"Idempotency-Key": "oa-1"})
         assert other.status_code == 409 and other.json()["error"]["type"] == "idempotency_error"
+
+
+def test_without_authentication_concurrent_retries_also_make_one_task(
+    database_url: str, tiny_model: Path, tmp_path: Path
+) -> None:
+    server = LocalServer(
+        tmp_path / "open",
+        tiny_model,
+        "--workers",
+        "0",
+        SEQDREAM_DATABASE_URL=database_url,
+        SEQDREAM_AUTH_DISABLED="true",
+    ).start()
+    try:
+
+        def send(_: int) -> str:
+            response = httpx.post(
+                server.base_url + T2I,
+                json={"prompt": "no key at all"},
+                headers={"Idempotency-Key": "open-1"},
+                timeout=60,
+            )
+            assert response.status_code == 200, response.text
+            return response.json()["data"]["id"]
+
+        with ThreadPoolExecutor(16) as pool:
+            ids = set(pool.map(send, range(40)))
+        assert len(ids) == 1 and task_count(database_url) == 1
+    finally:
+        server.stop()

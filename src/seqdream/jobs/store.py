@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -65,6 +65,10 @@ class JobStore:
             with self.db.session() as session:
                 now = utcnow()
                 key = lock_key(session, api_key_id, now) if api_key_id is not None else None
+                if key is None and self.db.is_sqlite:
+                    # No key row to lock: take SQLite's write lock before reading, so that two
+                    # submits of one idempotency key queue behind each other instead of colliding.
+                    session.execute(update(Job).where(false()).values(status=Job.status))
                 if idempotent is not None and (earlier := idempotency.find(session, idempotent, now)) is not None:
                     found = session.get(Job, earlier)
                     if found is not None:
