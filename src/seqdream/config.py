@@ -92,6 +92,15 @@ class Settings(BaseSettings):
     key_max_active: int = Field(1000, ge=0)  # queued + running tasks per key; 0: unlimited
     metrics_key_labels: int = Field(0, ge=0, le=100)  # label usage metrics by key name for this many keys
 
+    # Provenance: every output says it was AI-made.
+    provenance_c2pa: bool = True  # a signed C2PA manifest in each output file
+    provenance_watermark: bool = True  # an invisible watermark in each output's pixels
+    provenance_service_id: str = Field("seqdream", min_length=1, max_length=128)  # names the watermark's service
+    c2pa_sign_cert: Path | None = None  # PEM chain, signing certificate first; default: a local CA in data_dir
+    c2pa_sign_key: Path | None = None  # its PEM private key
+    c2pa_sign_alg: Literal["es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519"] = "es256"
+    c2pa_trust_anchors: Path | None = None  # PEM CA certificates `verify` trusts (besides the local CA)
+
     @field_validator("fetch_allow_networks", "compile_warmup", mode="before")
     @classmethod
     def _split_comma_list(cls, value: object) -> object:

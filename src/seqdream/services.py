@@ -22,6 +22,7 @@ from seqdream.images.fetch import FetchPolicy
 from seqdream.jobs.janitor import Janitor
 from seqdream.jobs.store import JobStore
 from seqdream.jobs.worker import Detector, EngineHolder, Worker, WorkerPool
+from seqdream.provenance.marking import Marker
 from seqdream.safety.nsfw import DisabledDetector, NudeNetDetector
 from seqdream.storage import BlobStore, open_blob_store
 from seqdream.storage.uploads import UploadStore
@@ -106,6 +107,11 @@ class Services:
         return next(iter(self._engine_holders.values()), None) or self.engine_holder(self.settings.device)
 
     @cached_property
+    def marker(self) -> Marker:
+        """Provenance marks for outputs (one signing identity per process, made on first use)."""
+        return Marker.from_settings(self.settings)
+
+    @cached_property
     def detector(self) -> Detector:
         return build_detector(self.settings)
 
@@ -126,6 +132,7 @@ class Services:
             janitor=Janitor(self.jobs, self.uploads, self.blobs, self.settings.retention_hours, webhooks=self.webhooks),
             wake=wake,
             on_finished=on_finished,
+            marker=self.marker,
         )
 
     def start_workers(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 
+import numpy as np
+
 from seqdream_devkit.images import decode, png_bytes
 from support.servers import LocalServer
 
@@ -23,6 +25,16 @@ def digests(api, data: dict) -> list[str]:
     return [hashlib.sha256(api.get(url).content).hexdigest() for url in data["outputs"]]
 
 
+def pictures(api, data: dict) -> list[np.ndarray]:
+    return [np.asarray(decode(api.get(url).content), np.int16) for url in data["outputs"]]
+
+
+def same_pictures(api, first: dict, second: dict) -> bool:
+    """The same pictures, up to each task's own provenance watermark (a level or two of chroma) and
+    JPEG's response to it; a different seed differs by far more."""
+    return all(np.abs(a - b).mean() < 2.5 for a, b in zip(pictures(api, first), pictures(api, second), strict=True))
+
+
 def test_group_with_reproducible_seeds(api) -> None:
     ref = base64.b64encode(png_bytes((120, 90), "orange")).decode()
     body = {
@@ -36,10 +48,10 @@ def test_group_with_reproducible_seeds(api) -> None:
     second = run_sync(api, **body)
     assert len(first["outputs"]) == 4 and first["seed"] == 1234
     assert first["has_nsfw_contents"] == [False] * 4
-    assert digests(api, first) == digests(api, second)  # same seed and inputs: identical images
+    assert same_pictures(api, first, second)  # same seed and inputs: the same pictures
     assert len(set(digests(api, first))) == 4  # every image of the group is its own
     other = run_sync(api, **{**body, "seed": 4321})
-    assert digests(api, other) != digests(api, first)
+    assert not same_pictures(api, other, first)
     for url in first["outputs"]:
         assert decode(api.get(url).content).size == (1024, 1280)
 
@@ -54,7 +66,7 @@ def test_random_seed_is_recorded_and_reproduces(api) -> None:
     first = run_sync(api, prompt="a clock tower", seed=-1)
     assert 0 <= first["seed"] <= 2147483647
     again = run_sync(api, prompt="a clock tower", seed=first["seed"])
-    assert digests(api, first) == digests(api, again)
+    assert same_pictures(api, first, again)
 
 
 def test_base64_in_and_out(api) -> None:

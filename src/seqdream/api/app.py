@@ -19,7 +19,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from seqdream import __version__
-from seqdream.api import account, ark, examples, media, openai_images, predictions, webhooks
+from seqdream.api import account, ark, examples, media, openai_images, predictions, provenance, webhooks
 from seqdream.api.deps import get_services
 from seqdream.api.envelope import install_error_handlers
 from seqdream.api.limits import BodySizeLimit
@@ -111,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(examples.router)
     app.include_router(webhooks.router)
     app.include_router(account.router)
+    app.include_router(provenance.router)
     app.include_router(ark.router)
     app.include_router(openai_images.router)
     app.mount("/playground", StaticFiles(directory=PLAYGROUND_DIR, html=True), name="playground")

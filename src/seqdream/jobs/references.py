@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from PIL import Image
 
 from seqdream.images.decode import ImageInputError, open_image
@@ -10,13 +12,19 @@ from seqdream.jobs.request import Reference
 from seqdream.storage import BlobNotFound, BlobStore
 
 
+@dataclass(frozen=True)
+class LoadedReference:
+    image: Image.Image
+    data: bytes  # as received: what a C2PA manifest names as an ingredient
+
+
 def load_references(
     sources: list[Reference],
     *,
     blobs: BlobStore,
     policy: FetchPolicy,
     max_pixels: int,
-) -> list[Image.Image]:
+) -> list[LoadedReference]:
     """Errors name the offending image, `images[i]`."""
     images = []
     for index, source in enumerate(sources):
@@ -29,7 +37,7 @@ def load_references(
                     raise ImageInputError("is no longer stored (it expired or was deleted)") from exc
             else:
                 data = fetch_image_bytes(str(source.url), policy)
-            images.append(open_image(data, max_bytes=policy.max_bytes, max_pixels=max_pixels))
+            images.append(LoadedReference(open_image(data, max_bytes=policy.max_bytes, max_pixels=max_pixels), data))
         except ImageInputError as exc:
             where = f" ({source.url})" if source.url else ""
             raise ImageInputError(f"{label}{where} {exc}") from exc

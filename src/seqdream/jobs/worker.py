@@ -30,6 +30,8 @@ from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
 from seqdream.locations import output_key
 from seqdream.parallel import parallel_map
+from seqdream.provenance.content_credentials import Ingredient
+from seqdream.provenance.marking import Marker
 from seqdream.storage import BlobStore
 
 log = logging.getLogger(__name__)
@@ -102,8 +104,10 @@ class Worker:
         worker_id: str | None = None,
         wake: threading.Event | None = None,
         on_finished: Callable[[str], None] | None = None,
+        marker: Marker | None = None,
     ) -> None:
         self.jobs, self.blobs, self.engines, self.detector = jobs, blobs, engines, detector
+        self.marker = marker or Marker(service=None, credentials=None)  # None: outputs unmarked
         self.settings = settings
         self.fetch_policy = fetch_policy or FetchPolicy()
         self.janitor = janitor  # None: this worker leaves retention to others
@@ -204,7 +208,8 @@ class Worker:
             done.set()
             thread.join()
 
-    def plan_for(self, job: Job) -> GenerationPlan:
+    def plan_for(self, job: Job) -> tuple[GenerationPlan, list[Ingredient]]:
+        """The engine's plan, and the references as a manifest names them."""
         request = JobRequest.of(job.request)
         references = load_references(
             request.images,
@@ -212,7 +217,11 @@ class Worker:
             policy=self.fetch_policy,
             max_pixels=self.settings.max_image_pixels,
         )
-        return plan_job(request, job.seed, references)
+        ingredients = [
+            Ingredient(loaded.data, Image.MIME.get(str(loaded.image.format), "application/octet-stream"))
+            for loaded in references
+        ]
+        return plan_job(request, job.seed, [loaded.image for loaded in references]), ingredients
 
     def _retry_later(self, job: Job, exc: OSError) -> None:
         FAILURES.labels("storage").inc()
@@ -237,16 +246,21 @@ class Worker:
         fmt = request.output_format or settings.output_format
         quality = settings.output_quality if request.output_quality is None else request.output_quality
 
+        ingredients: list[Ingredient] = []
+
         def save(indexed: tuple[int, Image.Image]) -> str:
             index, image = indexed
             key = output_key(job.id, index, fmt)
-            self.blobs.put(key, encode_image(image, fmt, quality))
+            data = encode_image(image, fmt, quality)
+            data = self.marker.sign(data, fmt, model=job.model, task_id=job.id, index=index, ingredients=ingredients)
+            self.blobs.put(key, data)
             return key
 
         def on_images(start: int, images: list[Image.Image]) -> None:
-            """Check, store and record each batch as it finishes: polling shows a group growing."""
+            """Mark, check, store and record each batch as it finishes: polling shows a group growing."""
             if request.watermark:
                 images = parallel_map(add_watermark, images)
+            images = parallel_map(lambda image: self.marker.watermark(image, job.id), images)
             flags = parallel_map(self.detector.is_nsfw, images)
             stored.keys.extend(parallel_map(save, enumerate(images, start)))
             stored.flags.extend(flags)
@@ -254,7 +268,7 @@ class Worker:
                 raise self._why_not_owned(job.id)
 
         try:
-            plan = self.plan_for(job)
+            plan, ingredients[:] = self.plan_for(job)
             result = engine.generate(plan, self._check_abort, on_images)
         except JobDeleted:
             self._discard(job, stored)

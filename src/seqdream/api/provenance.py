@@ -1,0 +1,105 @@
+"""`POST /api/v3/provenance/verify`: whether an image carries this service's marks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from seqdream.api.deps import Caller, get_services, own_bases, require_key
+from seqdream.api.envelope import APIError, success
+from seqdream.api.intake import MAX_URL_CHARS, check_remote_url, own_path
+from seqdream.images.decode import ImageInputError, decode_base64_image, looks_like_url
+from seqdream.images.fetch import fetch_image_bytes
+from seqdream.locations import OWN_OUTPUT, OWN_UPLOAD, output_key_from_url_parts
+from seqdream.provenance.verify import UnreadableImage, trust_anchors, verify
+from seqdream.services import Services
+from seqdream.storage import BlobNotFound
+
+router = APIRouter(prefix="/api/v3/provenance", tags=["provenance"])
+
+_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {"image": {"type": "string", "description": "an http(s) URL, a data URI or base64"}},
+                }
+            },
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+            },
+        },
+    }
+}
+
+
+def _stored(services: Services, request: Request, url: str) -> bytes | None:
+    """One of this service's own outputs or uploads, read from storage rather than fetched."""
+    path = own_path(url, own_bases(request)) if len(url) <= MAX_URL_CHARS else None
+    if path is None:
+        return None
+    key = None
+    if match := OWN_OUTPUT.match(path):
+        key = output_key_from_url_parts(match["job"], match["name"])
+    elif match := OWN_UPLOAD.match(path):
+        upload = services.uploads.get_ready(match["id"])
+        key = upload.blob_key if upload else None
+    if key is None:
+        raise APIError(404, "image: no such output or upload here (it may have expired)")
+    try:
+        return services.blobs.get(key)
+    except BlobNotFound:
+        raise APIError(404, "image: no such output or upload here (it may have expired)") from None
+
+
+def _image_bytes(services: Services, request: Request, value: str) -> bytes:
+    value = value.strip()
+    if looks_like_url(value):
+        own = _stored(services, request, value)
+        if own is not None:
+            return own
+        try:
+            return fetch_image_bytes(check_remote_url(value, "image", services), services.fetch_policy)
+        except ImageInputError as exc:
+            raise APIError(400, f"image: {exc}") from exc
+    try:
+        return decode_base64_image(value)
+    except ImageInputError as exc:
+        raise APIError(400, f"image {exc}") from exc
+
+
+@router.post("/verify", summary="Check an image for this service's C2PA manifest and watermark", openapi_extra=_FORM)
+async def verify_image(
+    request: Request, _caller: Caller = Depends(require_key), services: Services = Depends(get_services)
+) -> dict[str, Any]:
+    settings = services.settings
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=4)
+        upload = form.get("file") or form.get("image")
+        if not isinstance(upload, UploadFile):
+            raise APIError(400, "file: send the image as a file part named 'file'")
+        data = await upload.read(settings.max_image_bytes + 1)
+    else:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise APIError(400, "body: send JSON {\"image\": URL or base64} or a multipart file named 'file'") from None
+        if not isinstance(body, dict) or not isinstance(body.get("image"), str):
+            raise APIError(400, 'image: required, a URL, a data URI or base64 (JSON {"image": ...})')
+        data = await run_in_threadpool(_image_bytes, services, request, body["image"])
+    if len(data) > settings.max_image_bytes:
+        raise APIError(413, f"image: larger than {settings.max_image_bytes} bytes")
+    anchors = trust_anchors(settings.c2pa_trust_anchors, settings.data_dir)
+    try:
+        report = await run_in_threadpool(
+            lambda: verify(data, trust_anchors=anchors, service_id=settings.provenance_service_id)
+        )
+    except UnreadableImage as exc:
+        raise APIError(400, f"image: {exc}") from exc
+    return success(report.as_dict())

@@ -1,0 +1,45 @@
+"""What a worker does to each output: the invisible watermark on its pixels, the signed manifest in
+its file. Both on by default (`SEQDREAM_PROVENANCE_WATERMARK`, `SEQDREAM_PROVENANCE_C2PA`)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from PIL import Image
+
+from seqdream.config import Settings
+from seqdream.provenance import credentials, watermark
+from seqdream.provenance.content_credentials import ContentCredentials, Ingredient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Marker:
+    service: int | None  # the watermark's service tag; None: no watermark
+    credentials: ContentCredentials | None  # None: no manifest
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Marker:
+        signer = None
+        if settings.provenance_c2pa:
+            if settings.c2pa_sign_cert and settings.c2pa_sign_key:
+                identity = credentials.load(settings.c2pa_sign_cert, settings.c2pa_sign_key, settings.c2pa_sign_alg)
+            else:
+                identity = credentials.local(settings.data_dir, settings.provenance_service_id)
+            signer = ContentCredentials(identity)
+        service = watermark.service_tag(settings.provenance_service_id) if settings.provenance_watermark else None
+        return cls(service=service, credentials=signer)
+
+    def watermark(self, image: Image.Image, task_id: str) -> Image.Image:
+        if self.service is None:
+            return image
+        return watermark.embed(image, watermark.Payload(self.service, watermark.task_tag(task_id)))
+
+    def sign(
+        self, data: bytes, fmt: str, *, model: str, task_id: str, index: int, ingredients: list[Ingredient]
+    ) -> bytes:
+        if self.credentials is None:
+            return data
+        return self.credentials.sign(data, fmt, model=model, task_id=task_id, index=index, ingredients=ingredients)

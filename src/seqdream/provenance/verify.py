@@ -1,0 +1,83 @@
+"""Whether an image carries seqdream's marks: `seqdream verify` and `POST /api/v3/provenance/verify`."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from seqdream.provenance import watermark
+from seqdream.provenance.content_credentials import ManifestReport, read_manifest
+
+_MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+
+
+class UnreadableImage(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class WatermarkReport:
+    found: bool
+    service: int | None = None
+    ours: bool = False  # the service tag is this service's
+    task_tag: str | None = None  # 6 hex digits of sha256(task id)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"found": self.found, "ours": self.ours, "service_tag": self.service, "task_tag": self.task_tag}
+
+
+@dataclass(frozen=True)
+class ProvenanceReport:
+    format: str
+    c2pa: ManifestReport
+    watermark: WatermarkReport
+
+    @property
+    def from_seqdream(self) -> bool:
+        """A valid seqdream manifest, or the watermark of a seqdream service."""
+        made_here = (self.c2pa.claim_generator or "").startswith("seqdream/") and self.c2pa.valid
+        return made_here or self.watermark.found
+
+    @property
+    def task_ids(self) -> list[str]:
+        return [str(a["parameters"]["task_id"]) for a in self.c2pa.actions if "task_id" in a.get("parameters", {})]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "marked": self.from_seqdream,
+            "format": self.format,
+            "c2pa": self.c2pa.as_dict(),
+            "watermark": self.watermark.as_dict(),
+        }
+
+
+def verify(data: bytes, *, trust_anchors: list[Path], service_id: str) -> ProvenanceReport:
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise UnreadableImage(f"not an image this service can read ({exc})") from exc
+    fmt = image.format or "?"
+    mime = _MIME.get(fmt)
+    manifest = read_manifest(data, mime, trust_anchors) if mime else ManifestReport(present=False)
+    payload = watermark.read(image)
+    if payload is None:
+        mark = WatermarkReport(found=False)
+    else:
+        mark = WatermarkReport(
+            found=True,
+            service=payload.service,
+            ours=payload.service == watermark.service_tag(service_id),
+            task_tag=f"{payload.task:06x}",
+        )
+    return ProvenanceReport(format=fmt.lower(), c2pa=manifest, watermark=mark)
+
+
+def trust_anchors(configured: Path | None, data_dir: Path) -> list[Path]:
+    """The configured anchors plus this service's own local CA, when it made one."""
+    local = data_dir / "provenance" / "ca.pem"
+    return [path for path in (configured, local) if path is not None and path.is_file()]
