@@ -40,6 +40,12 @@ EXPECTED: dict[str, tuple[list[str], Scene | str]] = {
     "a series of 3 images of a green square in the center growing on a white background": ([], "growing"),
     "a series of 3 images of a green square growing": ([], "growing"),
     "six images of a green square growing": ([], "growing"),
+    "a large red square in the center on a white background": (
+        [], Scene("white", (Thing("square", "red", "large", "center", "middle"),))
+    ),
+    "a large green square in the center on a white background": (
+        [], Scene("white", (Thing("square", "green", "large", "center", "middle"),))
+    ),
     "a large red circle in the center on a blue background": (
         [], Scene("blue", (Thing("circle", "red", "large", "center", "middle"),))
     ),

@@ -78,23 +78,35 @@ def _on_grid(rgb: np.ndarray, k: int) -> np.ndarray:
     return cv2.resize(rgb[:h, :w], (w // k, h // k), interpolation=cv2.INTER_AREA) if k > 1 else rgb
 
 
+def _largest_singular(matrices: np.ndarray, rounds: int = 12) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(u, s, v) of each matrix's largest singular value, by power iteration: ~10x faster than a full
+    batched SVD, and as exact where it matters (the value is ~1000, the quantisation step 64)."""
+    gram = np.swapaxes(matrices, 1, 2) @ matrices
+    vector = np.full(matrices.shape[:2], 0.5)
+    for _ in range(rounds):
+        vector = (gram @ vector[..., None])[..., 0]
+        vector /= np.linalg.norm(vector, axis=1, keepdims=True) + 1e-12
+    image = (matrices @ vector[..., None])[..., 0]
+    value = np.linalg.norm(image, axis=1)
+    return image / (value[:, None] + 1e-12), value, vector
+
+
 def embed(image: Image.Image, payload: Payload) -> Image.Image:
     """The image with the payload marked in (RGB; an image too small to carry it comes back as is)."""
-    rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    rgb = np.array(image if image.mode == "RGB" else image.convert("RGB"))  # the one copy, marked in place
     k = grid_factor(rgb.shape[1], rgb.shape[0])
     grid = _on_grid(rgb, k)
     rows, cols = grid.shape[0] // 4 * 4, grid.shape[1] // 4 * 4
     brows, bcols = rows // 2 // BLOCK, cols // 2 // BLOCK
     if brows * bcols < BITS:
-        return image.convert("RGB")
+        return Image.fromarray(rgb)
     u = cv2.cvtColor(grid, cv2.COLOR_RGB2YUV)[:rows, :cols, 1].astype(np.float64)
     approx = (u[0::2, 0::2] + u[0::2, 1::2] + u[1::2, 0::2] + u[1::2, 1::2]) / 2  # Haar approximation band
     area = approx[: brows * BLOCK, : bcols * BLOCK]
     blocks = area.reshape(brows, BLOCK, bcols, BLOCK).transpose(0, 2, 1, 3).reshape(-1, BLOCK, BLOCK)
     coefficients = _DCT @ blocks @ _DCT.T
-    left, singular, right = np.linalg.svd(coefficients)
+    left, s0, right = _largest_singular(coefficients)
     bits = np.resize(payload.bits(), len(blocks)).astype(np.float64)  # block n carries bit n mod 64
-    s0 = singular[:, 0]
     nearest = (np.floor(s0 / STEP) + 0.25 + 0.5 * bits) * STEP
     up = np.where(nearest >= s0, nearest, nearest + STEP)  # the target above and the one below
     down = up - STEP
@@ -118,7 +130,7 @@ def embed(image: Image.Image, payload: Payload) -> Image.Image:
     room = np.where(choose_up[:, None], up_room, down_room)
     way = np.where(room.any(axis=1), room.argmax(axis=1), 0)  # the first way with room, else OpenCV's
     per_unit = _U_WAYS[way].reshape(brows, bcols, 3)
-    change = delta[:, None, None] * (_DCT.T @ (left[:, :, :1] @ right[:, :1, :]) @ _DCT)
+    change = delta[:, None, None] * (_DCT.T @ (left[:, :, None] @ right[:, None, :]) @ _DCT)
     approx_change = np.zeros_like(approx)
     approx_change[: brows * BLOCK, : bcols * BLOCK] = (
         change.reshape(brows, bcols, BLOCK, BLOCK).transpose(0, 2, 1, 3).reshape(brows * BLOCK, bcols * BLOCK)
@@ -137,10 +149,9 @@ def embed(image: Image.Image, payload: Payload) -> Image.Image:
         size = (rise.shape[1] * k, rise.shape[0] * k)
         rise = np.asarray(cv2.resize(rise, size, interpolation=cv2.INTER_NEAREST))
         fall = np.asarray(cv2.resize(fall, size, interpolation=cv2.INTER_NEAREST))
-    marked = rgb.copy()
-    area = marked[: rise.shape[0], : rise.shape[1]]
+    area = rgb[: rise.shape[0], : rise.shape[1]]
     area[...] = cv2.subtract(cv2.add(area, rise), fall)
-    return Image.fromarray(marked)
+    return Image.fromarray(rgb)
 
 
 def read(image: Image.Image) -> Payload | None:
