@@ -143,3 +143,27 @@ def test_marks_can_be_turned_off(tiny_model: Path, tmp_path: Path) -> None:
         assert not (server.data_dir / "provenance").exists()
     finally:
         server.stop()
+
+
+def test_a_configured_certificate_signs_and_a_broken_one_stops_the_start(tiny_model: Path, tmp_path: Path) -> None:
+    from seqdream.provenance.credentials import local
+
+    own = local(tmp_path / "elsewhere", "acme")  # a chain and key made elsewhere, as an operator's would be
+    (tmp_path / "chain.pem").write_bytes(own.chain)
+    (tmp_path / "key.pem").write_bytes(own.key)
+    env = {"SEQDREAM_C2PA_SIGN_CERT": str(tmp_path / "chain.pem"), "SEQDREAM_C2PA_SIGN_KEY": str(tmp_path / "key.pem"),
+           "SEQDREAM_C2PA_TRUST_ANCHORS": str(own.local_ca), "SEQDREAM_NSFW_CHECK": "false"}  # fmt: skip
+    server = LocalServer(tmp_path / "signed", tiny_model, **env).start()
+    try:
+        with server.client() as client:
+            data = run_sync(client, T2I, {"prompt": "a red circle"})
+            (tmp_path / "signed.jpeg").write_bytes(client.get(data["outputs"][0]).content)
+        report = json.loads(verify_cli(server, tmp_path / "signed.jpeg", json_out=True).stdout)
+        assert report["c2pa"]["trusted"] and not (server.data_dir / "provenance").exists()
+    finally:
+        server.stop()
+    (tmp_path / "key.pem").write_text("not a key")
+    broken = subprocess.run([sys.executable, "-m", "seqdream.cli.main", "serve"], env=server.env, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert broken.returncode == 2 and "cannot sign with the configured C2PA certificate" in broken.stderr
+    assert "Traceback" not in broken.stderr

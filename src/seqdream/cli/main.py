@@ -66,6 +66,17 @@ def _services(settings: Settings):  # type: ignore[no-untyped-def]
     return Services.from_settings(settings)
 
 
+def _check_provenance(services: Any) -> None:
+    """Load the signer now, so a bad certificate stops the start with one clear line."""
+    from seqdream.provenance.marking import ProvenanceSetupError
+
+    try:
+        services.marker  # noqa: B018 - loads it
+    except ProvenanceSetupError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+
+
 @app.command()
 def serve(
     host: str | None = typer.Option(None, metavar="HOST", help="Interface to bind [SEQDREAM_HOST, default 127.0.0.1]."),
@@ -86,6 +97,8 @@ def serve(
     settings = _settings(host=host, port=port, inline_workers=workers, model=model, auth_disabled=no_auth or None)
     configure_logging(settings.log_level)
     services = _services(settings)
+    if settings.inline_workers:
+        _check_provenance(services)
     if not settings.auth_disabled and services.keys.count_active() == 0:
         created = services.keys.create("default")
         typer.secho(
@@ -122,6 +135,7 @@ def worker(
     settings = _settings(device=device)
     configure_logging(settings.log_level)
     services = _services(settings)
+    _check_provenance(services)
     url = None
     if metrics_port is not None:
         from prometheus_client import generate_latest

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import c2pa
 from PIL import Image
 
 from seqdream.config import Settings
@@ -13,6 +14,10 @@ from seqdream.provenance import credentials, watermark
 from seqdream.provenance.content_credentials import ContentCredentials, Ingredient
 
 log = logging.getLogger(__name__)
+
+
+class ProvenanceSetupError(ValueError):
+    """The configured signing certificate or key cannot sign (said at start, not per task)."""
 
 
 @dataclass
@@ -24,11 +29,20 @@ class Marker:
     def from_settings(cls, settings: Settings) -> Marker:
         signer = None
         if settings.provenance_c2pa:
-            if settings.c2pa_sign_cert and settings.c2pa_sign_key:
-                identity = credentials.load(settings.c2pa_sign_cert, settings.c2pa_sign_key, settings.c2pa_sign_alg)
-            else:
-                identity = credentials.local(settings.data_dir, settings.provenance_service_id)
-            signer = ContentCredentials(identity)
+            configured = settings.c2pa_sign_cert is not None or settings.c2pa_sign_key is not None
+            try:
+                if configured:
+                    if settings.c2pa_sign_cert is None or settings.c2pa_sign_key is None:
+                        raise ValueError("set both SEQDREAM_C2PA_SIGN_CERT and SEQDREAM_C2PA_SIGN_KEY")
+                    identity = credentials.load(settings.c2pa_sign_cert, settings.c2pa_sign_key, settings.c2pa_sign_alg)
+                else:
+                    identity = credentials.local(settings.data_dir, settings.provenance_service_id)
+                signer = ContentCredentials(identity)
+            except (OSError, ValueError, c2pa.C2paError) as exc:
+                what = "the configured C2PA certificate and key" if configured else "the local C2PA CA"
+                raise ProvenanceSetupError(
+                    f"cannot sign with {what}: {exc} (or turn signing off: SEQDREAM_PROVENANCE_C2PA=false)"
+                ) from exc
         service = watermark.service_tag(settings.provenance_service_id) if settings.provenance_watermark else None
         return cls(service=service, credentials=signer)
 

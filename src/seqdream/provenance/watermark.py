@@ -2,8 +2,10 @@
 
 The scheme is invisible-watermark's `dwtDctSvd` (the library diffusers uses for SDXL): each 4x4
 block of the Haar approximation band of the image's U (chroma) channel carries one bit in the
-quantisation of its DCT's largest singular value. `imwatermark` decodes it; this module embeds
-the same marks vectorised (the library's per-block Python loop costs ~100 ms an image), and:
+quantisation of its DCT's largest singular value, and a bit is the majority of its blocks. The
+library's own decoder reads these marks (tests/provenance checks it does); this module embeds and
+reads them vectorised, since the library's per-block Python loop costs ~100 ms an image and its
+package pulls in `opencv-python`, which needs libGL on a server. On top of the scheme:
 
 * on a grid: the marks live in the image averaged over k x k pixel cells, k chosen so that grid is
   about 512 pixels on its short side, and the change is spread back over each cell. A copy scaled
@@ -154,18 +156,33 @@ def embed(image: Image.Image, payload: Payload) -> Image.Image:
     return Image.fromarray(rgb)
 
 
+def read_bits(grid: np.ndarray) -> np.ndarray | None:
+    """The 64 bits an RGB grid carries, each the majority of its blocks (as imwatermark decodes)."""
+    rows, cols = grid.shape[0] // 4 * 4, grid.shape[1] // 4 * 4
+    brows, bcols = rows // 2 // BLOCK, cols // 2 // BLOCK
+    if brows * bcols < BITS:
+        return None
+    u = cv2.cvtColor(np.ascontiguousarray(grid), cv2.COLOR_RGB2YUV)[:rows, :cols, 1].astype(np.float64)
+    approx = (u[0::2, 0::2] + u[0::2, 1::2] + u[1::2, 0::2] + u[1::2, 1::2]) / 2
+    area = approx[: brows * BLOCK, : bcols * BLOCK]
+    blocks = area.reshape(brows, BLOCK, bcols, BLOCK).transpose(0, 2, 1, 3).reshape(-1, BLOCK, BLOCK)
+    _, s0, _ = _largest_singular(_DCT @ blocks @ _DCT.T)
+    votes = (np.mod(s0, STEP) > STEP / 2).astype(np.float64)
+    position = np.arange(len(votes)) % BITS
+    share = np.bincount(position, weights=votes, minlength=BITS) / np.bincount(position, minlength=BITS)
+    return (share * 255 > 127).astype(np.uint8)
+
+
 def read(image: Image.Image) -> Payload | None:
     """The payload found on any grid a copy of a marked image could be on (None: no watermark)."""
-    from imwatermark.dwtDctSvd import EmbedDwtDctSvd
-
-    rgb = np.asarray(image.convert("RGB"))
+    rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     height, width = rgb.shape[:2]
-    reader = EmbedDwtDctSvd(watermarks=[], wmLen=BITS, scales=[0, STEP, 0], block=BLOCK)
     for k in dict.fromkeys((grid_factor(width, height), 1, 2, 4, 8)):
         grid = _on_grid(rgb, k)
         if min(grid.shape[:2]) < 64:
             continue
-        found = Payload.of(np.asarray(reader.decode(grid[..., ::-1].copy()), dtype=np.uint8))
+        bits = read_bits(grid)
+        found = Payload.of(bits) if bits is not None else None
         if found is not None:
             return found
     return None
