@@ -35,7 +35,7 @@ ENV PYTHONUNBUFFERED=1 \
     SEQDREAM_DATA_DIR=/data \
     SEQDREAM_SHUTDOWN_GRACE_S=7
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libglib2.0-0 libgl1 \
+    && apt-get install -y --no-install-recommends libglib2.0-0 \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/venv /opt/venv
 RUN useradd --create-home --uid 10001 seqdream && mkdir -p /data && chown seqdream /data
