@@ -42,9 +42,11 @@ def _settings(**overrides: object) -> Settings:
         problems = "; ".join(f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors())
         typer.secho(f"invalid setting: {problems}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from exc
+    from seqdream.allocator import keep_large_buffers
     from seqdream.builtin import resolve_model
 
     configure_threads(settings.threads, model_thread_hint(resolve_model(settings.model)))
+    keep_large_buffers()  # image-sized buffers are reused, not mapped afresh for every output
     return settings
 
 

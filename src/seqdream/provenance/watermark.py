@@ -75,9 +75,12 @@ def grid_factor(width: int, height: int) -> int:
     return 2 ** max(0, round(np.log2(max(1, min(width, height)) / GRID_SIDE)))
 
 
-def _on_grid(rgb: np.ndarray, k: int) -> np.ndarray:
-    h, w = rgb.shape[0] // k * k, rgb.shape[1] // k * k
-    return cv2.resize(rgb[:h, :w], (w // k, h // k), interpolation=cv2.INTER_AREA) if k > 1 else rgb
+def _on_grid(image: Image.Image, k: int) -> np.ndarray:
+    """The image averaged over k x k cells (PIL's box reduction: no full-size array is made)."""
+    width, height = image.width // k * k, image.height // k * k
+    if (width, height) != image.size:
+        image = image.crop((0, 0, width, height))
+    return np.asarray(image.reduce(k) if k > 1 else image)
 
 
 def _largest_singular(matrices: np.ndarray, rounds: int = 12) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -95,13 +98,13 @@ def _largest_singular(matrices: np.ndarray, rounds: int = 12) -> tuple[np.ndarra
 
 def embed(image: Image.Image, payload: Payload) -> Image.Image:
     """The image with the payload marked in (RGB; an image too small to carry it comes back as is)."""
-    rgb = np.array(image if image.mode == "RGB" else image.convert("RGB"))  # the one copy, marked in place
-    k = grid_factor(rgb.shape[1], rgb.shape[0])
-    grid = _on_grid(rgb, k)
+    image = image if image.mode == "RGB" else image.convert("RGB")
+    k = grid_factor(image.width, image.height)
+    grid = _on_grid(image, k)
     rows, cols = grid.shape[0] // 4 * 4, grid.shape[1] // 4 * 4
     brows, bcols = rows // 2 // BLOCK, cols // 2 // BLOCK
     if brows * bcols < BITS:
-        return Image.fromarray(rgb)
+        return image.copy()
     u = cv2.cvtColor(grid, cv2.COLOR_RGB2YUV)[:rows, :cols, 1].astype(np.float64)
     approx = (u[0::2, 0::2] + u[0::2, 1::2] + u[1::2, 0::2] + u[1::2, 1::2]) / 2  # Haar approximation band
     area = approx[: brows * BLOCK, : bcols * BLOCK]
@@ -137,23 +140,28 @@ def embed(image: Image.Image, payload: Payload) -> Image.Image:
     approx_change[: brows * BLOCK, : bcols * BLOCK] = (
         change.reshape(brows, bcols, BLOCK, BLOCK).transpose(0, 2, 1, 3).reshape(brows * BLOCK, bcols * BLOCK)
     )
-    u_change = np.kron(approx_change, np.ones((2, 2))) / 2  # inverse Haar, details unchanged
-    rgb_change = np.zeros((*grid.shape[:2], 3), dtype=np.float32)
-    span = (brows * BLOCK * 2, bcols * BLOCK * 2)
-    rgb_change[: span[0], : span[1]] = u_change[: span[0], : span[1], None] * np.repeat(
-        np.repeat(per_unit, BLOCK * 2, axis=0), BLOCK * 2, axis=1
-    )
-    # Added in two saturating uint8 passes (what rises, then what falls): fast at 2048 x 2048.
-    rounded = np.rint(rgb_change)
-    rise: np.ndarray = np.clip(rounded, 0, 255).astype(np.uint8)
-    fall: np.ndarray = np.clip(-rounded, 0, 255).astype(np.uint8)
+    # Inverse Haar with the details unchanged: each approximation coefficient's change, halved, on
+    # its 2 x 2 pixels; then U's change as R, G and B along each block's way.
+    span = (bcols * BLOCK * 2, brows * BLOCK * 2)  # (width, height) in grid pixels
+    u_change = cv2.resize(approx_change[: brows * BLOCK, : bcols * BLOCK].astype(np.float32) / 2, span,
+                          interpolation=cv2.INTER_NEAREST)  # fmt: skip
+    ways_per_pixel = cv2.resize(per_unit.astype(np.float32), span, interpolation=cv2.INTER_NEAREST)
+    rounded = np.rint(u_change[..., None] * ways_per_pixel)
+    rise = np.clip(rounded, 0, 255).astype(np.uint8)
+    fall = np.clip(-rounded, 0, 255).astype(np.uint8)
+    # Added at full size in two saturating passes, what rises and then what falls.
+    size = (span[0] * k, span[1] * k)
     if k > 1:
-        size = (rise.shape[1] * k, rise.shape[0] * k)
         rise = np.asarray(cv2.resize(rise, size, interpolation=cv2.INTER_NEAREST))
         fall = np.asarray(cv2.resize(fall, size, interpolation=cv2.INTER_NEAREST))
-    area = rgb[: rise.shape[0], : rise.shape[1]]
-    area[...] = cv2.subtract(cv2.add(area, rise), fall)
-    return Image.fromarray(rgb)
+    rgb = np.asarray(image)  # read-only (np.array would copy it, ~4x slower)
+    if size == image.size:
+        marked = cv2.add(rgb, rise)
+        cv2.subtract(marked, fall, dst=marked)
+    else:  # a border of less than one cell stays as it is
+        marked = rgb.copy()
+        marked[: size[1], : size[0]] = cv2.subtract(cv2.add(rgb[: size[1], : size[0]], rise), fall)
+    return Image.fromarray(marked)
 
 
 def read_bits(grid: np.ndarray) -> np.ndarray | None:
@@ -175,10 +183,9 @@ def read_bits(grid: np.ndarray) -> np.ndarray | None:
 
 def read(image: Image.Image) -> Payload | None:
     """The payload found on any grid a copy of a marked image could be on (None: no watermark)."""
-    rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-    height, width = rgb.shape[:2]
-    for k in dict.fromkeys((grid_factor(width, height), 1, 2, 4, 8)):
-        grid = _on_grid(rgb, k)
+    image = image if image.mode == "RGB" else image.convert("RGB")
+    for k in dict.fromkeys((grid_factor(image.width, image.height), 1, 2, 4, 8)):
+        grid = _on_grid(image, k)
         if min(grid.shape[:2]) < 64:
             continue
         bits = read_bits(grid)

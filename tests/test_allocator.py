@@ -1,0 +1,12 @@
+"""The allocator setting the CLI applies: taken by glibc, harmless elsewhere."""
+
+from __future__ import annotations
+
+import platform
+
+from seqdream.allocator import keep_large_buffers
+
+
+def test_large_buffers_are_kept_on_glibc() -> None:
+    taken = keep_large_buffers()
+    assert taken == (platform.libc_ver()[0] == "glibc")
