@@ -30,6 +30,7 @@ from PIL import Image
 BITS = 64
 STEP = 64.0  # quantisation step of the singular value: robustness against visibility
 BLOCK = 4
+CELL = 2 * BLOCK  # grid pixels a block covers each way (the Haar band is half the grid's size)
 GRID_SIDE = 512  # the marks' grid, as a short side
 # Ways to raise U (OpenCV's YUV: U = 0.492 (B - Y) + 128) by one, as R, G, B changes: OpenCV's own inverse
 # (Y kept), blue alone, red and green alone (for blocks at white, black or a saturated colour).
@@ -96,32 +97,39 @@ def _largest_singular(matrices: np.ndarray, rounds: int = 12) -> tuple[np.ndarra
     return image / (value[:, None] + 1e-12), value, vector
 
 
+def _blocks(grid: np.ndarray) -> tuple[int, int]:
+    """Blocks down and across a grid: each covers CELL x CELL grid pixels (4 x 4 in the Haar band)."""
+    return grid.shape[0] // CELL, grid.shape[1] // CELL
+
+
+def _coefficients(grid: np.ndarray, down: int, across: int) -> np.ndarray:
+    """The DCT of each 4 x 4 block (row by row) of the Haar approximation band of the grid's U channel."""
+    u = cv2.cvtColor(np.ascontiguousarray(grid), cv2.COLOR_RGB2YUV)[: down * CELL, : across * CELL, 1]
+    u = u.astype(np.float64)
+    approx = (u[0::2, 0::2] + u[0::2, 1::2] + u[1::2, 0::2] + u[1::2, 1::2]) / 2
+    blocks = approx.reshape(down, BLOCK, across, BLOCK).transpose(0, 2, 1, 3).reshape(-1, BLOCK, BLOCK)
+    return _DCT @ blocks @ _DCT.T
+
+
 def embed(image: Image.Image, payload: Payload) -> Image.Image:
     """The image with the payload marked in (RGB; an image too small to carry it comes back as is)."""
     image = image if image.mode == "RGB" else image.convert("RGB")
     k = grid_factor(image.width, image.height)
     grid = _on_grid(image, k)
-    rows, cols = grid.shape[0] // 4 * 4, grid.shape[1] // 4 * 4
-    brows, bcols = rows // 2 // BLOCK, cols // 2 // BLOCK
+    brows, bcols = _blocks(grid)
     if brows * bcols < BITS:
         return image.copy()
-    u = cv2.cvtColor(grid, cv2.COLOR_RGB2YUV)[:rows, :cols, 1].astype(np.float64)
-    approx = (u[0::2, 0::2] + u[0::2, 1::2] + u[1::2, 0::2] + u[1::2, 1::2]) / 2  # Haar approximation band
-    area = approx[: brows * BLOCK, : bcols * BLOCK]
-    blocks = area.reshape(brows, BLOCK, bcols, BLOCK).transpose(0, 2, 1, 3).reshape(-1, BLOCK, BLOCK)
-    coefficients = _DCT @ blocks @ _DCT.T
-    left, s0, right = _largest_singular(coefficients)
-    bits = np.resize(payload.bits(), len(blocks)).astype(np.float64)  # block n carries bit n mod 64
+    left, s0, right = _largest_singular(_coefficients(grid, brows, bcols))
+    bits = np.resize(payload.bits(), len(s0)).astype(np.float64)  # block n carries bit n mod 64
     nearest = (np.floor(s0 / STEP) + 0.25 + 0.5 * bits) * STEP
     up = np.where(nearest >= s0, nearest, nearest + STEP)  # the target above and the one below
     down = up - STEP
     # Each block moves U by the smaller step that has room in its pixels (a flat block's U moves by
     # a singular value's change / 8), along the first way of moving U that keeps R, G and B in 0..255.
-    cell = BLOCK * 2  # grid pixels a block covers, each way
-    covered = np.ascontiguousarray(grid[: brows * cell, : bcols * cell])
-    window = np.ones((cell, cell), np.uint8)
-    high = cv2.dilate(covered, window, anchor=(0, 0))[::cell, ::cell].reshape(-1, 1, 3).astype(np.float64)
-    low = cv2.erode(covered, window, anchor=(0, 0))[::cell, ::cell].reshape(-1, 1, 3).astype(np.float64)
+    covered = np.ascontiguousarray(grid[: brows * CELL, : bcols * CELL])
+    window = np.ones((CELL, CELL), np.uint8)
+    high = cv2.dilate(covered, window, anchor=(0, 0))[::CELL, ::CELL].reshape(-1, 1, 3).astype(np.float64)
+    low = cv2.erode(covered, window, anchor=(0, 0))[::CELL, ::CELL].reshape(-1, 1, 3).astype(np.float64)
     ways = []  # (step, the U change per unit, has room) for up and down along each way
     for target in (up, down):
         du = ((target - s0) / 8)[:, None, None] * _U_WAYS[None]  # (blocks, ways, RGB)
@@ -136,15 +144,11 @@ def embed(image: Image.Image, payload: Payload) -> Image.Image:
     way = np.where(room.any(axis=1), room.argmax(axis=1), 0)  # the first way with room, else OpenCV's
     per_unit = _U_WAYS[way].reshape(brows, bcols, 3)
     change = delta[:, None, None] * (_DCT.T @ (left[:, :, None] @ right[:, None, :]) @ _DCT)
-    approx_change = np.zeros_like(approx)
-    approx_change[: brows * BLOCK, : bcols * BLOCK] = (
-        change.reshape(brows, bcols, BLOCK, BLOCK).transpose(0, 2, 1, 3).reshape(brows * BLOCK, bcols * BLOCK)
-    )
+    approx_change = change.reshape(brows, bcols, BLOCK, BLOCK).transpose(0, 2, 1, 3).reshape(brows * BLOCK, -1)
     # Inverse Haar with the details unchanged: each approximation coefficient's change, halved, on
     # its 2 x 2 pixels; then U's change as R, G and B along each block's way.
-    span = (bcols * BLOCK * 2, brows * BLOCK * 2)  # (width, height) in grid pixels
-    u_change = cv2.resize(approx_change[: brows * BLOCK, : bcols * BLOCK].astype(np.float32) / 2, span,
-                          interpolation=cv2.INTER_NEAREST)  # fmt: skip
+    span = (bcols * CELL, brows * CELL)  # (width, height) in grid pixels
+    u_change = cv2.resize(approx_change.astype(np.float32) / 2, span, interpolation=cv2.INTER_NEAREST)
     ways_per_pixel = cv2.resize(per_unit.astype(np.float32), span, interpolation=cv2.INTER_NEAREST)
     rounded = np.rint(u_change[..., None] * ways_per_pixel)
     rise = np.clip(rounded, 0, 255).astype(np.uint8)
@@ -166,15 +170,10 @@ def embed(image: Image.Image, payload: Payload) -> Image.Image:
 
 def read_bits(grid: np.ndarray) -> np.ndarray | None:
     """The 64 bits an RGB grid carries, each the majority of its blocks (as imwatermark decodes)."""
-    rows, cols = grid.shape[0] // 4 * 4, grid.shape[1] // 4 * 4
-    brows, bcols = rows // 2 // BLOCK, cols // 2 // BLOCK
+    brows, bcols = _blocks(grid)
     if brows * bcols < BITS:
         return None
-    u = cv2.cvtColor(np.ascontiguousarray(grid), cv2.COLOR_RGB2YUV)[:rows, :cols, 1].astype(np.float64)
-    approx = (u[0::2, 0::2] + u[0::2, 1::2] + u[1::2, 0::2] + u[1::2, 1::2]) / 2
-    area = approx[: brows * BLOCK, : bcols * BLOCK]
-    blocks = area.reshape(brows, BLOCK, bcols, BLOCK).transpose(0, 2, 1, 3).reshape(-1, BLOCK, BLOCK)
-    _, s0, _ = _largest_singular(_DCT @ blocks @ _DCT.T)
+    _, s0, _ = _largest_singular(_coefficients(grid, brows, bcols))
     votes = (np.mod(s0, STEP) > STEP / 2).astype(np.float64)
     position = np.arange(len(votes)) % BITS
     share = np.bincount(position, weights=votes, minlength=BITS) / np.bincount(position, minlength=BITS)
