@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from seqdream.api.deps import Caller
 from seqdream.api.envelope import APIError
 from seqdream.db import Job
+from seqdream.jobs.janitor import remove_inline_inputs
 from seqdream.jobs.request import JobRequest
 from seqdream.services import Services
 from seqdream.tenancy.idempotency import MAX_KEY_CHARS, IdempotencyConflict, IdempotentSubmit, fingerprint
@@ -39,13 +40,6 @@ def earlier_task(services: Services, idempotent: IdempotentSubmit | None) -> Job
         raise APIError(409, str(exc)) from exc
 
 
-def _drop_inline_inputs(services: Services, request: JobRequest) -> None:
-    """A task that was not queued leaves none of the references it stored behind."""
-    for reference in request.images:
-        if reference.is_inline_input:
-            services.blobs.delete(str(reference.blob))
-
-
 def create_job(
     services: Services,
     model: str,
@@ -67,16 +61,18 @@ def create_job(
             limits=Defaults(services.settings.key_rate_per_min, services.settings.key_max_active),
             idempotent=idempotent,
         )
-    except LimitExceeded as exc:
-        _drop_inline_inputs(services, request)
-        headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None
-        raise APIError(exc.status, exc.message, headers) from exc
-    except IdempotencyConflict as exc:
-        _drop_inline_inputs(services, request)
-        raise APIError(409, str(exc)) from exc
-    except (SQLAlchemyError, OSError) as exc:
-        _drop_inline_inputs(services, request)
-        raise APIError(503, f"could not record the task ({type(exc).__name__}); nothing was queued") from exc
+    except (LimitExceeded, IdempotencyConflict, SQLAlchemyError, OSError) as exc:
+        remove_inline_inputs(services.blobs, request)  # a task not queued leaves nothing stored
+        raise _refusal(exc) from exc
     if not created:  # a concurrent send of the same request made it
-        _drop_inline_inputs(services, request)
+        remove_inline_inputs(services.blobs, request)
     return job
+
+
+def _refusal(exc: Exception) -> APIError:
+    if isinstance(exc, LimitExceeded):
+        headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None
+        return APIError(exc.status, exc.message, headers)
+    if isinstance(exc, IdempotencyConflict):
+        return APIError(409, str(exc))
+    return APIError(503, f"could not record the task ({type(exc).__name__}); nothing was queued")

@@ -46,6 +46,11 @@ class JobStatus(enum.StrEnum):
     FAILED = "failed"
     DELETED = "deleted"  # by its owner: it never runs (again), its files are removed
 
+    @classmethod
+    def active(cls) -> tuple[str, str]:
+        """The statuses of a task that is queued or running."""
+        return cls.CREATED.value, cls.PROCESSING.value
+
     @property
     def is_terminal(self) -> bool:
         return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.DELETED)

@@ -23,14 +23,19 @@ class RowPurger(Protocol):
     def purge_before(self, cutoff: datetime) -> int: ...
 
 
-def remove_job_files(blobs: BlobStore, job: Job) -> int:
-    """Delete a job's outputs and the references it carried inline; returns how many."""
-    owned = list(job.outputs) + [
-        str(reference.blob) for reference in JobRequest.of(job.request).images if reference.is_inline_input
-    ]
+def remove_inline_inputs(blobs: BlobStore, request: JobRequest) -> int:
+    """Delete the references a request carried inline (stored under its task); returns how many."""
+    owned = [str(reference.blob) for reference in request.images if reference.is_inline_input]
     for key in owned:
         blobs.delete(key)
     return len(owned)
+
+
+def remove_job_files(blobs: BlobStore, job: Job) -> int:
+    """Delete a job's outputs and the references it carried inline; returns how many."""
+    for key in job.outputs:
+        blobs.delete(key)
+    return len(job.outputs) + remove_inline_inputs(blobs, JobRequest.of(job.request))
 
 
 class Janitor:

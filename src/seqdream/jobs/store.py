@@ -104,7 +104,7 @@ class JobStore:
                 raise
         # A concurrent submit with the same key won the race (possible only without a key row to lock).
         with self.db.session() as session:
-            winner = idempotency.existing_job_id(session, idempotent)
+            winner = idempotency.find(session, idempotent)
             found = session.get(Job, winner) if winner else None
         if found is None:
             raise RuntimeError("an idempotency key was taken by a task that cannot be found")
@@ -150,20 +150,18 @@ class JobStore:
             outputs=[],  # a new attempt stores its images afresh
             has_nsfw_contents=[],
         )
+        first_in_queue = select(Job.id).where(runnable).order_by(Job.fair_rank, Job.created_at)
         with self.db.session() as session:
             if not self.db.is_sqlite:
-                # PostgreSQL: lock the oldest runnable row, skipping rows other claimers hold.
-                oldest = select(Job.id).where(runnable).order_by(Job.fair_rank, Job.created_at).limit(1)
-                job_id = session.scalar(oldest.with_for_update(skip_locked=True))
+                # PostgreSQL: lock the first runnable row, skipping rows other claimers hold.
+                job_id = session.scalar(first_in_queue.limit(1).with_for_update(skip_locked=True))
                 if job_id is None:
                     return None
                 session.execute(update(Job).where(Job.id == job_id).values(**taken))
                 session.commit()
                 return session.get(Job, job_id, populate_existing=True)
             # SQLite has one writer at a time: race on a few candidates with conditional updates.
-            candidates = session.scalars(
-                select(Job.id).where(runnable).order_by(Job.fair_rank, Job.created_at).limit(8)
-            ).all()
+            candidates = session.scalars(first_in_queue.limit(8)).all()
             for job_id in candidates:
                 result = session.execute(
                     update(Job).where(Job.id == job_id, Job.status == JobStatus.CREATED.value).values(**taken)

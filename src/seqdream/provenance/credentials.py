@@ -37,6 +37,11 @@ def load(cert: Path, key: Path, algorithm: str) -> SigningIdentity:
     return SigningIdentity(cert.read_bytes(), key.read_bytes(), algorithm, None)
 
 
+def local_ca(data_dir: Path) -> Path:
+    """Where the service keeps the CA it made (readers must trust it)."""
+    return data_dir / FOLDER / "ca.pem"
+
+
 def local(data_dir: Path, name: str) -> SigningIdentity:
     """The service's own CA and signing certificate, made once (several processes may race)."""
     folder = data_dir / FOLDER
@@ -50,12 +55,12 @@ def local(data_dir: Path, name: str) -> SigningIdentity:
                 "C2PA: no signing certificate configured, so a local CA was made: %s. Readers report "
                 "signingCredential.untrusted until it is in their trust list; set SEQDREAM_C2PA_SIGN_CERT and "
                 "SEQDREAM_C2PA_SIGN_KEY to sign with your own certificate.",
-                folder / "ca.pem",
+                local_ca(data_dir),
             )
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)
     return SigningIdentity(
-        (folder / "signer.pem").read_bytes(), (folder / "signer-key.pem").read_bytes(), "es256", folder / "ca.pem"
+        (folder / "signer.pem").read_bytes(), (folder / "signer-key.pem").read_bytes(), "es256", local_ca(data_dir)
     )
 
 

@@ -10,9 +10,8 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from seqdream.provenance import watermark
-from seqdream.provenance.content_credentials import ManifestReport, read_manifest
-
-_MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+from seqdream.provenance.content_credentials import MIME, ManifestReport, read_manifest
+from seqdream.provenance.credentials import local_ca
 
 
 class UnreadableImage(ValueError):
@@ -62,7 +61,7 @@ def verify(data: bytes, *, trust_anchors: list[Path], service_id: str) -> Proven
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise UnreadableImage(f"not an image this service can read ({exc})") from exc
     fmt = image.format or "?"
-    mime = _MIME.get(fmt)
+    mime = MIME.get(fmt.lower())
     manifest = read_manifest(data, mime, trust_anchors) if mime else ManifestReport(present=False)
     payload = watermark.read(image)
     if payload is None:
@@ -79,5 +78,4 @@ def verify(data: bytes, *, trust_anchors: list[Path], service_id: str) -> Proven
 
 def trust_anchors(configured: Path | None, data_dir: Path) -> list[Path]:
     """The configured anchors plus this service's own local CA, when it made one."""
-    local = data_dir / "provenance" / "ca.pem"
-    return [path for path in (configured, local) if path is not None and path.is_file()]
+    return [path for path in (configured, local_ca(data_dir)) if path is not None and path.is_file()]

@@ -27,9 +27,6 @@ def virtual_time(session: Session) -> float:
 def next_rank(session: Session, api_key_id: str | None, weight: float) -> float:
     """The rank of a job the key queues now (call with the key's row locked)."""
     now = virtual_time(session)
-    queued = session.scalar(
-        select(func.max(Job.fair_rank)).where(Job.api_key_id == api_key_id, Job.status == JobStatus.CREATED.value)
-        if api_key_id is not None
-        else select(func.max(Job.fair_rank)).where(Job.api_key_id.is_(None), Job.status == JobStatus.CREATED.value)
-    )
+    owner = Job.api_key_id == api_key_id if api_key_id is not None else Job.api_key_id.is_(None)
+    queued = session.scalar(select(func.max(Job.fair_rank)).where(owner, Job.status == JobStatus.CREATED.value))
     return now if queued is None else max(now, queued + 1.0 / weight)

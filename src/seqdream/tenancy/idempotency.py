@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from seqdream.db import IdempotencyKey
@@ -77,15 +77,3 @@ def remember(session: Session, submit: IdempotentSubmit, job_id: str, now: datet
 def purge_expired(session: Session, now: datetime | None = None) -> int:
     result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at <= (now or utcnow()) - WINDOW))
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-def existing_job_id(session: Session, submit: IdempotentSubmit) -> str | None:
-    """After losing a race to insert the key: the winner's job (or a conflict)."""
-    row = session.scalar(
-        select(IdempotencyKey).where(IdempotencyKey.owner == submit.owner, IdempotencyKey.key == submit.key)
-    )
-    if row is None:
-        return None
-    if row.fingerprint != submit.fingerprint:
-        raise IdempotencyConflict(submit.key)
-    return row.job_id

@@ -18,7 +18,6 @@ from seqdream.db import ApiKey, Job, JobStatus
 from seqdream.db.models import utcnow
 
 WINDOW = timedelta(minutes=1)  # the submit rate is counted over the last minute
-_ACTIVE = (JobStatus.CREATED.value, JobStatus.PROCESSING.value)
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ def admit(session: Session, key: ApiKey, limits: KeyLimits, images: int, now: da
             )
     if limits.max_active:
         active = session.scalar(
-            select(func.count()).select_from(Job).where(Job.api_key_id == key.id, Job.status.in_(_ACTIVE))
+            select(func.count()).select_from(Job).where(Job.api_key_id == key.id, Job.status.in_(JobStatus.active()))
         )
         if (active or 0) >= limits.max_active:
             raise LimitExceeded(

@@ -114,11 +114,10 @@ class KeyActivity:
 
 def key_activity(session: Session, top: int) -> tuple[list[KeyActivity], KeyActivity | None]:
     """The `top` keys by tasks queued and running (then images made), and the rest summed as "other"."""
-    active = dict.fromkeys((JobStatus.CREATED.value, JobStatus.PROCESSING.value))
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for key_id, status, count in session.execute(
         select(Job.api_key_id, Job.status, func.count())
-        .where(Job.status.in_(active))
+        .where(Job.status.in_(JobStatus.active()))
         .group_by(Job.api_key_id, Job.status)
     ):
         counts[key_id or ""][0 if status == JobStatus.CREATED.value else 1] += count
