@@ -53,7 +53,7 @@ LATENT_CHANNELS = 8
 TASK_MIX = {"t2i": 0.12, "edit": 0.32, "compose": 0.06, "sequence": 0.38, "sequence_first": 0.12}
 # Group motions by weight: growing is learnt first; moving (the object must leave the reference's
 # place) and recolouring (frame k's colour is k steps round the cycle) need more frames.
-MOTION_MIX = {"moving": 0.45, "growing": 0.15, "recolouring": 0.40}
+MOTION_MIX = {"moving": 0.40, "growing": 0.12, "recolouring": 0.48}
 # Edit kinds drawn by weight: the ones that copy the reference with one token changed (remove,
 # background) are learnt first; moves, replacements, additions and resizes need more examples.
 EDIT_MIX = {"add": 0.6, "remove": 0.3, "recolour": 1.7, "resize": 1.5, "move": 3.5, "replace": 1.2, "background": 0.2}

@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     native_resolution: int | None = Field(None, ge=64, le=4096)  # renders at most ~this squared, aspect kept
     num_inference_steps: int | None = Field(None, ge=1, le=200)
     guidance_scale: float | None = Field(None, ge=0)
+    guidance_until: float | None = Field(None, gt=0, le=1)  # share of steps, from the first, that use CFG
     max_sequence_length: int | None = Field(None, ge=16, le=2048)
     max_batch: int = Field(4, ge=1, le=14)  # images denoised together in a group
     # Speed-ups, all off by default (see seqdream/engines/acceleration.py).

@@ -59,3 +59,22 @@ def test_every_true_group_scores_full_marks(motion: str) -> None:
             frames = tasks.sequence(rng, motion, count=count)
             images = [frame.target.resize((1024, 1024), Image.Resampling.LANCZOS) for frame in frames]
             assert score_group(motion, images) == (1.0, 1.0), frames[0].prompt
+
+
+def test_sampling_sweep_draws_one_sample_and_measures_each_setting() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from sampling_sweep import measure, sample
+
+    from seqdream.config import Settings
+    from seqdream.engines.registry import load_engine
+
+    captions, edits, groups = sample(3, 11, longest=3)
+    again = sample(3, 11, longest=3)
+    assert [c.prompt for c in captions] == [c.prompt for c in again[0]]  # every setting sees the same examples
+    assert [e.prompt for e in edits] == [e.prompt for e in again[1]] and groups == again[2]
+    assert [motion for motion, _ in groups] == list(tasks.MOTIONS)
+    assert [e.task for e in edits] == list(tasks.EDITS[:3])  # edit kinds in turn
+    engine = load_engine(Settings(num_inference_steps=4, guidance_until=0.5))
+    scores = measure(engine, captions[:1], edits[:1], groups[:1])
+    assert set(scores) == {"t2i exact", "edit success", "group consistency", "group progression", "s / image"}
+    assert all(0.0 <= scores[name] <= 1.0 for name in scores if name != "s / image") and scores["s / image"] > 0

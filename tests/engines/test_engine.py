@@ -197,3 +197,36 @@ def test_sampling_defaults_come_from_the_model(tiny_model: Path, tmp_path: Path)
     (shipped / "seqdream.json").write_text("{not json")
     with pytest.raises(EngineError, match="not valid JSON"):
         load_engine(Settings(model=str(shipped)))
+
+
+def test_guidance_stops_after_its_share_of_steps(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from pydantic import ValidationError
+
+    from seqdream_devkit.tiny_pipeline import build_tiny_flux2_klein
+
+    base = build_tiny_flux2_klein(tmp_path_factory.mktemp("models") / "tiny-base", distilled=False)
+    plan = GenerationPlan(prompts=["a red square"], seeds=[3], width=64, height=64)
+    forwards: dict[float, int] = {}
+    pictures: dict[float, np.ndarray] = {}
+    for until in (1.0, 0.5, 0.25):
+        engine = load_engine(
+            Settings(model=str(base), native_resolution=64, max_sequence_length=64, num_inference_steps=4,
+                     guidance_scale=3.0, guidance_until=until)
+        )  # fmt: skip
+        assert isinstance(engine, Flux2KleinEngine) and engine.sampling.guidance_until == until
+        forwards[until] = 0
+
+        def count(*_: object, until: float = until) -> None:
+            forwards[until] += 1
+
+        hook = engine.pipeline.transformer.register_forward_hook(count)
+        pictures[until] = np.asarray(engine.generate(plan).images[0])
+        hook.remove()
+        # the next call guides again from its first step
+        assert np.array_equal(np.asarray(engine.generate(plan).images[0]), pictures[until])
+    assert forwards == {1.0: 8, 0.5: 6, 0.25: 5}  # 4 guided passes, then one pass per unguided step
+    assert not np.array_equal(pictures[1.0], pictures[0.25])
+    with pytest.raises(ValidationError):
+        Settings(guidance_until=0)
+    with pytest.raises(ValidationError):
+        Settings(guidance_until=1.5)

@@ -22,6 +22,7 @@ def _flux2_klein(settings: Settings) -> Engine:
             native_resolution=settings.native_resolution,
             num_inference_steps=settings.num_inference_steps,
             guidance_scale=settings.guidance_scale,
+            guidance_until=settings.guidance_until,
             max_sequence_length=settings.max_sequence_length,
             max_batch=settings.max_batch,
             follow_cpu_load=settings.threads_follow_load and not settings.threads,
