@@ -14,20 +14,23 @@ from seqdream.engines.registry import load_engine
 SCRIPT = Path(__file__).resolve().parents[2] / "training" / "train_builtin.py"
 
 
-def train(*args: str) -> str:
+def train(cwd: Path, *args: str) -> str:
+    """Run the script in `cwd`, so that what it writes by default (build/builtin-state.pt) lands
+    there and never over a developer's real optimizer moments in the repository's build/."""
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--batch", "4", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, str(SCRIPT), "--batch", "4", *args], capture_output=True, text=True, timeout=300, cwd=cwd
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
 
 def test_short_training_in_two_stages_gives_a_loadable_pipeline(tmp_path: Path) -> None:
-    vae_only = train("--out", str(tmp_path / "vae"), "--vae-steps", "20", "--steps", "0")
+    vae_only = train(tmp_path, "--out", str(tmp_path / "vae"), "--vae-steps", "20", "--steps", "0")
     assert "trained 0 steps" in vae_only and "scenes read back exactly:" in vae_only  # the VAE gate is reported
     out = tmp_path / "builtin"
-    output = train("--out", str(out), "--vae-from", str(tmp_path / "vae"), "--steps", "6")
+    output = train(tmp_path, "--out", str(out), "--vae-from", str(tmp_path / "vae"), "--steps", "6")
     assert "trained 6 steps" in output and (out / "seqdream.json").is_file()
+    assert (tmp_path / "build" / "builtin-state.pt").is_file()  # the default state, in the run's folder
     vae_files = [
         Path(folder, "vae", "diffusion_pytorch_model.safetensors").read_bytes() for folder in (tmp_path / "vae", out)
     ]
@@ -41,9 +44,10 @@ def test_short_training_in_two_stages_gives_a_loadable_pipeline(tmp_path: Path) 
 
     # Training accumulates: resume from the folder (and, once saved, its optimizer moments elsewhere).
     state = tmp_path / "state" / "moments.pt"
-    resumed = train("--resume", str(out), "--out", str(tmp_path / "more"), "--state", str(state), "--steps", "3")
+    more = str(tmp_path / "more")
+    resumed = train(tmp_path, "--resume", str(out), "--out", more, "--state", str(state), "--steps", "3")
     assert "fresh moments" in resumed and "trained 3 steps (9 in all)" in resumed and state.is_file()
-    again = train("--resume", str(tmp_path / "more"), "--out", str(tmp_path / "more"), "--state", str(state),
+    again = train(tmp_path, "--resume", str(tmp_path / "more"), "--out", str(tmp_path / "more"), "--state", str(state),
                   "--steps", "2")  # fmt: skip
     assert "resumed optimizer moments" in again and "trained 2 steps (11 in all)" in again
     record = json.loads((tmp_path / "more" / "training.json").read_text())
@@ -56,9 +60,9 @@ def test_resuming_with_a_grown_vocabulary_keeps_old_ids_and_loads(tmp_path: Path
     the text encoder's embedding grows to match, and the service loads the result."""
     from transformers import AutoTokenizer
 
-    train("--out", str(tmp_path / "base"), "--vae-steps", "2", "--steps", "1")
-    output = train("--resume", str(tmp_path / "base"), "--out", str(tmp_path / "grown"), "--grow-vocab", "700",
-                   "--state", str(tmp_path / "state.pt"), "--steps", "1")  # fmt: skip
+    train(tmp_path, "--out", str(tmp_path / "base"), "--vae-steps", "2", "--steps", "1")
+    output = train(tmp_path, "--resume", str(tmp_path / "base"), "--out", str(tmp_path / "grown"),
+                   "--grow-vocab", "700", "--state", str(tmp_path / "state.pt"), "--steps", "1")  # fmt: skip
     assert "vocabulary grown by" in output
     old, new = (AutoTokenizer.from_pretrained(tmp_path / name / "tokenizer") for name in ("base", "grown"))
     assert len(new) > len(old)
@@ -69,3 +73,14 @@ def test_resuming_with_a_grown_vocabulary_keeps_old_ids_and_loads(tmp_path: Path
     assert config["vocab_size"] == len(new)
     plan = GenerationPlan(prompts=["delete the square."], seeds=[1], width=1024, height=1024)
     assert load_engine(Settings(model=str(tmp_path / "grown"))).generate(plan).images[0].size == (1024, 1024)
+
+
+def test_moments_of_another_model_are_set_aside_not_crashed_on(tmp_path: Path) -> None:
+    train(tmp_path, "--out", str(tmp_path / "a"), "--vae-steps", "2", "--steps", "1")
+    state = tmp_path / "build" / "builtin-state.pt"  # written by that run, for its 400-token vocabulary
+    output = train(tmp_path, "--resume", str(tmp_path / "a"), "--out", str(tmp_path / "b"), "--grow-vocab", "700",
+                   "--steps", "1")  # fmt: skip
+    assert "vocabulary grown by" in output  # a grown vocabulary starts fresh moments and saves its own
+    output = train(tmp_path, "--resume", str(tmp_path / "a"), "--out", str(tmp_path / "c"), "--steps", "1")
+    assert "belongs to another model: fresh moments" in output and "trained 1 steps" in output
+    assert state.is_file()
