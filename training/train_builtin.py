@@ -312,9 +312,8 @@ def load_moments(path: Path, optimiser: torch.optim.Optimizer) -> None:
         return
     saved = torch.load(path, weights_only=False)["optimizer"]
     params = [param for group in optimiser.param_groups for param in group["params"]]
-    shapes = {index: tuple(state["exp_avg"].shape) for index, state in saved["state"].items()}
     if len(params) != sum(len(group["params"]) for group in saved["param_groups"]) or any(
-        index >= len(params) or shape != tuple(params[index].shape) for index, shape in shapes.items()
+        state["exp_avg"].shape != params[index].shape for index, state in saved["state"].items()
     ):  # moments of another model (another vocabulary, another run): they would fail at the first step
         print(f"optimizer state at {path} belongs to another model: fresh moments", flush=True)
         return
