@@ -37,7 +37,7 @@ def sample(n: int, seed: int, longest: int):  # type: ignore[no-untyped-def]
     for k in range(n):
         motion = tasks.MOTIONS[k % len(tasks.MOTIONS)]
         frames = tasks.sequence(rng, motion, count=rng.randint(2, longest), held=None)
-        groups.append((motion, frames[0].prompt.rsplit(" (image", 1)[0]))
+        groups.append((motion, frames[0].group_prompt))
     return captions, edits, groups
 
 
@@ -51,7 +51,7 @@ def measure(engine, captions, edits, groups) -> dict[str, float]:  # type: ignor
     images += len(captions) + len(edits)
     consistency, progression = [], []
     for index, (motion, prompt) in enumerate(groups):
-        group = plan_group(prompt, 14, index)
+        group = plan_group(prompt, 14, index, engine.frame_prompt)
         plan = GenerationPlan(prompts=group.prompts, seeds=group.seeds, width=SIZE, height=SIZE)
         c, p = score_group(motion, engine.generate(plan).images)
         consistency.append(c)

@@ -49,6 +49,11 @@ SAMPLING = {
     "guidance_scale": 1.5,  # measured best on held-out prompts (2: 62 % edits, 3: 57 %, 4.5: 57 %)
     "max_sequence_length": MAX_TOKENS,
 }
+# How the planner asks for frame k of a group, declared in the model's seqdream.json so the service
+# words frames exactly as training did. The share through the group ("35%") places frame k of any
+# length directly; from "(image k of N)" alone the model has to work out k/(N-1). Legs up to 12
+# trained on "{prompt} (image {index} of {count})" alone.
+FRAME_PROMPT = "{prompt} (image {index} of {count}, {percent}%)"
 LATENT_CHANNELS = 8
 TASK_MIX = {"t2i": 0.12, "edit": 0.32, "compose": 0.06, "sequence": 0.38, "sequence_first": 0.12}
 # Group motions by weight: growing is learnt first; moving (the object must leave the reference's
@@ -114,7 +119,7 @@ def prompt_corpus(rng: random.Random) -> list[str]:
     corpus = [tasks.text_to_image(rng).prompt for _ in range(3000)]
     corpus += [tasks.edit(rng).prompt for _ in range(3000)]
     corpus += [tasks.compose(rng).prompt for _ in range(200)]
-    return corpus + [e.prompt for _ in range(300) for e in tasks.sequence(rng)]
+    return corpus + [e.prompt for _ in range(300) for e in tasks.sequence(rng, frame_template=FRAME_PROMPT)]
 
 
 def grow_vocabulary(pipe, vocab_size: int, rng: random.Random) -> int:  # type: ignore[no-untyped-def]
@@ -262,9 +267,9 @@ def sample_batch(rng: random.Random, task: str, batch: int):  # type: ignore[no-
         elif task == "compose":
             examples.append(tasks.compose(rng))
         elif task == "sequence_first":  # a group's first frame comes from its prompt alone
-            examples.append(tasks.sequence(rng, motion(rng))[0])
+            examples.append(tasks.sequence(rng, motion(rng), frame_template=FRAME_PROMPT)[0])
         else:  # a later frame of a group of any length, with the first frame as its reference
-            examples.append(rng.choice(tasks.sequence(rng, motion(rng))[1:]))
+            examples.append(rng.choice(tasks.sequence(rng, motion(rng), frame_template=FRAME_PROMPT)[1:]))
     return examples[:batch]
 
 
@@ -385,7 +390,7 @@ def main() -> None:
     rng = random.Random(args.seed * 1_000_003 + done_before)
     budget, losses = Budget(args.steps, args.minutes), []
     run = {"steps": 0, "batch": args.batch, "lr": args.lr, "task_mix": TASK_MIX, "edit_mix": EDIT_MIX,
-           "motion_mix": MOTION_MIX,
+           "motion_mix": MOTION_MIX, "frame_prompt": FRAME_PROMPT,
            "unknown_caption_share": UNKNOWN_SHARE, "vocabulary": len(pipe.tokenizer),
            "groups": f"2-{tasks.MAX_GROUP} frames", "wordings": "seqdream_devkit.wording, trained forms"}  # fmt: skip
     next_save = time.monotonic() + args.save_every_minutes * 60
@@ -421,7 +426,8 @@ def save(pipe, out: Path, history: list[dict]) -> None:  # type: ignore[no-untyp
     pipe.transformer.eval()
     pipe.text_encoder.eval()
     pipe.save_pretrained(out)
-    (out / "seqdream.json").write_text(json.dumps(SAMPLING, indent=2) + "\n")
+    declared = {**SAMPLING, "frame_prompt": FRAME_PROMPT}
+    (out / "seqdream.json").write_text(json.dumps(declared, indent=2) + "\n")
     record = {"transformer_steps": sum(run["steps"] for run in history), "runs": history}
     (out / HISTORY_FILE).write_text(json.dumps(record, indent=2) + "\n")
     pipe.transformer.train()

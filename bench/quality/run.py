@@ -151,8 +151,7 @@ def main() -> None:
         for bucket, (low, high) in LENGTHS.items():
             for index in range(args.n):
                 frames = tasks.sequence(rng, motion, count=rng.randint(low, high), held=None)
-                prompt = frames[0].prompt.rsplit(" (image", 1)[0]
-                group = plan_group(prompt, 14, index)
+                group = plan_group(frames[0].group_prompt, 14, index, engine.frame_prompt)
                 plan = GenerationPlan(prompts=group.prompts, seeds=group.seeds, width=SIZE, height=SIZE)
                 groups[motion, bucket].append(score_group(motion, engine.generate(plan).images))
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from PIL import Image, ImageDraw
 
-from seqdream.jobs.planner import plan_group
+from seqdream.jobs.planner import FRAME_PROMPT, plan_group
 from seqdream_devkit import wording
 from seqdream_devkit.world import (
     BACKGROUNDS,
@@ -39,6 +39,7 @@ class Example:
     references: tuple[Image.Image, ...]
     target: Image.Image
     scene: Scene | None = None  # the target as a scene, when it is one (not for sequences)
+    group_prompt: str = ""  # a group frame's: the prompt the request sent, before the planner's wording
 
 
 def text_to_image(rng: random.Random, *, held: bool | str | None = False) -> Example:
@@ -153,9 +154,15 @@ def recolour_cycle(background: str) -> list[str]:
 
 
 def sequence(
-    rng: random.Random, motion: str | None = None, count: int | None = None, *, held: bool | str | None = False
+    rng: random.Random,
+    motion: str | None = None,
+    count: int | None = None,
+    *,
+    held: bool | str | None = False,
+    frame_template: str = FRAME_PROMPT,
 ) -> list[Example]:
-    """A group: frame 1 from the prompt alone, frame k from the prompt and frame 1.
+    """A group: frame 1 from the prompt alone, frame k from the prompt and frame 1, each frame's
+    prompt worded by the planner with `frame_template` (as the model being trained declares it).
 
     The prompt is worded by `wording.group_prompt`; what it leaves out takes a default that
     is the same for every group (white background, left to right, starting from red), so
@@ -185,8 +192,8 @@ def sequence(
         frames = [_frame(background, kind, c, (CANVAS / 2, CANVAS / 2), SIZES["large"]) for c in colours]
     end_colour = cycle[(cycle.index(colour) + count - 1) % len(cycle)]
     prompt = wording.group_prompt(form, motion, count, kind, colour, end_colour, background)
-    plan = plan_group(prompt, MAX_GROUP, seed=0)
+    plan = plan_group(prompt, MAX_GROUP, seed=0, frame_template=frame_template)
     return [
-        Example(f"sequence-{motion}", text, () if index == 0 else (frames[0],), frame)
+        Example(f"sequence-{motion}", text, () if index == 0 else (frames[0],), frame, group_prompt=prompt)
         for index, (text, frame) in enumerate(zip(plan.prompts, frames, strict=True))
     ]

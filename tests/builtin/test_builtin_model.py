@@ -134,7 +134,7 @@ def test_held_out_groups_keep_one_shape_and_progress(api: httpx.Client, motion: 
     misses = []
     for _ in range(3):
         frames = tasks.sequence(rng, motion, count=4, held=CANONICAL)
-        prompt = frames[0].prompt.rsplit(" (image", 1)[0]
+        prompt = frames[0].group_prompt
         expected = [shapes_on_background(find(frame.target)) for frame in frames]
         images = generate(api, SEQUENTIAL, prompt=prompt, max_images=14)
         seen = [shapes_on_background(find(image)) for image in images]

@@ -84,16 +84,26 @@ def test_groups_of_every_length_plan_their_prompts_and_anchor_on_frame_one(motio
     rng = random.Random(motion)
     for count in range(2, 15):
         frames = sequence(rng, motion, count=count, held=None)
-        prompt = frames[0].prompt.rsplit(" (image", 1)[0]
+        prompt = frames[0].group_prompt
         assert requested_count(prompt) == count, prompt
         assert [frame.prompt for frame in frames] == plan_group(prompt, 14, seed=0).prompts
         assert all(f"(image {k + 1} of {count})" in frame.prompt for k, frame in enumerate(frames))
 
 
+def test_groups_are_worded_with_the_template_the_model_is_trained_on() -> None:
+    template = "{prompt} (image {index} of {count}, {percent}%)"
+    frames = sequence(random.Random(5), "moving", count=5, frame_template=template)
+    prompt = frames[0].group_prompt
+    assert [frame.prompt for frame in frames] == plan_group(prompt, 14, 0, template).prompts
+    assert [frame.prompt.removeprefix(prompt) for frame in frames] == [
+        f" (image {k} of 5, {percent}%)" for k, percent in zip(range(1, 6), (0, 25, 50, 75, 100), strict=True)
+    ]
+
+
 @pytest.mark.parametrize("motion", ["moving", "growing", "recolouring"])
 def test_sequences_progress_and_stay_consistent(motion: str) -> None:
     frames = sequence(random.Random(11), motion, count=4)
-    prompt = frames[0].prompt.rsplit(" (image", 1)[0]
+    prompt = frames[0].group_prompt
     assert [frame.prompt for frame in frames] == plan_group(prompt, 14, seed=0).prompts
     assert frames[0].references == () and all(f.references == (frames[0].target,) for f in frames[1:])
     seen = [find(as_delivered(frame.target)) for frame in frames]

@@ -38,6 +38,9 @@ def test_short_training_in_two_stages_gives_a_loadable_pipeline(tmp_path: Path) 
     engine = load_engine(Settings(model=str(out)))
     assert engine.sampling.native_resolution == 64 and engine.sampling.guidance_scale == 1.5
     assert engine.pipeline.scheduler.config.use_dynamic_shifting is False  # the training shift, fixed
+    # The service words group frames exactly as training did.
+    assert engine.frame_prompt == "{prompt} (image {index} of {count}, {percent}%)"
+    assert json.loads((out / "training.json").read_text())["runs"][-1]["frame_prompt"] == engine.frame_prompt
     plan = GenerationPlan(prompts=["a small red circle in the center on a white background"], seeds=[1],
                           width=1024, height=1024)  # fmt: skip
     assert engine.generate(plan).images[0].size == (1024, 1024)

@@ -230,3 +230,20 @@ def test_guidance_stops_after_its_share_of_steps(tmp_path_factory: pytest.TempPa
         Settings(guidance_until=0)
     with pytest.raises(ValidationError):
         Settings(guidance_until=1.5)
+
+
+def test_the_model_declares_how_group_frames_are_worded(tiny_model: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from seqdream.jobs.planner import FRAME_PROMPT
+
+    assert load_engine(Settings(model=str(tiny_model))).frame_prompt == FRAME_PROMPT  # no seqdream.json
+    declared = tmp_path / "declared"
+    shutil.copytree(tiny_model, declared)
+    template = "{prompt} (image {index} of {count}, {percent}%)"
+    (declared / "seqdream.json").write_text(json.dumps({"frame_prompt": template}))
+    assert load_engine(Settings(model=str(declared))).frame_prompt == template
+    (declared / "seqdream.json").write_text(json.dumps({"frame_prompt": "{prompt} {frame}"}))
+    with pytest.raises(EngineError, match=r"seqdream.json: frame_prompt .*unknown field\(s\) \['frame'\]"):
+        load_engine(Settings(model=str(declared)))

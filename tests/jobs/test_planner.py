@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from seqdream.jobs.planner import derive_seeds, plan_group, requested_count, split_enumeration
+from seqdream.jobs.planner import (
+    check_frame_prompt,
+    derive_seeds,
+    plan_group,
+    requested_count,
+    split_enumeration,
+)
 
 
 @pytest.mark.parametrize(
@@ -53,3 +61,36 @@ def test_count_is_capped_by_max_images_and_defaults_to_it() -> None:
 
 def test_seeds_derive_from_the_job_seed_and_wrap() -> None:
     assert derive_seeds(2147483646, 3) == [2147483646, 2147483647, 0]
+
+
+def test_a_model_declared_frame_template_words_every_unlisted_frame() -> None:
+    template = "{prompt} (image {index} of {count}, {percent}%)"
+    assert check_frame_prompt(template) == template
+    plan = plan_group("a fish swimming", 14, 0, template)
+    assert plan.prompts[0] == "a fish swimming (image 1 of 14, 0%)"
+    assert plan.prompts[-1] == "a fish swimming (image 14 of 14, 100%)"
+    percents = [int(prompt.rsplit(", ", 1)[1].rstrip("%)")) for prompt in plan.prompts]
+    # In steps of 5, from 0 to 100, and never the same for two frames of the longest group.
+    assert all(p % 5 == 0 for p in percents) and percents == sorted(set(percents))
+    assert plan_group("a fish", 3, 0, template).prompts == [
+        "a fish (image 1 of 3, 0%)",
+        "a fish (image 2 of 3, 50%)",
+        "a fish (image 3 of 3, 100%)",
+    ]
+    # Listed frames and single images keep the request's own words.
+    assert plan_group("1. a fox 2. a hen", 14, 0, template).prompts == ["a fox", "a hen"]
+    assert plan_group("a fish", 1, 0, template).prompts == ["a fish"]
+
+
+@pytest.mark.parametrize(
+    ("template", "why"),
+    [
+        ("{prompt} (frame {index} of {total})", "unknown field(s) ['total']"),
+        ("{prompt} (image {0})", "unknown field(s) ['0']"),
+        ("(image {index} of {count})", "must contain {prompt} and {index}"),
+        ("{prompt} (image {index", "frame_prompt"),
+    ],
+)
+def test_a_bad_frame_template_is_refused_with_its_reason(template: str, why: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(why)):
+        check_frame_prompt(template)

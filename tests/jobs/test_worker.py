@@ -48,6 +48,7 @@ class ExplodingEngine:
 
     def __init__(self, inner) -> None:
         self.inner = inner
+        self.frame_prompt = inner.frame_prompt
 
     def generate(self, plan: GenerationPlan, progress=None, on_images=None) -> GenerationResult:
         if any("explode" in prompt for prompt in plan.prompts):
@@ -198,3 +199,39 @@ def test_retention_removes_old_files(services: Services) -> None:
     assert janitor.sweep(force=True) == 1
     assert not services.blobs.exists(job.outputs[0])
     assert services.jobs.get(job.id).expired_at is not None
+
+
+class RecordingEngine:
+    """Wraps the real engine and keeps every plan it is asked to draw."""
+
+    name = "recording"
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.frame_prompt = inner.frame_prompt
+        self.plans: list[GenerationPlan] = []
+
+    def generate(self, plan: GenerationPlan, progress=None, on_images=None) -> GenerationResult:
+        self.plans.append(plan)
+        return self.inner.generate(plan, progress, on_images)
+
+
+def test_group_frames_are_worded_as_the_model_declares(services: Services, tiny_model: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    model = tmp_path / "declared"
+    shutil.copytree(tiny_model, model)
+    (model / "seqdream.json").write_text(json.dumps({"frame_prompt": "{prompt} ({percent}% through, {index}/{count})"}))
+    engine = RecordingEngine(load_engine(services.settings.model_copy(update={"model": str(model)})))
+    stop, thread = run_worker(services, engine)
+    try:
+        request = REQUEST.model_copy(update={"prompt": "a series of 3 images of a red cube", "max_images": 5})
+        job = wait_terminal(services, services.jobs.create(model="m", request=request, seed=7, api_key_id=None).id)
+    finally:
+        stop.set()
+        thread.join()
+    assert job.status == "completed" and len(job.outputs) == 3
+    assert engine.plans[0].prompts == [
+        f"a series of 3 images of a red cube ({percent}% through, {k}/3)" for k, percent in ((1, 0), (2, 50), (3, 100))
+    ]

@@ -239,9 +239,9 @@ def generate(
         raise typer.BadParameter(f"reference image {exc}") from exc
     used_seed = resolve_seed(request.seed)
     job = JobRequest(prompt=request.prompt, size=request.size, max_images=request.max_images)
-    plan = plan_job(job, used_seed, references)  # exactly as a worker plans a submitted task
     typer.echo(f"loading {settings.model} ...", err=True)
     engine = build_engine(settings)
+    plan = plan_job(job, used_seed, references, engine.frame_prompt)  # exactly as a worker plans a task
     with tqdm(total=100, desc=f"{plan.count} image(s)", unit="%", file=sys.stderr) as bar:
 
         def progress(fraction: float) -> None:

@@ -34,6 +34,7 @@ from seqdream.engines.base import (
 )
 from seqdream.engines.group import render_group
 from seqdream.engines.reference_cache import ReferenceLatents
+from seqdream.jobs.planner import FRAME_PROMPT, check_frame_prompt
 from seqdream.parallel import parallel_map
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,15 @@ def shipped_mag_ratios(model: str) -> list[float] | None:
     return ratios
 
 
+def declared_frame_prompt(model: str) -> str:
+    """How the model asks for frame k of a group: its seqdream.json's `frame_prompt`, else the default."""
+    template = model_defaults(model).get("frame_prompt", FRAME_PROMPT)
+    try:
+        return check_frame_prompt(str(template))
+    except ValueError as exc:
+        raise EngineError(f"{Path(model) / MODEL_DEFAULTS_FILE}: {exc}") from exc
+
+
 def pick_device(requested: str) -> str:
     if requested != "auto":
         return requested
@@ -148,6 +158,7 @@ class Flux2KleinEngine:
         if self.follows_load:
             follow_load(torch.get_num_threads())
         self.sampling = resolve_sampling(options, bool(self.pipeline.config.is_distilled))
+        self.frame_prompt = declared_frame_prompt(options.model)
         # Height and width must be multiples of the VAE factor times the 2x2 latent patch.
         self.multiple = self.pipeline.vae_scale_factor * 2
         self._lock = threading.Lock()  # one pipeline call at a time per process

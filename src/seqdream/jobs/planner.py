@@ -6,8 +6,10 @@ numbered list), capped by `max_images`; a prompt that names no number gets `max_
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
+import string
 from dataclasses import dataclass
 
 from PIL import Image
@@ -16,6 +18,15 @@ from seqdream.engines.base import GenerationPlan
 from seqdream.jobs.request import JobRequest
 
 SEED_MAX = 2**31 - 1  # seeds are 0..2147483647; -1 in a request means "pick one"
+# How a group's frame k is asked for when the prompt does not list the frames. A model folder may
+# declare its own (`frame_prompt` in seqdream.json), with the fields below.
+FRAME_PROMPT = "{prompt} (image {index} of {count})"
+FRAME_FIELDS = {
+    "prompt": "the request's prompt",
+    "index": "the frame's number, from 1",
+    "count": "the number of frames",
+    "percent": "how far through the group the frame is, 0 to 100 in steps of 5",
+}
 
 NUMBER_WORDS = {
     "one": 1,
@@ -100,8 +111,29 @@ class GroupPlan:
     seeds: list[int]
 
 
-def plan_group(prompt: str, max_images: int, seed: int) -> GroupPlan:
-    """Per-image prompts and seeds for a group request."""
+def check_frame_prompt(template: str) -> str:
+    """The template itself, or ValueError naming what is wrong with it."""
+    try:
+        fields = {name for _text, name, _spec, _conv in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        raise ValueError(f"frame_prompt {template!r}: {exc}") from exc
+    unknown = fields - FRAME_FIELDS.keys()
+    if unknown:
+        known = ", ".join(f"{{{name}}}" for name in FRAME_FIELDS)
+        raise ValueError(f"frame_prompt {template!r}: unknown field(s) {sorted(unknown)}; it may use {known}")
+    if "prompt" not in fields or "index" not in fields:
+        raise ValueError(f"frame_prompt {template!r} must contain {{prompt}} and {{index}}")
+    return template
+
+
+def frame_prompt(template: str, prompt: str, index: int, count: int) -> str:
+    """Frame `index` (from 1) of `count`, as `template` words it."""
+    percent = 5 * math.floor(20 * (index - 1) / max(count - 1, 1) + 0.5)
+    return template.format(prompt=prompt, index=index, count=count, percent=percent)
+
+
+def plan_group(prompt: str, max_images: int, seed: int, frame_template: str = FRAME_PROMPT) -> GroupPlan:
+    """Per-image prompts and seeds for a group request; `frame_template` words an unlisted frame."""
     count = min(requested_count(prompt) or max_images, max_images)
     preamble, items = split_enumeration(prompt)
     if len(items) >= 2:
@@ -110,7 +142,7 @@ def plan_group(prompt: str, max_images: int, seed: int) -> GroupPlan:
     elif count == 1:
         prompts = [prompt.strip()]
     else:
-        prompts = [f"{prompt.strip()} (image {i + 1} of {count})" for i in range(count)]
+        prompts = [frame_prompt(frame_template, prompt.strip(), i + 1, count) for i in range(count)]
     return GroupPlan(prompts=prompts, seeds=derive_seeds(seed, count))
 
 
@@ -123,8 +155,10 @@ def resolve_seed(seed: int) -> int:
     return seed if seed >= 0 else secrets.randbelow(SEED_MAX + 1)
 
 
-def plan_job(request: JobRequest, seed: int, references: list[Image.Image]) -> GenerationPlan:
+def plan_job(
+    request: JobRequest, seed: int, references: list[Image.Image], frame_template: str = FRAME_PROMPT
+) -> GenerationPlan:
     """The engine's plan for a job: per-image prompts and seeds, the output size, the references."""
-    group = plan_group(request.prompt, request.max_images, seed)
+    group = plan_group(request.prompt, request.max_images, seed, frame_template)
     width, height = request.width_height
     return GenerationPlan(prompts=group.prompts, seeds=group.seeds, width=width, height=height, references=references)

@@ -208,7 +208,7 @@ class Worker:
             done.set()
             thread.join()
 
-    def plan_for(self, job: Job) -> tuple[GenerationPlan, list[Ingredient]]:
+    def plan_for(self, job: Job, engine: Engine) -> tuple[GenerationPlan, list[Ingredient]]:
         """The engine's plan, and the references as a manifest names them."""
         request = JobRequest.of(job.request)
         references = load_references(
@@ -221,7 +221,8 @@ class Worker:
             Ingredient(loaded.data, Image.MIME.get(str(loaded.image.format), "application/octet-stream"))
             for loaded in references
         ]
-        return plan_job(request, job.seed, [loaded.image for loaded in references]), ingredients
+        images = [loaded.image for loaded in references]
+        return plan_job(request, job.seed, images, engine.frame_prompt), ingredients
 
     def _retry_later(self, job: Job, exc: OSError) -> None:
         FAILURES.labels("storage").inc()
@@ -268,7 +269,7 @@ class Worker:
                 raise self._why_not_owned(job.id)
 
         try:
-            plan, ingredients[:] = self.plan_for(job)
+            plan, ingredients[:] = self.plan_for(job, engine)
             result = engine.generate(plan, self._check_abort, on_images)
         except JobDeleted:
             self._discard(job, stored)
