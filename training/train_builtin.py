@@ -119,7 +119,7 @@ def prompt_corpus(rng: random.Random) -> list[str]:
     corpus = [tasks.text_to_image(rng).prompt for _ in range(3000)]
     corpus += [tasks.edit(rng).prompt for _ in range(3000)]
     corpus += [tasks.compose(rng).prompt for _ in range(200)]
-    return corpus + [e.prompt for _ in range(300) for e in tasks.sequence(rng, frame_template=FRAME_PROMPT)]
+    return corpus + [e.prompt for _ in range(300) for e in group(rng)]
 
 
 def grow_vocabulary(pipe, vocab_size: int, rng: random.Random) -> int:  # type: ignore[no-untyped-def]
@@ -254,6 +254,11 @@ def motion(rng: random.Random) -> str:
     return rng.choices(list(MOTION_MIX), weights=list(MOTION_MIX.values()))[0]
 
 
+def group(rng: random.Random, motion: str | None = None) -> list[tasks.Example]:
+    """A group's frames, each worded as this model declares (FRAME_PROMPT)."""
+    return tasks.sequence(rng, motion, frame_template=FRAME_PROMPT)
+
+
 def sample_batch(rng: random.Random, task: str, batch: int):  # type: ignore[no-untyped-def]
     examples: list[tasks.Example] = []
     while len(examples) < batch:
@@ -267,9 +272,9 @@ def sample_batch(rng: random.Random, task: str, batch: int):  # type: ignore[no-
         elif task == "compose":
             examples.append(tasks.compose(rng))
         elif task == "sequence_first":  # a group's first frame comes from its prompt alone
-            examples.append(tasks.sequence(rng, motion(rng), frame_template=FRAME_PROMPT)[0])
+            examples.append(group(rng, motion(rng))[0])
         else:  # a later frame of a group of any length, with the first frame as its reference
-            examples.append(rng.choice(tasks.sequence(rng, motion(rng), frame_template=FRAME_PROMPT)[1:]))
+            examples.append(rng.choice(group(rng, motion(rng))[1:]))
     return examples[:batch]
 
 
