@@ -70,6 +70,8 @@ class ServerProcess:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
+        self.process.kill()  # never leave a half-started server behind a failed test
+        self.process.wait(timeout=10)
         raise RuntimeError(f"server did not start:\n{self.log_path.read_text()}")
 
     def kill(self) -> None:
