@@ -61,7 +61,7 @@ TASK_MIX = {"t2i": 0.12, "edit": 0.32, "compose": 0.06, "sequence": 0.38, "seque
 MOTION_MIX = {"moving": 0.40, "growing": 0.12, "recolouring": 0.48}
 # Edit kinds drawn by weight: the ones that copy the reference with one token changed (remove,
 # background) are learnt first; moves, replacements, additions and resizes need more examples.
-EDIT_MIX = {"add": 0.6, "remove": 0.3, "recolour": 1.7, "resize": 1.5, "move": 3.5, "replace": 1.2, "background": 0.2}
+EDIT_MIX = {"add": 0.6, "remove": 0.3, "recolour": 2.2, "resize": 1.5, "move": 3.5, "replace": 1.2, "background": 0.2}
 # A share of text-to-image captions is replaced by words the world does not know, paired with a
 # random scene: a prompt outside the vocabulary should still draw shapes, not a bare background.
 UNKNOWN_SHARE = 0.1

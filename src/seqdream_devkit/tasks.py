@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 
 from PIL import Image, ImageDraw
 
-from seqdream.jobs.planner import FRAME_PROMPT, plan_group
+from seqdream.engines.frame_prompt import FRAME_PROMPT
+from seqdream.jobs.planner import plan_group
 from seqdream_devkit import wording
 from seqdream_devkit.world import (
     BACKGROUNDS,

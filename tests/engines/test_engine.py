@@ -236,7 +236,7 @@ def test_the_model_declares_how_group_frames_are_worded(tiny_model: Path, tmp_pa
     import json
     import shutil
 
-    from seqdream.jobs.planner import FRAME_PROMPT
+    from seqdream.engines.frame_prompt import FRAME_PROMPT
 
     assert load_engine(Settings(model=str(tiny_model))).frame_prompt == FRAME_PROMPT  # no seqdream.json
     declared = tmp_path / "declared"

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from seqdream.engines.frame_prompt import check_frame_prompt
 from seqdream.jobs.planner import (
-    check_frame_prompt,
     derive_seeds,
     plan_group,
     requested_count,

@@ -18,7 +18,7 @@ from seqdream.db.models import utcnow
 from seqdream.engines.base import EngineError, GenerationPlan, GenerationResult
 from seqdream.engines.registry import load_engine
 from seqdream.jobs.request import JobRequest, Reference
-from seqdream.jobs.worker import EngineHolder, Worker
+from seqdream.jobs.worker import EngineHolder, Worker, WorkerPool
 from seqdream.safety.nsfw import NudeNetDetector
 from seqdream.services import Services
 
@@ -148,6 +148,49 @@ def test_engine_that_cannot_load_leaves_jobs_queued(services: Services, tmp_path
     thread.join()
     assert holder.last_error and "no-model-here" in holder.last_error and holder.state == "unavailable"
     assert services.jobs.get(job.id).status == "created"
+
+
+class SlowClaims:
+    """A job store whose claims commit, then take a while to return (a slow database link)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.committed = threading.Event()
+        self.go_on = threading.Event()
+
+    def claim(self, worker_id: str) -> Job | None:
+        job = self.inner.claim(worker_id)
+        if job is not None:
+            self.committed.set()
+            self.go_on.wait(30)
+        return job
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def test_a_stop_signal_names_a_job_whose_claim_is_in_flight(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The job is 'processing' in the database before the claim returns: a Ctrl-C then must not
+    say 'no job running' and let it run unannounced (CI caught that window once)."""
+    caplog.set_level("INFO", logger="seqdream.jobs.worker")
+    claims = SlowClaims(services.jobs)
+    engine = load_engine(services.settings)
+    worker = Worker(claims, services.blobs, EngineHolder(lambda: engine), NudeNetDetector(), services.settings)
+    pool = WorkerPool([worker], grace_s=30).start()
+    job = services.jobs.create(model="m", request=REQUEST, seed=1, api_key_id=None)
+    assert claims.committed.wait(30)
+    assert services.jobs.get(job.id).status == "processing"
+    signal = threading.Thread(target=pool.on_signal)
+    signal.start()
+    time.sleep(0.3)  # the signal lands while the claim is still in flight
+    claims.go_on.set()
+    signal.join(30)
+    assert f"stopping: job {job.id} may finish within 30s" in caplog.text
+    assert "no job running" not in caplog.text
+    pool.shutdown(60)
+    assert services.jobs.get(job.id).status == "completed"
 
 
 def test_stale_jobs_are_requeued_then_given_up(services: Services) -> None:

@@ -50,7 +50,7 @@ class GenerationResult:
 
 class Engine(Protocol):
     name: str
-    frame_prompt: str  # how frame k of a group is asked for (see `seqdream.jobs.planner.FRAME_PROMPT`)
+    frame_prompt: str  # how frame k of a group is asked for (see `seqdream.engines.frame_prompt`)
 
     def generate(
         self, plan: GenerationPlan, progress: ProgressCallback | None = None, on_images: ImagesCallback | None = None

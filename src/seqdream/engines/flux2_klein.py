@@ -32,9 +32,9 @@ from seqdream.engines.base import (
     fit_exactly,
     render_size,
 )
+from seqdream.engines.frame_prompt import FRAME_PROMPT, check_frame_prompt
 from seqdream.engines.group import render_group
 from seqdream.engines.reference_cache import ReferenceLatents
-from seqdream.jobs.planner import FRAME_PROMPT, check_frame_prompt
 from seqdream.parallel import parallel_map
 
 log = logging.getLogger(__name__)

@@ -6,28 +6,17 @@ numbered list), capped by `max_images`; a prompt that names no number gets `max_
 
 from __future__ import annotations
 
-import math
 import re
 import secrets
-import string
 from dataclasses import dataclass
 
 from PIL import Image
 
 from seqdream.engines.base import GenerationPlan
+from seqdream.engines.frame_prompt import FRAME_PROMPT, frame_prompt
 from seqdream.jobs.request import JobRequest
 
 SEED_MAX = 2**31 - 1  # seeds are 0..2147483647; -1 in a request means "pick one"
-# How a group's frame k is asked for when the prompt does not list the frames. A model folder may
-# declare its own (`frame_prompt` in seqdream.json), with the fields below.
-FRAME_PROMPT = "{prompt} (image {index} of {count})"
-FRAME_FIELDS = {
-    "prompt": "the request's prompt",
-    "index": "the frame's number, from 1",
-    "count": "the number of frames",
-    "percent": "how far through the group the frame is, 0 to 100 in steps of 5",
-}
-
 NUMBER_WORDS = {
     "one": 1,
     "two": 2,
@@ -109,27 +98,6 @@ def requested_count(prompt: str) -> int | None:
 class GroupPlan:
     prompts: list[str]
     seeds: list[int]
-
-
-def check_frame_prompt(template: str) -> str:
-    """The template itself, or ValueError naming what is wrong with it."""
-    try:
-        fields = {name for _text, name, _spec, _conv in string.Formatter().parse(template) if name is not None}
-    except ValueError as exc:
-        raise ValueError(f"frame_prompt {template!r}: {exc}") from exc
-    unknown = fields - FRAME_FIELDS.keys()
-    if unknown:
-        known = ", ".join(f"{{{name}}}" for name in FRAME_FIELDS)
-        raise ValueError(f"frame_prompt {template!r}: unknown field(s) {sorted(unknown)}; it may use {known}")
-    if "prompt" not in fields or "index" not in fields:
-        raise ValueError(f"frame_prompt {template!r} must contain {{prompt}} and {{index}}")
-    return template
-
-
-def frame_prompt(template: str, prompt: str, index: int, count: int) -> str:
-    """Frame `index` (from 1) of `count`, as `template` words it."""
-    percent = 5 * math.floor(20 * (index - 1) / max(count - 1, 1) + 0.5)
-    return template.format(prompt=prompt, index=index, count=count, percent=percent)
 
 
 def plan_group(prompt: str, max_images: int, seed: int, frame_template: str = FRAME_PROMPT) -> GroupPlan:

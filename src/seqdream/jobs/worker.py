@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Protocol
 
 from PIL import Image
@@ -117,6 +117,9 @@ class Worker:
         self.abort = threading.Event()  # set to stop the running job between steps and hand it back
         self.deleted = threading.Event()  # set when the running job is deleted: stop and clean up
         self.current_job: str | None = None
+        # Held while claiming: a stop signal waits for it, so a job claimed as the signal lands is
+        # either named by it or never claimed.
+        self.claiming = threading.Lock()
 
     def _check_abort(self, _fraction: float) -> None:
         if self.deleted.is_set():
@@ -153,8 +156,11 @@ class Worker:
             if engine is None:  # keep jobs queued until the model loads
                 stop.wait(1.0)
                 continue
-            job = self.jobs.claim(self.worker_id)
-            self.current_job = job.id if job is not None else None  # at once: a stop signal names it
+            with self.claiming:
+                if stop.is_set():
+                    break
+                job = self.jobs.claim(self.worker_id)
+                self.current_job = job.id if job is not None else None  # a stop signal names it
             if job is None:
                 self.wake.wait(settings.poll_interval_s)
                 self.wake.clear()
@@ -372,8 +378,13 @@ class WorkerPool:
     def on_signal(self) -> None:
         """A stop signal: the first stops claiming, a second hands running jobs back at once.
         Each says what happens to the running jobs, by id."""
-        running = ", ".join(job for job in self.running_jobs())
-        if self.stop.is_set():
+        with ExitStack() as claims_paused:  # no worker is between claiming a job and naming it
+            for worker in self.workers:
+                claims_paused.enter_context(worker.claiming)
+            running = ", ".join(self.running_jobs())
+            first = not self.stop.is_set()
+            self.stop.set()
+        if not first:
             if running:
                 log.warning("stopping now: handing job %s back to the queue", running)
             self.abort_running()
