@@ -4,7 +4,9 @@ Starts a real `seqdream serve` on loopback with no model configured (so the buil
 used) and times sync-mode requests from submit to the last output downloaded and decoded,
 against the targets on a quiet 2-core CPU: a 4-image group at 1024*1024 in <= 5 s, a 14-image
 group at 1024*1024 in <= 8 s.
-Usage: python bench/builtin_speed.py [--runs 5] [--model DIR]
+With `--dtypes auto,float32` each case runs under each SEQDREAM_DTYPE in turn (a server each) and
+the last column is the time relative to the first dtype, measured in the same run.
+Usage: python bench/builtin_speed.py [--runs 5] [--model DIR] [--dtypes auto[,float32]]
 """
 
 from __future__ import annotations
@@ -47,18 +49,40 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--model", type=Path, default=None, help="model folder (default: the built-in model)")
+    parser.add_argument("--dtypes", default="auto", help="SEQDREAM_DTYPE values to compare, comma-separated")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="seqdream-bench-"))
-    server = ServerProcess(work / "data", args.model)
-    server.start()
+    dtypes = args.dtypes.split(",")
     print(f"{os.cpu_count()} CPU cores; model: {args.model or 'built-in'}; {args.runs} runs per case (medians)")
-    print(f"{'route':34s} {'images':>6s} {'size':>10s} {'end-to-end s':>13s} {'inference s':>12s} {'per image s':>12s}")
+    print(
+        f"{'route':34s} {'images':>6s} {'size':>10s} {'dtype':>9s} {'end-to-end s':>13s} {'inference s':>12s}"
+        f" {'per image s':>12s} {'x ' + dtypes[0]:>10s}"
+    )
+    first: dict[tuple[int, str], float] = {}
+    for dtype in dtypes:
+        for (count, size), seconds, inference in measure(args.model, args.runs, dtype):
+            relative = seconds / first.setdefault((count, size), seconds)
+            route = "bytedance/seedream-v4" + ("/sequential" if count > 1 else "")
+            print(
+                f"{route:34s} {count:>6d} {size:>10s} {dtype:>9s} {seconds:>13.2f} {inference:>12.2f}"
+                f" {seconds / count:>12.2f} {relative:>10.2f}"
+            )
+            if (target := TARGETS_S.get((count, size))) is not None:
+                verdict = "ok" if seconds <= target else "ABOVE TARGET"
+                print(f"{'':34s} target <= {target:.0f} s: {seconds / target:.0%} of it, {verdict}")
+
+
+def measure(model: Path | None, runs: int, dtype: str) -> list[tuple[tuple[int, str], float, float]]:
+    """(images, size), median end-to-end seconds and median inference seconds, per case."""
+    work = Path(tempfile.mkdtemp(prefix="seqdream-bench-"))
+    server = ServerProcess(work / "data", model, SEQDREAM_DTYPE=dtype)
+    server.start()
+    results = []
     try:
         with server.client() as api:
             api.post("/api/v3/bytedance/seedream-v4", json={"prompt": "warm-up", "enable_sync_mode": True})
             for route, count, size, prompt in CASES:
                 total, inference = [], []
-                for run in range(args.runs):
+                for run in range(runs):
                     body = {"prompt": prompt, "size": size, "max_images": count, "seed": run, "enable_sync_mode": True}
                     started = time.perf_counter()
                     data = api.post(f"/api/v3/{route}", json=body).json()["data"]
@@ -66,13 +90,10 @@ def main() -> None:
                     total.append(time.perf_counter() - started)
                     inference.append(data["timings"]["inference"] / 1000)
                     assert len(images) == count and data["status"] == "completed", data
-                t, m = statistics.median(total), statistics.median(inference)
-                print(f"{route:34s} {count:>6d} {size:>10s} {t:>13.2f} {m:>12.2f} {t / count:>12.2f}")
-                if (target := TARGETS_S.get((count, size))) is not None:
-                    verdict = "ok" if t <= target else "ABOVE TARGET"
-                    print(f"{'':34s} target <= {target:.0f} s: {t / target:.0%} of it, {verdict}")
+                results.append(((count, size), statistics.median(total), statistics.median(inference)))
     finally:
         server.stop()
+    return results
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 
 from seqdream.config import Settings
+from seqdream.engines import flux2_klein
 from seqdream.engines.base import EngineError, GenerationPlan, fit_exactly, render_size
-from seqdream.engines.flux2_klein import Flux2KleinEngine
+from seqdream.engines.flux2_klein import Flux2KleinEngine, cpu_has_native_bfloat16
 from seqdream.engines.group import render_group
 from seqdream.engines.reference_cache import ReferenceLatents
 from seqdream.engines.registry import load_engine
@@ -122,6 +123,28 @@ def test_out_of_memory_retries_with_a_tiled_vae_decode(tiny_model: Path, monkeyp
     monkeypatch.setattr(vae.__class__, "decode", always_out_of_memory)
     with pytest.raises(EngineError, match="ran out of memory.*SEQDREAM_MAX_BATCH"):
         engine.generate(GenerationPlan(prompts=["p"], seeds=[1], width=1024, height=1024))
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_dtype_on_cpu_is_bfloat16_only_where_the_cpu_multiplies_it_natively(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    monkeypatch.setattr(flux2_klein, "cpu_has_native_bfloat16", lambda: native)
+    engine = load_engine(Settings(model=str(tiny_model), native_resolution=64, device="cpu"))
+    expected = torch.bfloat16 if native else torch.float32
+    assert engine.pipeline.transformer.dtype == expected and engine.pipeline.vae.dtype == expected
+    image = engine.generate(GenerationPlan(prompts=["a red cube"], seeds=[1], width=96, height=96)).images[0]
+    assert image.size == (96, 96) and np.asarray(image).std() > 0  # drawn, not blank
+    explicit = load_engine(Settings(model=str(tiny_model), device="cpu", dtype="float32"))
+    assert explicit.pipeline.transformer.dtype == torch.float32  # SEQDREAM_DTYPE wins over the probe
+
+
+def test_the_bfloat16_probe_agrees_with_the_cpu_flags() -> None:
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        pytest.skip("no /proc/cpuinfo on this system")
+    flags = set(cpuinfo.read_text().split())
+    assert cpu_has_native_bfloat16() == bool({"avx512_bf16", "amx_tile"} & flags)
 
 
 def test_same_seed_same_pixels(engine: Flux2KleinEngine) -> None:

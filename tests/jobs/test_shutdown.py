@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from seqdream.engines.flux2_klein import cpu_has_native_bfloat16
 from support.database import job_row
 from support.servers import LocalServer
 
@@ -137,7 +138,7 @@ def test_the_log_has_one_line_per_start_up_step_and_no_library_chatter(tiny_mode
     ]
     positions = [log.find(step) for step in steps]
     assert -1 not in positions and positions == sorted(positions), (positions, log)
-    assert " threads (float32)" in log
+    assert f" threads ({'bfloat16' if cpu_has_native_bfloat16() else 'float32'})" in log  # SEQDREAM_DTYPE=auto
     for chatter in ("alembic", "Loading pipeline components", "Loading weights", "it/s]", "Started server process",
                     "Waiting for application", "Uvicorn running", "torchao", "Shutting down"):  # fmt: skip
         assert chatter not in log, (chatter, log)
