@@ -57,11 +57,10 @@ def main() -> None:
         f"{'route':34s} {'images':>6s} {'size':>10s} {'dtype':>9s} {'end-to-end s':>13s} {'inference s':>12s}"
         f" {'per image s':>12s} {'x ' + dtypes[0]:>10s}"
     )
-    first: dict[tuple[int, str], float] = {}
+    first: dict[tuple[str, int, str], float] = {}
     for dtype in dtypes:
-        for (count, size), seconds, inference in measure(args.model, args.runs, dtype):
-            relative = seconds / first.setdefault((count, size), seconds)
-            route = "bytedance/seedream-v4" + ("/sequential" if count > 1 else "")
+        for (route, count, size), seconds, inference in measure(args.model, args.runs, dtype):
+            relative = seconds / first.setdefault((route, count, size), seconds)
             print(
                 f"{route:34s} {count:>6d} {size:>10s} {dtype:>9s} {seconds:>13.2f} {inference:>12.2f}"
                 f" {seconds / count:>12.2f} {relative:>10.2f}"
@@ -71,8 +70,8 @@ def main() -> None:
                 print(f"{'':34s} target <= {target:.0f} s: {seconds / target:.0%} of it, {verdict}")
 
 
-def measure(model: Path | None, runs: int, dtype: str) -> list[tuple[tuple[int, str], float, float]]:
-    """(images, size), median end-to-end seconds and median inference seconds, per case."""
+def measure(model: Path | None, runs: int, dtype: str) -> list[tuple[tuple[str, int, str], float, float]]:
+    """(route, images, size), median end-to-end seconds and median inference seconds, per case."""
     work = Path(tempfile.mkdtemp(prefix="seqdream-bench-"))
     server = ServerProcess(work / "data", model, SEQDREAM_DTYPE=dtype)
     server.start()
@@ -90,7 +89,7 @@ def measure(model: Path | None, runs: int, dtype: str) -> list[tuple[tuple[int, 
                     total.append(time.perf_counter() - started)
                     inference.append(data["timings"]["inference"] / 1000)
                     assert len(images) == count and data["status"] == "completed", data
-                results.append(((count, size), statistics.median(total), statistics.median(inference)))
+                results.append(((route, count, size), statistics.median(total), statistics.median(inference)))
     finally:
         server.stop()
     return results
