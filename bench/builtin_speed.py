@@ -4,9 +4,10 @@ Starts a real `seqdream serve` on loopback with no model configured (so the buil
 used) and times sync-mode requests from submit to the last output downloaded and decoded,
 against the targets on a quiet 2-core CPU: a 4-image group at 1024*1024 in <= 5 s, a 14-image
 group at 1024*1024 in <= 8 s.
-With `--dtypes auto,float32` each case runs under each SEQDREAM_DTYPE in turn (a server each) and
-the last column is the time relative to the first dtype, measured in the same run.
-Usage: python bench/builtin_speed.py [--runs 5] [--model DIR] [--dtypes auto[,float32]]
+With `--dtypes auto,float32` and/or `--caches auto,none` each case runs under each combination of
+SEQDREAM_DTYPE and SEQDREAM_CACHE in turn (a server each), and the last column is the time relative
+to the first combination, measured in the same run.
+Usage: python bench/builtin_speed.py [--runs 5] [--model DIR] [--dtypes auto[,float32]] [--caches auto[,none]]
 """
 
 from __future__ import annotations
@@ -50,30 +51,35 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--model", type=Path, default=None, help="model folder (default: the built-in model)")
     parser.add_argument("--dtypes", default="auto", help="SEQDREAM_DTYPE values to compare, comma-separated")
+    parser.add_argument("--caches", default="auto", help="SEQDREAM_CACHE values to compare, comma-separated")
     args = parser.parse_args()
-    dtypes = args.dtypes.split(",")
+    variants = [(dtype, cache) for dtype in args.dtypes.split(",") for cache in args.caches.split(",")]
+    labels = [f"{dtype}/{cache}" for dtype, cache in variants]
     print(f"{os.cpu_count()} CPU cores; model: {args.model or 'built-in'}; {args.runs} runs per case (medians)")
     print(
-        f"{'route':34s} {'images':>6s} {'size':>10s} {'dtype':>9s} {'end-to-end s':>13s} {'inference s':>12s}"
-        f" {'per image s':>12s} {'x ' + dtypes[0]:>10s}"
+        f"{'route':34s} {'images':>6s} {'size':>10s} {'dtype/cache':>16s} {'end-to-end s':>13s} {'inference s':>12s}"
+        f" {'per image s':>12s} {'x ' + labels[0]:>18s}"
     )
-    first: dict[tuple[str, int, str], float] = {}
-    for dtype in dtypes:
-        for (route, count, size), seconds, inference in measure(args.model, args.runs, dtype):
+    first: dict[Case, float] = {}
+    for (dtype, cache), label in zip(variants, labels, strict=True):
+        for (route, count, size), seconds, inference in measure(args.model, args.runs, dtype, cache):
             relative = seconds / first.setdefault((route, count, size), seconds)
             print(
-                f"{route:34s} {count:>6d} {size:>10s} {dtype:>9s} {seconds:>13.2f} {inference:>12.2f}"
-                f" {seconds / count:>12.2f} {relative:>10.2f}"
+                f"{route:34s} {count:>6d} {size:>10s} {label:>16s} {seconds:>13.2f} {inference:>12.2f}"
+                f" {seconds / count:>12.2f} {relative:>18.2f}"
             )
             if (target := TARGETS_S.get((count, size))) is not None:
                 verdict = "ok" if seconds <= target else "ABOVE TARGET"
                 print(f"{'':34s} target <= {target:.0f} s: {seconds / target:.0%} of it, {verdict}")
 
 
-def measure(model: Path | None, runs: int, dtype: str) -> list[tuple[tuple[str, int, str], float, float]]:
+Case = tuple[str, int, str]  # route, images, size
+
+
+def measure(model: Path | None, runs: int, dtype: str, cache: str = "auto") -> list[tuple[Case, float, float]]:
     """(route, images, size), median end-to-end seconds and median inference seconds, per case."""
     work = Path(tempfile.mkdtemp(prefix="seqdream-bench-"))
-    server = ServerProcess(work / "data", model, SEQDREAM_DTYPE=dtype)
+    server = ServerProcess(work / "data", model, SEQDREAM_DTYPE=dtype, SEQDREAM_CACHE=cache)
     server.start()
     results = []
     try:

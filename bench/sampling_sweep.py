@@ -5,7 +5,8 @@ captions (exact scene), edits of every kind (success), and groups of every motio
 and progression), and the model time per image. It is how the built-in model's `seqdream.json`
 (steps, guidance, guidance_until) was chosen; run it again for a new checkpoint.
 Usage: python bench/sampling_sweep.py [--model DIR] [--n 12] [--settings 20:1.0,20:0.5,16:0.5]
-  (each setting is steps:guidance_until; the guidance scale is the model's)
+  (each setting is steps:guidance_until[:magT]; the guidance scale is the model's; a third field
+  magT turns MagCache on at threshold T, e.g. 20:1.0:mag0.1; without it the cache is off)
 """
 
 from __future__ import annotations
@@ -77,16 +78,19 @@ def main() -> None:
     captions, edits, groups = sample(args.n, args.seed, args.longest)
     rows = []
     for setting in args.settings.split(","):
-        steps, until = setting.split(":")
-        extra = {"model": args.model} if args.model else {}
+        steps, until, *cache = setting.split(":")
+        extra: dict[str, object] = {"model": args.model} if args.model else {}
+        extra["cache"] = "magcache" if cache else "none"  # not the model's own choice: the setting's
+        if cache:
+            extra["cache_threshold"] = float(cache[0].removeprefix("mag"))
         engine = load_engine(Settings(num_inference_steps=int(steps), guidance_until=float(until), **extra))
         rows.append((setting, measure(engine, captions, edits, groups)))
         print(f"{setting}: {rows[-1][1]}", flush=True)
     names = list(rows[0][1])
-    print(f"\n{'steps:until':12s}" + "".join(f"{name:>19s}" for name in names))
+    print(f"\n{'setting':16s}" + "".join(f"{name:>19s}" for name in names))
     for setting, scores in rows:
         cells = [f"{value:.2f}" if name == "s / image" else f"{value:.0%}" for name, value in scores.items()]
-        print(f"{setting:12s}" + "".join(f"{cell:>19s}" for cell in cells))
+        print(f"{setting:16s}" + "".join(f"{cell:>19s}" for cell in cells))
     base = rows[0][1]["s / image"]
     print("time against the first setting: " + ", ".join(f"{s} {r['s / image'] / base:.2f}" for s, r in rows))
 

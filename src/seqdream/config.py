@@ -65,12 +65,14 @@ class Settings(BaseSettings):
     guidance_until: float | None = Field(None, gt=0, le=1)  # share of steps, from the first, that use CFG
     max_sequence_length: int | None = Field(None, ge=16, le=2048)
     max_batch: int = Field(4, ge=1, le=14)  # images denoised together in a group
-    # Speed-ups, all off by default (see seqdream/engines/acceleration.py).
+    # Speed-ups, off by default except where a model folder asks (see seqdream/engines/acceleration.py).
     compile: bool = False  # torch.compile the transformer's blocks, warmed up at load
     compile_warmup: Annotated[list[str], NoDecode] = ["1024*1024"]  # sizes compiled before the first task
     quantize: Literal["none", "int8", "fp8"] = "none"  # torchao: fp8 on Ada/Hopper, int8 weight-only anywhere
-    cache: Literal["none", "magcache"] = "none"  # skips predictable steps; for 50-step -base models only
-    cache_threshold: float = Field(0.06, gt=0, le=1)  # higher skips more steps, at some cost in detail
+    # MagCache skips predictable steps of guided many-step models; auto: the model folder's choice
+    # (the built-in model's seqdream.json turns it on), else none. Unset threshold: the model's, else 0.06.
+    cache: Literal["auto", "none", "magcache"] = "auto"
+    cache_threshold: float | None = Field(None, gt=0, le=1)  # higher skips more steps, at some cost in detail
 
     # Outputs and safety.
     output_format: Literal["jpeg", "png", "webp"] = "jpeg"

@@ -41,6 +41,10 @@ def test_short_training_in_two_stages_gives_a_loadable_pipeline(tmp_path: Path) 
     # The service words group frames exactly as training did.
     assert engine.frame_prompt == "{prompt} (image {index} of {count}, {percent}%)"
     assert json.loads((out / "training.json").read_text())["runs"][-1]["frame_prompt"] == engine.frame_prompt
+    # Every save declares MagCache with this checkpoint's own ratios, and the service turns it on.
+    declared = json.loads((out / "seqdream.json").read_text())
+    assert declared["cache"] == "magcache" and len(declared["mag_ratios"]) == 20 and declared["mag_ratios"][0] == 1.0
+    assert engine.cached
     plan = GenerationPlan(prompts=["a small red circle in the center on a white background"], seeds=[1],
                           width=1024, height=1024)  # fmt: skip
     assert engine.generate(plan).images[0].size == (1024, 1024)
@@ -55,6 +59,14 @@ def test_short_training_in_two_stages_gives_a_loadable_pipeline(tmp_path: Path) 
     record = json.loads((tmp_path / "more" / "training.json").read_text())
     assert record["transformer_steps"] == 11 and [run["steps"] for run in record["runs"]] == [6, 3, 2]
     assert load_engine(Settings(model=str(tmp_path / "more"))).generate(plan).images[0].size == (1024, 1024)
+
+    # --declare-cache re-measures a folder's ratios in place and keeps what else it declares.
+    folder = tmp_path / "more" / "seqdream.json"
+    folder.write_text(json.dumps({"frame_prompt": "{prompt} (image {index} of {count})", "mag_ratios": [9.0]}))
+    assert "declared MagCache" in train(tmp_path, "--declare-cache", str(tmp_path / "more"))
+    redeclared = json.loads(folder.read_text())
+    assert redeclared["frame_prompt"] == "{prompt} (image {index} of {count})" and redeclared["cache"] == "magcache"
+    assert len(redeclared["mag_ratios"]) == 20 and 9.0 not in redeclared["mag_ratios"]
 
 
 def test_resuming_with_a_grown_vocabulary_keeps_old_ids_and_loads(tmp_path: Path) -> None:

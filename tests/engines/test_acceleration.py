@@ -148,3 +148,45 @@ def test_warmup_sizes_are_checked(sizes: str) -> None:
 
 def test_warmup_sizes_parse() -> None:
     assert Settings(compile_warmup="1024*1024, 2048*1536").warmup_sizes == ((1024, 1024), (2048, 1536))
+
+
+def test_a_model_folder_turns_magcache_on_and_settings_override_it(tmp_path: Path, base_model: Path, caplog) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(base_model, model)
+    declared = {"cache": "magcache", "cache_threshold": 0.2, "mag_ratios": [1.0] * 20}
+    (model / "seqdream.json").write_text(json.dumps(declared))
+    common = {"model": str(model), "native_resolution": 64, "num_inference_steps": 20, **TINY}
+    plan = GenerationPlan(prompts=["a red square"], seeds=[3], width=64, height=64)
+
+    with caplog.at_level(logging.INFO, logger="seqdream"):
+        engines = {
+            "auto": load_engine(Settings(**common)),  # SEQDREAM_CACHE unset: the folder's choice
+            "threshold": load_engine(Settings(**common, cache_threshold=0.5)),
+            "none": load_engine(Settings(**common, cache="none")),
+        }
+    loaded = [r.getMessage() for r in caplog.records if "speed-ups:" in r.getMessage()]
+    assert [line.split("speed-ups: ")[1] for line in loaded] == ["cache=magcache@0.2", "cache=magcache@0.5", "none"]
+    assert [engine.cached for engine in engines.values()] == [True, True, False]
+    calls = {name: count_block_calls(engine) for name, engine in engines.items()}
+    images = {name: pixels(engine.generate(plan).images) for name, engine in engines.items()}
+    assert calls["auto"][0] == 2 * (4 + 4) and calls["none"][0] == 2 * 20
+    assert np.abs(images["auto"] - images["none"]).mean() < 20  # the same picture, roughly
+
+    # A folder that declares nothing keeps the cache off; settings can still turn it on.
+    assert not load_engine(Settings(**{**common, "model": str(base_model)})).cached
+
+
+@pytest.mark.parametrize(
+    ("declared", "message"),
+    [
+        ({"cache": "teacache"}, "cache must be none or magcache, not 'teacache'"),
+        ({"cache": "magcache", "cache_threshold": 2}, r"cache_threshold must be a number in \(0, 1\], not 2"),
+        ({"cache": "magcache", "cache_threshold": "high"}, "cache_threshold must be a number"),
+    ],
+)
+def test_a_model_folders_bad_cache_declaration_is_named(tmp_path: Path, base_model: Path, declared, message) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(base_model, model)
+    (model / "seqdream.json").write_text(json.dumps(declared))
+    with pytest.raises(EngineError, match=message):
+        load_engine(Settings(model=str(model), **TINY))

@@ -7,14 +7,16 @@
   (anywhere; mainly saves memory).
 - cache: MagCache, which skips the transformer on steps whose output is predicted to change little
   (from per-step magnitude ratios calibrated once at load, or shipped in the model folder's
-  seqdream.json as `mag_ratios`). Only for the 50-step `-base` models: at 4 distilled steps
-  every step matters. (diffusers' First Block Cache does not handle FLUX.2's fused single blocks.)
+  seqdream.json as `mag_ratios`). `auto` follows the model folder (its `cache` and
+  `cache_threshold`: the built-in model turns it on). Only for guided models that sample in many
+  steps: at 4 distilled steps every step matters. (diffusers' First Block Cache does not handle
+  FLUX.2's fused single blocks.)
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import torch
@@ -24,9 +26,10 @@ from seqdream.engines.base import EngineError
 log = logging.getLogger(__name__)
 
 Quantization = Literal["none", "int8", "fp8"]
-Caching = Literal["none", "magcache"]
+Caching = Literal["auto", "none", "magcache"]
 COMPILE_BUCKET = 128  # pixels: compiled engines render at multiples of this
 FP8_MIN_CAPABILITY = (8, 9)  # Ada Lovelace; Hopper is 9.0
+CACHE_THRESHOLD = 0.06  # MagCache's accumulated-error budget when neither setting nor model names one
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,8 @@ class Acceleration:
     compile: bool = False
     warmup_sizes: tuple[tuple[int, int], ...] = ((1024, 1024),)  # compiled at load, batch 1 and 2
     quantize: Quantization = "none"
-    cache: Caching = "none"
-    cache_threshold: float = 0.06  # MagCache's accumulated-error budget; higher skips more
+    cache: Caching = "none"  # "auto": the model folder's choice (see `resolve_cache`)
+    cache_threshold: float | None = None  # MagCache's accumulated-error budget; higher skips more
 
     def describe(self) -> str:
         parts = [f"quantize={self.quantize}"] if self.quantize != "none" else []
@@ -67,10 +70,39 @@ def quantize_transformer(transformer: torch.nn.Module, mode: Quantization, devic
     quantize_(transformer, config)
 
 
+def resolve_cache(accel: Acceleration, declared: dict[str, Any]) -> Acceleration:
+    """Settings win; `auto` and an unset threshold take the model folder's `cache` and
+    `cache_threshold` (its seqdream.json, passed as `declared`), else no cache at 0.06."""
+    cache = declared.get("cache", "none") if accel.cache == "auto" else accel.cache
+    if cache not in ("none", "magcache"):
+        raise EngineError(f"seqdream.json: cache must be none or magcache, not {cache!r}")
+    threshold = accel.cache_threshold if accel.cache_threshold is not None else declared.get("cache_threshold")
+    threshold = CACHE_THRESHOLD if threshold is None else threshold
+    if not isinstance(threshold, int | float) or not 0 < threshold <= 1:
+        raise EngineError(f"seqdream.json: cache_threshold must be a number in (0, 1], not {threshold!r}")
+    return replace(accel, cache=cache, cache_threshold=float(threshold))
+
+
 def enable_cache(transformer: Any, threshold: float, steps: int, mag_ratios: list[float]) -> None:
     from diffusers import MagCacheConfig
 
     transformer.enable_cache(MagCacheConfig(threshold=threshold, num_inference_steps=steps, mag_ratios=mag_ratios))
+
+
+def measure_mag_ratios(pipeline: Any, side: int, steps: int, max_sequence_length: int, prompt: str) -> list[float]:
+    """MagCache's ratios for a pipeline's checkpoint, from one unguided call (seed 0) at side x side."""
+    with MagnitudeRatios(pipeline.transformer) as measured, torch.inference_mode():
+        pipeline(
+            prompt=[prompt],
+            height=side,
+            width=side,
+            num_inference_steps=steps,
+            guidance_scale=1.0,
+            generator=torch.Generator(device="cpu").manual_seed(0),
+            max_sequence_length=max_sequence_length,
+            output_type="latent",
+        )
+    return measured.ratios
 
 
 class MagnitudeRatios:

@@ -18,10 +18,11 @@ from seqdream.cpu_load import fit_threads, follow_load
 from seqdream.engines.acceleration import (
     COMPILE_BUCKET,
     Acceleration,
-    MagnitudeRatios,
     compile_transformer,
     enable_cache,
+    measure_mag_ratios,
     quantize_transformer,
+    resolve_cache,
 )
 from seqdream.engines.base import (
     EngineError,
@@ -61,6 +62,7 @@ BASE = Sampling(native_resolution=2048, num_inference_steps=50, guidance_scale=4
 REFERENCE_SIDE = 1024  # references are conditioned at up to ~1 MP each ...
 REFERENCE_TOTAL_PIXELS = 4 * 1024 * 1024  # ... and ~4 MP together: 10 references cost ~16k tokens, not ~40k
 MODEL_DEFAULTS_FILE = "seqdream.json"  # optional, in a model folder: its own sampling defaults
+CALIBRATION_PROMPT = "a photo of a lighthouse on a cliff at dusk"  # MagCache's ratios hardly depend on it
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,7 @@ class Flux2KleinEngine:
         # Height and width must be multiples of the VAE factor times the 2x2 latent patch.
         self.multiple = self.pipeline.vae_scale_factor * 2
         self._lock = threading.Lock()  # one pipeline call at a time per process
-        accel = options.acceleration
+        accel = resolve_cache(options.acceleration, model_defaults(options.model))
         transformer = self.pipeline.transformer
         quantize_transformer(transformer, accel.quantize, self.device)
         self.cached = accel.cache != "none" and not self.pipeline.config.is_distilled
@@ -181,6 +183,7 @@ class Flux2KleinEngine:
             log.warning("SEQDREAM_CACHE ignored: a step-distilled model samples in too few steps to skip any")
         if self.cached:
             ratios = shipped_mag_ratios(options.model) or self.calibrate_cache()
+            assert accel.cache_threshold is not None  # resolve_cache sets it
             enable_cache(transformer, accel.cache_threshold, self.sampling.num_inference_steps, ratios)
         if accel.compile:
             compile_transformer(transformer)
@@ -223,24 +226,15 @@ class Flux2KleinEngine:
         """MagCache's ratios for this checkpoint, from one unguided call at up to 1024*1024."""
         side = render_size(1024, 1024, self.sampling.native_resolution, self.multiple)[0]
         started = time.perf_counter()
-        with MagnitudeRatios(self.pipeline.transformer) as measured, torch.inference_mode():
-            self.pipeline(
-                prompt=["a photo of a lighthouse on a cliff at dusk"],
-                height=side,
-                width=side,
-                num_inference_steps=self.sampling.num_inference_steps,
-                guidance_scale=1.0,
-                generator=torch.Generator(device="cpu").manual_seed(0),
-                max_sequence_length=self.sampling.max_sequence_length,
-                output_type="latent",
-            )
+        steps, length = self.sampling.num_inference_steps, self.sampling.max_sequence_length
+        ratios = measure_mag_ratios(self.pipeline, side, steps, length, CALIBRATION_PROMPT)
         log.info(
             'calibrated MagCache in %.1fs; put this in %s to skip it: {"mag_ratios": %s}',
             time.perf_counter() - started,
             MODEL_DEFAULTS_FILE,
-            measured.ratios,
+            ratios,
         )
-        return measured.ratios
+        return ratios
 
     def _reset_cache(self) -> None:
         """A call stopped mid-way (a deleted task) leaves the block cache's state behind."""
