@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from seqdream.builtin import MODEL_DIR
-from seqdream_devkit import tasks
+from seqdream_devkit import tasks, wording
 from seqdream_devkit.world import Scene, Thing, render
 
 T2I, EDIT = "bytedance/seedream-v4", "bytedance/seedream-v4/edit"
@@ -27,8 +27,9 @@ ABOUT = (
     "crosses, small or large, in red, green, blue, yellow, purple, orange, white or black, on a 3x3 grid "
     "(top left ... bottom right), on a white, black, blue, green, yellow or purple background. "
     "It follows edits of reference images (add, remove, recolour, resize, move, replace, background), "
-    "puts the objects of one image on the background of another, and draws groups of 2 to 4 images of a "
-    "shape moving, growing or changing colour. Set SEQDREAM_MODEL for real-world images."
+    "puts the objects of one image on the background of another, and draws groups of 2 to 14 images of a "
+    "shape moving, growing or changing colour. Prompts may be worded in the ways the grammar lists "
+    "(clause order, 'an image of', commas, capitals, common verbs). Set SEQDREAM_MODEL for real-world images."
 )
 
 
@@ -39,21 +40,20 @@ def _recolouring(count: int, start: str, background: str) -> str:
             f"on a {background} background")  # fmt: skip
 
 
-# The shipped checkpoint was trained on one wording per task (the grammar's first forms): the
-# examples keep to it until a checkpoint trained on the whole grammar ships (then add "grammar").
+# The shipped checkpoint was trained on the whole grammar (wording.GRAMMAR), so the examples use
+# several of its wordings; tests/builtin/test_readme_prompts.py checks what each one draws.
 EXAMPLES = [
     {"model": T2I, "prompt": "a large red circle in the center on a blue background"},
-    {"model": T2I, "prompt": "a small yellow triangle at the top left and a large purple cross at the bottom right "
-     "on a white background"},
-    {"model": SEQUENTIAL, "max_images": 4,
-     "prompt": "a series of 4 images of a small red circle moving from left to right on a blue background"},
-    {"model": SEQUENTIAL, "max_images": 3,
-     "prompt": "a series of 3 images of a green square in the center growing on a white background"},
+    {"model": T2I, "prompt": "An image of a white background with a small yellow triangle at the top left "
+     "and a large purple cross at the bottom right."},
+    {"model": SEQUENTIAL, "max_images": 14,
+     "prompt": "a series of 14 images of a small red circle moving from left to right on a blue background"},
+    {"model": SEQUENTIAL, "max_images": 6, "prompt": "six images of a green square growing"},
     {"model": EDIT_SEQUENTIAL, "max_images": 4, "prompt": _recolouring(4, "red", "black")},
     {"model": EDIT, "images": ["scene-1.png"], "prompt": "replace the red circle with a large orange triangle"},
     {"model": EDIT, "images": ["scene-1.png"], "prompt": "move the blue square to the bottom left"},
-    {"model": EDIT, "images": ["scene-1.png"], "prompt": "add a small green cross at the bottom"},
-    {"model": EDIT, "images": ["scene-1.png"], "prompt": "change the background to black"},
+    {"model": EDIT, "images": ["scene-1.png"], "prompt": "draw a small green cross at the bottom"},
+    {"model": EDIT, "images": ["scene-1.png"], "prompt": "make the background black"},
     {"model": EDIT, "images": ["scene-1.png", "scene-2.png"],
      "prompt": "put the objects from image 1 on the background of image 2"},
 ]  # fmt: skip
@@ -66,8 +66,8 @@ def main() -> None:
     (out / "examples").mkdir(parents=True, exist_ok=True)
     for name, scene in SCENES.items():
         render(scene, 512).save(out / "examples" / name, optimize=True)
-    # With a checkpoint trained on the whole grammar, add "grammar": wording.GRAMMAR.strip().
-    payload = {"about": ABOUT, "examples": [{"size": "1024*1024", **example} for example in EXAMPLES]}
+    examples = [{"size": "1024*1024", **example} for example in EXAMPLES]
+    payload = {"about": ABOUT, "grammar": wording.GRAMMAR.strip(), "examples": examples}
     (out / "examples.json").write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {len(EXAMPLES)} examples and {len(SCENES)} reference images to {out}")
 

@@ -1,8 +1,9 @@
 """The shipped built-in model, served with no model configured, read back by the scene parser.
 
 Prompts and edits come from a random stream the training script never draws from, so they are
-held out, in the one wording per task the shipped checkpoint was trained on (`wording.CANONICAL`);
-images go through the whole service (1024x1024 JPEG delivery) and are decoded here.
+held out, each in a random wording of the grammar (`wording.GRAMMAR`, trained forms and held-out
+ones alike), and groups run 4, 9 and 14 frames; images go through the whole service (1024x1024
+JPEG delivery) and are decoded here.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from seqdream.engines.registry import load_engine
 from seqdream_devkit import tasks
 from seqdream_devkit.images import decode
 from seqdream_devkit.parser import Found, find, parse
-from seqdream_devkit.wording import CANONICAL
 from seqdream_devkit.world import BACKGROUNDS, COLOURS, Scene, Thing
 from support.servers import LocalServer
 
@@ -38,22 +38,22 @@ T2I = "/api/v3/bytedance/seedream-v4"
 EDIT = "/api/v3/bytedance/seedream-v4/edit"
 SEQUENTIAL = "/api/v3/bytedance/seedream-v4/sequential"
 HELD_OUT_SEED = 2_000_003
-# Misses allowed per test (8 text-to-image prompts; 4 edits of each kind; 4 compositions; 3 groups
-# of each motion): the shipped checkpoint's own run (0, 0, 0, 0, 1, 0, 1; 0; 0; 0, 0, 0) plus one,
-# never more than the limit before it (resize stays at 1).
+# Misses allowed per test (8 text-to-image prompts; 4 edits of each kind; 4 compositions; groups of
+# 4, 9 and 14 frames of each motion): the shipped checkpoint's own run (0, 0, 0, 1, 2, 2, 1, 0; 0;
+# 0, 1, 2) plus one for another CPU's rounding, never all of them (recolouring groups stay at 2).
 EXACT_MISSES = {
     "t2i": 1,
     "add": 1,
     "remove": 1,
-    "recolour": 1,
-    "resize": 1,
-    "move": 1,
+    "recolour": 2,
+    "resize": 3,
+    "move": 3,
     "replace": 2,
     "background": 1,
     "compose": 1,
     "group moving": 1,
-    "group growing": 1,
-    "group recolouring": 1,
+    "group growing": 2,
+    "group recolouring": 2,
 }
 
 
@@ -92,7 +92,7 @@ def test_the_default_model_is_the_shipped_built_in_one(api: httpx.Client) -> Non
 
 def test_the_shipped_model_skips_predictable_steps_by_default() -> None:
     """Its seqdream.json turns MagCache on (0.57x the time per image, same held-out scores)."""
-    engine = load_engine(Settings())
+    engine = load_engine(Settings(cache="auto"))  # the default, whatever SEQDREAM_CACHE says here
     assert isinstance(engine, Flux2KleinEngine) and engine.cached
     calls = [0]
     engine.pipeline.transformer.single_transformer_blocks[-1].attn.register_forward_hook(
@@ -110,7 +110,7 @@ def test_the_shipped_model_skips_predictable_steps_by_default() -> None:
 def test_held_out_text_to_image_prompts_come_out_exactly(api: httpx.Client) -> None:
     """Every object's kind, colour, size and cell and the background, as the prompt says."""
     rng = random.Random(HELD_OUT_SEED)
-    examples = [tasks.text_to_image(rng, held=CANONICAL) for _ in range(8)]
+    examples = [tasks.text_to_image(rng, held=None) for _ in range(8)]
     seen = [parse(generate(api, T2I, prompt=example.prompt)[0]) for example in examples]
     misses = [(example.prompt, scene) for example, scene in zip(examples, seen, strict=True) if scene != example.scene]
     assert len(misses) <= EXACT_MISSES["t2i"], misses
@@ -122,7 +122,7 @@ def test_held_out_edits_of_every_kind_come_out_exactly(api: httpx.Client, kind: 
     rng = random.Random(HELD_OUT_SEED + 1 + tasks.EDITS.index(kind))
     misses = []
     for _ in range(4):
-        example = tasks.edit(rng, kind, held=CANONICAL)
+        example = tasks.edit(rng, kind, held=None)
         seen = parse(generate(api, EDIT, prompt=example.prompt, images=[png_base64(example.references[0])])[0])
         if seen != example.scene:
             misses.append((example.prompt, parse(example.references[0]), seen))
@@ -134,7 +134,7 @@ def test_held_out_compositions_come_out_exactly(api: httpx.Client) -> None:
     rng = random.Random(HELD_OUT_SEED + 10)
     misses = []
     for _ in range(4):
-        example = tasks.compose(rng, held=CANONICAL)
+        example = tasks.compose(rng, held=None)
         images = [png_base64(image) for image in example.references]
         seen = parse(generate(api, EDIT, prompt=example.prompt, images=images)[0])
         if seen != example.scene:
@@ -153,8 +153,8 @@ def test_held_out_groups_keep_one_shape_and_progress(api: httpx.Client, motion: 
     moves right or grows frame by frame (the positions in between are not grid cells)."""
     rng = random.Random(HELD_OUT_SEED + 20 + len(motion))
     misses = []
-    for _ in range(3):
-        frames = tasks.sequence(rng, motion, count=4, held=CANONICAL)
+    for count in (4, 9, 14):
+        frames = tasks.sequence(rng, motion, count=count, held=None)
         prompt = frames[0].group_prompt
         expected = [shapes_on_background(find(frame.target)) for frame in frames]
         images = generate(api, SEQUENTIAL, prompt=prompt, max_images=14)

@@ -1,13 +1,16 @@
-"""Every prompt the README shows a user draws what it says on the built-in model.
+"""Every prompt the README, the docs and the playground show a user draws what it says on the
+built-in model.
 
-The prompts are read out of the README's code blocks (curl, SDK, Ark, OpenAI, webhooks), so a
-prompt added there without an expectation here fails; each one is run through the WaveSpeed
+The prompts are read out of the README's and docs' code blocks (curl, SDK, Ark, OpenAI, webhooks)
+and the model's `examples.json` (the playground's examples), so a prompt added there without an
+expectation here fails; each one is run through the WaveSpeed
 route on a fresh built-in server with the reference it is shown with, and the pictures are read
 back: the exact scene for single images, consistency and progression for groups.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections.abc import Iterator
@@ -17,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from seqdream.builtin import MODEL_DIR
 from seqdream.jobs.planner import requested_count
 from seqdream_devkit.images import decode
 from seqdream_devkit.parser import parse
@@ -39,6 +43,9 @@ EXPECTED: dict[str, tuple[list[str], Scene | str]] = {
     "a series of 14 images of a small red circle moving from left to right on a blue background": ([], "moving"),
     "a series of 3 images of a green square in the center growing on a white background": ([], "growing"),
     "a series of 3 images of a green square growing": ([], "growing"),
+    "a series of 4 images of a large triangle in the center changing colour from red to green on a black background": (
+        [], "recolouring"
+    ),
     "six images of a green square growing": ([], "growing"),
     "a large red square in the center on a white background": (
         [], Scene("white", (Thing("square", "red", "large", "center", "middle"),))
@@ -58,7 +65,16 @@ EXPECTED: dict[str, tuple[list[str], Scene | str]] = {
     "move the blue square to the bottom left": (
         ["scene-1.png"], SCENE_1.with_things([RED, replace(BLUE, column="left", row="bottom")])
     ),
+    "An image of a white background with a small yellow triangle at the top left and a large purple cross at the "
+    "bottom right.": (
+        [], Scene("white", (Thing("triangle", "yellow", "small", "left", "top"),
+                            Thing("cross", "purple", "large", "right", "bottom")))
+    ),
+    "draw a small green cross at the bottom": (
+        ["scene-1.png"], SCENE_1.with_things([*SCENE_1.things, Thing("cross", "green", "small", "center", "bottom")])
+    ),
     "change the background to yellow": (["scene-1.png"], replace(SCENE_1, background="yellow")),
+    "make the background black": (["scene-1.png"], replace(SCENE_1, background="black")),
     "put the objects from image 1 on the background of image 2": (
         ["scene-1.png", "scene-2.png"], replace(SCENE_1, background="green")
     ),
@@ -81,18 +97,26 @@ def code_blocks(text: str) -> list[str]:
     return blocks
 
 
+def playground_examples() -> list[dict]:
+    return json.loads((MODEL_DIR / "examples.json").read_text())["examples"]
+
+
 def documented_prompts() -> list[str]:
     found: list[str] = []
     for path in DOCUMENTS:
         for block in code_blocks(path.read_text()):
             found += [prompt for prompt in _PROMPT.findall(block) if prompt not in found]
-    return found
+    return found + [example["prompt"] for example in playground_examples() if example["prompt"] not in found]
 
 
 def test_every_documented_prompt_has_an_expectation() -> None:
     prompts = documented_prompts()
     assert len(prompts) >= 5
     assert [prompt for prompt in prompts if prompt not in EXPECTED] == []
+    # The playground shows each example with its own references: the ones expected here.
+    for example in playground_examples():
+        assert example.get("images", []) == EXPECTED[example["prompt"]][0], example
+        assert example.get("max_images", 1) == (requested_count(example["prompt"]) or 1), example
 
 
 @pytest.fixture(scope="module")
