@@ -25,7 +25,7 @@ from seqdream.config import Settings
 from seqdream.engines.base import GenerationPlan
 from seqdream.engines.flux2_klein import Flux2KleinEngine
 from seqdream.engines.registry import load_engine
-from seqdream_devkit import tasks
+from seqdream_devkit import tasks, wording
 from seqdream_devkit.images import decode
 from seqdream_devkit.parser import Found, find, parse
 from seqdream_devkit.world import BACKGROUNDS, COLOURS, Scene, Thing
@@ -182,6 +182,7 @@ def test_examples_speak_the_built_in_world_and_all_run(api: httpx.Client) -> Non
     assert response.status_code == 200
     data = response.json()["data"]
     assert data["model"] == "builtin" and "circles, squares, triangles" in data["about"]
+    assert data["grammar"] == wording.GRAMMAR.strip()  # the wordings it was trained on, written once
     examples = data["examples"]
     routes = {example["model"] for example in examples}
     assert routes == {

@@ -79,6 +79,7 @@ EXPECTED: dict[str, tuple[list[str], Scene | str]] = {
         ["scene-1.png", "scene-2.png"], replace(SCENE_1, background="green")
     ),
 }  # fmt: skip
+TABLE_ROWS = ("| scenes |", "| composition (2 references) |", "| groups (2–14 images) |")
 _PROMPT = re.compile(r"""["']?prompt["']?\s*[:=]\s*"([^"]+)\"""")
 
 
@@ -106,7 +107,17 @@ def documented_prompts() -> list[str]:
     for path in DOCUMENTS:
         for block in code_blocks(path.read_text()):
             found += [prompt for prompt in _PROMPT.findall(block) if prompt not in found]
+    found += [prompt for prompt in vocabulary_table_prompts() if prompt not in found]
     return found + [example["prompt"] for example in playground_examples() if example["prompt"] not in found]
+
+
+def vocabulary_table_prompts() -> list[str]:
+    """The whole prompts the README's vocabulary table shows (scenes, composition, groups); the
+    edits row shows verbs side by side, which test_builtin_model.py draws in every wording."""
+    rows = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith(TABLE_ROWS)]
+    assert len(rows) == len(TABLE_ROWS)
+    quoted = [text for row in rows for text in re.findall(r"`([^`]+)`", row)]
+    return [text for text in quoted if len(text.split()) >= 6 and "/" not in text and " N " not in text]  # not parts
 
 
 def test_every_documented_prompt_has_an_expectation() -> None:
