@@ -176,10 +176,11 @@ def test_built_in_model_examples_fill_the_form_and_run(browser, builtin_server: 
     placeholder = page.get_attribute("#prompt", "placeholder")
     assert "background" in placeholder and "paper boat" not in placeholder  # the built-in world's words
     assert "circles, squares, triangles" in page.text_content("#examples-about")
+    assert "edit     := (\"add\" | \"draw\") object" in page.text_content("#grammar-text")  # the wordings
     buttons = page.locator("#example-list button")
     assert buttons.count() >= 8
     assert not buttons.first.is_visible()  # collapsed until asked for
-    page.click("#examples summary")
+    page.click("#examples > summary")
 
     buttons.filter(has_text="image 2").first.click()  # the composition example: two reference images
     wait_until(page, "document.querySelectorAll('#refs li.ready').length === 2")
@@ -192,9 +193,9 @@ def test_built_in_model_examples_fill_the_form_and_run(browser, builtin_server: 
 
     buttons.filter(has_text="moving from left to right").first.click()
     assert page.input_value("#model") == "bytedance/seedream-v4/sequential"
-    assert page.input_value("#max-images") == "4" and page.locator("#refs li").count() == 0
+    assert page.input_value("#max-images") == "14" and page.locator("#refs li").count() == 0
     page.click("#submit")  # the gallery empties at once, then fills with the new group
-    wait_until(page, "document.querySelectorAll('#gallery figure img').length === 4", timeout=60_000)
+    wait_until(page, "document.querySelectorAll('#gallery figure img').length === 14", timeout=90_000)
     assert page.text_content("#status") == "completed"
     wait_until(page, "[...document.querySelectorAll('#gallery img')].every(i => i.complete && i.naturalWidth > 0)")
     ARTIFACTS.mkdir(exist_ok=True)
@@ -314,7 +315,7 @@ def test_generate_status_and_errors_are_in_view_together_at_1280x720(browser, bu
     assert "API key" in page.text_content("#error")
     assert _in_view(page, "#error") and _in_view(page, "#submit")
 
-    page.click("#examples summary")  # a long list opens above the button
+    page.click("#examples > summary")  # a long list opens above the button
     page.locator("#example-list button").filter(has_text="moving from left to right").first.click()
     page.mouse.wheel(0, 3000)
     wait_until(page, "window.scrollY > 0")

@@ -77,6 +77,8 @@ async function loadExamples() {
   state.examples = data.examples || [];
   $("examples").hidden = state.examples.length === 0;
   $("examples-about").textContent = data.about || "";
+  $("grammar").hidden = !data.grammar;  // the prompt wordings the model was trained on, if it says
+  $("grammar-text").textContent = data.grammar || "";
   $("examples-count").textContent = `(${state.examples.length})`;
   $("example-list").replaceChildren(...state.examples.map((example) => {
     const item = document.createElement("li");
