@@ -176,7 +176,7 @@ def test_built_in_model_examples_fill_the_form_and_run(browser, builtin_server: 
     placeholder = page.get_attribute("#prompt", "placeholder")
     assert "background" in placeholder and "paper boat" not in placeholder  # the built-in world's words
     assert "circles, squares, triangles" in page.text_content("#examples-about")
-    assert "edit     := (\"add\" | \"draw\") object" in page.text_content("#grammar-text")  # the wordings
+    assert 'edit     := ("add" | "draw") object' in page.text_content("#grammar-text")  # the wordings
     buttons = page.locator("#example-list button")
     assert buttons.count() >= 8
     assert not buttons.first.is_visible()  # collapsed until asked for
