@@ -188,5 +188,6 @@ def test_a_model_folders_bad_cache_declaration_is_named(tmp_path: Path, base_mod
     model = tmp_path / "model"
     shutil.copytree(base_model, model)
     (model / "seqdream.json").write_text(json.dumps(declared))
-    with pytest.raises(EngineError, match=message):
+    with pytest.raises(EngineError, match=message) as raised:
         load_engine(Settings(model=str(model), **TINY))
+    assert str(raised.value).startswith(str(model / "seqdream.json"))  # names the file to fix

@@ -70,16 +70,16 @@ def quantize_transformer(transformer: torch.nn.Module, mode: Quantization, devic
     quantize_(transformer, config)
 
 
-def resolve_cache(accel: Acceleration, declared: dict[str, Any]) -> Acceleration:
+def resolve_cache(accel: Acceleration, declared: dict[str, Any], source: str = "seqdream.json") -> Acceleration:
     """Settings win; `auto` and an unset threshold take the model folder's `cache` and
-    `cache_threshold` (its seqdream.json, passed as `declared`), else no cache at 0.06."""
+    `cache_threshold` (its seqdream.json at `source`, passed as `declared`), else no cache at 0.06."""
     cache = declared.get("cache", "none") if accel.cache == "auto" else accel.cache
     if cache not in ("none", "magcache"):
-        raise EngineError(f"seqdream.json: cache must be none or magcache, not {cache!r}")
+        raise EngineError(f"{source}: cache must be none or magcache, not {cache!r}")
     threshold = accel.cache_threshold if accel.cache_threshold is not None else declared.get("cache_threshold")
     threshold = CACHE_THRESHOLD if threshold is None else threshold
     if not isinstance(threshold, int | float) or not 0 < threshold <= 1:
-        raise EngineError(f"seqdream.json: cache_threshold must be a number in (0, 1], not {threshold!r}")
+        raise EngineError(f"{source}: cache_threshold must be a number in (0, 1], not {threshold!r}")
     return replace(accel, cache=cache, cache_threshold=float(threshold))
 
 

@@ -175,7 +175,8 @@ class Flux2KleinEngine:
         # Height and width must be multiples of the VAE factor times the 2x2 latent patch.
         self.multiple = self.pipeline.vae_scale_factor * 2
         self._lock = threading.Lock()  # one pipeline call at a time per process
-        accel = resolve_cache(options.acceleration, model_defaults(options.model))
+        declared = model_defaults(options.model)
+        accel = resolve_cache(options.acceleration, declared, str(Path(options.model) / MODEL_DEFAULTS_FILE))
         transformer = self.pipeline.transformer
         quantize_transformer(transformer, accel.quantize, self.device)
         self.cached = accel.cache != "none" and not self.pipeline.config.is_distilled
