@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from seqdream.engines.acceleration import measure_mag_ratios
 from seqdream_devkit import tasks
 from seqdream_devkit.tiny_pipeline import train_tokenizer
 from seqdream_devkit.world import CANVAS, random_scene, render
@@ -444,24 +445,26 @@ def main() -> None:
           flush=True)  # fmt: skip
 
 
-def declare_cache(pipe, folder: Path) -> None:  # type: ignore[no-untyped-def]
-    """Add CACHE and the checkpoint's MagCache ratios to the folder's seqdream.json, keeping the rest."""
-    from seqdream.engines.acceleration import measure_mag_ratios
-
+def cache_declaration(pipe) -> dict:  # type: ignore[no-untyped-def]
+    """CACHE with the checkpoint's own MagCache ratios, for its seqdream.json."""
     ratios = measure_mag_ratios(pipe, CANVAS, SAMPLING["num_inference_steps"], MAX_TOKENS, CACHE_CALIBRATION_PROMPT)
+    return {**CACHE, "mag_ratios": ratios}
+
+
+def declare_cache(pipe, folder: Path) -> None:  # type: ignore[no-untyped-def]
+    """Add the cache declaration to a saved folder's seqdream.json, keeping the rest."""
     path = folder / "seqdream.json"
     declared = json.loads(path.read_text()) if path.is_file() else dict(SAMPLING)
-    path.write_text(json.dumps({**declared, **CACHE, "mag_ratios": ratios}, indent=2) + "\n")
-    print(f"declared MagCache in {path}: ratios {ratios}", flush=True)
+    path.write_text(json.dumps({**declared, **cache_declaration(pipe)}, indent=2) + "\n")
+    print(f"declared MagCache in {path}", flush=True)
 
 
 def save(pipe, out: Path, history: list[dict]) -> None:  # type: ignore[no-untyped-def]
     pipe.transformer.eval()
     pipe.text_encoder.eval()
     pipe.save_pretrained(out)
-    declared = {**SAMPLING, "frame_prompt": FRAME_PROMPT}
+    declared = {**SAMPLING, "frame_prompt": FRAME_PROMPT, **cache_declaration(pipe)}
     (out / "seqdream.json").write_text(json.dumps(declared, indent=2) + "\n")
-    declare_cache(pipe, out)
     record = {"transformer_steps": sum(run["steps"] for run in history), "runs": history}
     (out / HISTORY_FILE).write_text(json.dumps(record, indent=2) + "\n")
     pipe.transformer.train()

@@ -29,6 +29,7 @@ from seqdream_devkit import tasks, wording
 from seqdream_devkit.images import decode
 from seqdream_devkit.parser import Found, find, parse
 from seqdream_devkit.world import BACKGROUNDS, COLOURS, Scene, Thing
+from support.engines import count_block_calls
 from support.servers import LocalServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "quality"))
@@ -94,10 +95,7 @@ def test_the_shipped_model_skips_predictable_steps_by_default() -> None:
     """Its seqdream.json turns MagCache on (0.57x the time per image, same held-out scores)."""
     engine = load_engine(Settings(cache="auto"))  # the default, whatever SEQDREAM_CACHE says here
     assert isinstance(engine, Flux2KleinEngine) and engine.cached
-    calls = [0]
-    engine.pipeline.transformer.single_transformer_blocks[-1].attn.register_forward_hook(
-        lambda *_: calls.__setitem__(0, calls[0] + 1)
-    )
+    calls = count_block_calls(engine)
     wanted = Scene("blue", (Thing("circle", "red", "large", "center", "middle"),))
     plan = GenerationPlan(prompts=[wanted.caption()], seeds=[1], width=64, height=64)
     assert parse(engine.generate(plan).images[0]) == wanted

@@ -19,6 +19,7 @@ from seqdream.engines.base import EngineError, GenerationPlan
 from seqdream.engines.flux2_klein import Flux2KleinEngine
 from seqdream.engines.registry import load_engine
 from seqdream_devkit.tiny_pipeline import build_tiny_flux2_klein
+from support.engines import count_block_calls
 
 # float32: the accelerated paths are compared pixel for pixel with eager ones at one precision
 # (compiled bfloat16 kernels round differently, up to 6 levels of 255).
@@ -85,14 +86,6 @@ def test_fp8_needs_a_recent_gpu_and_says_so(tiny_model: Path) -> None:
 @pytest.fixture(scope="module")
 def base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_flux2_klein(tmp_path_factory.mktemp("models") / "tiny-base", distilled=False)
-
-
-def count_block_calls(engine: Flux2KleinEngine) -> list[int]:
-    calls = [0]
-    # Inside the block: a cache skips the block's own forward, not the call into it.
-    last_block = engine.pipeline.transformer.single_transformer_blocks[-1].attn
-    last_block.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
-    return calls
 
 
 def test_magcache_calibrates_at_load_and_skips_steps_on_base_models(base_model: Path, caplog) -> None:
