@@ -42,7 +42,7 @@ from PIL import Image
 
 from seqdream.engines.acceleration import measure_mag_ratios
 from seqdream_devkit import tasks
-from seqdream_devkit.tiny_pipeline import train_tokenizer
+from seqdream_devkit.tiny_pipeline import train_tokenizer, uncased
 from seqdream_devkit.world import CANVAS, random_scene, render
 
 TEXT_LAYERS = 28  # the pipeline reads hidden states 9, 18 and 27
@@ -101,7 +101,7 @@ def build_components(seed: int):  # type: ignore[no-untyped-def]
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     torch.manual_seed(seed)
-    tokenizer = train_tokenizer(prompt_corpus(random.Random(seed)), vocab_size=400)
+    tokenizer = uncased(train_tokenizer(prompt_corpus(random.Random(seed)), vocab_size=400))
     text_encoder = Qwen3ForCausalLM(
         Qwen3Config(
             vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=TEXT_LAYERS,
@@ -388,6 +388,7 @@ def main() -> None:
         if args.grow_vocab:
             count = grow_vocabulary(pipe, args.grow_vocab, random.Random(args.seed))
             print(f"vocabulary grown by {count} tokens to {len(pipe.tokenizer)}", flush=True)
+        pipe.tokenizer = uncased(pipe.tokenizer)  # checkpoints before leg 17 were cased
     else:
         tokenizer, text_encoder, vae, transformer, scheduler = build_components(args.seed)
         if args.vae_from:  # stage 1 done by an earlier run: its VAE and latent statistics as they are

@@ -70,6 +70,27 @@ def train_tokenizer(corpus: list[str], vocab_size: int):
     return tokenizer
 
 
+def uncased(tokenizer):  # type: ignore[no-untyped-def]
+    """The same vocabulary, ids and merges with a lower-casing normaliser in front: "Make the
+    background Yellow." reads as "make the background yellow.", so a capital letter is never a
+    word the model has to learn apart. Idempotent.
+
+    Returned as the generic fast tokenizer: `Qwen2Tokenizer` rebuilds its own normaliser on
+    load and would drop this one; `PreTrainedTokenizerFast` loads tokenizer.json as written.
+    """
+    from tokenizers import Tokenizer, normalizers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
+    lowered = PreTrainedTokenizerFast(
+        tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None, bos_token=None,
+    )  # fmt: skip
+    lowered.chat_template = tokenizer.chat_template
+    lowered.model_max_length = tokenizer.model_max_length
+    return lowered
+
+
 def build_tiny_flux2_klein(
     folder: str | Path,
     spec: TinyFlux2Spec = TinyFlux2Spec(),

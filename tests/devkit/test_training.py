@@ -83,10 +83,33 @@ def test_resuming_with_a_grown_vocabulary_keeps_old_ids_and_loads(tmp_path: Path
     assert {token: index for token, index in new.get_vocab().items() if token in old.get_vocab()} == old.get_vocab()
     prompt = "a small red circle in the center on a white background"
     assert new(prompt)["input_ids"] == old(prompt)["input_ids"]
+    # Both read capitals as lower case: the capital is not a word the model has to learn apart.
+    for tokenizer in (old, new):
+        assert tokenizer("Delete The Square.")["input_ids"] == tokenizer("delete the square.")["input_ids"]
     config = json.loads((tmp_path / "grown" / "text_encoder" / "config.json").read_text())
     assert config["vocab_size"] == len(new)
     plan = GenerationPlan(prompts=["delete the square."], seeds=[1], width=1024, height=1024)
     assert load_engine(Settings(model=str(tmp_path / "grown"))).generate(plan).images[0].size == (1024, 1024)
+
+
+def test_uncased_keeps_every_id_and_survives_a_save(tmp_path: Path) -> None:
+    """A cased checkpoint's tokenizer (legs before 17) becomes uncased without moving an id:
+    lower-case prompts tokenize exactly as before, capitals tokenize as their lower case."""
+    from transformers import AutoTokenizer
+
+    from seqdream_devkit.tiny_pipeline import train_tokenizer, uncased
+
+    corpus = ["make the background yellow", "Make the background yellow.", "delete the red square"] * 20
+    cased = train_tokenizer(corpus, vocab_size=300)
+    assert cased("Make")["input_ids"] != cased("make")["input_ids"]  # the premise: cased tells them apart
+    uncased(cased).save_pretrained(tmp_path)
+    lowered = AutoTokenizer.from_pretrained(tmp_path)
+    assert lowered.get_vocab() == cased.get_vocab()
+    assert lowered("make the background yellow.")["input_ids"] == cased("make the background yellow.")["input_ids"]
+    assert lowered("Make The Background YELLOW.")["input_ids"] == cased("make the background yellow.")["input_ids"]
+    chat = [{"role": "user", "content": "Delete the red square"}]
+    assert lowered.apply_chat_template(chat, tokenize=False) == cased.apply_chat_template(chat, tokenize=False)
+    assert uncased(lowered).backend_tokenizer.to_str() == lowered.backend_tokenizer.to_str()  # idempotent
 
 
 def test_moments_of_another_model_are_set_aside_not_crashed_on(tmp_path: Path) -> None:

@@ -93,31 +93,35 @@ def model_defaults(model: str) -> dict[str, Any]:
         raise EngineError(f"{defaults_file} is not valid JSON: {exc}") from exc
 
 
-def resolve_sampling(options: Flux2KleinOptions, is_distilled: bool) -> Sampling:
-    """Explicit options win, then the model folder's seqdream.json, then the model kind's defaults."""
+def resolve_sampling(
+    options: Flux2KleinOptions, is_distilled: bool, declared: dict[str, Any] | None = None
+) -> Sampling:
+    """Explicit options win, then the model folder's seqdream.json (`declared`, read when not
+    given), then the model kind's defaults."""
     values = asdict(DISTILLED if is_distilled else BASE)
-    values.update({key: value for key, value in model_defaults(options.model).items() if key in values})
+    declared = model_defaults(options.model) if declared is None else declared
+    values.update({key: value for key, value in declared.items() if key in values})
     for key in values:
         if getattr(options, key) is not None:
             values[key] = getattr(options, key)
     return Sampling(**values)
 
 
-def shipped_mag_ratios(model: str) -> list[float] | None:
+def shipped_mag_ratios(declared: dict[str, Any], source: str) -> list[float] | None:
     """MagCache ratios a model folder ships in its seqdream.json (checkpoint-specific)."""
-    ratios = model_defaults(model).get("mag_ratios")
+    ratios = declared.get("mag_ratios")
     if ratios is not None and not (isinstance(ratios, list) and all(isinstance(r, int | float) for r in ratios)):
-        raise EngineError(f"{Path(model) / MODEL_DEFAULTS_FILE}: mag_ratios must be a list of numbers")
+        raise EngineError(f"{source}: mag_ratios must be a list of numbers")
     return ratios
 
 
-def declared_frame_prompt(model: str) -> str:
+def declared_frame_prompt(declared: dict[str, Any], source: str) -> str:
     """How the model asks for frame k of a group: its seqdream.json's `frame_prompt`, else the default."""
-    template = model_defaults(model).get("frame_prompt", FRAME_PROMPT)
+    template = declared.get("frame_prompt", FRAME_PROMPT)
     try:
         return check_frame_prompt(str(template))
     except ValueError as exc:
-        raise EngineError(f"{Path(model) / MODEL_DEFAULTS_FILE}: {exc}") from exc
+        raise EngineError(f"{source}: {exc}") from exc
 
 
 def pick_device(requested: str) -> str:
@@ -170,20 +174,21 @@ class Flux2KleinEngine:
         self.follows_load = self.device == "cpu" and options.follow_cpu_load and not options.acceleration.compile
         if self.follows_load:
             follow_load(torch.get_num_threads())
-        self.sampling = resolve_sampling(options, bool(self.pipeline.config.is_distilled))
-        self.frame_prompt = declared_frame_prompt(options.model)
+        # The model folder's seqdream.json, read once: sampling, frame wording, step cache.
+        declared, source = model_defaults(options.model), str(Path(options.model) / MODEL_DEFAULTS_FILE)
+        self.sampling = resolve_sampling(options, bool(self.pipeline.config.is_distilled), declared)
+        self.frame_prompt = declared_frame_prompt(declared, source)
         # Height and width must be multiples of the VAE factor times the 2x2 latent patch.
         self.multiple = self.pipeline.vae_scale_factor * 2
         self._lock = threading.Lock()  # one pipeline call at a time per process
-        declared = model_defaults(options.model)
-        accel = resolve_cache(options.acceleration, declared, str(Path(options.model) / MODEL_DEFAULTS_FILE))
+        accel = resolve_cache(options.acceleration, declared, source)
         transformer = self.pipeline.transformer
         quantize_transformer(transformer, accel.quantize, self.device)
         self.cached = accel.cache != "none" and not self.pipeline.config.is_distilled
         if accel.cache != "none" and not self.cached:
             log.warning("SEQDREAM_CACHE ignored: a step-distilled model samples in too few steps to skip any")
         if self.cached:
-            ratios = shipped_mag_ratios(options.model) or self.calibrate_cache()
+            ratios = shipped_mag_ratios(declared, source) or self.calibrate_cache()
             assert accel.cache_threshold is not None  # resolve_cache sets it
             enable_cache(transformer, accel.cache_threshold, self.sampling.num_inference_steps, ratios)
         if accel.compile:
