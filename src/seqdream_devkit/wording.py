@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from seqdream_devkit.world import Scene, Thing, position_phrase
 
 GRAMMAR = """
-Any prompt may start with a capital letter and end with a full stop.
+Any prompt may start with a capital letter and end with a full stop (the built-in model reads
+every capital as lower case).
 caption  := [prefix] body
 prefix   := "an image of " | "a picture of " | "a drawing of "
 body     := objects " on a " C " background" | objects " against a " C " background"

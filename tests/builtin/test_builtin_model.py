@@ -40,21 +40,21 @@ EDIT = "/api/v3/bytedance/seedream-v4/edit"
 SEQUENTIAL = "/api/v3/bytedance/seedream-v4/sequential"
 HELD_OUT_SEED = 2_000_003
 # Misses allowed per test (8 text-to-image prompts; 4 edits of each kind; 4 compositions; groups of
-# 4, 9 and 14 frames of each motion): the shipped checkpoint's own run (0, 0, 0, 1, 2, 2, 1, 0; 0;
-# 0, 1, 2) plus one for another CPU's rounding, never all of them (recolouring groups stay at 2).
+# 4, 9 and 14 frames of each motion): the shipped checkpoint's own run (0; 0, 0, 1, 2, 1, 2, 1; 0;
+# 0, 0, 0) plus one for another CPU's rounding, never all of them.
 EXACT_MISSES = {
     "t2i": 1,
     "add": 1,
     "remove": 1,
     "recolour": 2,
     "resize": 3,
-    "move": 3,
-    "replace": 2,
-    "background": 1,
+    "move": 2,
+    "replace": 3,
+    "background": 2,
     "compose": 1,
     "group moving": 1,
-    "group growing": 2,
-    "group recolouring": 2,
+    "group growing": 1,
+    "group recolouring": 1,
 }
 
 
@@ -112,6 +112,25 @@ def test_held_out_text_to_image_prompts_come_out_exactly(api: httpx.Client) -> N
     seen = [parse(generate(api, T2I, prompt=example.prompt)[0]) for example in examples]
     misses = [(example.prompt, scene) for example, scene in zip(examples, seen, strict=True) if scene != example.scene]
     assert len(misses) <= EXACT_MISSES["t2i"], misses
+
+
+def test_capitals_anywhere_draw_what_lower_case_draws() -> None:
+    """The tokenizer reads capitals as lower case: a shouted prompt or instruction is the same
+    prompt, so it draws the same picture, pixel for pixel, with the same seed."""
+    engine = load_engine(Settings())
+    wanted = Scene("black", (Thing("triangle", "green", "small", "left", "middle"),))
+    prompts = [wanted.caption(), "A Small GREEN Triangle On The Left On A Black Background"]
+    plans = [GenerationPlan(prompts=[prompt], seeds=[3], width=64, height=64) for prompt in prompts]
+    lower, shouted = (np.asarray(engine.generate(plan).images[0]) for plan in plans)
+    assert parse(Image.fromarray(lower)) == wanted and np.array_equal(lower, shouted)
+    reference = Image.fromarray(lower)
+    edits = [
+        GenerationPlan(prompts=[text], seeds=[3], width=64, height=64, references=[reference])
+        for text in ("make the triangle red", "Make The Triangle RED")
+    ]
+    edited, shouted_edit = (np.asarray(engine.generate(plan).images[0]) for plan in edits)
+    recoloured = Scene("black", (Thing("triangle", "red", "small", "left", "middle"),))
+    assert parse(Image.fromarray(edited)) == recoloured and np.array_equal(edited, shouted_edit)
 
 
 @pytest.mark.parametrize("kind", tasks.EDITS)
