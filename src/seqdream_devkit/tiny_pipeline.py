@@ -84,7 +84,8 @@ def uncased(tokenizer):  # type: ignore[no-untyped-def]
     backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
     backend.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
     lowered = PreTrainedTokenizerFast(
-        tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None, bos_token=None,
+        tokenizer_object=backend, eos_token=tokenizer.eos_token, pad_token=tokenizer.pad_token,
+        unk_token=tokenizer.unk_token, bos_token=tokenizer.bos_token,
     )  # fmt: skip
     lowered.chat_template = tokenizer.chat_template
     lowered.model_max_length = tokenizer.model_max_length

@@ -205,10 +205,11 @@ def test_sampling_defaults_come_from_the_model(tiny_model: Path, tmp_path: Path)
     import json
     import shutil
 
-    from seqdream.engines.flux2_klein import BASE, DISTILLED, Flux2KleinOptions, resolve_sampling
+    from seqdream.engines.flux2_klein import BASE, DISTILLED, Flux2KleinOptions, model_defaults, resolve_sampling
 
     assert load_engine(Settings(model=str(tiny_model))).sampling == DISTILLED  # tiny model is_distilled
-    assert resolve_sampling(Flux2KleinOptions(model="hub/base-model"), is_distilled=False) == BASE
+    hub_id = "hub/base-model"
+    assert resolve_sampling(Flux2KleinOptions(model=hub_id), False, model_defaults(hub_id)) == BASE
     shipped = tmp_path / "shipped"
     shutil.copytree(tiny_model, shipped)
     (shipped / "seqdream.json").write_text(json.dumps({"native_resolution": 64, "num_inference_steps": 3}))

@@ -93,13 +93,10 @@ def model_defaults(model: str) -> dict[str, Any]:
         raise EngineError(f"{defaults_file} is not valid JSON: {exc}") from exc
 
 
-def resolve_sampling(
-    options: Flux2KleinOptions, is_distilled: bool, declared: dict[str, Any] | None = None
-) -> Sampling:
-    """Explicit options win, then the model folder's seqdream.json (`declared`, read when not
-    given), then the model kind's defaults."""
+def resolve_sampling(options: Flux2KleinOptions, is_distilled: bool, declared: dict[str, Any]) -> Sampling:
+    """Explicit options win, then the model folder's seqdream.json (`declared`), then the model
+    kind's defaults."""
     values = asdict(DISTILLED if is_distilled else BASE)
-    declared = model_defaults(options.model) if declared is None else declared
     values.update({key: value for key, value in declared.items() if key in values})
     for key in values:
         if getattr(options, key) is not None:
