@@ -121,3 +121,29 @@ def test_moments_of_another_model_are_set_aside_not_crashed_on(tmp_path: Path) -
     output = train(tmp_path, "--resume", str(tmp_path / "a"), "--out", str(tmp_path / "c"), "--steps", "1")
     assert "belongs to another model: fresh moments" in output and "trained 1 steps" in output
     assert state.is_file()
+
+
+def load_training_script():  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_builtin", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_training_draws_object_binding_edits_on_busy_scenes_and_late_frames_of_long_groups() -> None:
+    import random
+
+    script = load_training_script()
+    rng = random.Random(5)
+    for kind in script.BINDING_EDITS:
+        scenes = [script.binding_edit(rng, kind).scene for _ in range(200)]
+        one_object = sum(len(scene.things) == 1 for scene in scenes) / len(scenes)
+        assert one_object < 0.25, (kind, one_object)  # a third of scenes hold one object before the redraw
+    replace = [script.binding_edit(rng, "replace").scene for _ in range(200)]
+    assert sum(len(scene.things) == 1 for scene in replace) / len(replace) > 0.25  # other kinds: as the devkit draws
+    frames = [example.prompt for _ in range(100) for example in script.sample_batch(rng, "sequence", 2)]
+    late = [prompt for prompt in frames if int(prompt.rsplit("(image ", 1)[1].split(" ")[0]) >= 10]
+    assert len(late) / len(frames) > 0.2, len(late)  # drawn uniformly, under 1 in 10 would be
