@@ -7,7 +7,11 @@ Measures, through the production engine:
   * groups of random length 2-14: consistency (same object and background in every frame) and
     progression, split by length (2-4, 5-9, 10-14) and motion;
   * phrasing: captions and edits in wordings training never uses (`wording.held_out`).
-Usage: python bench/quality/run.py [--model DIR] [--n 40] [--seed 1000003]
+Usage: python bench/quality/run.py [--model DIR] [--n 40] [--seed 1000003] [--parts ...] [--motions ...]
+
+Each part (and each motion and length of groups) draws from its own stream of the seed, so a run
+split over processes by --parts or --motions scores the same examples as one run, and the first n
+examples of a larger --n are the same n.
 """
 
 from __future__ import annotations
@@ -108,20 +112,30 @@ def score_group(motion: str, frames: list[Image.Image]) -> tuple[float, float]:
     return consistency, float(spans and all(b > a for a, b in zip(values, values[1:], strict=False)))
 
 
+def stream(seed: int, part: str) -> random.Random:
+    """The held-out stream of one part, the same whichever other parts run beside it."""
+    return random.Random(f"{seed}/{part}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=None, help="model folder (default: the configured model)")
     parser.add_argument("--n", type=int, default=40, help="examples per measure")
     parser.add_argument("--seed", type=int, default=HELD_OUT_SEED, help="held-out stream (never 0, training's)")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma list of {', '.join(PARTS)}")
+    parser.add_argument("--motions", default=",".join(tasks.MOTIONS), help="comma list of group motions")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
+    motions = [motion for motion in tasks.MOTIONS if motion in args.motions.split(",")]
+    unknown = (parts - set(PARTS)) | (set(args.motions.split(",")) - set(tasks.MOTIONS))
+    if unknown:
+        parser.error(f"unknown parts or motions: {', '.join(sorted(unknown))}")
     settings = Settings(model=args.model) if args.model else Settings()
     engine = load_engine(settings)
-    rng = random.Random(args.seed)
     started = time.perf_counter()
 
     t2i: dict[str, list[float]] = defaultdict(list)
+    rng = stream(args.seed, "t2i")
     for index in range(args.n if "t2i" in parts else 0):
         example = tasks.text_to_image(rng)
         for name, value in score_t2i(example.scene, parse(generate(engine, example.prompt, (), index))).items():
@@ -129,6 +143,7 @@ def main() -> None:
 
     edits: dict[str, list[tuple[float, float]]] = defaultdict(list)
     parts_seen: dict[str, list[tuple[float, float]]] = defaultdict(list)  # where the changing edits fail
+    rng = stream(args.seed, "edits")
     for index in range(args.n if "edits" in parts else 0):
         for kind in tasks.EDITS:
             example = tasks.edit(rng, kind)
@@ -139,6 +154,7 @@ def main() -> None:
                 parts_seen[kind].append(part)
 
     compose: list[tuple[float, float, float]] = []  # (exact, background right, objects right)
+    rng = stream(args.seed, "compose")
     for index in range(args.n if "compose" in parts else 0):
         example = tasks.compose(rng)
         seen = parse(generate(engine, example.prompt, example.references, index))
@@ -147,8 +163,9 @@ def main() -> None:
         compose.append((float(seen == example.scene), float(right_background), float(right_objects)))
 
     groups: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
-    for motion in tasks.MOTIONS if "groups" in parts else ():
+    for motion in motions if "groups" in parts else ():
         for bucket, (low, high) in LENGTHS.items():
+            rng = stream(args.seed, f"groups/{motion}/{bucket}")
             for index in range(args.n):
                 frames = tasks.sequence(rng, motion, count=rng.randint(low, high), held=None)
                 group = plan_group(frames[0].group_prompt, 14, index, engine.frame_prompt)
@@ -156,6 +173,7 @@ def main() -> None:
                 groups[motion, bucket].append(score_group(motion, engine.generate(plan).images))
 
     phrasing: dict[str, list[float]] = defaultdict(list)  # held-out wordings: exact captions, edit success
+    rng = stream(args.seed, "phrasing")
     for index in range(args.n if "phrasing" in parts else 0):
         example = tasks.text_to_image(rng, held=True)
         phrasing["captions"].append(float(parse(generate(engine, example.prompt, (), index)) == example.scene))

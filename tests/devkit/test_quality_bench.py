@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -12,7 +13,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "quality"))
 
-from run import edit_parts, score_edit, score_group, score_t2i  # noqa: E402
+from run import edit_parts, score_edit, score_group, score_t2i, stream  # noqa: E402
 
 from seqdream_devkit import tasks  # noqa: E402
 from seqdream_devkit.parser import parse  # noqa: E402
@@ -78,3 +79,22 @@ def test_sampling_sweep_draws_one_sample_and_measures_each_setting() -> None:
     scores = measure(engine, captions[:1], edits[:1], groups[:1])
     assert set(scores) == {"t2i exact", "edit success", "group consistency", "group progression", "s / image"}
     assert all(0.0 <= scores[name] <= 1.0 for name in scores if name != "s / image") and scores["s / image"] > 0
+
+
+def test_each_part_draws_its_own_held_out_stream() -> None:
+    """Split over processes or run at a larger n, a part scores the same examples first."""
+    first = [tasks.edit(stream(1_000_003, "edits"), kind).prompt for kind in tasks.EDITS]
+    again = [tasks.edit(stream(1_000_003, "edits"), kind).prompt for kind in tasks.EDITS]
+    assert first == again
+    assert (
+        tasks.text_to_image(stream(1_000_003, "t2i")).prompt
+        != tasks.text_to_image(stream(1_000_003, "phrasing")).prompt
+    )
+    assert tasks.text_to_image(stream(7, "t2i")).prompt != tasks.text_to_image(stream(1_000_003, "t2i")).prompt
+
+
+def test_an_unknown_part_or_motion_is_refused_before_any_model_loads() -> None:
+    script = Path(__file__).resolve().parents[2] / "bench" / "quality" / "run.py"
+    for flag in (["--parts", "groups,edit"], ["--motions", "spinning"]):
+        result = subprocess.run([sys.executable, str(script), *flag], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2 and "unknown parts or motions" in result.stderr, result.stderr[-500:]
