@@ -139,11 +139,11 @@ def test_training_draws_object_binding_edits_on_busy_scenes_and_late_frames_of_l
     script = load_training_script()
     rng = random.Random(5)
     for kind in script.BINDING_EDITS:
-        scenes = [script.binding_edit(rng, kind).scene for _ in range(200)]
+        scenes = [script.binding_edit(rng, kind).scene for _ in range(400)]
         one_object = sum(len(scene.things) == 1 for scene in scenes) / len(scenes)
-        assert one_object < 0.25, (kind, one_object)  # a third of scenes hold one object before the redraw
-    replace = [script.binding_edit(rng, "replace").scene for _ in range(200)]
+        assert one_object < 0.25, (kind, one_object)  # a third hold one object before the redraw, 1/6 after
+    replace = [script.binding_edit(rng, "replace").scene for _ in range(400)]
     assert sum(len(scene.things) == 1 for scene in replace) / len(replace) > 0.25  # other kinds: as the devkit draws
-    frames = [example.prompt for _ in range(100) for example in script.sample_batch(rng, "sequence", 2)]
+    frames = [example.prompt for _ in range(200) for example in script.sample_batch(rng, "sequence", 2)]
     late = [prompt for prompt in frames if int(prompt.rsplit("(image ", 1)[1].split(" ")[0]) >= 10]
-    assert len(late) / len(frames) > 0.2, len(late)  # drawn uniformly, under 1 in 10 would be
+    assert len(late) / len(frames) > 0.15, len(late)  # about 0.23; drawn uniformly, 1 in 10 would be
