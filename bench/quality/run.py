@@ -125,9 +125,9 @@ def main() -> None:
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma list of {', '.join(PARTS)}")
     parser.add_argument("--motions", default=",".join(tasks.MOTIONS), help="comma list of group motions")
     args = parser.parse_args()
-    parts = set(args.parts.split(","))
-    motions = [motion for motion in tasks.MOTIONS if motion in args.motions.split(",")]
-    unknown = (parts - set(PARTS)) | (set(args.motions.split(",")) - set(tasks.MOTIONS))
+    parts, asked_motions = set(args.parts.split(",")), set(args.motions.split(","))
+    motions = [motion for motion in tasks.MOTIONS if motion in asked_motions]  # in the bench's own order
+    unknown = (parts - set(PARTS)) | (asked_motions - set(tasks.MOTIONS))
     if unknown:
         parser.error(f"unknown parts or motions: {', '.join(sorted(unknown))}")
     settings = Settings(model=args.model) if args.model else Settings()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -124,8 +126,6 @@ def test_moments_of_another_model_are_set_aside_not_crashed_on(tmp_path: Path) -
 
 
 def load_training_script():  # type: ignore[no-untyped-def]
-    import importlib.util
-
     spec = importlib.util.spec_from_file_location("train_builtin", SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -134,8 +134,6 @@ def load_training_script():  # type: ignore[no-untyped-def]
 
 
 def test_training_draws_object_binding_edits_on_busy_scenes_and_late_frames_of_long_groups() -> None:
-    import random
-
     script = load_training_script()
     rng = random.Random(5)
     for kind in script.BINDING_EDITS:
