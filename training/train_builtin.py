@@ -68,7 +68,7 @@ LATENT_CHANNELS = 8
 TASK_MIX = {"t2i": 0.12, "edit": 0.32, "compose": 0.06, "sequence": 0.38, "sequence_first": 0.12}
 # Group motions by weight: growing is learnt first; moving (the object must leave the reference's
 # place) and recolouring (frame k's colour is k steps round the cycle) need more frames. Leg 19 drew
-# growing again as often (0.10 -> 0.25): leg 18 held 10-14 frame growing groups together 87.5 % of the time.
+# growing 2.5 times as often (0.10 -> 0.25): leg 18 held 10-14 frame growing groups together 87.5 % of the time.
 MOTION_MIX = {"moving": 0.25, "growing": 0.25, "recolouring": 0.50}
 # A share of later frames is drawn from the far end of a long group (10-14 frames, the last half):
 # drawn uniformly, a frame past the tenth is 1 in 15, and leg 17 lost the recolouring cycle there.

@@ -144,4 +144,4 @@ def test_training_draws_object_binding_edits_on_busy_scenes_and_late_frames_of_l
     assert sum(len(scene.things) == 1 for scene in replace) / len(replace) > 0.25  # other kinds: as the devkit draws
     frames = [example.prompt for _ in range(200) for example in script.sample_batch(rng, "sequence", 2)]
     late = [prompt for prompt in frames if int(prompt.rsplit("(image ", 1)[1].split(" ")[0]) >= 10]
-    assert len(late) / len(frames) > 0.15, len(late)  # about 0.23; drawn uniformly, 1 in 10 would be
+    assert len(late) / len(frames) > 0.15, len(late)  # about 0.28; drawn uniformly, 1 in 10 would be
