@@ -133,7 +133,7 @@ def load_training_script():  # type: ignore[no-untyped-def]
     return module
 
 
-def test_training_draws_object_binding_edits_on_busy_scenes_and_late_frames_of_long_groups() -> None:
+def test_training_draws_object_binding_edits_on_busy_scenes_and_the_far_frames_of_long_groups() -> None:
     script = load_training_script()
     rng = random.Random(5)
     for kind in script.BINDING_EDITS:
@@ -143,5 +143,18 @@ def test_training_draws_object_binding_edits_on_busy_scenes_and_late_frames_of_l
     replace = [script.binding_edit(rng, "replace").scene for _ in range(400)]
     assert sum(len(scene.things) == 1 for scene in replace) / len(replace) > 0.25  # other kinds: as the devkit draws
     frames = [example.prompt for _ in range(200) for example in script.sample_batch(rng, "sequence", 2)]
-    late = [prompt for prompt in frames if int(prompt.rsplit("(image ", 1)[1].split(" ")[0]) >= 10]
+    late = [prompt for prompt in frames if frame_of(prompt)[0] >= 10]
     assert len(late) / len(frames) > 0.15, len(late)  # about 0.28; drawn uniformly, 1 in 10 would be
+    growing = [prompt for prompt in frames if " growing" in prompt]
+    early = [
+        prompt
+        for prompt in growing
+        if frame_of(prompt)[1] >= 10 and frame_of(prompt)[0] <= frame_of(prompt)[1] // 3 + 1
+    ]
+    assert len(early) / len(growing) > 0.18, len(early)  # about 0.3; without the early share, about 0.06
+
+
+def frame_of(prompt: str) -> tuple[int, int]:
+    """(k, N) from a frame prompt's "(image k of N, p%)"."""
+    index, _, count = prompt.rsplit("(image ", 1)[1].split(",")[0].split(" ")
+    return int(index), int(count)
