@@ -74,7 +74,7 @@ MOTION_MIX = {"moving": 0.25, "growing": 0.25, "recolouring": 0.50}
 # drawn uniformly, a frame past the tenth is 1 in 15, and leg 17 lost the recolouring cycle there.
 # Leg 18 drew 0.35 and still missed 1 in 5 of its 10-14 recolouring progressions; leg 19 draws 0.45.
 LATE_FRAME_SHARE = 0.45
-# The mirror for growing: a share of growing frames is drawn from the first third of a long group.
+# The mirror for growing: a share of later growing frames is drawn from the first third of a long group.
 # Leg 19's 10-14 frame growing misses (82.5 % consistency) were all one early, small frame read as a
 # circle, most often a cross with stubby arms at a size between the named ones; leg 20 draws 0.25.
 EARLY_GROWING_SHARE = 0.25
