@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from seqdream.engines.acceleration import measure_mag_ratios
-from seqdream_devkit import tasks
+from seqdream_devkit import tasks, wording
 from seqdream_devkit.tiny_pipeline import train_tokenizer, uncased
 from seqdream_devkit.world import CANVAS, random_scene, render
 
@@ -65,7 +65,15 @@ FRAME_PROMPT = "{prompt} (image {index} of {count}, {percent}%)"
 CACHE = {"cache": "magcache", "cache_threshold": 0.06}
 CACHE_CALIBRATION_PROMPT = "a large red circle in the middle on a blue background"
 LATENT_CHANNELS = 8
-TASK_MIX = {"t2i": 0.12, "edit": 0.32, "compose": 0.06, "sequence": 0.38, "sequence_first": 0.12}
+# Leg 21 (round 3) adds compositions of 3-10 references and edits of a marked object, taken from the
+# groups' and edits' shares (leg 20: edit 0.32, compose 0.06, sequence 0.38, sequence_first 0.12).
+TASK_MIX = {
+    "t2i": 0.12, "edit": 0.28, "compose": 0.04, "compose_many": 0.10, "marked": 0.08, "sequence": 0.30,
+    "sequence_first": 0.08,
+}  # fmt: skip
+# A batch of many references costs about (references + 1) times a plain one: its batch shrinks so a
+# step costs about what a two-reference step does (the same tokens through the transformer).
+MANY_REFERENCE_TOKENS = 3
 # Group motions by weight: growing is learnt first; moving (the object must leave the reference's
 # place) and recolouring (frame k's colour is k steps round the cycle) need more frames. Leg 19 drew
 # growing 2.5 times as often (0.10 -> 0.25): leg 18 held 10-14 frame growing groups together 87.5 % of the time.
@@ -144,6 +152,8 @@ def prompt_corpus(rng: random.Random) -> list[str]:
     corpus = [tasks.text_to_image(rng).prompt for _ in range(3000)]
     corpus += [tasks.edit(rng).prompt for _ in range(3000)]
     corpus += [tasks.compose(rng).prompt for _ in range(200)]
+    corpus += [tasks.compose_many(rng).prompt for _ in range(1500)]
+    corpus += [tasks.marked_edit(rng).prompt for _ in range(600)]
     return corpus + [e.prompt for _ in range(300) for e in group(rng)]
 
 
@@ -305,6 +315,12 @@ def sample_batch(rng: random.Random, task: str, batch: int):  # type: ignore[no-
             examples.append(binding_edit(rng, rng.choices(list(EDIT_MIX), weights=list(EDIT_MIX.values()))[0]))
         elif task == "compose":
             examples.append(tasks.compose(rng))
+        elif task == "compose_many":  # one reference count per batch: the references stack as tokens
+            count = rng.randint(3, tasks.MAX_REFERENCES)
+            size = max(2, batch * MANY_REFERENCE_TOKENS // (count + 1))
+            return [tasks.compose_many(rng, references=count) for _ in range(size)]
+        elif task == "marked":
+            examples.append(tasks.marked_edit(rng))
         elif task == "sequence_first":  # a group's first frame comes from its prompt alone
             examples.append(group(rng, motion(rng))[0])
         elif (kind := motion(rng)) == "growing" and rng.random() < EARLY_GROWING_SHARE:
@@ -448,6 +464,8 @@ def main() -> None:
            "early_growing_share": EARLY_GROWING_SHARE,
            "one_object_redraw": {"kinds": BINDING_EDITS, "share": ONE_OBJECT_REDRAW},
            "unknown_caption_share": UNKNOWN_SHARE, "vocabulary": len(pipe.tokenizer),
+           "compositions": f"{', '.join(tasks.COMPOSITIONS)} of 3-{tasks.MAX_REFERENCES} references",
+           "marked_edits": tasks.MARKED_EDITS, "position_first_share": wording.POSITION_FIRST_SHARE,
            "groups": f"2-{tasks.MAX_GROUP} frames", "wordings": "seqdream_devkit.wording, trained forms"}  # fmt: skip
     next_save = time.monotonic() + args.save_every_minutes * 60
     transformer.train()

@@ -18,6 +18,7 @@ from seqdream_devkit import wording
 from seqdream_devkit.world import (
     BACKGROUNDS,
     CANVAS,
+    CELLS,
     COLOURS,
     KINDS,
     SIZES,
@@ -27,9 +28,14 @@ from seqdream_devkit.world import (
     random_scene,
     random_thing,
     render,
+    render_marked,
 )
 
 EDITS = ("add", "remove", "recolour", "resize", "move", "replace", "background")
+MARKED_EDITS = ("remove", "recolour", "move")  # edits of the object a user marked with a box
+COMPOSITIONS = ("gather", "pick", "swap")  # the ways of composing 3-10 references
+MAX_REFERENCES = 10
+MAX_OBJECTS = 6  # the most objects a composition puts together
 COLOUR_CYCLE = ("red", "orange", "yellow", "green", "blue", "purple")
 
 
@@ -116,6 +122,110 @@ def compose(rng: random.Random, *, held: bool | str | None = False) -> Example:
             target = replace(first, background=second.background)
             prompt = wording.compose_prompt(rng, held=held)
             return Example("compose", prompt, (render(first), render(second)), render(target), target)
+
+
+def marked_edit(rng: random.Random, kind: str | None = None, *, held: bool | str | None = False) -> Example:
+    """An edit of the object the user boxed in the reference; the target carries no mark."""
+    kind = kind or rng.choice(MARKED_EDITS)
+    source = random_scene(rng, count=rng.randint(2, 3))
+    things = list(source.things)
+    index = rng.randrange(len(things))
+    old = things[index]
+    if kind == "remove":
+        prompt = wording.marked_instruction(kind, rng, held=held)
+        target = source.with_things(things[:index] + things[index + 1 :])
+    elif kind == "recolour":
+        colour = rng.choice([c for c in COLOURS if c not in (old.colour, source.background)])
+        things[index] = replace(old, colour=colour)
+        prompt, target = wording.marked_instruction(kind, rng, value=colour, held=held), source.with_things(things)
+    elif kind == "move":
+        column, row = rng.choice(source.free_cells())
+        things[index] = replace(old, column=column, row=row)
+        prompt = wording.marked_instruction(kind, rng, destination=(column, row), held=held)
+        target = source.with_things(things)
+    else:
+        raise ValueError(f"unknown marked edit {kind!r}")
+    return Example(f"marked-{kind}", prompt, (render_marked(source, old),), render(target), target)
+
+
+def compose_many(
+    rng: random.Random, way: str | None = None, references: int | None = None, *, held: bool | str | None = False
+) -> Example:
+    """A composition of 3-10 references (`references`), in one of COMPOSITIONS:
+
+    gather: the one object of each of images I..J (or a listed few) together on a named background;
+    pick:   one named object from each of 2-3 images on the background of another image;
+    swap:   the objects of image J on the background of image K (the two-image compose, any indices).
+    The images not named are distractors: random scenes the target takes nothing from.
+    """
+    way = way or rng.choice(COMPOSITIONS)
+    count = references or rng.randint(3, MAX_REFERENCES)
+    while True:
+        made = _COMPOSERS[way](rng, count, held)
+        if made is not None:
+            prompt, scenes, target = made
+            return Example(f"compose-{way}", prompt, tuple(render(scene) for scene in scenes), render(target), target)
+
+
+def _distinct_cells(rng: random.Random, count: int) -> list[tuple[str, str]]:
+    return rng.sample(CELLS, count)
+
+
+def _gather(rng: random.Random, count: int, held: bool | str | None) -> tuple[str, list[Scene], Scene] | None:
+    taken = rng.randint(2, min(count, MAX_OBJECTS))
+    if rng.random() < 0.5:  # a run of images, most often from image 1
+        first = 1 if rng.random() < 0.6 else rng.randint(1, count - taken + 1)
+        indices = list(range(first, first + taken))
+    else:
+        indices = sorted(rng.sample(range(1, count + 1), taken))
+    background = rng.choice(BACKGROUNDS)
+    scenes = [random_scene(rng) for _ in range(count)]
+    chosen = []
+    for index, (column, row) in zip(indices, _distinct_cells(rng, taken), strict=True):
+        thing = Thing(
+            kind=rng.choice(KINDS), colour=rng.choice([c for c in COLOURS if c != background]),
+            size=rng.choice(tuple(SIZES)), column=column, row=row,
+        )  # fmt: skip
+        own_background = rng.choice([b for b in BACKGROUNDS if b != thing.colour])
+        scenes[index - 1] = Scene(own_background, (thing,))
+        chosen.append(thing)
+    return wording.gather_prompt(rng, indices, background, held=held), scenes, Scene(background, tuple(chosen))
+
+
+def _pick(rng: random.Random, count: int, held: bool | str | None) -> tuple[str, list[Scene], Scene] | None:
+    taken = rng.randint(2, min(3, count - 1))
+    images = rng.sample(range(1, count + 1), taken + 1)
+    background_image, picked_images = images[0], images[1:]
+    scenes = [random_scene(rng) for _ in range(count)]
+    background = scenes[background_image - 1].background
+    picks, chosen = [], []
+    for index, (column, row) in zip(picked_images, _distinct_cells(rng, taken), strict=True):
+        thing = Thing(
+            kind=rng.choice(KINDS), colour=rng.choice([c for c in COLOURS if c != background]),
+            size=rng.choice(tuple(SIZES)), column=column, row=row,
+        )  # fmt: skip
+        scene = Scene(rng.choice([b for b in BACKGROUNDS if b != thing.colour]), (thing,))
+        for _ in range(rng.randint(0, 2)):  # other objects of the same image stay behind
+            other = random_thing(rng, scene)
+            if other.kind != thing.kind:
+                scene = scene.with_things(scene.things + (other,))
+        scenes[index - 1] = scene
+        picks.append((wording.object_name(scene, thing, short=True), index))
+        chosen.append(thing)
+    return wording.pick_prompt(rng, picks, background_image, held=held), scenes, Scene(background, tuple(chosen))
+
+
+def _swap(rng: random.Random, count: int, held: bool | str | None) -> tuple[str, list[Scene], Scene] | None:
+    objects_image, background_image = rng.sample(range(1, count + 1), 2)
+    scenes = [random_scene(rng) for _ in range(count)]
+    first, second = scenes[objects_image - 1], scenes[background_image - 1]
+    if first.background == second.background or any(t.colour == second.background for t in first.things):
+        return None
+    target = replace(first, background=second.background)
+    return wording.swap_prompt(rng, objects_image, background_image, held=held), scenes, target
+
+
+_COMPOSERS = {"gather": _gather, "pick": _pick, "swap": _swap}
 
 
 def _frame(background: str, kind: str, colour: str, centre: tuple[float, float], diameter: float) -> Image.Image:

@@ -24,7 +24,7 @@ prefix   := "an image of " | "a picture of " | "a drawing of "
 body     := objects " on a " C " background" | objects " against a " C " background"
           | "a " C " background with " objects | "on a " C " background, " objects
 objects  := object | object (", " object)* (" and " | ", and " | ", ") object
-object   := "a " size " " colour " " kind " " position
+object   := "a " size " " colour " " kind " " position | position " a " size " " colour " " kind
 position := "at the top left" | "at the top" | "on the left" | "in the center" | ... (9 cells)
 edit     := ("add" | "draw") object
           | ("remove" | "delete" | "erase") name
@@ -34,6 +34,17 @@ edit     := ("add" | "draw") object
           | ("replace " name " with" | "turn " name " into" | "change " name " into") object-without-position
           | ("change" | "set") " the background to " C | ("make" | "turn") " the background " C
 compose  := "put the objects from image 1 on the background of image 2" (or "place the shapes ...", "onto")
+          | "put the objects of images " I " to " J " together on a " C " background"
+          | "combine the shapes from images " I " to " J " on a " C " background"
+          | "put the objects of images " I ", " J " and " K " together on a " C " background"
+          | ["put "] picked " on the background of image " K
+          | "take " picked " and put them on the background of image " K
+          | "the background of image " I " with the objects of image " J
+          | "put the objects from image " I " on the background of image " J      (I, J, K: 1-10)
+marked   := ("remove" | "delete" | "erase") mark | ("make" | "turn") mark " " colour | "change " mark " to " colour
+          | "move " mark " to the " place | ("put" | "place") mark " " position
+picked   := "the " kind " from image " I " and the " kind " from image " J   (2 or 3 of them)
+mark     := "the marked object" | "the marked shape" | "the object in the box"   (the box the user drew)
 group    := ("a series of N images of " | "N images of " | "a sequence of N frames of "
           | "a set of N pictures showing ") what      (N: 2-14, in digits or words)
 what     := "a small " colour " " kind " moving from left to right" | "a " colour " " kind " moving"
@@ -51,6 +62,7 @@ BODIES = (
     "on a {bg} background, {objects}",
 )
 JOINERS = (" and ", ", and ", ", ")
+POSITION_FIRST_SHARE = 0.3  # captions that put each object's position before it ("at the top a red circle")
 FINALS = ("", ".")
 
 # Verbs of each edit kind, as templates over {name} (the object), {value} (colour, size,
@@ -123,10 +135,14 @@ def caption(scene: Scene, rng: random.Random, *, held: bool | str | None = False
 
     def build(r: random.Random) -> tuple[int, ...]:
         joiner = r.randrange(len(JOINERS)) if many else 0
-        return (r.randrange(len(PREFIXES)), r.randrange(len(BODIES)), joiner, r.randrange(2), r.randrange(2))
+        return (
+            r.randrange(len(PREFIXES)), r.randrange(len(BODIES)), joiner, r.randrange(2), r.randrange(2),
+            int(r.random() < POSITION_FIRST_SHARE),
+        )  # fmt: skip
 
-    prefix, body, joiner, capital, final = _draw(rng, held, build)
-    objects = join_objects([thing.phrase() for thing in scene.things], JOINERS[joiner])
+    prefix, body, joiner, capital, final, position_first = _draw(rng, held, build)
+    phrases = [thing.phrase(position_first=bool(position_first)) for thing in scene.things]
+    objects = join_objects(phrases, JOINERS[joiner])
     text = PREFIXES[prefix] + BODIES[body].format(objects=objects, bg=scene.background)
     return Style(bool(capital), FINALS[final]).apply(text)
 
@@ -167,6 +183,82 @@ def instruction(
     if destination is not None:  # "move … to the left", "put … on the left"
         value = position_phrase(*destination, destination=verbs[verb].startswith("move"))
     text = verbs[verb].format(name=name, value=value)
+    return Style(bool(capital), FINALS[final]).apply(text)
+
+
+GATHER_PROMPTS = (  # {images}: "images 1 to 4" or "images 1, 2 and 3"
+    "put the objects of {images} together on a {bg} background",
+    "combine the shapes from {images} on a {bg} background",
+    "the objects of {images} together on a {bg} background",
+)
+PICK_PROMPTS = (  # {picked}: "the circle from image 3 and the square from image 5"
+    "put {picked} on the background of image {k}",
+    "{picked} on the background of image {k}",
+    "take {picked} and put them on the background of image {k}",
+)
+SWAP_PROMPTS = (
+    "the background of image {k} with the objects of image {j}",
+    "put the objects from image {j} on the background of image {k}",
+    "place the shapes from image {j} onto the background of image {k}",
+)
+MARK_NAMES = ("the marked object", "the marked shape", "the object in the box")
+
+
+def image_list(indices: list[int], as_range: bool) -> str:
+    """ "images 1 to 4" (consecutive indices, `as_range`) or "images 1, 2 and 3"."""
+    if as_range:
+        return f"images {indices[0]} to {indices[-1]}"
+    return "images " + join_objects([str(index) for index in indices], " and ")
+
+
+def gather_prompt(rng: random.Random, indices: list[int], background: str, *, held: bool | str | None = False) -> str:
+    consecutive = len(indices) > 2 and indices == list(range(indices[0], indices[-1] + 1))  # "images 1 and 2"
+
+    def build(r: random.Random) -> tuple[int, ...]:
+        return (r.randrange(len(GATHER_PROMPTS)), r.randrange(2) if consecutive else 1, r.randrange(2), r.randrange(2))
+
+    prompt, listed, capital, final = _draw(rng, held, build)
+    text = GATHER_PROMPTS[prompt].format(images=image_list(indices, as_range=not listed), bg=background)
+    return Style(bool(capital), FINALS[final]).apply(text)
+
+
+def pick_prompt(
+    rng: random.Random, picks: list[tuple[str, int]], background_image: int, *, held: bool | str | None = False
+) -> str:
+    """`picks`: (object name, image index) of each object taken."""
+
+    def build(r: random.Random) -> tuple[int, ...]:
+        return (r.randrange(len(PICK_PROMPTS)), r.randrange(2), r.randrange(2))
+
+    prompt, capital, final = _draw(rng, held, build)
+    picked = join_objects([f"{name} from image {index}" for name, index in picks], " and ")
+    text = PICK_PROMPTS[prompt].format(picked=picked, k=background_image)
+    return Style(bool(capital), FINALS[final]).apply(text)
+
+
+def swap_prompt(rng: random.Random, objects: int, background: int, *, held: bool | str | None = False) -> str:
+    def build(r: random.Random) -> tuple[int, ...]:
+        return (r.randrange(len(SWAP_PROMPTS)), r.randrange(2), r.randrange(2))
+
+    prompt, capital, final = _draw(rng, held, build)
+    text = SWAP_PROMPTS[prompt].format(j=objects, k=background)
+    return Style(bool(capital), FINALS[final]).apply(text)
+
+
+def marked_instruction(
+    kind: str, rng: random.Random, *, value: str = "", destination: tuple[str, str] | None = None,
+    held: bool | str | None = False,
+) -> str:  # fmt: skip
+    """An edit of the object the user marked: `kind` is remove, recolour or move."""
+    verbs = EDIT_VERBS[kind]
+
+    def build(r: random.Random) -> tuple[int, ...]:
+        return (r.randrange(len(verbs)), r.randrange(len(MARK_NAMES)), r.randrange(2), r.randrange(2))
+
+    verb, name, capital, final = _draw(rng, held, build)
+    if destination is not None:
+        value = position_phrase(*destination, destination=verbs[verb].startswith("move"))
+    text = verbs[verb].format(name=MARK_NAMES[name], value=value)
     return Style(bool(capital), FINALS[final]).apply(text)
 
 

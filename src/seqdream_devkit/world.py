@@ -1,7 +1,8 @@
 """Scenes of simple shapes: vocabulary, captions and a crisp renderer.
 
-A scene is a background colour and 1-3 objects, each with a kind, a colour, a size and a
-cell of a 3x3 grid. Scenes render on a CANVAS x CANVAS image (the model's native size).
+A scene is a background colour and 1-3 objects (up to 6 in compositions), each with a kind, a
+colour, a size and a cell of a 3x3 grid. Scenes render on a CANVAS x CANVAS image (the model's
+native size). A reference may carry a user's mark: a box in MARK_COLOUR drawn around one object's cell.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "white": (245, 245, 245),
     "black": (20, 20, 20),
 }
+MARK_COLOUR = (255, 0, 255)  # the colour a user marks an object with: no object or background has it
+MARK_WIDTH = 2  # pixels at CANVAS
 BACKGROUNDS = ("white", "black", "blue", "green", "yellow", "purple")
 SIZES = {"small": 0.2, "large": 0.28}  # diameter as a fraction of the canvas
 COLUMNS = ("left", "center", "right")
@@ -43,8 +46,11 @@ class Thing:
     def cell(self) -> tuple[str, str]:
         return self.column, self.row
 
-    def phrase(self) -> str:
-        return f"a {self.size} {self.colour} {self.kind} {position_phrase(self.column, self.row)}"
+    def phrase(self, *, position_first: bool = False) -> str:
+        """ "a small red circle at the top left", or with `position_first` "at the top left a small red circle"."""
+        where = position_phrase(self.column, self.row)
+        what = f"a {self.size} {self.colour} {self.kind}"
+        return f"{where} {what}" if position_first else f"{what} {where}"
 
 
 @dataclass(frozen=True)
@@ -124,14 +130,35 @@ def render(scene: Scene, size: int = CANVAS) -> Image.Image:
     return image if size == CANVAS else image.resize((size, size), Image.Resampling.LANCZOS)
 
 
+def mark_box(column: str, row: str) -> tuple[float, float, float, float]:
+    """The box a user's mark draws around a cell: its outline stays inside the cell."""
+    step = CANVAS / 3
+    left, top = COLUMNS.index(column) * step, ROWS.index(row) * step
+    return left + 1, top + 1, left + step - 2, top + step - 2
+
+
+def render_marked(scene: Scene, marked: Thing, size: int = CANVAS) -> Image.Image:
+    """The scene with a user's mark (a MARK_COLOUR box) around `marked`."""
+    image = render(scene)
+    ImageDraw.Draw(image).rectangle(mark_box(*marked.cell), outline=MARK_COLOUR, width=MARK_WIDTH)
+    return image if size == CANVAS else image.resize((size, size), Image.Resampling.LANCZOS)
+
+
+def mark_pixels(image: Image.Image) -> int:
+    """How many pixels (at CANVAS) are the mark's colour: a mark left in an output shows here."""
+    small = image.convert("RGB").resize((CANVAS, CANVAS), Image.Resampling.BOX)
+    pixels = small.getdata()
+    return sum(1 for r, g, b in pixels if r > 180 and b > 180 and g < 110)
+
+
 def random_thing(rng: random.Random, scene: Scene) -> Thing:
     column, row = rng.choice(scene.free_cells())
     colour = rng.choice([name for name in COLOURS if name != scene.background])
     return Thing(kind=rng.choice(KINDS), colour=colour, size=rng.choice(tuple(SIZES)), column=column, row=row)
 
 
-def random_scene(rng: random.Random, count: int | None = None) -> Scene:
-    scene = Scene(background=rng.choice(BACKGROUNDS))
+def random_scene(rng: random.Random, count: int | None = None, background: str | None = None) -> Scene:
+    scene = Scene(background=background or rng.choice(BACKGROUNDS))
     for _ in range(count or rng.randint(1, 3)):
         scene = scene.with_things(scene.things + (random_thing(rng, scene),))
     return scene

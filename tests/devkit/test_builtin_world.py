@@ -4,14 +4,39 @@ from __future__ import annotations
 
 import io
 import random
+import re
 
 import pytest
 from PIL import Image, ImageDraw
 
 from seqdream.jobs.planner import plan_group, requested_count
 from seqdream_devkit.parser import find, parse
-from seqdream_devkit.tasks import COLOUR_CYCLE, EDITS, compose, edit, sequence, text_to_image
-from seqdream_devkit.world import CANVAS, COLOURS, KINDS, SIZES, draw_shape, position_phrase, random_scene, render
+from seqdream_devkit.tasks import (
+    COLOUR_CYCLE,
+    COMPOSITIONS,
+    EDITS,
+    MARKED_EDITS,
+    MAX_OBJECTS,
+    MAX_REFERENCES,
+    compose,
+    compose_many,
+    edit,
+    marked_edit,
+    sequence,
+    text_to_image,
+)
+from seqdream_devkit.world import (
+    CANVAS,
+    COLOURS,
+    KINDS,
+    SIZES,
+    Scene,
+    draw_shape,
+    mark_pixels,
+    position_phrase,
+    random_scene,
+    render,
+)
 
 
 def as_delivered(image: Image.Image, size: int = 1024) -> Image.Image:
@@ -49,8 +74,17 @@ def test_captions_name_every_attribute_in_every_wording() -> None:
             example = text_to_image(rng, held=held)
             text = example.prompt.lower()
             for thing in example.scene.things:
-                assert f"{thing.size} {thing.colour} {thing.kind} {position_phrase(thing.column, thing.row)}" in text
+                what, where = f"a {thing.size} {thing.colour} {thing.kind}", position_phrase(thing.column, thing.row)
+                assert f"{what} {where}" in text or f"{where} {what}" in text, text
             assert f"a {example.scene.background} background" in text
+
+
+def test_captions_put_positions_first_in_a_share_of_every_side_of_the_hold_out() -> None:
+    rng = random.Random(8)
+    for held in (False, True):
+        captions = [text_to_image(rng, held=held) for _ in range(300)]
+        first = [e for e in captions if all(t.phrase(position_first=True) in e.prompt.lower() for t in e.scene.things)]
+        assert 0.15 < len(first) / len(captions) < 0.45, len(first)
 
 
 @pytest.mark.parametrize("kind", EDITS)
@@ -70,6 +104,52 @@ def test_edits_change_only_what_they_say(kind: str) -> None:
             assert len(target.things) == len(source.things) - 1 and kept == set(target.things)
         else:
             assert len(kept) == len(source.things) - 1 and source.background == target.background
+
+
+@pytest.mark.parametrize("way", COMPOSITIONS)
+def test_compositions_of_three_to_ten_references_take_what_the_prompt_names(way: str) -> None:
+    rng = random.Random(way)
+    counts = set()
+    for _ in range(60):
+        example = compose_many(rng, way)
+        counts.add(len(example.references))
+        assert 3 <= len(example.references) <= MAX_REFERENCES
+        refs = [parse(image) for image in example.references]
+        target = parse(example.target)
+        assert target == example.scene and 1 <= len(target.things) <= MAX_OBJECTS
+        named = [int(n) for n in re.findall(r"\b(\d+)\b", example.prompt)]
+        assert all(1 <= n <= len(refs) for n in named), example.prompt
+        if way == "swap":  # the background of image K with the objects of image J
+            k = int(re.search(r"background (?:of|from) image (\d+)", example.prompt).group(1))
+            j = int(re.search(r"(?:objects|shapes) (?:of|from) image (\d+)", example.prompt).group(1))
+            assert target.background == refs[k - 1].background and target.things == refs[j - 1].things
+        elif way == "pick":  # each named object, from its named image, on image K's background
+            k = int(re.search(r"background of image (\d+)", example.prompt).group(1))
+            assert target.background == refs[k - 1].background
+            picks = re.findall(r"the (\w+) from image (\d+)", example.prompt.lower())
+            assert len(picks) == len(target.things), example.prompt
+            for kind, index in picks:
+                chosen = [t for t in refs[int(index) - 1].things if t.kind == kind]
+                assert len(chosen) == 1 and chosen[0] in target.things, example.prompt
+        else:  # the one object of each named image, together on the named background
+            assert f"on a {target.background} background" in example.prompt.lower()
+            span = re.search(r"images (\d+) to (\d+)", example.prompt)
+            images = range(int(span.group(1)), int(span.group(2)) + 1) if span else named
+            assert Scene(target.background, tuple(t for i in images for t in refs[i - 1].things)) == target
+    assert len(counts) >= 5  # reference counts spread over 3-10
+
+
+@pytest.mark.parametrize("kind", MARKED_EDITS)
+def test_marked_edits_change_the_boxed_object_and_leave_no_mark(kind: str) -> None:
+    rng = random.Random(kind)
+    for _ in range(30):
+        example = marked_edit(rng, kind)
+        (reference,) = example.references
+        assert mark_pixels(reference) > 60 and mark_pixels(example.target) == 0
+        assert mark_pixels(as_delivered(example.target)) == 0
+        assert "marked" in example.prompt.lower() or "in the box" in example.prompt.lower()
+        source, target = parse(render(Scene(example.scene.background, ()))), parse(example.target)
+        assert target == example.scene and source.background == target.background
 
 
 def test_composition_takes_objects_and_background_from_different_images() -> None:
