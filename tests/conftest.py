@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +31,7 @@ SLOW_MODULES = {
     "test_builtin_model", "test_cli", "test_durability", "test_playground", "test_postgres", "test_s3_storage",
     "test_sdk", "test_shutdown", "test_training", "test_architecture", "test_scale_out",
     "test_dialects", "test_delete", "test_operations", "test_acceleration", "test_gpu_bench", "test_code_blocks",
-    "test_cpu_sharing", "test_limits", "test_idempotency", "test_usage", "test_keys_cli",
+    "test_cpu_sharing", "test_limits", "test_idempotency", "test_usage", "test_keys_cli", "test_edges",
 }  # fmt: skip
 
 
@@ -39,6 +40,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         module = item.module.__name__ if isinstance(item, pytest.Function) and item.module else ""
         if module in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+# What no error body may show a client: a Python repr, a traceback, a source path.
+INTERNALS = re.compile(r"object at 0x[0-9a-f]|Traceback \(most recent|File \"[^\"]+\.py\"|site-packages/|\.py\", line")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_internals_in_error_bodies() -> Iterator[None]:
+    """Every 4xx/5xx answer the test-suite reads (in-process or from a server) is checked for internals."""
+    send = httpx.Client.send
+
+    def checked(self: httpx.Client, request: httpx.Request, **kwargs: object) -> httpx.Response:
+        response = send(self, request, **kwargs)  # type: ignore[arg-type]
+        kind = response.headers.get("content-type", "")
+        if response.status_code >= 400 and not kwargs.get("stream") and kind.startswith(("application/json", "text/")):
+            found = INTERNALS.search(response.text)
+            assert found is None, f"{request.method} {request.url.path} answered internals: {response.text[:500]}"
+        return response
+
+    httpx.Client.send = checked  # type: ignore[method-assign]
+    yield
+    httpx.Client.send = send  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,32 @@
-"""Strict number parsing for untrusted text: ASCII digits only.
+"""Every number and date a user sends, parsed strictly and bounded in one place.
 
 `str.isdigit()` accepts superscripts and other scripts' digits ("²", "٣") that `int()` then
-refuses or reads differently; every number a client sends goes through here instead.
+refuses or reads differently, and Python's integers have no limit while the database's columns
+do; so every number a client, an operator's command line or a setting sends goes through here:
+ASCII digits only, a bounded length, and the quantity's own range checked before any arithmetic.
+A bad value raises `BadValue`, whose message names the parameter and the form to use; the HTTP
+layer answers it with a 400 and the command line with exit status 2.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import date, timedelta
 
 _DIGITS = re.compile(r"[0-9]{1,18}")
+_SIGNED = re.compile(r"[+-]?[0-9]{1,18}")
+_DAY = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+
+INT32_MAX = 2**31 - 1  # the widest integer column (PostgreSQL's INTEGER)
+
+
+class BadValue(ValueError):
+    """A user's value out of form or range; `str()` is a message safe to show."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"{name}: {message}")
+        self.name = name
 
 
 def ascii_int(value: str | bytes | None) -> int | None:
@@ -18,3 +36,86 @@ def ascii_int(value: str | bytes | None) -> int | None:
     text = value.decode("latin-1") if isinstance(value, bytes) else value
     text = text.strip(" \t")
     return int(text) if _DIGITS.fullmatch(text) else None
+
+
+def _shown(value: str) -> str:
+    return repr(value[:40] + ("…" if len(value) > 40 else ""))
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A whole-number quantity a user sets: its name, range and what the range means."""
+
+    name: str
+    low: int
+    high: int
+
+    def parse(self, text: str, *, signed: bool = False) -> int:
+        """`text` as a whole number in [low, high] (`signed`: a leading + or - is allowed)."""
+        stripped = text.strip()
+        if not (_SIGNED if signed else _DIGITS).fullmatch(stripped):
+            form = "a whole number" + (" (+N or -N)" if signed else "")
+            raise BadValue(self.name, f"{_shown(text)} is not {form} written in digits 0-9")
+        return self.check(int(stripped))
+
+    def check(self, value: int) -> int:
+        if not self.low <= value <= self.high:
+            raise BadValue(self.name, f"{value} is outside {self.low}-{self.high}")
+        return value
+
+
+CREDITS = Quantity("credits", 0, INT32_MAX)  # images a key may still make
+RATE_PER_MIN = Quantity("rate", 0, 1_000_000)  # submits a minute (0: unlimited)
+MAX_ACTIVE = Quantity("max-active", 0, 1_000_000)  # tasks queued or running at once (0: unlimited)
+WEIGHT = (0.01, 100.0)  # a key's share of the workers
+
+
+def top_up(balance: int | None, add: int) -> int:
+    """The balance after adding `add` (which may be negative), refused below 0 or past CREDITS.high."""
+    after = (balance or 0) + add
+    if after < 0:
+        raise BadValue("add-credits", f"the key has {balance or 0} credits; taking {-add} would leave {after}")
+    if after > CREDITS.high:
+        raise BadValue("add-credits", f"the balance would be {after}, past the most a key holds ({CREDITS.high})")
+    return after
+
+
+def parse_weight(text: str) -> float:
+    low, high = WEIGHT
+    try:
+        weight = float(text.strip()) if re.fullmatch(r"[0-9]{1,4}(\.[0-9]{1,6})?", text.strip()) else None
+    except ValueError:  # pragma: no cover - the pattern admits only what float() reads
+        weight = None
+    if weight is None or not low <= weight <= high:
+        raise BadValue("weight", f"{_shown(text)}: a weight is a number from {low:g} to {high:g}")
+    return weight
+
+
+# Days a user names: a strict YYYY-MM-DD (UTC), clamped to a range any date arithmetic stays inside.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9999, 12, 30)
+
+
+def utc_day(text: str, name: str) -> date:
+    """A YYYY-MM-DD day (UTC) in ASCII digits, nothing before or after it; clamped to FIRST_DAY-LAST_DAY."""
+    match = _DAY.fullmatch(text.strip())
+    try:
+        day = date(*(int(part) for part in match.groups())) if match else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise BadValue(name, f"{_shown(text)} is not a day of the form YYYY-MM-DD (UTC)")
+    return min(max(day, FIRST_DAY), LAST_DAY)
+
+
+def day_span(start: str | None, end: str | None, today: date, *, default_days: int, max_days: int) -> tuple[date, date]:
+    """(first, last) days of a query, both included: `end` defaults to today, `start` to `default_days`
+    before `end`; refused when `start` is after `end` or the span is longer than `max_days`."""
+    last = utc_day(end, "to") if end is not None else today
+    first = utc_day(start, "from") if start is not None else max(FIRST_DAY, last - timedelta(days=default_days - 1))
+    if first > last:
+        raise BadValue("from", f"{first} is after to ({last})")
+    if (last - first).days >= max_days:
+        raise BadValue(
+            "from", f"a query spans at most {max_days} days ({first} to {last} is {(last - first).days + 1})"
+        )
+    return first, last

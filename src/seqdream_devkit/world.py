@@ -11,6 +11,7 @@ import math
 import random
 from dataclasses import dataclass, replace
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 CANVAS = 64
@@ -146,9 +147,9 @@ def render_marked(scene: Scene, marked: Thing, size: int = CANVAS) -> Image.Imag
 
 def mark_pixels(image: Image.Image) -> int:
     """How many pixels (at CANVAS) are the mark's colour: a mark left in an output shows here."""
-    small = image.convert("RGB").resize((CANVAS, CANVAS), Image.Resampling.BOX)
-    pixels = small.getdata()
-    return sum(1 for r, g, b in pixels if r > 180 and b > 180 and g < 110)
+    small = np.asarray(image.convert("RGB").resize((CANVAS, CANVAS), Image.Resampling.BOX)).astype(int)
+    red, green, blue = small[..., 0], small[..., 1], small[..., 2]
+    return int(((red > 180) & (blue > 180) & (green < 110)).sum())
 
 
 def random_thing(rng: random.Random, scene: Scene) -> Thing:

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
 from seqdream.api.deps import Caller, get_services, require_key
-from seqdream.api.envelope import APIError, success
+from seqdream.api.envelope import success
 from seqdream.db import ApiKey
 from seqdream.db.models import utcnow
+from seqdream.numbers import day_span
 from seqdream.services import Services
-from seqdream.tenancy.usage import day_range, totals, usage
+from seqdream.tenancy.usage import MAX_DAYS, USAGE_DAYS, day_range, totals, usage
 
 router = APIRouter(prefix="/api/v3", tags=["account"])
-MAX_DAYS = 366
 
 
 def _balance(services: Services, caller: Caller) -> dict[str, Any]:
@@ -35,15 +34,6 @@ async def balance(caller: Caller = Depends(require_key), services: Services = De
     return success(await run_in_threadpool(_balance, services, caller))
 
 
-def _parse_day(value: str | None, default: date, label: str) -> date:
-    if value is None:
-        return default
-    try:
-        return date.fromisoformat(value.strip()[:10])
-    except ValueError:
-        raise APIError(400, f"{label}: {value[:40]!r} is not a date of the form YYYY-MM-DD") from None
-
-
 @router.get("/usage", summary="The calling key's tasks, images and model seconds per day and model")
 async def get_usage(
     start: str | None = Query(None, alias="from", description="first day, YYYY-MM-DD (UTC); default: 30 days ago"),
@@ -51,13 +41,7 @@ async def get_usage(
     caller: Caller = Depends(require_key),
     services: Services = Depends(get_services),
 ) -> dict[str, Any]:
-    today = utcnow().date()
-    last = _parse_day(end, today, "to")
-    first = _parse_day(start, last - timedelta(days=29), "from")
-    if first > last:
-        raise APIError(400, f"from ({first}) is after to ({last})")
-    if (last - first).days >= MAX_DAYS:
-        raise APIError(400, f"a usage query spans at most {MAX_DAYS} days")
+    first, last = day_span(start, end, utcnow().date(), default_days=USAGE_DAYS, max_days=MAX_DAYS)
 
     def read() -> list[Any]:
         with services.db.session() as session:

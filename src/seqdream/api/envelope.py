@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from seqdream.numbers import BadValue
 from seqdream.storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,10 @@ def install_error_handlers(
             )
         return respond(request, exc.status_code, message)
 
+    @app.exception_handler(BadValue)
+    async def _bad_value(request: Request, exc: BadValue) -> JSONResponse:
+        return respond(request, 400, str(exc))
+
     @app.exception_handler(StorageError)
     async def _storage(request: Request, exc: StorageError) -> JSONResponse:
         log.error("storage error on %s %s: %s", request.method, request.url.path, exc)
@@ -122,4 +127,4 @@ def install_error_handlers(
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return respond(request, 500, f"internal error ({type(exc).__name__}); see the server log")
+        return respond(request, 500, "internal error; the server log has the details")

@@ -98,7 +98,13 @@ async def verify_image(
     anchors = trust_anchors(settings.c2pa_trust_anchors, settings.data_dir)
     try:
         report = await run_in_threadpool(
-            lambda: verify(data, trust_anchors=anchors, service_id=settings.provenance_service_id)
+            lambda: verify(
+                data,
+                trust_anchors=anchors,
+                service_id=settings.provenance_service_id,
+                max_bytes=settings.max_image_bytes,
+                max_pixels=settings.max_image_pixels,
+            )
         )
     except UnreadableImage as exc:
         raise APIError(400, f"image: {exc}") from exc

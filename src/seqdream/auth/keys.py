@@ -7,11 +7,13 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select, update
 
 from seqdream.db import ApiKey, Database, rows_changed
 from seqdream.db.models import utcnow
+from seqdream.numbers import CREDITS, MAX_ACTIVE, RATE_PER_MIN, WEIGHT, BadValue, top_up
 
 KEY_PREFIX = "sqd_"
 
@@ -77,16 +79,25 @@ class KeyRing:
 
     def update_limits(self, key_id_or_prefix: str, add_credits: int = 0, **limits: int | float | None) -> ApiKey | None:
         """Set a key's limits (a None value: back to the service's default; credits None: unmetered)
-        and add to its credits; returns the key as it is now, or None when no key matches."""
+        and add to its credits (negative: take some back); returns the key as it is now, or None when
+        no key matches. A top-up that would leave the balance below 0 or past CREDITS.high raises
+        BadValue and changes nothing, decided in the one UPDATE so concurrent submits cannot race it."""
         key = self.find(key_id_or_prefix)
         if key is None:
             return None
         with self.db.session() as session:
             values: dict[str, object] = dict(_limit_columns(limits))
-            if add_credits:
-                values["credits"] = func.coalesce(ApiKey.credits, 0) + add_credits
+            guard: list[Any] = []
+            if add_credits and "credits" in values:  # set and top up in one go: plain arithmetic
+                values["credits"] = top_up(values["credits"], add_credits)  # type: ignore[arg-type]
+            elif add_credits:
+                after = func.coalesce(ApiKey.credits, 0) + add_credits
+                values["credits"], guard = after, [after >= 0, after <= CREDITS.high]
             if values:
-                session.execute(update(ApiKey).where(ApiKey.id == key.id).values(**values))
+                result = session.execute(update(ApiKey).where(ApiKey.id == key.id, *guard).values(**values))
+                if guard and rows_changed(result) == 0:
+                    current = session.get(ApiKey, key.id, populate_existing=True)
+                    top_up(current.credits if current else 0, add_credits)  # raises with the reason
             return session.get(ApiKey, key.id, populate_existing=True)
 
     def verify(self, secret: str) -> ApiKey | None:
@@ -101,7 +112,15 @@ LIMIT_COLUMNS = ("rate_per_min", "max_active", "credits", "weight")
 
 
 def _limit_columns(limits: dict[str, int | float | None]) -> dict[str, int | float | None]:
+    """The limits as columns, each checked against its quantity's range (BadValue when out of it)."""
     unknown = set(limits) - set(LIMIT_COLUMNS)
     if unknown:
         raise ValueError(f"unknown key limits: {sorted(unknown)}")
+    for column, quantity in (("rate_per_min", RATE_PER_MIN), ("max_active", MAX_ACTIVE), ("credits", CREDITS)):
+        value = limits.get(column)
+        if value is not None:
+            quantity.check(int(value))
+    weight = limits.get("weight")
+    if weight is not None and not WEIGHT[0] <= weight <= WEIGHT[1]:
+        raise BadValue("weight", f"{weight} is outside {WEIGHT[0]:g}-{WEIGHT[1]:g}")
     return limits

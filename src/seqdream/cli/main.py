@@ -15,6 +15,7 @@ import typer
 
 from seqdream.config import Settings
 from seqdream.logs import configure as configure_logging
+from seqdream.numbers import CREDITS, MAX_ACTIVE, RATE_PER_MIN, BadValue, Quantity, day_span, parse_weight
 
 # Plain help text (click's): no type noise such as "<bool>" beside every flag.
 app = typer.Typer(
@@ -259,6 +260,14 @@ def generate(
 _UNSET = "keep"  # an option left out of `keys update`
 
 
+def _option(parse: Any, *args: Any, **kwargs: Any) -> Any:
+    """A value parsed by seqdream.numbers, a bad one reported as typer's usage error (exit status 2)."""
+    try:
+        return parse(*args, **kwargs)
+    except BadValue as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 def _rate(value: str) -> int | None:
     """'60/min', '2/s', '600/h' or '60' (per minute) to submits per minute; 'default': the service's."""
     text = value.strip().lower().replace(" ", "")
@@ -269,32 +278,27 @@ def _rate(value: str) -> int | None:
     number, _, unit = text.partition("/")
     per = {"": 1.0, "m": 1.0, "min": 1.0, "minute": 1.0, "s": 60.0, "sec": 60.0, "second": 60.0}
     per |= {"h": 1 / 60, "hour": 1 / 60}
-    if not number.isdigit() or unit not in per:
-        raise typer.BadParameter(f"{value!r}: write it as N/min, N/s or N/h (or 'default', 'unlimited')")
-    return max(1, math.ceil(int(number) * per[unit]))
+    form = "write it as N/min, N/s or N/h (or 'default', 'unlimited')"
+    try:
+        if unit not in per:
+            raise BadValue("rate", f"{value!r}: {form}")
+        count = RATE_PER_MIN.parse(number)
+        return RATE_PER_MIN.check(max(1, math.ceil(count * per[unit])))
+    except BadValue as exc:
+        raise typer.BadParameter(f"{exc}" if form in str(exc) else f"{exc}; {form}") from None
 
 
-def _count(value: str, label: str, none_word: str) -> int | None:
+def _count(value: str, quantity: Quantity, none_word: str) -> int | None:
     text = value.strip().lower()
     if text == none_word:
         return None
-    if text == "unlimited" and label == "max-active":
+    if text == "unlimited" and quantity is MAX_ACTIVE:
         return 0
-    if not text.isdigit():
-        raise typer.BadParameter(f"{label}: {value!r} is not a whole number (or '{none_word}')")
-    return int(text)
-
-
-def _weight(value: str) -> float | None:
-    if value.strip().lower() == "default":
-        return None
     try:
-        weight = float(value)
-    except ValueError:
-        weight = 0.0
-    if not 0.01 <= weight <= 100:
-        raise typer.BadParameter(f"{value!r}: a weight is a number from 0.01 to 100 (or 'default')")
-    return weight
+        return quantity.parse(value)
+    except BadValue as exc:
+        words = f"'{none_word}'" + (" or 'unlimited'" if quantity is MAX_ACTIVE else "")
+        raise typer.BadParameter(f"{exc} (or {words})") from None
 
 
 def _limits(rate: str, max_active: str, credits: str, weight: str) -> dict[str, int | float | None]:
@@ -302,11 +306,11 @@ def _limits(rate: str, max_active: str, credits: str, weight: str) -> dict[str, 
     if rate != _UNSET:
         limits["rate_per_min"] = _rate(rate)
     if max_active != _UNSET:
-        limits["max_active"] = _count(max_active, "max-active", "default")
+        limits["max_active"] = _count(max_active, MAX_ACTIVE, "default")
     if credits != _UNSET:
-        limits["credits"] = _count(credits, "credits", "unmetered")
+        limits["credits"] = _count(credits, CREDITS, "unmetered")
     if weight != _UNSET:
-        limits["weight"] = _weight(weight)
+        limits["weight"] = None if weight.strip().lower() == "default" else _option(parse_weight, weight)
     return limits
 
 
@@ -353,13 +357,21 @@ def keys_update(
     rate: str = typer.Option(_UNSET, metavar="RATE", help=_RATE_HELP, show_default=False),
     max_active: str = typer.Option(_UNSET, metavar="N", help=_ACTIVE_HELP, show_default=False),
     credits: str = typer.Option(_UNSET, metavar="N", help=_CREDITS_HELP, show_default=False),
-    add_credits: int = typer.Option(0, metavar="N", help="Add N credits (a top-up; an unmetered key starts at 0)."),
+    add_credits: str = typer.Option(
+        "0", metavar="N", help="Add N credits (a top-up; -N takes some back; an unmetered key starts at 0)."
+    ),
     weight: str = typer.Option(_UNSET, metavar="W", help=_WEIGHT_HELP, show_default=False),
 ) -> None:
     """Change a key's limits, credits or weight; they apply to the next submit, in every process."""
     settings = Settings()
     services = _services(settings)
-    found = services.keys.update_limits(key, add_credits=add_credits, **_limits(rate, max_active, credits, weight))
+    limits = _limits(rate, max_active, credits, weight)
+    added = _option(Quantity("add-credits", -CREDITS.high, CREDITS.high).parse, add_credits, signed=True)
+    try:
+        found = services.keys.update_limits(key, add_credits=added, **limits)
+    except BadValue as exc:
+        typer.echo(f"not changed: {exc}", err=True)
+        raise typer.Exit(1) from None
     if found is None:
         typer.echo(f"no key matches {key!r}", err=True)
         raise typer.Exit(1)
@@ -384,6 +396,8 @@ def verify_command(
 ) -> None:
     """Check images for seqdream's marks (C2PA manifest, invisible watermark).
 
+    Only this service's marks count: a manifest signed by its own certificate (one that chains to its
+    local CA or SEQDREAM_C2PA_TRUST_ANCHORS) or its watermark; a manifest anyone else signed is named as such.
     Exit status: 0 when every image carries them, 1 when any has none, 2 when any cannot be read."""
     import json
 
@@ -394,9 +408,19 @@ def verify_command(
     status = 0
     for path in images:
         try:
-            report = verify(path.read_bytes(), trust_anchors=anchors, service_id=settings.provenance_service_id)
-        except (OSError, UnreadableImage) as exc:
-            typer.echo(f"{path}: cannot be read: {exc}", err=True)
+            report = verify(
+                _read_bounded(path, settings.max_image_bytes),
+                trust_anchors=anchors,
+                service_id=settings.provenance_service_id,
+                max_bytes=settings.max_image_bytes,
+                max_pixels=settings.max_image_pixels,
+            )
+        except OSError as exc:
+            typer.echo(f"{path}: cannot be read: {exc.strerror or 'input/output error'}", err=True)
+            status = 2
+            continue
+        except UnreadableImage as exc:
+            typer.echo(f"{path}: {exc}", err=True)
             status = 2
             continue
         if not report.from_seqdream:
@@ -408,21 +432,27 @@ def verify_command(
         if not manifest.present:
             c2pa_text = "no C2PA manifest"
         else:
-            trust = (
-                "trusted"
-                if manifest.trusted
-                else ("valid, signer not in the trust list" if manifest.valid else "INVALID")
-            )
+            signer = {
+                "this service": "signed by this service",
+                "another party": "signed by another party, not this service",
+                "nobody": "INVALID signature or tampered",
+            }[report.signed_by or "nobody"]
             tasks = ", ".join(report.task_ids) or "?"
-            c2pa_text = f"C2PA manifest by {manifest.claim_generator} ({trust}; task {tasks})"
+            c2pa_text = f"C2PA manifest claiming {manifest.claim_generator} ({signer}; task {tasks})"
         if mark.found:
             owner = "this service" if mark.ours else f"another seqdream service (tag {mark.service})"
             mark_text = f"watermark of {owner}, task tag {mark.task_tag}"
         else:
             mark_text = "no watermark"
-        verdict = "AI-generated by seqdream" if report.from_seqdream else "no seqdream marks"
+        verdict = "AI-generated by this seqdream service" if report.from_seqdream else "no marks of this service"
         typer.echo(f"{path}: {verdict}: {c2pa_text}; {mark_text}")
     raise typer.Exit(status)
+
+
+def _read_bounded(path: Path, max_bytes: int) -> bytes:
+    """A file's bytes, at most one past the limit (so a huge file is refused without reading it all)."""
+    with path.open("rb") as handle:
+        return handle.read(max_bytes + 1)
 
 
 @app.command("usage")
@@ -431,16 +461,10 @@ def usage_command(
     end: str = typer.Option(None, "--to", metavar="DAY", help="Last day, YYYY-MM-DD (UTC), included; default today."),
 ) -> None:
     """Print every key's tasks, images and model seconds per day and model."""
-    from datetime import date, timedelta
-
     from seqdream.db.models import utcnow
-    from seqdream.tenancy.usage import day_range, totals, usage
+    from seqdream.tenancy.usage import MAX_DAYS, USAGE_DAYS, day_range, totals, usage
 
-    try:
-        last = date.fromisoformat(end) if end else utcnow().date()
-        first = date.fromisoformat(start) if start else last - timedelta(days=29)
-    except ValueError as exc:
-        raise typer.BadParameter(f"dates are written YYYY-MM-DD ({exc})") from None
+    first, last = _option(day_span, start, end, utcnow().date(), default_days=USAGE_DAYS, max_days=MAX_DAYS)
     services = _services(Settings())
     names = {key.id: f"{key.name} ({key.prefix}…)" for key in services.keys.list()}
     with services.db.session() as session:

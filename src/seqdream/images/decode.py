@@ -81,10 +81,15 @@ def check_header(data: bytes, *, max_bytes: int, max_pixels: int) -> None:
     if len(data) > max_bytes:
         raise ImageInputError(f"is {len(data)} bytes; the limit is {max_bytes} bytes")
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise ImageInputError("could not be decoded as an image") from exc
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is checked below
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+    except Image.DecompressionBombError:
+        raise ImageInputError(f"has more pixels than the limit of {max_pixels} in all") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        accepted = ", ".join(sorted(ACCEPTED_FORMATS))
+        raise ImageInputError(f"could not be decoded as an image (accepted formats: {accepted})") from exc
     if width * height > max_pixels:
         raise ImageInputError(f"is {width}x{height} pixels; the limit is {max_pixels} pixels in all")
 

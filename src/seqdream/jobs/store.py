@@ -63,12 +63,12 @@ class JobStore:
         job_id = job_id or uuid.uuid4().hex
         try:
             with self.db.session() as session:
-                now = utcnow()
-                key = lock_key(session, api_key_id, now) if api_key_id is not None else None
+                key = lock_key(session, api_key_id) if api_key_id is not None else None
                 if key is None and self.db.is_sqlite:
                     # No key row to lock: take SQLite's write lock before reading, so that two
                     # submits of one idempotency key queue behind each other instead of colliding.
                     session.execute(update(Job).where(false()).values(status=Job.status))
+                now = utcnow()  # after the lock: time spent waiting for it is not counted in a window
                 if idempotent is not None and (earlier := idempotency.find(session, idempotent, now)) is not None:
                     found = session.get(Job, earlier)
                     if found is not None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from seqdream.images.decode import ImageInputError, check_header
 from seqdream.provenance import watermark
 from seqdream.provenance.content_credentials import MIME, ManifestReport, read_manifest
 from seqdream.provenance.credentials import local_ca
@@ -36,10 +37,22 @@ class ProvenanceReport:
     watermark: WatermarkReport
 
     @property
+    def signed_by(self) -> str | None:
+        """Who signed the manifest: "this service" when its certificate chains to this service's trust
+        anchors (its own local CA, or the configured ones), "another party" when the signature is
+        valid but chains to neither (anyone can make such a manifest and name seqdream in it),
+        "nobody" when it is invalid or tampered; None without a manifest."""
+        if not self.c2pa.present:
+            return None
+        if self.c2pa.trusted:
+            return "this service"
+        return "another party" if self.c2pa.valid else "nobody"
+
+    @property
     def from_seqdream(self) -> bool:
-        """A valid seqdream manifest, or the watermark of a seqdream service."""
-        made_here = (self.c2pa.claim_generator or "").startswith("seqdream/") and self.c2pa.valid
-        return made_here or self.watermark.found
+        """Made by this service: a seqdream manifest signed by it, or this service's watermark."""
+        signed_here = self.signed_by == "this service" and (self.c2pa.claim_generator or "").startswith("seqdream/")
+        return signed_here or self.watermark.ours
 
     @property
     def task_ids(self) -> list[str]:
@@ -48,18 +61,27 @@ class ProvenanceReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "marked": self.from_seqdream,
+            "signed_by": self.signed_by,
             "format": self.format,
             "c2pa": self.c2pa.as_dict(),
             "watermark": self.watermark.as_dict(),
         }
 
 
-def verify(data: bytes, *, trust_anchors: list[Path], service_id: str) -> ProvenanceReport:
+def verify(
+    data: bytes, *, trust_anchors: list[Path], service_id: str, max_bytes: int, max_pixels: int
+) -> ProvenanceReport:
+    """The marks `data` carries. UnreadableImage (a message safe to show) for what is not an
+    image, or is past the byte or pixel limits: those are read from the header, before decoding."""
+    try:
+        check_header(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    except ImageInputError as exc:
+        raise UnreadableImage(str(exc)) from exc
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise UnreadableImage(f"not an image this service can read ({exc})") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise UnreadableImage("could not be decoded as an image: the file is damaged") from exc
     fmt = image.format or "?"
     mime = MIME.get(fmt.lower())
     manifest = read_manifest(data, mime, trust_anchors) if mime else ManifestReport(present=False)

@@ -53,9 +53,9 @@ class LimitExceeded(Exception):
         self.status, self.message, self.retry_after_s = status, message, retry_after_s
 
 
-def lock_key(session: Session, key_id: str, now: datetime) -> ApiKey | None:
+def lock_key(session: Session, key_id: str) -> ApiKey | None:
     """The key's row, locked until the transaction ends (None for an id with no row)."""
-    session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_submit_at=now))
+    session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_submit_at=utcnow()))
     return session.get(ApiKey, key_id, populate_existing=True)
 
 
@@ -71,9 +71,12 @@ def admit(session: Session, key: ApiKey, limits: KeyLimits, images: int, now: da
             .limit(limits.rate_per_min)
         ).all()
         if len(recent) >= limits.rate_per_min:
+            # The oldest submit in the window leaves it at recent[0] + WINDOW: a slot is free by then.
             wait = math.ceil((recent[0] + WINDOW - now).total_seconds())
             raise LimitExceeded(
-                429, f"rate limit: this key may submit {limits.rate_per_min} tasks a minute", max(1, wait)
+                429,
+                f"rate limit: this key may submit {limits.rate_per_min} tasks a minute",
+                min(max(1, wait), int(WINDOW.total_seconds())),
             )
     if limits.max_active:
         active = session.scalar(

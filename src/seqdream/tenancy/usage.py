@@ -16,6 +16,9 @@ from sqlalchemy.orm import Session
 from seqdream.db import ApiKey, Job, JobStatus, UsageRecord
 from seqdream.db.models import utcnow
 
+USAGE_DAYS = 30  # what a usage query without a first day covers, its last day included
+MAX_DAYS = 366  # the longest span one usage query may cover
+
 
 def settle(session: Session, job_id: str) -> None:
     """Record a job that just ended and refund its unused credits (once, whichever path ends it)."""
