@@ -90,3 +90,51 @@ def test_day_spans_at_the_calendars_ends_are_clamped_before_any_arithmetic() -> 
         day_span("2026-12-02", "2026-12-01", today, default_days=30, max_days=366)
     with pytest.raises(BadValue, match="at most 366 days"):
         day_span("0001-01-01", "9999-12-31", today, default_days=30, max_days=366)
+
+
+# Every number an HTTP route takes, each sent at the class's edges: 200 or a 400 that names the field.
+# (route, field, other fields, the field's range, whether the route waits for the images)
+NUMERIC_FIELDS = [
+    ("/api/v3/bytedance/seedream-v4", "seed", {"prompt": "p"}, (-1, 2**31 - 1), False),
+    ("/api/v3/bytedance/seedream-v4/sequential", "max_images", {"prompt": "p"}, (1, 14), False),
+    ("/api/v3/images/generations", "seed", {"model": "seedream-4-0-250828", "prompt": "p"}, (-1, 2**31 - 1), True),
+    ("/v1/images/generations", "n", {"prompt": "p"}, (1, 14), True),
+    ("/v1/images/generations", "output_compression", {"prompt": "p", "output_format": "jpeg"}, (0, 100), True),
+]
+EDGE_VALUES = [0, -1, -2, 2**31 - 1, 2**31, 2**63, 10**20, 1.5, "٣", "", None, "12", True]
+
+
+@pytest.mark.parametrize(("path", "field", "base", "bounds", "waits"), NUMERIC_FIELDS, ids=lambda v: str(v)[:40])
+def test_numeric_fields_at_their_edges_answer_200_or_a_400_naming_them(
+    app_client, path, field, base, bounds, waits
+) -> None:  # type: ignore[no-untyped-def]
+    low, high = bounds
+    for value in EDGE_VALUES:
+        valid = type(value) is int and low <= value <= high
+        if (valid or value is None) and waits:  # Ark reads null as "the default"
+            continue  # a route that waits for its images would wait for a worker this app does not have
+        answer = app_client.post(path, json={**base, field: value})
+        expected = (200, 400) if value is None else ((200,) if valid else (400,))
+        assert answer.status_code in expected, (field, value, answer.status_code, answer.text)
+        if answer.status_code == 400:
+            body = answer.json()
+            message = body.get("message") or body.get("error", {}).get("message", "")
+            assert field in message, (field, value, message)
+
+
+@pytest.mark.parametrize("param", ["page", "page_size"])
+def test_listing_pages_at_their_edges_answer_200_or_a_400_naming_them(app_client, param: str) -> None:  # type: ignore[no-untyped-def]
+    for value in ["0", "-1", "1", "100", "101", "9" * 20, "1.5", "٣", "", "1e3"]:
+        answer = app_client.get("/api/v3/predictions", params={param: value})
+        assert answer.status_code in (200, 400), (param, value, answer.text)
+        if answer.status_code == 400:
+            assert param in answer.json()["message"], answer.text
+
+
+@pytest.mark.parametrize("value", ["9999-12-31", "0001-01-01", "2026-12-01' OR '1'='1", "٢٠٢٦-١٢-٠١", "", "x" * 5000])
+def test_usage_days_in_process_answer_200_or_400(app_client, value: str) -> None:  # type: ignore[no-untyped-def]
+    for param in ("from", "to"):
+        answer = app_client.get("/api/v3/usage", params={param: value})
+        assert answer.status_code in (200, 400), (param, value, answer.text)
+        if answer.status_code == 400:
+            assert answer.json()["message"].startswith(("from: ", "to: ")), answer.text
