@@ -4,7 +4,7 @@
 # The CUDA wheels carry their own CUDA libraries; the host needs the NVIDIA driver and the
 # NVIDIA Container Toolkit (`docker run --gpus all ...`). The image runs `seqdream`; pass the command:
 #   docker run -p 8000:8000 -v seqdream-data:/data seqdream:cpu serve
-#   docker run --gpus all -e SEQDREAM_DATABASE_URL=... seqdream:cuda worker --metrics-port 9100
+#   docker run --gpus all -e SEQDREAM_DATABASE_URL=... seqdream:cuda worker --metrics-port 9100 --metrics-host 0.0.0.0
 # Stopping: a running task gets SEQDREAM_SHUTDOWN_GRACE_S (7 s here, inside `docker stop`'s default
 # 10 s) to finish, then goes back to the queue. For longer grace, raise both together:
 #   docker run --stop-timeout 35 -e SEQDREAM_SHUTDOWN_GRACE_S=30 ...

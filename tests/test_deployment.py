@@ -50,7 +50,8 @@ def test_every_command_line_is_one_the_cli_takes() -> None:
     ]
     commands += [kube("Deployment", name)["spec"]["template"]["spec"]["containers"][0]["args"]
                  for name in ("seqdream-api", "seqdream-worker")]  # fmt: skip
-    assert ["serve", "--workers", "0"] in commands and ["worker", "--metrics-port", "9100"] in commands
+    assert ["serve", "--workers", "0"] in commands
+    assert ["worker", "--metrics-port", "9100", "--metrics-host", "0.0.0.0"] in commands
     for command in commands:
         result = subprocess.run([sys.executable, "-m", "seqdream.cli.main", *command, "--help"],
                                 capture_output=True, text=True, timeout=60)  # fmt: skip

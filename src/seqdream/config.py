@@ -43,7 +43,10 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(3, ge=1)
     poll_interval_s: float = Field(0.2, gt=0)
     shutdown_grace_s: float = Field(20.0, ge=0)  # on SIGINT/SIGTERM running jobs may finish this long
-    storage_retry_s: float = Field(30.0, gt=0)  # wait before retrying a job whose outputs failed to save
+    storage_retry_s: float = Field(2.0, gt=0)  # a job handed back after an outage runs again no sooner than this
+    # Attempts a job may spend on outages of the database or storage (workers pause while one lasts,
+    # so each outage costs a running job one attempt) before it fails with the outage as its error.
+    job_max_dependency_attempts: int = Field(12, ge=1)
     retention_hours: float = Field(168.0, gt=0)  # outputs and uploads are deleted after this
 
     # Webhooks (WaveSpeed's `webhook`): signed POSTs from a durable outbox, retried with back-off.

@@ -71,8 +71,8 @@ def check(timeout_s: float = 3.0) -> tuple[bool, str]:
     return age <= HEARTBEAT_STALE_S, f"worker heartbeat {age:.0f} s ago (stale after {HEARTBEAT_STALE_S:.0f} s)"
 
 
-def serve_worker_status(port: int, metrics: Callable[[], bytes], ready: Callable[[], dict[str, Any]]) -> str:
-    """Serve /metrics, /health/live and /health/ready on `port` in a daemon thread; returns the live URL."""
+def serve_worker_status(host: str, port: int, metrics: Callable[[], bytes], ready: Callable[[], dict[str, Any]]) -> str:
+    """Serve /metrics, /health/live and /health/ready on `host`:`port` in a daemon thread; returns the live URL."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
@@ -99,6 +99,7 @@ def serve_worker_status(port: int, metrics: Callable[[], bytes], ready: Callable
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - probes every few seconds: quiet
             pass
 
-    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    server = ThreadingHTTPServer((host, port), Handler)
     threading.Thread(target=server.serve_forever, name="worker-status", daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}/health/live"
+    local = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    return f"http://{local}:{server.server_address[1]}/health/live"

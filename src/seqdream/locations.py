@@ -15,8 +15,10 @@ _KEY_PART = re.compile(rf"^{_PART}$")
 
 
 # ---- blob keys ------------------------------------------------------------------------------
-def output_key(job_id: str, index: int, fmt: str) -> str:
-    return f"outputs/{job_id}/{index}.{fmt}"
+def output_key(job_id: str, index: int, fmt: str, attempt: str) -> str:
+    """Output `index` of one attempt at a job: a worker that lost its job to another (it stalled past
+    its lease) writes under its own attempt's names, so it can never change the files that were delivered."""
+    return f"outputs/{job_id}/{index}-{attempt}.{fmt}"
 
 
 def input_key(job_id: str, index: int, extension: str) -> str:

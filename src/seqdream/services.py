@@ -11,11 +11,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
+
+from sqlalchemy import select
 
 from seqdream.auth.keys import KeyRing
 from seqdream.config import Settings
 from seqdream.db import Database, migrate
 from seqdream.db.notify import JOB_ENDED, NEW_JOB, Listener
+from seqdream.dependencies import STORAGE, one_line
 from seqdream.engines.base import Engine
 from seqdream.engines.registry import load_engine
 from seqdream.images.fetch import FetchPolicy
@@ -24,7 +28,7 @@ from seqdream.jobs.store import JobStore
 from seqdream.jobs.worker import Detector, EngineHolder, Worker, WorkerPool
 from seqdream.provenance.marking import Marker
 from seqdream.safety.nsfw import DisabledDetector, NudeNetDetector
-from seqdream.storage import BlobStore, open_blob_store
+from seqdream.storage import TrackedBlobStore, open_blob_store
 from seqdream.storage.uploads import UploadStore
 from seqdream.webhooks.dispatcher import WebhookDispatcher
 from seqdream.webhooks.store import WebhookStore
@@ -63,7 +67,7 @@ class Services:
     settings: Settings
     db: Database
     jobs: JobStore
-    blobs: BlobStore
+    blobs: TrackedBlobStore
     uploads: UploadStore
     keys: KeyRing
     webhooks: WebhookStore
@@ -155,6 +159,26 @@ class Services:
     def start_webhooks(self) -> WebhookDispatcher:
         """The process's webhook sender, started (every process that runs workers runs one)."""
         return WebhookDispatcher(self.webhooks, self.jobs, self.blobs, self.fetch_policy, self.settings).start()
+
+    def readiness(self, pool: WorkerPool | None) -> dict[str, Any]:
+        """What `/health/ready` answers, in `serve` and on a worker's probe port alike: ready while the
+        database answers, storage took its last write, and (with workers here) one is alive with its model."""
+        try:
+            with self.db.session() as session:
+                session.execute(select(1))
+            database = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            database = f"unavailable: {one_line(exc)}"
+        checks: dict[str, Any] = {
+            "database": database,
+            "storage": "ok" if STORAGE.up else f"unavailable: {STORAGE.reason}",
+        }
+        ready = database == "ok" and STORAGE.up
+        if pool is not None:  # an API-only process serves without a model
+            checks["engine"] = self.engines.state
+            checks["workers_alive"] = pool.alive_count()
+            ready = ready and checks["engine"] == "ready" and pool.alive_count() > 0
+        return {"status": "ready" if ready else "not ready", **checks}
 
     def close(self) -> None:
         self.db.dispose()

@@ -59,7 +59,8 @@ def test_a_worker_answers_probes_on_its_metrics_port(tiny_model: Path, tmp_path:
         deadline = time.monotonic() + 60
         while (ready := httpx.get(base + "/health/ready")).status_code != 200 and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert ready.json() == {"status": "ready", "engine": "ready"}
+        assert ready.json() == {"status": "ready", "engine": "ready", "database": "ok", "storage": "ok",
+                                "workers_alive": 1}  # fmt: skip
         assert b"seqdream_" in httpx.get(base + "/metrics").content
         assert httpx.get(base + "/nope").status_code == 404
     finally:

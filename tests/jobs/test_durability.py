@@ -215,7 +215,7 @@ def test_a_really_full_disk_loses_nothing(tiny_model: Path, tmp_path: Path, smal
             assert refused.status_code == 503 and "nothing was queued" in refused.json()["message"]
             job_id = api.post(EDIT_SEQ, json={"prompt": "a noisy sky", "size": "2048*2048"}).json()["data"]["id"]
             deadline = time.monotonic() + 60
-            while "storage error" not in job_row(server.data_dir / "seqdream.db", job_id)["error"]:
+            while "storage unavailable" not in job_row(server.data_dir / "seqdream.db", job_id)["error"]:
                 assert time.monotonic() < deadline, "the full disk was never hit"
                 time.sleep(0.1)
             assert api.get(f"/api/v3/predictions/{job_id}/result").json()["data"]["status"] in ("created", "processing")

@@ -123,7 +123,7 @@ def test_full_disk_keeps_the_job_until_space_returns(services: Services) -> None
     try:
         job = services.jobs.create(model="m", request=REQUEST, seed=3, api_key_id=None)
         deadline = time.monotonic() + 30
-        while "storage error" not in services.jobs.get(job.id).error:
+        while "storage unavailable" not in services.jobs.get(job.id).error:
             assert time.monotonic() < deadline
             time.sleep(0.02)
         assert services.jobs.get(job.id).status in ("created", "processing")  # back in the queue, not failed

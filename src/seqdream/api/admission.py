@@ -8,8 +8,9 @@ from fastapi import Request
 from sqlalchemy.exc import SQLAlchemyError
 
 from seqdream.api.deps import Caller
-from seqdream.api.envelope import APIError
+from seqdream.api.envelope import RETRY_AFTER_OUTAGE_S, APIError
 from seqdream.db import Job
+from seqdream.dependencies import is_database_outage
 from seqdream.jobs.janitor import remove_inline_inputs
 from seqdream.jobs.request import JobRequest
 from seqdream.services import Services
@@ -75,4 +76,7 @@ def _refusal(exc: Exception) -> APIError:
         return APIError(exc.status, exc.message, headers)
     if isinstance(exc, IdempotencyConflict):
         return APIError(409, str(exc))
-    return APIError(503, f"could not record the task ({type(exc).__name__}); nothing was queued")
+    what = "the database is unavailable" if is_database_outage(exc) else "the task could not be recorded"
+    if isinstance(exc, OSError):
+        what = "storage is unavailable or full"
+    return APIError(503, f"{what}; nothing was queued, try again shortly", {"Retry-After": str(RETRY_AFTER_OUTAGE_S)})

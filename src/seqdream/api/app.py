@@ -15,7 +15,6 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from seqdream import __version__
@@ -124,23 +123,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def live() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/health/ready", tags=["service"], summary="Readiness: database reachable, engine loaded (503 if not)")
+    @app.get(
+        "/health/ready",
+        tags=["service"],
+        summary="Readiness: database and storage usable, a worker alive with its model (503 if not)",
+    )
     async def ready(services: Services = Depends(get_services)) -> JSONResponse:
-        def database_answers() -> bool:
-            try:
-                with services.db.session() as session:
-                    session.execute(select(1))
-                return True
-            except Exception:  # noqa: BLE001 - any failure means not ready
-                return False
-
-        checks = {"database": "ok" if await run_in_threadpool(database_answers) else "unreachable"}
-        if app.state.workers is not None:  # an API-only process serves without a model
-            checks["engine"] = services.engines.state
-        is_ready = checks["database"] == "ok" and checks.get("engine", "ready") == "ready"
-        return JSONResponse(
-            {"status": "ready" if is_ready else "not ready", **checks}, status_code=200 if is_ready else 503
-        )
+        state = await run_in_threadpool(services.readiness, app.state.workers)
+        return JSONResponse(state, status_code=200 if state["status"] == "ready" else 503)
 
     @app.get("/metrics", tags=["service"], summary="Prometheus metrics: queue by status, latencies, failures")
     async def metrics(request: Request) -> Response:

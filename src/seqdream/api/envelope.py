@@ -14,10 +14,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from seqdream.dependencies import STORAGE, is_database_outage
 from seqdream.numbers import BadValue
 from seqdream.storage import StorageError
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_OUTAGE_S = 5  # what a 503 of an unavailable database or storage tells the client to wait
 
 
 class APIError(Exception):
@@ -121,10 +123,17 @@ def install_error_handlers(
 
     @app.exception_handler(StorageError)
     async def _storage(request: Request, exc: StorageError) -> JSONResponse:
-        log.error("storage error on %s %s: %s", request.method, request.url.path, exc)
-        return respond(request, 503, "storage is unavailable; try again shortly")
+        STORAGE.failed(exc)  # one log line per outage
+        return unavailable(request, "storage")
+
+    def unavailable(request: Request, what: str) -> JSONResponse:
+        response = respond(request, 503, f"{what} is unavailable; try again shortly")
+        response.headers["Retry-After"] = str(RETRY_AFTER_OUTAGE_S)
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_database_outage(exc):  # recorded (and logged once) where the session failed
+            return unavailable(request, "the database")
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return respond(request, 500, "internal error; the server log has the details")

@@ -126,7 +126,10 @@ def worker(
         1, metavar="N", min=1, max=16, help="Worker threads in this process (they share one model)."
     ),
     metrics_port: int | None = typer.Option(
-        None, metavar="PORT", help="Serve Prometheus metrics at http://0.0.0.0:PORT/metrics."
+        None, metavar="PORT", help="Serve /metrics, /health/live and /health/ready on PORT."
+    ),
+    metrics_host: str = typer.Option(
+        "127.0.0.1", metavar="HOST", help="Interface the metrics port binds (0.0.0.0: every one, as in a container)."
     ),
     device: str | None = typer.Option(
         None, metavar="DEVICE", help="cpu, mps, cuda or cuda:N: one worker process per GPU [SEQDREAM_DEVICE]."
@@ -134,12 +137,14 @@ def worker(
 ) -> None:
     """Run workers against the configured database, in this process, until interrupted."""
     from seqdream.health import announce, heartbeat, serve_worker_status
+    from seqdream.jobs.worker import WorkerPool
 
     settings = _settings(device=device)
     configure_logging(settings.log_level)
     services = _services(settings)
     _check_provenance(services)
     url = None
+    pool: WorkerPool | None = None  # the readiness probe reads it once the workers start
     if metrics_port is not None:
         from prometheus_client import generate_latest
 
@@ -149,11 +154,9 @@ def worker(
             services.jobs, services.webhooks, lambda: services.engines.state, settings.metrics_key_labels
         )
 
-        def ready() -> dict[str, Any]:
-            state = services.engines.state
-            return {"status": "ready" if state == "ready" else "not ready", "engine": state}
-
-        url = serve_worker_status(metrics_port, lambda: generate_latest(registry), ready)
+        url = serve_worker_status(
+            metrics_host, metrics_port, lambda: generate_latest(registry), lambda: services.readiness(pool)
+        )
     announce(url)
     dispatcher = services.start_webhooks()
     wake = threading.Event()  # set by a NOTIFY of a new task (PostgreSQL): claim at once, not at the next poll
@@ -162,7 +165,7 @@ def worker(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: pool.on_signal())
     beats = 0
-    while not pool.stop.wait(0.5) and pool.alive():
+    while not pool.stop.wait(0.5):  # the pool restarts a worker thread that ends; only a signal stops this
         beats += 1
         if beats % 10 == 0:  # every 5 s: `seqdream health` reads a fresh heartbeat
             heartbeat()

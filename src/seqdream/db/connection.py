@@ -9,7 +9,10 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, Result, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+from seqdream.dependencies import DATABASE, is_database_outage
 
 
 def rows_changed(result: Result[Any]) -> int:
@@ -43,14 +46,21 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session that commits on success and rolls back on error."""
+        """A session that commits on success and rolls back on error. Whether the database answered
+        is recorded in `seqdream.dependencies.DATABASE` (one log line per outage, not per call)."""
         with self._sessions() as session:
             try:
                 yield session
                 session.commit()
-            except BaseException:
-                session.rollback()
+            except BaseException as exc:
+                if is_database_outage(exc):
+                    DATABASE.failed(exc)
+                try:
+                    session.rollback()
+                except SQLAlchemyError:  # the connection is gone: nothing to roll back
+                    pass
                 raise
+        DATABASE.ok()
 
     def dispose(self) -> None:
         self.engine.dispose()

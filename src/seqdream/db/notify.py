@@ -14,6 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from seqdream.dependencies import one_line
+
 log = logging.getLogger(__name__)
 NEW_JOB = "seqdream_jobs"
 JOB_ENDED = "seqdream_done"
@@ -45,14 +47,20 @@ class Listener:
     def _run(self) -> None:
         import psycopg
 
+        lost = False
         while not self.stop.is_set():
             try:
                 with psycopg.connect(self.conninfo, autocommit=True) as connection:
                     for channel in self.handlers:
                         connection.execute(f'LISTEN "{channel}"')
+                    if lost:
+                        log.warning("LISTEN connection back")
+                        lost = False
                     while not self.stop.is_set():
                         for message in connection.notifies(timeout=1.0):
                             self.handlers[message.channel](message.payload)
             except Exception as exc:  # noqa: BLE001 - polling still works; listen again shortly
-                log.warning("LISTEN connection lost (%s); polling until it is back", exc)
+                if not lost:  # one line per outage, not one per reconnection attempt
+                    log.warning("LISTEN connection lost (%s); polling until it is back", one_line(exc))
+                    lost = True
                 self.stop.wait(2.0)

@@ -187,10 +187,15 @@ class JobStore:
             if rows_changed(result) != 1:
                 return False
             if ends:
-                settle(session, job_id)
-                _queue_webhook(session, job_id)
-                self._notify(session, JOB_ENDED, job_id)
+                self._ended(session, job_id)
             return True
+
+    def _ended(self, session: Session, job_id: str) -> None:
+        """What every path that ends a job does, in the transaction that ends it: settle its credits
+        and usage, queue its webhook, and tell waiting requests and streams in every process."""
+        settle(session, job_id)
+        _queue_webhook(session, job_id)
+        self._notify(session, JOB_ENDED, job_id)
 
     def _notify(self, session: Session, channel: str, payload: str = "") -> None:
         """LISTEN/NOTIFY wake-ups exist on PostgreSQL only; SQLite's processes poll."""
@@ -327,8 +332,7 @@ class JobStore:
                 if rows_changed(result) == 1:
                     (failed if gave_up else requeued).append(job.id)
                     if gave_up:
-                        settle(session, job.id)
-                        _queue_webhook(session, job.id)
+                        self._ended(session, job.id)
         if requeued:
             self._announce(NEW_JOB)
         return RecoveryReport(requeued=requeued, failed=failed)

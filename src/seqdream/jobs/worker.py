@@ -14,10 +14,12 @@ from contextlib import ExitStack, contextmanager
 from typing import Protocol
 
 from PIL import Image
+from sqlalchemy.exc import SQLAlchemyError
 
 from seqdream.config import Settings
 from seqdream.db import Job, JobStatus
 from seqdream.db.models import utcnow
+from seqdream.dependencies import STORAGE, Backoff, is_database_outage, is_outage, one_line
 from seqdream.engines.base import Engine, EngineError, GenerationPlan, Interrupted
 from seqdream.images.decode import ImageInputError
 from seqdream.images.fetch import FetchPolicy
@@ -33,6 +35,7 @@ from seqdream.parallel import parallel_map
 from seqdream.provenance.content_credentials import Ingredient
 from seqdream.provenance.marking import Marker
 from seqdream.storage import BlobStore
+from seqdream.storage.tracked import probe
 
 log = logging.getLogger(__name__)
 DELETE_CHECK_S = 1.0  # how often a running job's worker looks whether it was deleted
@@ -116,6 +119,8 @@ class Worker:
         self.on_finished = on_finished or (lambda _job_id: None)  # after each job: wakes sync-mode waiters
         self.abort = threading.Event()  # set to stop the running job between steps and hand it back
         self.deleted = threading.Event()  # set when the running job is deleted: stop and clean up
+        self.lease_lost = threading.Event()  # set when another worker took the running job over: stop
+        self.stopping = threading.Event()  # the pool's stop, once `run` has it
         self.current_job: str | None = None
         # Held while claiming: a stop signal waits for it, so a job claimed as the signal lands is
         # either named by it or never claimed.
@@ -124,6 +129,8 @@ class Worker:
     def _check_abort(self, _fraction: float) -> None:
         if self.deleted.is_set():
             raise JobDeleted
+        if self.lease_lost.is_set():
+            raise LeaseLost
         if self.abort.is_set():
             raise Interrupted
 
@@ -144,31 +151,48 @@ class Worker:
 
     # -- loop -------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
+        """Claim and run jobs until `stop` is set. Nothing a dependency does ends this loop: while the
+        database or storage is unavailable the worker backs off (capped, with jitter) and resumes."""
         settings = self.settings
+        self.stopping = stop
         log.info("worker %s started", self.worker_id)
         next_recovery = 0.0
+        backoff = Backoff()
         while not stop.is_set():
-            now = time.monotonic()
-            if now >= next_recovery:
-                self._housekeeping()
-                next_recovery = now + max(settings.job_lease_s / 2, 0.5)
-            engine = self.engines.get()
-            if engine is None:  # keep jobs queued until the model loads
-                stop.wait(1.0)
+            try:
+                now = time.monotonic()
+                if now >= next_recovery:
+                    self._housekeeping()
+                    next_recovery = now + max(settings.job_lease_s / 2, 0.5)
+                if not STORAGE.up and not probe(self.blobs):  # outputs could not be written: wait for room
+                    stop.wait(backoff.next())
+                    continue
+                engine = self.engines.get()
+                if engine is None:  # keep jobs queued until the model loads
+                    stop.wait(1.0)
+                    continue
+                with self.claiming:
+                    if stop.is_set():
+                        break
+                    job = self.jobs.claim(self.worker_id)
+                    self.current_job = job.id if job is not None else None  # a stop signal names it
+                backoff.reset()
+            except Exception as exc:  # noqa: BLE001 - a worker never dies of a dependency
+                self.current_job = None
+                if not is_outage(exc):
+                    log.exception("worker %s: could not claim a job", self.worker_id)
+                stop.wait(backoff.next())
                 continue
-            with self.claiming:
-                if stop.is_set():
-                    break
-                job = self.jobs.claim(self.worker_id)
-                self.current_job = job.id if job is not None else None  # a stop signal names it
             if job is None:
                 self.wake.wait(settings.poll_interval_s)
                 self.wake.clear()
                 continue
             try:
                 self.process(job, engine)
-            except Exception:  # noqa: BLE001 - the lease expires and the job is retried
-                log.exception("job %s: worker error; the job will be retried after its lease", job.id)
+            except Exception as exc:  # noqa: BLE001 - the lease expires and the job is retried
+                if not is_outage(exc):
+                    log.exception("job %s: worker error; the job will be retried after its lease", job.id)
+                stop.wait(backoff.next())
             finally:
                 self.on_finished(job.id)
         log.info("worker %s stopped", self.worker_id)
@@ -181,10 +205,12 @@ class Worker:
                 log.warning("job %s: its worker went silent; queued again", job_id)
             for job_id in report.failed:
                 log.error("job %s: failed after %d attempts", job_id, settings.job_max_attempts)
+                self.on_finished(job_id)  # wakes this process's sync-mode waiters and streams
             if self.janitor is not None:
                 self.janitor.sweep()
-        except Exception:  # noqa: BLE001 - housekeeping must never stop the worker
-            log.exception("housekeeping failed")
+        except Exception as exc:  # noqa: BLE001 - housekeeping must never stop the worker
+            if not is_outage(exc):  # an outage is logged once, by seqdream.dependencies
+                log.exception("housekeeping failed")
 
     # -- one job ----------------------------------------------------------------------
     @contextmanager
@@ -197,14 +223,19 @@ class Worker:
         def beat() -> None:
             next_beat = time.monotonic() + interval
             while not done.wait(min(DELETE_CHECK_S, interval)):
-                if self.jobs.status(job.id) == JobStatus.DELETED.value:
-                    self.deleted.set()
-                    return
-                if time.monotonic() >= next_beat:
-                    next_beat = time.monotonic() + interval
-                    if not self.jobs.heartbeat(job.id, self.worker_id):
-                        log.warning("job %s: lease lost to another worker", job.id)
+                try:
+                    if self.jobs.status(job.id) == JobStatus.DELETED.value:
+                        self.deleted.set()
                         return
+                    if time.monotonic() >= next_beat:
+                        next_beat = time.monotonic() + interval
+                        if not self.jobs.heartbeat(job.id, self.worker_id):
+                            log.warning("job %s: lease lost to another worker; stopping at the next step", job.id)
+                            self.lease_lost.set()
+                            return
+                except Exception as exc:  # noqa: BLE001 - keep beating: the database may come back in time
+                    if not is_outage(exc):
+                        log.exception("job %s: heartbeat failed", job.id)
 
         thread = threading.Thread(target=beat, name=f"lease-{job.id[:8]}", daemon=True)
         thread.start()
@@ -230,16 +261,47 @@ class Worker:
         images = [loaded.image for loaded in references]
         return plan_job(request, job.seed, images, engine.frame_prompt), ingredients
 
-    def _retry_later(self, job: Job, exc: OSError) -> None:
-        FAILURES.labels("storage").inc()
-        retry = self.settings.storage_retry_s
-        log.error("job %s: storage failed (%s); retrying in %.0fs", job.id, exc, retry)
-        self.jobs.release(job.id, self.worker_id, retry_in_s=retry, error=f"storage error: {exc}")
+    def _retry_later(self, job: Job, exc: Exception, stored: _StoredImages) -> None:
+        """The database or storage failed under the job: wait until the database answers, then hand
+        the job back (a later attempt runs it again), or fail it once it has had its share of attempts."""
+        kind = "storage" if isinstance(exc, OSError) else "database"
+        FAILURES.labels(kind).inc()
+        cause = f"{kind} unavailable: {one_line(exc)}"
+        backoff = Backoff()
+        while True:
+            try:
+                if job.attempts >= self.settings.job_max_dependency_attempts:
+                    error = f"{cause} (gave up after {job.attempts} attempts)"
+                    if self.jobs.fail(job.id, self.worker_id, error, kind):
+                        _observe_end(job, "failed")
+                    log.error("job %s: %s", job.id, error)
+                    return
+                retry = self.settings.storage_retry_s
+                if self.jobs.release(job.id, self.worker_id, retry_in_s=retry, error=cause):
+                    log.warning("job %s: %s; queued again in %.0f s", job.id, cause, retry)
+                    self._remove_unrecorded(job.id, stored)
+                return
+            except SQLAlchemyError as again:
+                if not is_database_outage(again) or self.stopping.is_set():
+                    return  # the lease runs out and another attempt takes the job
+                self.stopping.wait(backoff.next())
+
+    def _remove_unrecorded(self, job_id: str, stored: _StoredImages) -> None:
+        """Remove this attempt's files unless the job records them (they are then the delivered ones)."""
+        try:
+            recorded = set(getattr(self.jobs.get(job_id), "outputs", None) or [])
+            for key in stored.keys:
+                if key not in recorded:
+                    self.blobs.delete(key)
+        except Exception as exc:  # noqa: BLE001 - leftovers of an attempt are harmless; the janitor ignores them
+            if not is_outage(exc):
+                log.exception("job %s: could not remove an abandoned attempt's files", job_id)
 
     def process(self, job: Job, engine: Engine) -> None:
         log.info("job %s: started (attempt %d, model %s)", job.id, job.attempts, job.model)
         self.current_job = job.id
         self.deleted.clear()
+        self.lease_lost.clear()
         try:
             with self._lease(job):
                 self._run(job, engine)
@@ -249,6 +311,7 @@ class Worker:
     def _run(self, job: Job, engine: Engine) -> None:
         settings, store = self.settings, self.jobs
         stored = _StoredImages()
+        attempt = uuid.uuid4().hex[:8]  # this attempt's output names: no other attempt writes them
         request = JobRequest.of(job.request)
         fmt = request.output_format or settings.output_format
         quality = settings.output_quality if request.output_quality is None else request.output_quality
@@ -257,7 +320,7 @@ class Worker:
 
         def save(indexed: tuple[int, Image.Image]) -> str:
             index, image = indexed
-            key = output_key(job.id, index, fmt)
+            key = output_key(job.id, index, fmt, attempt)
             data = encode_image(image, fmt, quality)
             data = self.marker.sign(data, fmt, model=job.model, task_id=job.id, index=index, ingredients=ingredients)
             self.blobs.put(key, data)
@@ -282,6 +345,7 @@ class Worker:
             return
         except LeaseLost:
             log.warning("job %s: taken over by another worker; stopped", job.id)
+            self._remove_unrecorded(job.id, stored)
             return
         except Interrupted:
             FAILURES.labels("interrupted").inc()
@@ -289,7 +353,12 @@ class Worker:
                 log.warning("job %s: interrupted by shutdown; handed back to the queue", job.id)
             return
         except OSError as exc:  # full disk, storage unreachable: keep the job, try again later
-            self._retry_later(job, exc)
+            self._retry_later(job, exc, stored)
+            return
+        except SQLAlchemyError as exc:
+            if not is_database_outage(exc):
+                raise
+            self._retry_later(job, exc, stored)
             return
         except (ImageInputError, EngineError) as exc:
             log.warning("job %s: failed: %s", job.id, exc)
@@ -299,18 +368,25 @@ class Worker:
             log.exception("job %s: unexpected error", job.id)
             self._fail(job, "internal", f"internal error: {type(exc).__name__}: {exc}")
             return
-        done = store.complete(
-            job.id,
-            self.worker_id,
-            outputs=stored.keys,
-            has_nsfw_contents=stored.flags,
-            inference_ms=result.inference_ms,
-        )
+        try:
+            done = store.complete(
+                job.id,
+                self.worker_id,
+                outputs=stored.keys,
+                has_nsfw_contents=stored.flags,
+                inference_ms=result.inference_ms,
+            )
+        except SQLAlchemyError as exc:
+            if not is_database_outage(exc):
+                raise
+            self._retry_later(job, exc, stored)
+            return
         if not done:
             if store.status(job.id) == JobStatus.DELETED.value:
                 self._discard(job, stored)
             else:
                 log.warning("job %s: finished after another worker took it over; that worker's result stands", job.id)
+                self._remove_unrecorded(job.id, stored)
             return
         _observe_end(job, "completed")
         IMAGES.inc(len(stored.keys))
@@ -346,6 +422,7 @@ class _StoredImages:
 
 
 HAND_BACK_WAIT_S = 0.5  # after handing jobs back, how long shutdown waits for their threads to stop
+SUPERVISE_S = 1.0  # how often a pool looks for worker threads that ended
 
 
 class WorkerPool:
@@ -367,7 +444,23 @@ class WorkerPool:
     def start(self) -> WorkerPool:
         for thread in self.threads:
             thread.start()
+        threading.Thread(target=self._supervise, name="worker-supervisor", daemon=True).start()
         return self
+
+    def _supervise(self) -> None:
+        """Restart a worker thread that ended while the pool runs (its loop guards every dependency,
+        so this is the last line of defence, not the way outages are handled)."""
+        while not self.stop.wait(SUPERVISE_S):
+            for index, thread in enumerate(self.threads):
+                if not thread.is_alive() and not self.stop.is_set():
+                    log.error("worker thread %s ended unexpectedly; starting it again", thread.name)
+                    self.threads[index] = threading.Thread(
+                        target=self.workers[index].run, args=(self.stop,), name=thread.name, daemon=True
+                    )
+                    self.threads[index].start()
+
+    def alive_count(self) -> int:
+        return sum(thread.is_alive() for thread in self.threads)
 
     def begin_shutdown(self) -> None:
         """Stop claiming new jobs (running ones go on)."""

@@ -15,6 +15,7 @@ import httpx
 
 from seqdream.config import Settings
 from seqdream.db import WebhookDelivery
+from seqdream.dependencies import Backoff, is_database_outage
 from seqdream.images.decode import ImageInputError
 from seqdream.images.fetch import FetchPolicy, GuardedTransport
 from seqdream.jobs.presentation import present
@@ -65,6 +66,7 @@ class WebhookDispatcher:
     def _run(self) -> None:
         settings = self.settings
         lease_s = settings.webhook_timeout_s + 30
+        backoff = Backoff(first=settings.webhook_poll_s, cap=5.0)
         while not self.stop.is_set():
             with self.slot_freed:
                 self.slot_freed.wait_for(
@@ -75,9 +77,12 @@ class WebhookDispatcher:
                 continue
             try:
                 due = self.webhooks.claim_due(free, lease_s)
-            except Exception:  # noqa: BLE001 - a database hiccup must not end the dispatcher
-                log.exception("webhooks: could not read the outbox")
-                due = []
+                backoff.reset()
+            except Exception as exc:  # noqa: BLE001 - a database hiccup must not end the dispatcher
+                if not is_database_outage(exc):  # an outage is logged once, by seqdream.dependencies
+                    log.exception("webhooks: could not read the outbox")
+                self.wake.wait(backoff.next())
+                continue
             with self.slot_freed:
                 self.in_flight += len(due)
             for delivery in due:
@@ -89,6 +94,9 @@ class WebhookDispatcher:
     def _send_in_slot(self, delivery: WebhookDelivery) -> None:
         try:
             self.send(delivery)
+        except Exception as exc:  # noqa: BLE001 - the outcome could not be recorded: the lease resends it
+            if not is_database_outage(exc):
+                log.exception("webhook %s: could not record the outcome", delivery.id)
         finally:
             with self.slot_freed:
                 self.in_flight -= 1
@@ -119,6 +127,8 @@ class WebhookDispatcher:
         except (httpx.HTTPError, ImageInputError) as exc:
             error = f"could not reach the receiver: {exc}"
         except Exception as exc:  # noqa: BLE001 - a sender thread must record every outcome
+            if is_database_outage(exc):
+                raise  # nothing can be recorded now; the delivery's lease sends it again
             log.exception("webhook %s: unexpected error", delivery.id)
             error = f"internal error: {type(exc).__name__}"
         if delivery.attempts >= self.settings.webhook_max_attempts:
