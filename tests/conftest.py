@@ -31,7 +31,7 @@ SLOW_MODULES = {
     "test_builtin_model", "test_cli", "test_durability", "test_playground", "test_postgres", "test_s3_storage",
     "test_sdk", "test_shutdown", "test_training", "test_architecture", "test_scale_out",
     "test_dialects", "test_delete", "test_operations", "test_acceleration", "test_gpu_bench", "test_code_blocks",
-    "test_cpu_sharing", "test_limits", "test_idempotency", "test_usage", "test_keys_cli", "test_edges",
+    "test_cpu_sharing", "test_limits", "test_idempotency", "test_usage", "test_keys_cli", "test_edges", "test_faults",
 }  # fmt: skip
 
 

@@ -278,3 +278,48 @@ def test_group_frames_are_worded_as_the_model_declares(services: Services, tiny_
     assert engine.plans[0].prompts == [
         f"a series of 3 images of a red cube ({percent}% through, {k}/3)" for k, percent in ((1, 0), (2, 50), (3, 100))
     ]
+
+
+class TakenOverWhileWriting:
+    """A blob store under which, at the first write, the running job is taken over and completed by
+    another worker (this one stalled past its lease), as a resumed worker finds when it writes."""
+
+    def __init__(self, inner, services: Services) -> None:
+        self.inner, self.services = inner, services
+        self.delivered: dict[str, bytes] = {}
+
+    def put(self, key: str, data: bytes) -> None:
+        if not self.delivered:
+            job_id = key.split("/")[1]
+            jobs = self.services.jobs
+            with jobs.db.session() as session:  # the lease ran out: recover_stale hands it to another worker
+                session.get(Job, job_id).heartbeat_at = utcnow() - timedelta(seconds=60)
+            assert jobs.recover_stale(lease_s=1, max_attempts=3).requeued == [job_id]
+            other = jobs.claim("the-other-worker")
+            assert other is not None and other.id == job_id
+            theirs = key.rsplit("/", 1)[0] + "/0-theirs.jpeg"
+            self.delivered[theirs] = b"the delivered image"
+            self.inner.put(theirs, self.delivered[theirs])
+            assert jobs.complete(
+                job_id, "the-other-worker", outputs=[theirs], has_nsfw_contents=[False], inference_ms=1
+            )
+        self.inner.put(key, data)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def test_a_worker_that_lost_its_job_never_changes_the_delivered_files(services: Services) -> None:
+    store = TakenOverWhileWriting(services.blobs, services)
+    worker = Worker(services.jobs, store, EngineHolder(lambda: load_engine(services.settings)), NudeNetDetector(),
+                    services.settings)  # fmt: skip
+    job = services.jobs.create(model="m", request=REQUEST, seed=3, api_key_id=None)
+    claimed = services.jobs.claim(worker.worker_id)
+    assert claimed is not None
+    worker.process(claimed, load_engine(services.settings))
+    done = services.jobs.get(job.id)
+    assert done.status == "completed" and done.outputs == list(store.delivered)
+    for key, data in store.delivered.items():
+        assert services.blobs.get(key) == data  # unchanged
+    left = sorted(p.name for p in (services.settings.resolved_storage_dir / "outputs" / job.id).iterdir())
+    assert left == ["0-theirs.jpeg"]  # the stalled attempt removed what it wrote

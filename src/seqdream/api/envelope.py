@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from seqdream.dependencies import STORAGE, is_database_outage
@@ -131,9 +132,16 @@ def install_error_handlers(
         response.headers["Retry-After"] = str(RETRY_AFTER_OUTAGE_S)
         return response
 
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        # Handled here, not by the catch-all below: Starlette re-raises what reaches that one, and the
+        # server then logs a traceback per request. An outage is logged once, where the session failed.
+        if is_database_outage(exc):
+            return unavailable(request, "the database")
+        log.error("database error on %s %s", request.method, request.url.path, exc_info=exc)
+        return respond(request, 500, "internal error; the server log has the details")
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        if is_database_outage(exc):  # recorded (and logged once) where the session failed
-            return unavailable(request, "the database")
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return respond(request, 500, "internal error; the server log has the details")
