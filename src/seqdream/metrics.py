@@ -12,6 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from seqdream.db import JobStatus
+from seqdream.dependencies import DATABASE, STORAGE, is_database_outage
 from seqdream.jobs.store import JobStore
 from seqdream.tenancy.usage import key_activity
 from seqdream.webhooks.store import WebhookStore
@@ -28,7 +29,18 @@ class QueueCollector(Collector):
         self.key_labels = key_labels  # per-key series for the busiest keys (the rest as "other"); 0: none
 
     def collect(self) -> Iterator[Metric]:
-        counts = self.jobs.counts()
+        up = GaugeMetricFamily(
+            "seqdream_dependency_up", "1 while this process can use the dependency.", labels=["dependency"]
+        )
+        for dependency in (DATABASE, STORAGE):
+            up.add_metric([dependency.name], 1.0 if dependency.up else 0.0)
+        yield up
+        try:
+            counts = self.jobs.counts()
+        except Exception as exc:  # noqa: BLE001 - the database is down: the queue cannot be read, the rest can
+            if not is_database_outage(exc):
+                raise
+            return
         jobs = GaugeMetricFamily("seqdream_jobs", "Tasks in the database by status.", labels=["status"])
         for status in JobStatus:
             jobs.add_metric([status.value], float(counts.get(status.value, 0)))

@@ -53,7 +53,8 @@ def test_metrics_count_the_queue_latencies_and_failures(server: LocalServer, api
 def test_liveness_and_readiness(server: LocalServer, tiny_model: Path, tmp_path: Path) -> None:
     assert httpx.get(f"{server.base_url}/health/live").json() == {"status": "ok"}
     ready = httpx.get(f"{server.base_url}/health/ready")
-    assert ready.status_code == 200 and ready.json() == {"status": "ready", "database": "ok", "engine": "ready"}
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "database": "ok", "storage": "ok", "engine": "ready", "workers_alive": 1}
 
     # A worker whose model cannot load is alive but not ready: it keeps jobs queued.
     broken = LocalServer(tmp_path / "broken", tmp_path / "no-model-here")
