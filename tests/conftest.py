@@ -21,25 +21,20 @@ from support.servers import LocalServer
 # tests/jobs/test_cpu_sharing.py). Servers get the same from support.servers.TEST_ENV.
 os.environ.setdefault("SEQDREAM_THREADS_FOLLOW_LOAD", "false")
 
-# Tests that start processes, browsers or training are `slow`; `pytest -m "not slow"` is the fast,
-# in-process layer. CI runs both.
-SLOW_FIXTURES = {
-    "server", "api", "api_only", "ssrf_setup", "builtin_server", "browser", "slow_server", "small_disk", "hook_server",
-    "dialect_server", "paced_server", "two_apis", "queued_only",
-}  # fmt: skip
-SLOW_MODULES = {
-    "test_builtin_model", "test_cli", "test_durability", "test_playground", "test_postgres", "test_s3_storage",
-    "test_sdk", "test_shutdown", "test_training", "test_architecture", "test_scale_out",
-    "test_dialects", "test_delete", "test_operations", "test_acceleration", "test_gpu_bench", "test_code_blocks",
-    "test_cpu_sharing", "test_limits", "test_idempotency", "test_usage", "test_keys_cli", "test_edges", "test_faults",
-}  # fmt: skip
 
+# Tests that start processes, servers, browsers or training are `slow` (`pytestmark = pytest.mark.slow`
+# in such a module, or the mark on the test); `pytest -m "not slow"` is the fast, in-process layer.
+# CI runs both. A fast test that starts a process fails, so the fast layer stays fast.
+@pytest.fixture(autouse=True)
+def fast_tests_start_no_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("slow") is not None:
+        return
+    import subprocess
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        module = item.module.__name__ if isinstance(item, pytest.Function) and item.module else ""
-        if module in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.slow)
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"{request.node.nodeid} starts a process: mark it slow (@pytest.mark.slow)")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 # What no error body may show a client: a Python repr, a traceback, a source path.

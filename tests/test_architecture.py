@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # starts servers or processes
+
 
 def test_the_service_never_imports_the_development_package() -> None:
     """Every module of `seqdream` imports without `seqdream_devkit` (world, tasks, parser, tiny pipelines)."""

@@ -43,6 +43,7 @@ def test_every_setting_named_exists() -> None:
     assert not {name for name in names if name.removeprefix("SEQDREAM_").lower() not in Settings.model_fields}
 
 
+@pytest.mark.slow
 def test_every_command_line_is_one_the_cli_takes() -> None:
     compose = documents()[0]
     commands = [

@@ -110,6 +110,7 @@ def test_the_average_counts_other_processes_busy_time(tmp_path: Path) -> None:
     assert others is not None and 0.5 < others <= 1.0
 
 
+@pytest.mark.slow
 def test_a_real_cpu_bound_process_on_our_core_is_seen() -> None:
     hog = subprocess.Popen(
         [sys.executable, "-c", "import os\nos.sched_setaffinity(0, {0})\nwhile True: pass"],

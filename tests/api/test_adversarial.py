@@ -65,6 +65,7 @@ def fuzz(operation, headers: dict[str, str], seen: dict[str, set[int]]) -> None:
     check()
 
 
+@pytest.mark.slow
 def test_fuzzed_requests_never_get_a_5xx(api_only: LocalServer) -> None:
     """Every operation of /openapi.json, with bounded, reproducible examples, authenticated."""
     schema = schemathesis.openapi.from_url(f"{api_only.base_url}/openapi.json")
@@ -190,6 +191,7 @@ def test_hostile_input_gets_a_clear_4xx(
         assert word.lower() in body["message"].lower(), body["message"]
 
 
+@pytest.mark.slow
 def test_an_animated_gif_reference_is_used_by_its_first_frame(api: httpx.Client) -> None:
     data = api.post(
         EDIT, json={"prompt": "make it blue", "images": [ANIMATED_GIF], "size": "1024*1024", "enable_sync_mode": True}
@@ -197,6 +199,7 @@ def test_an_animated_gif_reference_is_used_by_its_first_frame(api: httpx.Client)
     assert data["status"] == "completed", data["error"]
 
 
+@pytest.mark.slow
 def test_a_huge_but_flat_json_body_is_accepted_or_refused_cleanly(api: httpx.Client) -> None:
     fields = {f"field_{index}": "x" * 100 for index in range(20_000)}  # ~2.5 MB of unknown fields
     response = api.post(T2I, json={"prompt": "a cat", **fields})
@@ -283,6 +286,7 @@ def ssrf_setup(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     listener.close()
 
 
+@pytest.mark.slow
 def test_ssrf_attempts_never_reach_the_target(ssrf_setup: tuple) -> None:
     server, listener, allowed = ssrf_setup
     port = listener.port
@@ -311,6 +315,7 @@ def test_ssrf_attempts_never_reach_the_target(ssrf_setup: tuple) -> None:
     assert outcomes[f"{allowed}/redirect"]["error"].count("loopback") == 1
 
 
+@pytest.mark.slow
 def test_slow_drip_and_oversized_bodies_fail_the_job_cleanly(ssrf_setup: tuple) -> None:
     server, _listener, allowed = ssrf_setup
     with server.client() as api:
@@ -322,6 +327,7 @@ def test_slow_drip_and_oversized_bodies_fail_the_job_cleanly(ssrf_setup: tuple) 
 
 
 # ---- keys ---------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_one_key_cannot_see_another_keys_tasks(server: LocalServer, api: httpx.Client) -> None:
     other_key = server.cli("keys", "create", "--name", "isolation").stdout.strip()
     with server.client(key=other_key) as other:
@@ -339,6 +345,7 @@ def test_one_key_cannot_see_another_keys_tasks(server: LocalServer, api: httpx.C
         assert revoked.post(T2I, json={"prompt": "again"}).status_code == 401
 
 
+@pytest.mark.slow
 def test_the_openapi_document_declares_bearer_auth_and_the_real_errors(api: httpx.Client) -> None:
     spec = api.get("/openapi.json").json()
     assert spec["components"]["securitySchemes"]["HTTPBearer"] == {

@@ -35,6 +35,7 @@ def run_seed_curl(server: LocalServer, body: dict) -> dict:
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+@pytest.mark.slow
 def test_seed_curl_examples(server: LocalServer) -> None:
     seed_body = {"size": "2048*2048", "max_images": 1, "enable_base64_output": False, "enable_sync_mode": False}
     # The seed's body has no prompt, which its own table marks required: a clear 400.
@@ -74,6 +75,7 @@ def test_seed_curl_examples(server: LocalServer) -> None:
     assert decode(image).size == (2048, 2048)
 
 
+@pytest.mark.slow
 def test_lifecycle_and_both_result_paths(server: LocalServer, api) -> None:
     response = api.post(EDIT_SEQ, json={"prompt": "a red kite", "size": "1024*1536", "seed": 11})
     assert response.status_code == 200
@@ -86,6 +88,7 @@ def test_lifecycle_and_both_result_paths(server: LocalServer, api) -> None:
     assert picture.size == (1024, 1536) and picture.format == "JPEG"
 
 
+@pytest.mark.slow
 def test_missing_wrong_and_revoked_keys_get_401(server: LocalServer) -> None:
     body = {"prompt": "a cat"}
     with server.client(key=None) as anonymous:
@@ -105,6 +108,7 @@ def test_missing_wrong_and_revoked_keys_get_401(server: LocalServer) -> None:
         assert temporary.post(EDIT_SEQ, json=body).status_code == 401
 
 
+@pytest.mark.slow
 def test_unknown_prediction_is_404(api) -> None:
     for path in ("/api/v3/predictions/0123456789abcdef0123456789abcdef/result", "/api/v3/predictions/nope"):
         response = api.get(path)
@@ -113,6 +117,7 @@ def test_unknown_prediction_is_404(api) -> None:
         assert "not found" in response.json()["message"]
 
 
+@pytest.mark.slow
 def test_unknown_route_and_method_use_the_envelope(api) -> None:
     missing = api.post("/api/v3/bytedance/seedream-v9", json={"prompt": "x"})
     assert missing.status_code == 404 and missing.json()["code"] == 404
@@ -120,6 +125,7 @@ def test_unknown_route_and_method_use_the_envelope(api) -> None:
     assert wrong_method.status_code == 405 and wrong_method.json()["code"] == 405
 
 
+@pytest.mark.slow
 def test_jobs_are_private_to_their_key(server: LocalServer, api) -> None:
     job_id = api.post(EDIT_SEQ, json={"prompt": "a private thing"}).json()["data"]["id"]
     other = server.cli("keys", "create", "--name", "other").stdout.strip()
@@ -127,6 +133,7 @@ def test_jobs_are_private_to_their_key(server: LocalServer, api) -> None:
         assert stranger.get(f"/api/v3/predictions/{job_id}/result").status_code == 404
 
 
+@pytest.mark.slow
 def test_family_models_and_their_rules(server: LocalServer, api) -> None:
     import base64
 
@@ -165,6 +172,7 @@ def test_family_models_and_their_rules(server: LocalServer, api) -> None:
     assert refused_group.status_code == 400
 
 
+@pytest.mark.slow
 def test_openapi_docs_are_served_offline(api) -> None:
     docs = api.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
@@ -173,11 +181,13 @@ def test_openapi_docs_are_served_offline(api) -> None:
     assert "/api/v3/bytedance/seedream-v4/edit-sequential" in spec["paths"]
 
 
+@pytest.mark.slow
 def test_unknown_fields_are_ignored(api) -> None:
     response = api.post(EDIT_SEQ, json={"prompt": "a cat", "enable_prompt_expansion": True, "foo": {"bar": 1}})
     assert response.status_code == 200 and response.json()["data"]["status"] in ("created", "processing")
 
 
+@pytest.mark.slow
 def test_no_auth_flag_for_development(tiny_model, tmp_path) -> None:
     dev = LocalServer(tmp_path / "dev", tiny_model, "--no-auth").start()
     try:
@@ -189,6 +199,7 @@ def test_no_auth_flag_for_development(tiny_model, tmp_path) -> None:
         dev.stop()
 
 
+@pytest.mark.slow
 def test_history_lists_the_callers_recent_tasks(server: LocalServer, api) -> None:
     fresh = server.cli("keys", "create", "--name", "history").stdout.strip()
     with server.client(key=fresh) as client:

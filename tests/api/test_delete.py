@@ -14,6 +14,8 @@ import pytest
 from support.database import job_row
 from support.servers import LocalServer
 
+pytestmark = pytest.mark.slow  # starts servers or processes
+
 EDIT_SEQ = "/api/v3/bytedance/seedream-v4/edit-sequential"
 # A 14-image group that takes long enough to be deleted mid-way, and shows images as it goes.
 SLOW = {"SEQDREAM_NATIVE_RESOLUTION": "128", "SEQDREAM_NUM_INFERENCE_STEPS": "40", "SEQDREAM_MAX_BATCH": "2"}

@@ -22,6 +22,8 @@ from PIL import Image
 from seqdream_devkit.images import decode, png_bytes
 from support.servers import LocalServer
 
+pytestmark = pytest.mark.slow  # starts servers or processes
+
 # One image per batch and enough steps that a group visibly arrives image by image.
 PACED = {"SEQDREAM_MAX_BATCH": "1", "SEQDREAM_NUM_INFERENCE_STEPS": "30"}
 

@@ -16,6 +16,8 @@ from PIL import Image
 
 from support.servers import LocalServer
 
+pytestmark = pytest.mark.slow  # starts servers or processes
+
 VERIFY = "/api/v3/provenance/verify"
 # What a message must never show: a Python repr, a traceback, a source path.
 INTERNALS = re.compile(r"object at 0x|Traceback|\.py\"|site-packages|<_io\.|Error\(")

@@ -6,9 +6,12 @@ import base64
 import hashlib
 
 import numpy as np
+import pytest
 
 from seqdream_devkit.images import decode, png_bytes
 from support.servers import LocalServer
+
+pytestmark = pytest.mark.slow  # starts servers or processes
 
 EDIT_SEQ = "/api/v3/bytedance/seedream-v4/edit-sequential"
 

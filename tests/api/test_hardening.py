@@ -31,6 +31,7 @@ def _png(size: tuple[int, int] = (64, 64)) -> bytes:
 
 # ---- 1. numbers: ASCII digits only ----------------------------------------------------------------
 @pytest.mark.parametrize("n", ["²", "٣", "１", "1.0", "-1", "1e1", "", "0x2", "2 2"])
+@pytest.mark.slow
 def test_multipart_n_accepts_ascii_digits_only(api: httpx.Client, n: str) -> None:
     response = api.post(
         "/v1/images/edits", files={"image": ("a.png", _png(), "image/png")}, data={"prompt": "x", "n": n}
@@ -44,12 +45,14 @@ def test_multipart_n_accepts_ascii_digits_only(api: httpx.Client, n: str) -> Non
     "content_type",
     ["image/png\r\nSet-Cookie: x=1", "image/p☃ng", "image/svg+xml", "text/html", "image/", "image/png\x00", "x" * 300],
 )
+@pytest.mark.slow
 def test_upload_tickets_take_only_decodable_image_types(api: httpx.Client, content_type: str) -> None:
     response = api.post("/api/v3/media/uploads", json={"filename": "a.png", "size": 10, "content_type": content_type})
     assert response.status_code == 415, response.text
     assert response.json()["message"].startswith("content_type: ")
 
 
+@pytest.mark.slow
 def test_downloads_carry_the_type_of_the_stored_bytes(api: httpx.Client) -> None:
     data = _png()
     ticket = api.post(
@@ -92,6 +95,7 @@ INVALID_HOSTS = ["exa mple.com", "a..b", "1.2.3.999", "foo.123", "xn--.com", "a"
 
 
 @pytest.mark.parametrize("host", EMBEDDED + NOTATIONS)
+@pytest.mark.slow
 def test_private_addresses_in_any_form_are_refused_at_submit(api: httpx.Client, host: str) -> None:
     url = f"http://{host}/a.png"
     response = api.post(EDIT, json={"prompt": "x", "images": ["https://example.com/ok.png", url]})
@@ -102,17 +106,20 @@ def test_private_addresses_in_any_form_are_refused_at_submit(api: httpx.Client, 
 
 
 @pytest.mark.parametrize("host", INVALID_HOSTS)
+@pytest.mark.slow
 def test_host_names_that_cannot_be_valid_are_refused_at_submit(api: httpx.Client, host: str) -> None:
     response = api.post(EDIT, json={"prompt": "x", "images": [f"http://{host}/a.png"]})
     assert response.status_code == 400, response.text
     assert response.json()["message"].startswith("images[0]: ")
 
 
+@pytest.mark.slow
 def test_a_refused_private_address_names_the_setting_that_allows_it(api: httpx.Client) -> None:
     message = api.post(T2I, json={"prompt": "x", "webhook_url": "http://127.0.0.1:9/hook"}).json()["message"]
     assert "SEQDREAM_FETCH_ALLOW_NETWORKS" in message
 
 
+@pytest.mark.slow
 def test_a_reference_that_fails_to_resolve_fails_its_task_as_input(api: httpx.Client, server: LocalServer) -> None:
     job = api.post(EDIT, json={"prompt": "x", "images": ["http://no-such-host.invalid/a.png"]}).json()["data"]
     data = server.wait_for(job["id"])
@@ -155,6 +162,7 @@ def _send_all(sock: socket.socket, payload: bytes) -> None:
         ),
     ],
 )
+@pytest.mark.slow
 def test_request_heads_are_bounded(server: LocalServer, head: bytes, status: int) -> None:
     started = time.monotonic()
     code, body = _raw(server, head)
@@ -168,11 +176,13 @@ def test_request_heads_are_bounded(server: LocalServer, head: bytes, status: int
 
 
 # ---- 6. messages name the field -----------------------------------------------------------------------
+@pytest.mark.slow
 def test_an_empty_json_body_is_named(api: httpx.Client) -> None:
     response = api.post(T2I, content=b"", headers={"content-type": "application/json"})
     assert response.status_code == 400 and response.json()["message"].startswith("body: is empty")
 
 
+@pytest.mark.slow
 def test_an_over_long_multipart_prompt_names_the_field_and_the_rule(api: httpx.Client) -> None:
     response = api.post(
         "/v1/images/edits", files={"image": ("a.png", _png(), "image/png")}, data={"prompt": "x" * 2_000_000}
@@ -186,6 +196,7 @@ def test_an_over_long_multipart_prompt_names_the_field_and_the_rule(api: httpx.C
 @pytest.mark.parametrize(
     "path", ["/health", "/api/v3/predictions/nope/result", "/playground/", "/docs", "/openapi.json"]
 )
+@pytest.mark.slow
 def test_every_answer_carries_the_security_headers(server: LocalServer, path: str) -> None:
     response = httpx.get(server.base_url + path)
     assert response.headers["x-content-type-options"] == "nosniff"
@@ -206,6 +217,7 @@ def _big_png() -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.slow
 def test_an_upload_over_the_pixel_limit_is_refused_when_it_completes(api: httpx.Client) -> None:
     big = _big_png()
     binary = api.post("/api/v3/media/upload/binary", files={"file": ("big.png", big, "image/png")})
@@ -215,6 +227,7 @@ def test_an_upload_over_the_pixel_limit_is_refused_when_it_completes(api: httpx.
     assert put.status_code == 400 and put.json()["message"].startswith("file: ")
 
 
+@pytest.mark.slow
 def test_an_upload_stored_before_a_lower_limit_is_refused_at_submit(tiny_model: Path, tmp_path: Path) -> None:
     first = LocalServer(tmp_path, tiny_model, "--workers", "0").start()
     try:
@@ -237,6 +250,7 @@ def test_an_upload_stored_before_a_lower_limit_is_refused_at_submit(tiny_model: 
 
 
 # ---- nothing lost ------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_every_task_accepted_during_the_hostile_cases_ends(api: httpx.Client, server: LocalServer) -> None:
     accepted = [api.post(T2I, json={"prompt": "a red circle", "size": "1024*1024"}).json()["data"]["id"]]
     with server.client() as client:

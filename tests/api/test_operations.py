@@ -8,10 +8,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from seqdream_devkit.server_process import free_port
 from support.servers import LocalServer
+
+pytestmark = pytest.mark.slow  # starts servers or processes
 
 EDIT_SEQ = "/api/v3/bytedance/seedream-v4/edit-sequential"
 

@@ -12,6 +12,8 @@ import pytest
 from seqdream_devkit.images import decode, png_bytes
 from support.servers import LocalServer
 
+pytestmark = pytest.mark.slow  # starts servers or processes
+
 T2I = "/api/v3/bytedance/seedream-v4"
 EDIT = "/api/v3/bytedance/seedream-v4/edit"
 

@@ -16,7 +16,10 @@ from support.servers import LocalServer
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = os.environ.get("SEQDREAM_TEST_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (CI installs Debian's chromium)")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (CI installs Debian's chromium)"),
+]
 ARTIFACTS = Path(os.environ.get("SEQDREAM_TEST_ARTIFACTS", "test-artifacts"))
 
 

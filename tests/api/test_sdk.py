@@ -11,6 +11,8 @@ from wavespeed import Client
 from seqdream_devkit.images import decode, png_bytes
 from support.servers import LocalServer
 
+pytestmark = pytest.mark.slow  # starts servers or processes
+
 MODEL = "bytedance/seedream-v4/edit-sequential"
 
 

@@ -41,6 +41,7 @@ def hook_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     process.stop()
 
 
+@pytest.mark.slow
 def test_completed_and_failed_tasks_are_posted_signed(hook_server: LocalServer) -> None:
     receiver = Receiver()
     try:
@@ -85,6 +86,7 @@ def test_completed_and_failed_tasks_are_posted_signed(hook_server: LocalServer) 
     assert json.loads(by_task[broken].body)["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_a_failing_receiver_is_retried_with_back_off(hook_server: LocalServer) -> None:
     receiver = Receiver(statuses=(500, 503, 200))
     try:
@@ -132,6 +134,7 @@ def test_an_undelivered_webhook_survives_a_restart(tiny_model: Path, tmp_path: P
         server.stop()
 
 
+@pytest.mark.slow
 def test_a_slow_receiver_does_not_hold_up_the_worker(hook_server: LocalServer) -> None:
     receiver = Receiver(delay_s=4.0)
     try:

@@ -35,6 +35,8 @@ from support.servers import LocalServer
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "quality"))
 from run import score_group  # noqa: E402
 
+pytestmark = pytest.mark.slow  # starts servers or processes
+
 T2I = "/api/v3/bytedance/seedream-v4"
 EDIT = "/api/v3/bytedance/seedream-v4/edit"
 SEQUENTIAL = "/api/v3/bytedance/seedream-v4/sequential"

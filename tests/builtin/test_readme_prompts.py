@@ -141,6 +141,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
 
 
 @pytest.mark.parametrize("prompt", documented_prompts())
+@pytest.mark.slow
 def test_a_documented_prompt_draws_what_it_says(api: httpx.Client, prompt: str) -> None:
     references, expected = EXPECTED[prompt]
     images = [f"{api.base_url}/api/v3/examples/files/{name}" for name in references]

@@ -7,10 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from seqdream_devkit.images import png_bytes
 from support.servers import TEST_ENV
+
+pytestmark = pytest.mark.slow  # starts servers or processes
 
 
 def run_cli(tmp_path: Path, model: Path, *args: str) -> subprocess.CompletedProcess[str]:

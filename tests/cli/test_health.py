@@ -10,9 +10,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from seqdream_devkit.server_process import free_port
 from support.servers import TEST_ENV, LocalServer
+
+pytestmark = pytest.mark.slow  # starts servers and workers
 
 
 def health(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

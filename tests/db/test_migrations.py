@@ -108,6 +108,7 @@ def test_processes_starting_together_migrate_once(tmp_path: Path) -> None:
     assert schema_differences(db) == []
 
 
+@pytest.mark.slow
 def test_cli_db_upgrade(tmp_path: Path) -> None:
     env = {**os.environ, **TEST_ENV, "SEQDREAM_DATA_DIR": str(tmp_path / "data")}
 

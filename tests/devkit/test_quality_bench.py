@@ -93,6 +93,7 @@ def test_each_part_draws_its_own_held_out_stream() -> None:
     assert tasks.text_to_image(stream(7, "t2i")).prompt != tasks.text_to_image(stream(1_000_003, "t2i")).prompt
 
 
+@pytest.mark.slow
 def test_an_unknown_part_or_motion_is_refused_before_any_model_loads() -> None:
     script = Path(__file__).resolve().parents[2] / "bench" / "quality" / "run.py"
     for flag in (["--parts", "groups,edit"], ["--motions", "spinning"]):

@@ -9,9 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from seqdream.config import Settings
 from seqdream.engines.base import GenerationPlan
 from seqdream.engines.registry import load_engine
+
+pytestmark = pytest.mark.slow  # starts servers or processes
 
 SCRIPT = Path(__file__).resolve().parents[2] / "training" / "train_builtin.py"
 

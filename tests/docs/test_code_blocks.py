@@ -41,6 +41,8 @@ from support.servers import LocalServer
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "quality"))
 from run import score_group  # noqa: E402
 
+pytestmark = pytest.mark.slow  # starts servers or processes
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINKED = (".venv", "scripts", "pyproject.toml", "constraints.txt")  # what a checkout has beside the reader

@@ -21,6 +21,8 @@ from seqdream.engines.registry import load_engine
 from seqdream_devkit.tiny_pipeline import build_tiny_flux2_klein
 from support.engines import count_block_calls
 
+pytestmark = pytest.mark.slow  # starts servers or processes
+
 # float32: the accelerated paths are compared pixel for pixel with eager ones at one precision
 # (compiled bfloat16 kernels round differently, up to 6 levels of 255).
 TINY = {"max_sequence_length": 64, "max_batch": 2, "dtype": "float32"}

@@ -6,9 +6,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from seqdream.threads import available_cores
 from seqdream_devkit.cpu_hogs import cpu_bound_processes
 from support.servers import LocalServer
+
+pytestmark = pytest.mark.slow  # starts servers or processes
 
 GROUP = {"prompt": "a series of 4 images of a kite", "max_images": 4, "size": "1024*1024", "enable_sync_mode": True}
 

@@ -18,6 +18,8 @@ from seqdream_devkit.server_process import free_port
 from support.database import job_row
 from support.servers import LocalServer
 
+pytestmark = pytest.mark.slow  # starts servers or processes
+
 EDIT_SEQ = "/api/v3/bytedance/seedream-v4/edit-sequential"
 # Enough denoising work that a job is still running when the test pulls the plug.
 SLOW = {"SEQDREAM_NATIVE_RESOLUTION": "128", "SEQDREAM_NUM_INFERENCE_STEPS": "120"}

@@ -26,6 +26,8 @@ from seqdream_devkit.server_process import free_port
 from support.database import job_row
 from support.servers import LocalServer
 
+pytestmark = pytest.mark.slow  # starts servers or processes
+
 T2I = "/api/v3/bytedance/seedream-v4"
 # Enough work per task that tasks are running when the fault lands (a second or two each on a CPU).
 PACED = {"SEQDREAM_NATIVE_RESOLUTION": "128", "SEQDREAM_NUM_INFERENCE_STEPS": "40", "SEQDREAM_NSFW_CHECK": "false"}

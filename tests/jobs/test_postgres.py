@@ -21,7 +21,7 @@ from seqdream.jobs.store import JobStore
 from support.servers import LocalServer
 
 URL = os.environ.get("SEQDREAM_TEST_POSTGRES_URL")
-pytestmark = pytest.mark.skipif(not URL, reason="SEQDREAM_TEST_POSTGRES_URL is not set")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not URL, reason="SEQDREAM_TEST_POSTGRES_URL is not set")]
 REQUEST = JobRequest(prompt="p", size="1024*1024")
 T2I = "/api/v3/bytedance/seedream-v4"
 

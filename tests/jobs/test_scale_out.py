@@ -21,7 +21,7 @@ from seqdream.db import Database, Job
 from support.servers import LocalServer
 
 URL = os.environ.get("SEQDREAM_TEST_POSTGRES_URL")
-pytestmark = pytest.mark.skipif(not URL, reason="SEQDREAM_TEST_POSTGRES_URL is not set")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not URL, reason="SEQDREAM_TEST_POSTGRES_URL is not set")]
 T2I = "/api/v3/bytedance/seedream-v4"
 TASKS, WORKERS, KILLS = 200, 4, 4
 

@@ -15,6 +15,8 @@ from seqdream.engines.flux2_klein import cpu_has_native_bfloat16
 from support.database import job_row
 from support.servers import LocalServer
 
+pytestmark = pytest.mark.slow  # starts servers or processes
+
 SEQUENTIAL = "/api/v3/bytedance/seedream-v4/sequential"
 LONG_JOB = {"SEQDREAM_NATIVE_RESOLUTION": "192", "SEQDREAM_NUM_INFERENCE_STEPS": "200"}
 

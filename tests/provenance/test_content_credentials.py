@@ -41,6 +41,7 @@ def png(colour: str, size: tuple[int, int] = (64, 64)) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.slow
 def test_outputs_carry_a_manifest_the_c2pa_reader_validates(server: LocalServer, tmp_path: Path) -> None:
     reference = png("orange")
     with server.client() as client:
@@ -75,6 +76,7 @@ def test_outputs_carry_a_manifest_the_c2pa_reader_validates(server: LocalServer,
 
 
 @pytest.mark.parametrize("output_format", ["png", "webp", "jpeg"])
+@pytest.mark.slow
 def test_every_output_format_is_signed_and_verified(server: LocalServer, tmp_path: Path, output_format: str) -> None:
     with server.client() as client:
         body = {"prompt": "a green triangle", "size": "1024x1024", "output_format": output_format}
@@ -91,6 +93,7 @@ def test_every_output_format_is_signed_and_verified(server: LocalServer, tmp_pat
     assert report["watermark"]["found"] and report["watermark"]["ours"]
 
 
+@pytest.mark.slow
 def test_verify_tells_ours_re_encoded_unrelated_and_unreadable_apart(server: LocalServer, tmp_path: Path) -> None:
     with server.client() as client:
         data = run_sync(client, T2I, {"prompt": "a purple cross on a yellow background", "seed": 11})
@@ -132,6 +135,7 @@ def test_verify_tells_ours_re_encoded_unrelated_and_unreadable_apart(server: Loc
         assert missing.status_code == 400
 
 
+@pytest.mark.slow
 def test_marks_can_be_turned_off(tiny_model: Path, tmp_path: Path) -> None:
     server = LocalServer(tmp_path / "plain", tiny_model, SEQDREAM_PROVENANCE_C2PA="false",
                          SEQDREAM_PROVENANCE_WATERMARK="false", SEQDREAM_NSFW_CHECK="false").start()  # fmt: skip
@@ -146,6 +150,7 @@ def test_marks_can_be_turned_off(tiny_model: Path, tmp_path: Path) -> None:
         server.stop()
 
 
+@pytest.mark.slow
 def test_a_configured_certificate_signs_and_a_broken_one_stops_the_start(tiny_model: Path, tmp_path: Path) -> None:
     from seqdream.provenance.credentials import local
 

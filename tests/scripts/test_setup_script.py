@@ -10,6 +10,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_PYTHON = """#!/usr/bin/env bash
 echo "$*" >> "$(dirname "$0")/../calls.log"
@@ -39,6 +41,7 @@ def _setup(project: Path, extras: str = "") -> tuple[list[str], str]:
     return (log.read_text().splitlines() if log.exists() else []), done.stderr
 
 
+@pytest.mark.slow
 def test_setup_installs_once_then_starts_without_pip(tmp_path: Path) -> None:
     project = _project(tmp_path)
     calls, said = _setup(project)

@@ -11,6 +11,8 @@ from seqdream_devkit.images import decode, png_bytes
 from seqdream_devkit.server_process import free_port
 from support.servers import LocalServer
 
+pytestmark = pytest.mark.slow  # starts servers or processes
+
 moto_server = pytest.importorskip("moto.server")
 boto3 = pytest.importorskip("boto3")
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}

@@ -17,6 +17,8 @@ from sqlalchemy import text
 from seqdream.db import Database
 from support.servers import LocalServer
 
+pytestmark = pytest.mark.slow  # starts servers or processes
+
 T2I = "/api/v3/bytedance/seedream-v4"
 EDIT = "/api/v3/bytedance/seedream-v4/edit"
 

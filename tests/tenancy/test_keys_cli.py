@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from support.servers import TEST_ENV
+
+pytestmark = pytest.mark.slow  # starts servers or processes
 
 
 def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -13,6 +13,8 @@ import pytest
 
 from support.servers import LocalServer
 
+pytestmark = pytest.mark.slow  # starts servers or processes
+
 T2I = "/api/v3/bytedance/seedream-v4"
 SEQUENTIAL = "/api/v3/bytedance/seedream-v4/sequential"
 

@@ -7,8 +7,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 from support.servers import LocalServer
+
+pytestmark = pytest.mark.slow  # starts servers or processes
 
 T2I = "/api/v3/bytedance/seedream-v4"
 SEQUENTIAL = "/api/v3/bytedance/seedream-v4/sequential"
