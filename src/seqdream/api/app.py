@@ -102,7 +102,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "/api/v3/images/": ark.FIELD_RULES,
             "/v1/": openai_images.FIELD_RULES,
         },
-        {"/api/v3/images/": ark.ark_error, "/v1/": openai_images.openai_error},
     )
     install_openapi(app)
     app.include_router(predictions.router)

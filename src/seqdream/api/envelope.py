@@ -1,7 +1,9 @@
 """WaveSpeed's response envelope, for successes and for every error.
 
-Routes of other dialects (Ark, OpenAI) answer errors in their own shape: `install_error_handlers`
-takes a formatter per path prefix."""
+Routes of other dialects (Ark, OpenAI) answer errors in their own shape: each registers its
+formatter for its path prefix (`error_format`), and every layer that answers an error (route
+handlers, validation, the body limit, the HTTP protocol's head limits) renders it with
+`render_error`."""
 
 from __future__ import annotations
 
@@ -42,6 +44,24 @@ def error_response(status: int, message: str) -> JSONResponse:
 
 
 ErrorFormat = Callable[[int, str], JSONResponse]
+_FORMATS: dict[str, ErrorFormat] = {}  # path prefix -> the error shape of the dialect served there
+
+
+def error_format(prefix: str) -> Callable[[ErrorFormat], ErrorFormat]:
+    """Register a dialect's error shape for the routes under `prefix` (WaveSpeed's envelope elsewhere)."""
+
+    def register(formatter: ErrorFormat) -> ErrorFormat:
+        _FORMATS[prefix] = formatter
+        return formatter
+
+    return register
+
+
+def render_error(path: str, status: int, message: str) -> JSONResponse:
+    """An error as the dialect of `path` shapes it: every layer answers errors through here (route
+    handlers, validation, the body and head limits), so a client reads every error of its dialect."""
+    formatter: ErrorFormat = _by_prefix(_FORMATS, path, error_response)
+    return formatter(status, message)
 
 
 def _location(loc: tuple[Any, ...]) -> str:
@@ -85,17 +105,13 @@ def _by_prefix(table: dict[str, Any], path: str, default: Any) -> Any:
     return table[max(matching, key=len)] if matching else default
 
 
-def install_error_handlers(
-    app: FastAPI, rules_by_prefix: dict[str, dict[str, str]], formats_by_prefix: dict[str, ErrorFormat] | None = None
-) -> None:
+def install_error_handlers(app: FastAPI, rules_by_prefix: dict[str, dict[str, str]]) -> None:
     """`rules_by_prefix`: what each field allows, by path prefix (the longest matching one wins),
-    since the same field name can mean different things on different routes. `formats_by_prefix`:
-    the error shape of other dialects' routes (WaveSpeed's envelope elsewhere)."""
-    formats = formats_by_prefix or {}
+    since the same field name can mean different things on different routes. Errors take the shape
+    of the route's dialect (`error_format`)."""
 
     def respond(request: Request, status: int, message: str) -> JSONResponse:
-        formatter: ErrorFormat = _by_prefix(formats, request.url.path, error_response)
-        return formatter(status, message)
+        return render_error(request.url.path, status, message)
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:

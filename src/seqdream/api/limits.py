@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from seqdream.api.envelope import render_error
 from seqdream.numbers import ascii_int
 
 
@@ -20,7 +19,7 @@ class BodySizeLimit:
             return
         declared = ascii_int(dict(scope["headers"]).get(b"content-length"))
         if declared is not None and declared > self.max_bytes:
-            await self._refuse(send)
+            await self._refuse(scope, receive, send)
             return
         seen = 0
         response_started = False
@@ -43,20 +42,11 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except _TooLarge:
             if not response_started:
-                await self._refuse(send)
+                await self._refuse(scope, receive, send)
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {"code": 413, "message": f"request body is larger than {self.max_bytes} bytes", "data": None}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = f"request body is larger than {self.max_bytes} bytes"
+        await render_error(scope.get("path", "/"), 413, message)(scope, receive, send)
 
 
 class _TooLarge(Exception):

@@ -8,12 +8,12 @@ header nor many small ones can cost the server more than the limit's worth of pa
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from seqdream.api.envelope import render_error
 from seqdream.api.security_headers import COMMON, NON_HTML_POLICY
 
 MAX_URL_BYTES = 8 * 1024
@@ -97,7 +97,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def _refuse(self, refused: _Refused) -> None:
         self.logger.info("refused a request: %s", refused.message)
-        body = json.dumps({"code": refused.status, "message": refused.message, "data": None}).encode()
+        path = (getattr(self, "url", None) or b"/").split(b"?", 1)[0].decode("latin-1")  # none before a request line
+        body = bytes(render_error(path, refused.status, refused.message).body)
         head = [b"HTTP/1.1 %d %s\r\n" % (refused.status, _REASONS[refused.status])]
         head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
         head += [f"{name}: {value}\r\n".encode() for name, value in COMMON.items()]
