@@ -138,3 +138,12 @@ def test_usage_days_in_process_answer_200_or_400(app_client, value: str) -> None
         assert answer.status_code in (200, 400), (param, value, answer.text)
         if answer.status_code == 400:
             assert answer.json()["message"].startswith(("from: ", "to: ")), answer.text
+
+
+def test_one_size_reading_for_every_dialect_and_setting() -> None:
+    from seqdream.numbers import size_pair
+
+    assert size_pair("2048*1024") == (2048, 1024) and size_pair(" 64 * 64 ") == (64, 64)
+    assert size_pair("2048x2048") is None and size_pair("2048x2048", separators="xX*") == (2048, 2048)
+    for bad in ("", "2048", "2048*", "２０４８*2048", "2048*2048*2", "-1*5", "123456*1", "1.5*2"):
+        assert size_pair(bad, separators="xX*") is None, bad

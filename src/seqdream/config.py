@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from seqdream.builtin import BUILTIN_MODEL
-from seqdream.numbers import ascii_int
+from seqdream.numbers import size_pair
 
 DEFAULT_MODEL = BUILTIN_MODEL  # offline, CPU-sized; e.g. black-forest-labs/FLUX.2-klein-4B on a GPU
 
@@ -118,14 +118,14 @@ class Settings(BaseSettings):
     @classmethod
     def _check_sizes(cls, sizes: list[str]) -> list[str]:
         for size in sizes:
-            width, height = (ascii_int(side) or 0 for side in size.partition("*")[::2])
+            width, height = size_pair(size) or (0, 0)
             if not (64 <= width <= 4096 and 64 <= height <= 4096):
                 raise ValueError(f"{size!r} is not WIDTH*HEIGHT with sides from 64 to 4096")
         return sizes
 
     @property
     def warmup_sizes(self) -> tuple[tuple[int, int], ...]:
-        return tuple((int(width), int(height)) for width, _, height in (s.partition("*") for s in self.compile_warmup))
+        return tuple(size_pair(size) or (0, 0) for size in self.compile_warmup)
 
     @cached_property
     def allowed_networks(self) -> list[IPv4Network | IPv6Network]:

@@ -38,6 +38,18 @@ def ascii_int(value: str | bytes | None) -> int | None:
     return int(text) if _DIGITS.fullmatch(text) else None
 
 
+_SIZE = re.compile(r"\s*([0-9]{1,5})\s*([*xX])\s*([0-9]{1,5})\s*")
+
+
+def size_pair(value: str, separators: str = "*") -> tuple[int, int] | None:
+    """(width, height) of "2048*2048" (or "2048x2048" where `separators` has x), ASCII digits only; else None.
+    The one reading of a size, for every dialect and setting; the ranges are the caller's to check."""
+    match = _SIZE.fullmatch(value)
+    if not match or match.group(2) not in separators:
+        return None
+    return int(match.group(1)), int(match.group(3))
+
+
 def _shown(value: str) -> str:
     return repr(value[:40] + ("…" if len(value) > 40 else ""))
 

@@ -15,7 +15,7 @@ from seqdream.jobs.janitor import remove_inline_inputs
 from seqdream.jobs.request import JobRequest
 from seqdream.services import Services
 from seqdream.tenancy.idempotency import MAX_KEY_CHARS, IdempotencyConflict, IdempotentSubmit, fingerprint
-from seqdream.tenancy.limits import Defaults, LimitExceeded
+from seqdream.tenancy.limits import Defaults, LimitExceeded, OutOfCredits
 
 HEADER = "Idempotency-Key"
 
@@ -71,9 +71,9 @@ def create_job(
 
 
 def _refusal(exc: Exception) -> APIError:
-    if isinstance(exc, LimitExceeded):
+    if isinstance(exc, LimitExceeded):  # credits: 402 (paying helps, waiting does not); rate and active: 429
         headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None
-        return APIError(exc.status, exc.message, headers)
+        return APIError(402 if isinstance(exc, OutOfCredits) else 429, exc.message, headers)
     if isinstance(exc, IdempotencyConflict):
         return APIError(409, str(exc))
     what = "the database is unavailable" if is_database_outage(exc) else "the task could not be recorded"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import re
 import uuid
 from dataclasses import dataclass
 
@@ -19,17 +18,16 @@ from seqdream.db import Job, JobStatus
 from seqdream.jobs.planner import resolve_seed
 from seqdream.jobs.request import JobRequest
 from seqdream.locations import output_url
+from seqdream.numbers import size_pair
 from seqdream.services import Services
 from seqdream.storage import BlobNotFound
 
-_WXH = re.compile(r"^\s*([0-9]{1,5})\s*[xX*]\s*([0-9]{1,5})\s*$")
-
 
 def parse_wxh(value: str, label: str = "size") -> tuple[int, int]:
-    match = _WXH.match(value)
-    if not match:
+    pair = size_pair(value, separators="xX*")
+    if pair is None:
         raise APIError(400, f'{label}: {value!r} is not of the form "WIDTHxHEIGHT", e.g. "2048x2048"')
-    return int(match.group(1)), int(match.group(2))
+    return pair
 
 
 def model_id(family: str, with_images: bool, count: int) -> str:

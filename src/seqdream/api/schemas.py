@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
@@ -20,13 +19,13 @@ from pydantic import (
 )
 
 from seqdream.jobs.planner import SEED_MAX
+from seqdream.numbers import size_pair
 
 MIN_SIDE, MAX_SIDE = 1024, 4096
 V45_MIN_PIXELS = 2560 * 1440  # Seedream v4.5 has no 1K sizes
 MAX_IMAGES_OUT = 14
 MAX_REFERENCES = 10
 MAX_PROMPT_CHARS = 10_000
-_SIZE = re.compile(r"^\s*([0-9]{1,5})\s*\*\s*([0-9]{1,5})\s*$")  # ASCII digits only
 _ALLOWED_CONTROLS = {"\n", "\r", "\t"}
 
 FIELD_RULES = {
@@ -81,10 +80,10 @@ class SeedreamRequest(BaseModel):
     @field_validator("size")
     @classmethod
     def _size_in_range(cls, value: str) -> str:
-        match = _SIZE.match(value)
-        if not match:
+        pair = size_pair(value)
+        if pair is None:
             raise ValueError(f'{value!r} is not of the form "W*H"')
-        width, height = int(match.group(1)), int(match.group(2))
+        width, height = pair
         for name, side in (("width", width), ("height", height)):
             if not MIN_SIDE <= side <= MAX_SIDE:
                 raise ValueError(f"{name} {side} is outside {MIN_SIDE}-{MAX_SIDE}")

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from seqdream.numbers import size_pair
+
 
 class Reference(BaseModel):
     """One reference image: a blob in our storage, or a URL fetched under the SSRF policy."""
@@ -45,8 +47,10 @@ class JobRequest(BaseModel):
 
     @property
     def width_height(self) -> tuple[int, int]:
-        width, height = self.size.split("*")
-        return int(width), int(height)
+        pair = size_pair(self.size)
+        if pair is None:  # requests are validated when accepted: a stored one always has a size
+            raise ValueError(f"a task's size {self.size!r} is not W*H")
+        return pair
 
     @classmethod
     def of(cls, stored: dict[str, Any]) -> JobRequest:

@@ -46,11 +46,23 @@ class KeyLimits:
 
 
 class LimitExceeded(Exception):
-    """A submit refused by a limit: 429 (with Retry-After) or 402 when the credits ran out."""
+    """A submit refused by one of the key's limits; `retry_after_s`: when trying again can succeed."""
 
-    def __init__(self, status: int, message: str, retry_after_s: int | None = None) -> None:
+    def __init__(self, message: str, retry_after_s: int | None = None) -> None:
         super().__init__(message)
-        self.status, self.message, self.retry_after_s = status, message, retry_after_s
+        self.message, self.retry_after_s = message, retry_after_s
+
+
+class RateLimited(LimitExceeded):
+    """More submits in the window than the key's rate allows."""
+
+
+class TooManyActive(LimitExceeded):
+    """The key has as many tasks queued or running as it may."""
+
+
+class OutOfCredits(LimitExceeded):
+    """The key's credits cannot cover the images the task may make."""
 
 
 def lock_key(session: Session, key_id: str) -> ApiKey | None:
@@ -73,8 +85,7 @@ def admit(session: Session, key: ApiKey, limits: KeyLimits, images: int, now: da
         if len(recent) >= limits.rate_per_min:
             # The oldest submit in the window leaves it at recent[0] + WINDOW: a slot is free by then.
             wait = math.ceil((recent[0] + WINDOW - now).total_seconds())
-            raise LimitExceeded(
-                429,
+            raise RateLimited(
                 f"rate limit: this key may submit {limits.rate_per_min} tasks a minute",
                 min(max(1, wait), int(WINDOW.total_seconds())),
             )
@@ -83,14 +94,13 @@ def admit(session: Session, key: ApiKey, limits: KeyLimits, images: int, now: da
             select(func.count()).select_from(Job).where(Job.api_key_id == key.id, Job.status.in_(JobStatus.active()))
         )
         if (active or 0) >= limits.max_active:
-            raise LimitExceeded(
-                429,
+            raise TooManyActive(
                 f"this key has {active} tasks queued or running, its limit; submit again when one ends",
                 retry_after_s=5,
             )
     if limits.credits is not None:
         if limits.credits < images:
-            raise LimitExceeded(
-                402, f"insufficient credits: the task may make {images} image(s), the key has {limits.credits} left"
+            raise OutOfCredits(
+                f"insufficient credits: the task may make {images} image(s), the key has {limits.credits} left"
             )
         session.execute(update(ApiKey).where(ApiKey.id == key.id).values(credits=ApiKey.credits - images))
