@@ -271,3 +271,16 @@ def test_the_model_declares_how_group_frames_are_worded(tiny_model: Path, tmp_pa
     (declared / "seqdream.json").write_text(json.dumps({"frame_prompt": "{prompt} {frame}"}))
     with pytest.raises(EngineError, match=r"seqdream.json: frame_prompt .*unknown field\(s\) \['frame'\]"):
         load_engine(Settings(model=str(declared)))
+
+
+def test_a_failure_of_the_callers_own_callback_is_not_reported_as_the_models(engine: Flux2KleinEngine) -> None:
+    """Storing and signing run in `on_images`: their errors reach the caller as raised, never wrapped
+    in 'the model call failed' (a signing error used to read as a broken model)."""
+    plan = GenerationPlan(prompts=["a red cube"], seeds=[1], width=64, height=64)
+
+    def signing_fails(_start: int, _images: list[Image.Image]) -> None:
+        raise ValueError("the signing certificate has expired")
+
+    with pytest.raises(ValueError, match="certificate has expired") as raised:
+        engine.generate(plan, on_images=signing_fails)
+    assert not isinstance(raised.value, EngineError)

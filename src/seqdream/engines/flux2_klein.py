@@ -324,13 +324,18 @@ class Flux2KleinEngine:
             finished[start] = fit(images)
             if on_images:
                 before = time.perf_counter()
-                on_images(start, finished[start])
+                try:
+                    on_images(start, finished[start])
+                except Exception as exc:  # the caller's own failure (storing, signing): not the model's
+                    raise _ListenerFailed(exc) from exc
                 listener_s += time.perf_counter() - before
 
         started = time.perf_counter()
         try:
             with self._lock, torch.inference_mode(), ReferenceLatents(self.pipeline).installed():
                 render_group(plan, render, max_batch=opts.max_batch, max_references=MAX_REFERENCES, on_batch=on_batch)
+        except _ListenerFailed as failed:
+            raise failed.cause from failed.cause.__cause__  # as the caller raised it, never "the model call failed"
         except torch.cuda.OutOfMemoryError as exc:
             raise EngineError(
                 f"the GPU ran out of memory rendering {plan.count} image(s) at {render_w}x{render_h}; "
@@ -342,3 +347,11 @@ class Flux2KleinEngine:
         return GenerationResult(
             images=[image for start in sorted(finished) for image in finished[start]], inference_ms=inference_ms
         )
+
+
+class _ListenerFailed(Exception):
+    """Carries what `on_images` raised past the engine's own error handling, unchanged."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
