@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from seqdream.threads import available_cores
+from seqdream.cpu.threads import available_cores
 from seqdream_devkit.cpu_hogs import cpu_bound_processes
 from seqdream_devkit.images import decode
 from seqdream_devkit.server_process import ServerProcess

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from seqdream.allocator import keep_large_buffers
 from seqdream.config import Settings
+from seqdream.cpu.allocator import keep_large_buffers
 from seqdream.engines.base import GenerationPlan
 from seqdream.engines.registry import load_engine
 from seqdream.jobs.worker import encode_image

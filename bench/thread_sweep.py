@@ -21,9 +21,9 @@ import torch
 
 from seqdream.builtin import resolve_model
 from seqdream.config import Settings
+from seqdream.cpu.threads import available_cores
 from seqdream.engines.base import GenerationPlan
 from seqdream.engines.registry import load_engine
-from seqdream.threads import available_cores
 from seqdream_devkit.cpu_hogs import cpu_bound_processes
 from seqdream_devkit.tiny_pipeline import build_tiny_flux2_klein
 

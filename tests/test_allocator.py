@@ -6,7 +6,7 @@ import platform
 
 import pytest
 
-from seqdream.allocator import keep_large_buffers
+from seqdream.cpu.allocator import keep_large_buffers
 
 
 @pytest.mark.slow

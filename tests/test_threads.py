@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from seqdream import cpu_load
-from seqdream.threads import cgroup_quota
+from seqdream.cpu import load as cpu_load
+from seqdream.cpu.threads import cgroup_quota
 
 
 def _write(path: Path, text: str) -> Path:
@@ -61,7 +61,7 @@ def test_no_cgroup_file(tmp_path: Path) -> None:
 
 
 def test_a_model_folder_may_recommend_its_thread_count(tmp_path: Path) -> None:
-    from seqdream.threads import model_thread_hint
+    from seqdream.cpu.threads import model_thread_hint
 
     assert model_thread_hint(tmp_path) is None  # no seqdream.json
     _write(tmp_path / "seqdream.json", '{"num_inference_steps": 20}')
@@ -73,7 +73,7 @@ def test_a_model_folder_may_recommend_its_thread_count(tmp_path: Path) -> None:
         assert model_thread_hint(tmp_path) is None
 
 
-# -- torch's threads follow the load others put on our cores (seqdream.cpu_load) ------------------
+# -- torch's threads follow the load others put on our cores (seqdream.cpu.load) ------------------
 STAT = """cpu  {total} 0 0 0 0 0 0 0 0 0
 cpu0 {cpu0} 0 0 500 0 0 0 0 0 0
 cpu1 {cpu1} 0 0 500 0 0 0 0 0 0

@@ -1,4 +1,4 @@
-"""A CPU server beside busy processes: the model's thread count follows the load (seqdream.cpu_load),
+"""A CPU server beside busy processes: the model's thread count follows the load (seqdream.cpu.load),
 through the real service and a real `seqdream serve` process."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from seqdream.threads import available_cores
+from seqdream.cpu.threads import available_cores
 from seqdream_devkit.cpu_hogs import cpu_bound_processes
 from support.servers import LocalServer
 

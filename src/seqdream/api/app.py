@@ -19,19 +19,19 @@ from starlette.concurrency import run_in_threadpool
 
 from seqdream import __version__
 from seqdream.api import account, ark, examples, media, openai_images, predictions, provenance, webhooks
+from seqdream.api.body_limit import BodySizeLimit
 from seqdream.api.deps import get_services
 from seqdream.api.envelope import install_error_handlers
-from seqdream.api.limits import BodySizeLimit
 from seqdream.api.notifier import JobEvents
 from seqdream.api.openapi import install_openapi
 from seqdream.api.schemas import FIELD_RULES, V45_FIELD_RULES
 from seqdream.api.security_headers import SecurityHeaders
 from seqdream.config import Settings
+from seqdream.cpu.threads import thread_report
 from seqdream.db.migrate import current_revision
 from seqdream.jobs.worker import EngineHolder, WorkerPool
 from seqdream.metrics import process_registry
 from seqdream.services import Services
-from seqdream.threads import thread_report
 
 log = logging.getLogger(__name__)
 PLAYGROUND_DIR = Path(__file__).parent / "static" / "playground"

@@ -34,7 +34,7 @@ def _settings(**overrides: object) -> Settings:
     """Settings for a command, with the CPU thread pools sized before anything imports torch."""
     from pydantic import ValidationError
 
-    from seqdream.threads import configure_threads, model_thread_hint
+    from seqdream.cpu.threads import configure_threads, model_thread_hint
 
     values: dict[str, Any] = {name: value for name, value in overrides.items() if value is not None}
     try:
@@ -43,8 +43,8 @@ def _settings(**overrides: object) -> Settings:
         problems = "; ".join(f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors())
         typer.secho(f"invalid setting: {problems}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from exc
-    from seqdream.allocator import keep_large_buffers
     from seqdream.builtin import resolve_model
+    from seqdream.cpu.allocator import keep_large_buffers
 
     configure_threads(settings.threads, model_thread_hint(resolve_model(settings.model)))
     keep_large_buffers()  # image-sized buffers are reused, not mapped afresh for every output
@@ -95,7 +95,7 @@ def serve(
     """Run the HTTP API (and, by default, one in-process worker)."""
     from seqdream.api.app import create_app
     from seqdream.api.server import serve as run_server
-    from seqdream.threads import thread_report
+    from seqdream.cpu.threads import thread_report
 
     settings = _settings(host=host, port=port, inline_workers=workers, model=model, auth_disabled=no_auth or None)
     configure_logging(settings.log_level)

@@ -14,7 +14,8 @@ from typing import Any
 import torch
 from PIL import Image
 
-from seqdream.cpu_load import fit_threads, follow_load
+from seqdream.cpu.load import fit_threads, follow_load
+from seqdream.cpu.parallel import parallel_map
 from seqdream.engines.acceleration import (
     COMPILE_BUCKET,
     Acceleration,
@@ -36,7 +37,6 @@ from seqdream.engines.base import (
 from seqdream.engines.frame_prompt import FRAME_PROMPT, check_frame_prompt
 from seqdream.engines.group import render_group
 from seqdream.engines.reference_cache import ReferenceLatents
-from seqdream.parallel import parallel_map
 
 log = logging.getLogger(__name__)
 

@@ -17,13 +17,14 @@ from PIL import Image
 from sqlalchemy.exc import SQLAlchemyError
 
 from seqdream.config import Settings
+from seqdream.cpu.parallel import parallel_map
 from seqdream.db import Job, JobStatus
 from seqdream.db.models import utcnow
 from seqdream.dependencies import STORAGE, Backoff, is_database_outage, is_outage, one_line
 from seqdream.engines.base import Engine, EngineError, GenerationPlan, Interrupted
 from seqdream.images.decode import ImageInputError
 from seqdream.images.fetch import FetchPolicy
-from seqdream.images.watermark import add_watermark
+from seqdream.images.label import add_watermark
 from seqdream.jobs.janitor import Janitor
 from seqdream.jobs.measures import FAILURES, IMAGE_SECONDS, IMAGES, JOB_SECONDS
 from seqdream.jobs.planner import plan_job
@@ -31,7 +32,6 @@ from seqdream.jobs.references import load_references
 from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
 from seqdream.locations import output_key
-from seqdream.parallel import parallel_map
 from seqdream.provenance.content_credentials import Ingredient
 from seqdream.provenance.marking import Marker
 from seqdream.storage import BlobStore

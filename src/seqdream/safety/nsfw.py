@@ -30,7 +30,7 @@ class NudeNetDetector:
                 import onnxruntime
                 from nudenet import NudeDetector
 
-                from seqdream.threads import onnx_session_options
+                from seqdream.cpu.threads import onnx_session_options
 
                 detector = NudeDetector()
                 # Its own session uses every core and spins; ours runs one image per pool thread.

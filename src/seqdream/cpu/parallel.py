@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from seqdream.threads import configured_threads
+from seqdream.cpu.threads import configured_threads
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -148,7 +148,7 @@ def configure_threads(count: int | None = None, hint: int | None = None) -> int:
     try:
         import cv2
 
-        cv2.setNumThreads(1)  # images are already processed in parallel by seqdream.parallel
+        cv2.setNumThreads(1)  # images are already processed in parallel by seqdream.cpu.parallel
     except ImportError:
         pass
     _configured = count
@@ -163,7 +163,7 @@ def configured_threads() -> int:
 def thread_report() -> dict[str, object]:
     """What /health and the start-up log say about the CPU pools: sizes and why, and (once a CPU
     model follows the load) how busy other processes keep our cores and how many threads torch has now."""
-    from seqdream.cpu_load import load_report
+    from seqdream.cpu.load import load_report
 
     report: dict[str, object] = {
         "torch": configured_threads(),
