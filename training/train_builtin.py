@@ -18,8 +18,9 @@ the shipped package stays small; a resumed run without them starts fresh moments
   python training/train_builtin.py --resume src/seqdream/builtin/model \
       --out src/seqdream/builtin/model --minutes 120
 
-`--declare-cache DIR` measures a saved folder's MagCache ratios and writes them, with CACHE, into
-its seqdream.json (every save does this itself).
+`--declare-cache DIR` measures a saved folder's MagCache ratios and writes them, with CACHE and the
+words the grammar uses (`vocabulary`: a prompt outside them gets a warning), into its seqdream.json
+(every save does this itself).
 
 Gate: the VAE stage prints the share of scenes the parser reads back exactly after a VAE
 round trip; the transformer cannot beat that number, so it should be close to 100 %.
@@ -506,15 +507,17 @@ def declare_cache(pipe, folder: Path) -> None:  # type: ignore[no-untyped-def]
     """Add the cache declaration to a saved folder's seqdream.json, keeping the rest."""
     path = folder / "seqdream.json"
     declared = json.loads(path.read_text()) if path.is_file() else dict(SAMPLING)
-    path.write_text(json.dumps({**declared, **cache_declaration(pipe)}, indent=2) + "\n")
-    print(f"declared MagCache in {path}", flush=True)
+    path.write_text(
+        json.dumps({**declared, **cache_declaration(pipe), "vocabulary": tasks.vocabulary()}, indent=2) + "\n"
+    )
+    print(f"declared MagCache and the vocabulary in {path}", flush=True)
 
 
 def save(pipe, out: Path, history: list[dict]) -> None:  # type: ignore[no-untyped-def]
     pipe.transformer.eval()
     pipe.text_encoder.eval()
     pipe.save_pretrained(out)
-    declared = {**SAMPLING, "frame_prompt": FRAME_PROMPT, **cache_declaration(pipe)}
+    declared = {**SAMPLING, "frame_prompt": FRAME_PROMPT, **cache_declaration(pipe), "vocabulary": tasks.vocabulary()}
     (out / "seqdream.json").write_text(json.dumps(declared, indent=2) + "\n")
     record = {"transformer_steps": sum(run["steps"] for run in history), "runs": history}
     (out / HISTORY_FILE).write_text(json.dumps(record, indent=2) + "\n")

@@ -22,6 +22,7 @@ from seqdream.db.notify import JOB_ENDED, NEW_JOB, Listener
 from seqdream.dependencies import STORAGE, one_line
 from seqdream.engines.base import Engine
 from seqdream.engines.registry import load_engine
+from seqdream.engines.vocabulary import declared_vocabulary
 from seqdream.images.fetch import FetchPolicy
 from seqdream.jobs.janitor import Janitor
 from seqdream.jobs.store import JobStore
@@ -109,6 +110,11 @@ class Services:
     def engines(self) -> EngineHolder:
         """The engine of this process's first worker (the only one unless workers span GPUs)."""
         return next(iter(self._engine_holders.values()), None) or self.engine_holder(self.settings.device)
+
+    @property
+    def vocabulary(self) -> frozenset[str] | None:
+        """The words the configured model declares it knows (None: it declares none)."""
+        return declared_vocabulary(self.settings.model)
 
     @cached_property
     def marker(self) -> Marker:

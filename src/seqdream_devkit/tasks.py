@@ -8,6 +8,7 @@ sees exactly the per-image prompts the engine will send.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, replace
 
 from PIL import Image, ImageDraw
@@ -308,3 +309,17 @@ def sequence(
         Example(f"sequence-{motion}", text, () if index == 0 else (frames[0],), frame, group_prompt=prompt)
         for index, (text, frame) in enumerate(zip(plan.prompts, frames, strict=True))
     ]
+
+
+def vocabulary(samples: int = 1500) -> list[str]:
+    """Every word the grammar uses, in any task and any wording (trained and held-out forms alike):
+    what the built-in model declares it knows (its seqdream.json `vocabulary`)."""
+    rng = random.Random(0)
+    prompts = [text_to_image(rng, held=None).prompt for _ in range(samples)]
+    prompts += [edit(rng, held=None).prompt for _ in range(samples)]
+    prompts += [marked_edit(rng, held=None).prompt for _ in range(samples // 3)]
+    prompts += [compose(rng, held=None).prompt for _ in range(samples // 10)]
+    prompts += [compose_many(rng, held=None).prompt for _ in range(samples)]
+    prompts += [frame.prompt for count in range(2, MAX_GROUP + 1) for _ in range(samples // 20)
+                for frame in sequence(rng, count=count, held=None)[:2]]  # fmt: skip
+    return sorted({word for prompt in prompts for word in re.findall(r"[a-z]+", prompt.lower())})

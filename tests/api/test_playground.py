@@ -330,3 +330,23 @@ def test_generate_status_and_errors_are_in_view_together_at_1280x720(browser, bu
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "playground-1280x720.png"))
     context.close()
+
+
+def test_a_prompt_outside_the_models_words_shows_which_words(browser, builtin_server: LocalServer) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    page = context.new_page()
+    page.goto(builtin_server.base_url + "/")
+    page.fill("#api-key", builtin_server.api_key)
+    page.dispatch_event("#api-key", "change")
+    page.fill("#prompt", "a photo of a cat")
+    page.click("#submit")
+    page.wait_for_selector("#status.completed", timeout=60_000)
+    page.wait_for_selector("#warnings:not([hidden])")
+    text = page.text_content("#warnings")
+    assert '"photo"' in text and '"cat"' in text and "/api/v3/examples" in text
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "playground-unknown-words.png"))
+    page.fill("#prompt", "a large red circle in the center on a blue background")  # inside: no warning
+    page.click("#submit")
+    wait_until(page, "document.querySelector('#warnings').hidden === true", timeout=60_000)
+    context.close()

@@ -77,3 +77,26 @@ def test_module_level_sdk_functions(server: LocalServer, monkeypatch) -> None:
     monkeypatch.setattr(wavespeed.api, "_default_client", None)
     output = wavespeed.run(MODEL, {"prompt": "a lamp"}, enable_sync_mode=True)
     assert len(output["outputs"]) == 1
+
+
+def test_sdk_reads_a_result_that_carries_warnings(tiny_model, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`warnings` (a prompt outside the model's declared words) is an extension the SDK ignores."""
+    import json
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    declared = model / "seqdream.json"
+    settings = json.loads(declared.read_text()) if declared.is_file() else {}
+    declared.write_text(json.dumps({**settings, "vocabulary": ["a", "red", "circle"]}))
+    server = LocalServer(tmp_path / "data", model).start()
+    try:
+        client = Client(api_key=server.api_key, base_url=server.base_url, max_connection_retries=0)
+        output = client.run(MODEL, {"prompt": "a red dragon", "size": "1024*1024"}, poll_interval=0.05, timeout=60)
+        assert len(output["outputs"]) == 1
+        with server.client() as api:  # the SDK hands back the outputs; the task itself says more
+            (listed,) = api.get("/api/v3/predictions").json()["data"]["items"]
+            task = api.get(f"/api/v3/predictions/{listed['id']}/result").json()["data"]
+        assert task["warnings"] and '"dragon"' in task["warnings"][0] and '"red"' not in task["warnings"][0]
+    finally:
+        server.stop()

@@ -25,6 +25,11 @@ from seqdream.services import Services
 router = APIRouter(prefix="/api/v3")
 
 
+def shown(services: Services, job: Job, base: str, *, as_urls: bool = False) -> dict[str, Any]:
+    """A task as every WaveSpeed route shows it (with `warnings` when its prompt steps outside the model's words)."""
+    return present(job, base, services.blobs, as_urls=as_urls, vocabulary=services.vocabulary)
+
+
 def _create_job(
     services: Services, spec: ModelSpec, body: SeedreamRequest, caller: Caller, request: Request, webhook: str | None
 ) -> Job:
@@ -80,12 +85,12 @@ def _submit_route(spec: ModelSpec):  # type: ignore[no-untyped-def]
         job = await run_in_threadpool(_create_job, services, spec, fields, caller, request, webhook)
         request.app.state.work_available.set()
         if not fields.enable_sync_mode:
-            return success(present(job, base, services.blobs))
+            return success(shown(services, job, base))
         timeout = services.settings.sync_timeout_s
         job = await wait_for_end(services, request.app.state.job_events, job.id, timeout)
         if not JobStatus(job.status).is_terminal:
-            return success(present_sync_timeout(job, base, services.blobs, timeout))
-        return success(await run_in_threadpool(present, job, base, services.blobs))
+            return success(present_sync_timeout(job, base, services.blobs, timeout, services.vocabulary))
+        return success(await run_in_threadpool(shown, services, job, base))
 
     submit.__doc__ = f"{spec.summary}. Returns the task; poll `urls.get` for the result."
     return submit
@@ -121,7 +126,7 @@ async def get_result(
     job = await run_in_threadpool(own_job, services, job_id, caller)
     if job is None:
         raise APIError(404, f"prediction not found: {job_id}")
-    return success(await run_in_threadpool(present, job, base_url(request), services.blobs))
+    return success(await run_in_threadpool(shown, services, job, base_url(request)))
 
 
 def delete_job(services: Services, request: Request, job_id: str, caller: Caller) -> Job | None:
@@ -149,7 +154,7 @@ async def delete_prediction(
     job = await run_in_threadpool(delete_job, services, request, job_id, caller)
     if job is None:
         raise APIError(404, f"prediction not found: {job_id}")
-    return success(present(job, base_url(request), services.blobs))
+    return success(shown(services, job, base_url(request)))
 
 
 class DeleteRequest(BaseModel):
@@ -181,7 +186,5 @@ async def list_predictions(
 ) -> dict[str, Any]:
     jobs = await run_in_threadpool(services.jobs.recent, page_size, (page - 1) * page_size, caller.key_id)
     base = base_url(request)
-    items = [
-        present(job, base, services.blobs, as_urls=True) | {"prompt": JobRequest.of(job.request).prompt} for job in jobs
-    ]
+    items = [shown(services, job, base, as_urls=True) | {"prompt": JobRequest.of(job.request).prompt} for job in jobs]
     return success({"page": page, "page_size": page_size, "items": items})

@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 from seqdream.db import Job, JobStatus
+from seqdream.engines.vocabulary import vocabulary_warning
 from seqdream.jobs.request import JobRequest
 from seqdream.locations import output_url, result_url
 from seqdream.storage import BlobNotFound, BlobStore
@@ -35,8 +36,12 @@ def output_urls(job: Job, base: str, blobs: BlobStore, *, as_urls: bool = False)
     return encoded
 
 
-def present(job: Job, base: str, blobs: BlobStore, *, as_urls: bool = False) -> dict[str, Any]:
-    """`as_urls` lists URLs even for base64 tasks (history listings stay small)."""
+def present(
+    job: Job, base: str, blobs: BlobStore, *, as_urls: bool = False, vocabulary: frozenset[str] | None = None
+) -> dict[str, Any]:
+    """`as_urls` lists URLs even for base64 tasks (history listings stay small). With the model's
+    `vocabulary`, a prompt that steps outside it gets `warnings` (an extension field SDKs ignore)."""
+    warnings = vocabulary_warning(JobRequest.of(job.request).prompt, vocabulary)
     return {
         "id": job.id,
         "model": job.model,
@@ -48,11 +53,13 @@ def present(job: Job, base: str, blobs: BlobStore, *, as_urls: bool = False) -> 
         "error": job.error if job.status == JobStatus.FAILED.value else "",
         "timings": {"inference": job.inference_ms or 0},
         "seed": job.seed,
-    }
+    } | ({"warnings": warnings} if warnings else {})
 
 
-def present_sync_timeout(job: Job, base: str, blobs: BlobStore, waited_s: float) -> dict[str, Any]:
-    data = present(job, base, blobs)
+def present_sync_timeout(
+    job: Job, base: str, blobs: BlobStore, waited_s: float, vocabulary: frozenset[str] | None = None
+) -> dict[str, Any]:
+    data = present(job, base, blobs, vocabulary=vocabulary)
     # Queued or running, the task is in progress from the caller's side: WaveSpeed says "processing".
     data["status"] = "processing"
     data["code"] = SYNC_TIMEOUT_CODE

@@ -16,6 +16,7 @@ import httpx
 from seqdream.config import Settings
 from seqdream.db import WebhookDelivery
 from seqdream.dependencies import Backoff, is_database_outage
+from seqdream.engines.vocabulary import declared_vocabulary
 from seqdream.images.decode import ImageInputError
 from seqdream.images.fetch import FetchPolicy, GuardedTransport
 from seqdream.jobs.presentation import present
@@ -108,7 +109,8 @@ class WebhookDispatcher:
         if job is None:
             raise LookupError(f"task {delivery.job_id} no longer exists")
         base = JobRequest.of(job.request).public_base or self.settings.own_base_url
-        return json.dumps(present(job, base, self.blobs, as_urls=True), separators=(",", ":")).encode()
+        data = present(job, base, self.blobs, as_urls=True, vocabulary=declared_vocabulary(self.settings.model))
+        return json.dumps(data, separators=(",", ":")).encode()
 
     def send(self, delivery: WebhookDelivery) -> bool:
         """One attempt; records the outcome. True when the receiver answered 2xx."""

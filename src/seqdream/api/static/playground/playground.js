@@ -220,6 +220,9 @@ function showResult(data, { keep = false } = {}) {
   $("meta-inference").textContent = `${data.timings.inference} ms`;
   $("meta-nsfw").textContent = data.has_nsfw_contents.some(Boolean) ? "flagged" : "none detected";
   if (data.status === "failed") showError(data.error || "The job failed.");
+  // A prompt with words the model does not know still runs; the task says which words (`warnings`).
+  $("warnings").textContent = (data.warnings || []).join(" ");
+  $("warnings").hidden = !(data.warnings || []).length;
 }
 
 async function poll(url) {

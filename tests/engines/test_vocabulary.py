@@ -1,0 +1,55 @@
+"""A prompt outside the built-in model's vocabulary still runs, and its result names the unknown words."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from fastapi.testclient import TestClient
+
+from seqdream.engines.vocabulary import declared_vocabulary, unknown_words, vocabulary_warning
+from seqdream_devkit import tasks
+
+
+def test_the_built_in_model_declares_every_word_of_its_grammar() -> None:
+    vocabulary = declared_vocabulary("builtin")
+    assert vocabulary is not None and set(tasks.vocabulary()) <= vocabulary
+    rng = random.Random(7)
+    for _ in range(200):  # any wording of any task, trained or held out, is inside it
+        for example in (tasks.text_to_image(rng, held=None), tasks.edit(rng, held=None),
+                        tasks.compose_many(rng, held=None), tasks.marked_edit(rng, held=None)):  # fmt: skip
+            assert unknown_words(example.prompt, vocabulary) == [], example.prompt
+    assert declared_vocabulary("/no/such/folder") is None
+
+
+@pytest.mark.parametrize(
+    ("prompt", "unknown"),
+    [
+        ("a photo of a cat, 4K", ["photo", "cat", "4k"]),
+        ("A Cinematic DRAGON over the city.", ["cinematic", "dragon", "over", "city"]),
+        ("a series of 4 images of a small red circle moving from left to right", []),
+        ("make the circle blue", []),
+        ("un chat rouge", ["un", "chat", "rouge"]),
+    ],
+)
+def test_unknown_words_are_named_once_each_in_order(prompt: str, unknown: list[str]) -> None:
+    vocabulary = declared_vocabulary("builtin")
+    assert unknown_words(prompt, vocabulary) == unknown
+    warning = vocabulary_warning(prompt + " " + prompt, vocabulary)
+    assert (warning == []) == (unknown == [])
+    if unknown:
+        assert warning[0].count(f'"{unknown[0]}"') == 1
+
+
+def test_the_result_of_a_prompt_outside_the_vocabulary_carries_a_warning(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from seqdream.api.app import create_app
+    from seqdream.config import Settings
+
+    settings = Settings(data_dir=tmp_path, inline_workers=0)  # the built-in model: it declares a vocabulary
+    with TestClient(create_app(settings)) as client:
+        client.headers["Authorization"] = f"Bearer {client.app.state.services.keys.create('t').secret}"  # type: ignore[attr-defined]
+        outside = client.post("/api/v3/bytedance/seedream-v4", json={"prompt": "a photo of a cat"}).json()["data"]
+        inside = client.post("/api/v3/bytedance/seedream-v4", json={"prompt": "a small red circle"}).json()["data"]
+        read = client.get(f"/api/v3/predictions/{outside['id']}/result").json()["data"]
+    assert '"photo", "cat"' in outside["warnings"][0] and read["warnings"] == outside["warnings"]
+    assert "warnings" not in inside  # an extension field, only when there is something to say
