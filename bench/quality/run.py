@@ -6,7 +6,10 @@ Measures, through the production engine:
   * multi-reference composition (objects of image 1 on the background of image 2);
   * groups of random length 2-14: consistency (same object and background in every frame) and
     progression, split by length (2-4, 5-9, 10-14) and motion;
-  * phrasing: captions and edits in wordings training never uses (`wording.held_out`).
+  * phrasing: captions and edits in wordings training never uses (`wording.held_out`);
+  * references: compositions of 3-10 references (gather, pick, swap), drawn exactly;
+  * marked: edits of the object the user boxed (remove, recolour, move), with no mark left;
+  * positions: captions that put each position first ("at the top a red circle"), drawn exactly.
 Usage: python bench/quality/run.py [--model DIR] [--n 40] [--seed 1000003] [--parts ...] [--motions ...]
 
 Each part (and each motion and length of groups) draws from its own stream of the seed, so a run
@@ -30,11 +33,11 @@ from seqdream.engines.registry import load_engine
 from seqdream.jobs.planner import plan_group
 from seqdream_devkit import tasks
 from seqdream_devkit.parser import find, parse
-from seqdream_devkit.world import CANVAS, Scene
+from seqdream_devkit.world import CANVAS, Scene, mark_pixels
 
 HELD_OUT_SEED = 1_000_003  # training draws from seed 0's stream; this stream is never trained on
 SIZE = 1024
-PARTS = ("t2i", "edits", "compose", "groups", "phrasing")
+PARTS = ("t2i", "edits", "compose", "groups", "phrasing", "references", "marked", "positions")
 LENGTHS = {"2-4": (2, 4), "5-9": (5, 9), "10-14": (10, 14)}  # group lengths, scored apart
 
 
@@ -181,6 +184,33 @@ def main() -> None:
         seen = parse(generate(engine, example.prompt, example.references, index))
         phrasing["edits"].append(score_edit(parse(example.references[0]), example.scene, seen)[0])
 
+    references: dict[str, list[float]] = defaultdict(list)  # exact, per way of composing
+    for way in tasks.COMPOSITIONS if "references" in parts else ():
+        rng = stream(args.seed, f"references/{way}")
+        for index in range(args.n):
+            example = tasks.compose_many(rng, way)
+            references[way].append(
+                float(parse(generate(engine, example.prompt, example.references, index)) == example.scene)
+            )
+
+    marked: dict[str, list[tuple[float, float]]] = defaultdict(list)  # (success, no mark left)
+    for kind in tasks.MARKED_EDITS if "marked" in parts else ():
+        rng = stream(args.seed, f"marked/{kind}")
+        for index in range(args.n):
+            example = tasks.marked_edit(rng, kind, held=None)
+            output = generate(engine, example.prompt, example.references, index)
+            assert example.source is not None and example.scene is not None
+            success = score_edit(example.source, example.scene, parse(output))[0]
+            marked[kind].append((success, float(mark_pixels(output) == 0)))
+
+    positions: list[float] = []  # captions with every position first, drawn exactly
+    rng = stream(args.seed, "positions")
+    while "positions" in parts and len(positions) < args.n:
+        example = tasks.text_to_image(rng, held=None)
+        assert example.scene is not None
+        if all(thing.phrase(position_first=True) in example.prompt.lower() for thing in example.scene.things):
+            positions.append(float(parse(generate(engine, example.prompt, (), len(positions))) == example.scene))
+
     print(f"built-in model quality on held-out prompts ({args.n} per measure, {time.perf_counter() - started:.0f}s)")
     print(f"{'measure':36s} {'score':>7s} {'target':>7s}")
     # (name, score or a diagnostic list of share pairs, target)
@@ -204,6 +234,12 @@ def main() -> None:
     if phrasing:
         rows.append(("held-out wording: captions exact", statistics.mean(phrasing["captions"]), 0.90))
         rows.append(("held-out wording: edit success", statistics.mean(phrasing["edits"]), 0.85))
+    rows += [(f"references: {way} (3-10 images) exact", statistics.mean(v), 0.90) for way, v in references.items()]
+    for kind, pairs in marked.items():
+        rows.append((f"marked {kind} success", statistics.mean(s for s, _ in pairs), 0.90))
+        rows.append((f"marked {kind}: no mark left", statistics.mean(m for _, m in pairs), 0.90))
+    if positions:
+        rows.append(("captions with positions first exact", statistics.mean(positions), 0.90))
     for name, value, target in rows:
         if isinstance(value, list):  # a diagnostic pair of shares, no target
             first, second = (statistics.mean(pair[k] for pair in value) for k in (0, 1))

@@ -48,6 +48,7 @@ class Example:
     target: Image.Image
     scene: Scene | None = None  # the target as a scene, when it is one (not for sequences)
     group_prompt: str = ""  # a group frame's: the prompt the request sent, before the planner's wording
+    source: Scene | None = None  # an edit's reference as a scene, where the reference carries more (a mark)
 
 
 def text_to_image(rng: random.Random, *, held: bool | str | None = False) -> Example:
@@ -146,7 +147,7 @@ def marked_edit(rng: random.Random, kind: str | None = None, *, held: bool | str
         target = source.with_things(things)
     else:
         raise ValueError(f"unknown marked edit {kind!r}")
-    return Example(f"marked-{kind}", prompt, (render_marked(source, old),), render(target), target)
+    return Example(f"marked-{kind}", prompt, (render_marked(source, old),), render(target), target, source=source)
 
 
 def compose_many(
@@ -311,15 +312,25 @@ def sequence(
     ]
 
 
-def vocabulary(samples: int = 1500) -> list[str]:
-    """Every word the grammar uses, in any task and any wording (trained and held-out forms alike):
-    what the built-in model declares it knows (its seqdream.json `vocabulary`)."""
+VOCABULARY_TASKS = ("t2i", "edit", "compose", "sequence", "compose_many", "marked")
+
+
+def vocabulary(samples: int = 1500, trained: tuple[str, ...] = VOCABULARY_TASKS) -> list[str]:
+    """Every word the grammar uses in the `trained` tasks, in any wording (trained and held-out forms
+    alike): what the built-in model declares it knows (its seqdream.json `vocabulary`)."""
     rng = random.Random(0)
-    prompts = [text_to_image(rng, held=None).prompt for _ in range(samples)]
-    prompts += [edit(rng, held=None).prompt for _ in range(samples)]
-    prompts += [marked_edit(rng, held=None).prompt for _ in range(samples // 3)]
-    prompts += [compose(rng, held=None).prompt for _ in range(samples // 10)]
-    prompts += [compose_many(rng, held=None).prompt for _ in range(samples)]
-    prompts += [frame.prompt for count in range(2, MAX_GROUP + 1) for _ in range(samples // 20)
-                for frame in sequence(rng, count=count, held=None)[:2]]  # fmt: skip
+    draws = {
+        "t2i": lambda: [text_to_image(rng, held=None).prompt for _ in range(samples)],
+        "edit": lambda: [edit(rng, held=None).prompt for _ in range(samples)],
+        "marked": lambda: [marked_edit(rng, held=None).prompt for _ in range(samples // 3)],
+        "compose": lambda: [compose(rng, held=None).prompt for _ in range(samples // 10)],
+        "compose_many": lambda: [compose_many(rng, held=None).prompt for _ in range(samples)],
+        "sequence": lambda: [
+            frame.prompt
+            for count in range(2, MAX_GROUP + 1)
+            for _ in range(samples // 20)
+            for frame in sequence(rng, count=count, held=None)[:2]
+        ],  # fmt: skip
+    }
+    prompts = [prompt for task in trained for prompt in draws[task]()]
     return sorted({word for prompt in prompts for word in re.findall(r"[a-z]+", prompt.lower())})
