@@ -237,33 +237,36 @@ def test_terminated_connections_are_reopened_and_every_task_completes(
 
 
 def test_a_stalled_worker_never_rewrites_a_completed_tasks_files(tiny_model: Path, tmp_path: Path) -> None:
-    slow = {"SEQDREAM_NUM_INFERENCE_STEPS": "200", "SEQDREAM_JOB_LEASE_S": "2"}
+    slow = {"SEQDREAM_NUM_INFERENCE_STEPS": "120", "SEQDREAM_JOB_LEASE_S": "2"}
     deployment = Deployment(tmp_path, tiny_model, **slow)
     db = deployment.api.data_dir / "seqdream.db"
     try:
-        (job_id,) = submit(deployment.api, 1, "stalled")
+        ids = submit(deployment.api, 12, "stalled")
         deadline = time.monotonic() + 60
-        while (row := job_row(db, job_id))["status"] != "processing":
+        while not (running := [job_id for job_id in ids if job_row(db, job_id)["status"] == "processing"]):
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        pid = int(row["worker_id"].split(":")[1])
+        job_id = running[0]
+        pid = int(job_row(db, job_id)["worker_id"].split(":")[1])
         stalled = next(worker for worker in deployment.workers if worker.pid == pid)
-        os.kill(pid, signal.SIGSTOP)  # past its lease: the other worker takes the task over
+        os.kill(pid, signal.SIGSTOP)  # past its lease: the other worker takes its task over, and the rest
         try:
-            done = results(deployment.api, [job_id], timeout=120)[job_id]
-            assert done["status"] == "completed"
-            files = downloads(deployment.api, {job_id: done})
+            finished = results(deployment.api, ids, timeout=240)
+            assert [data["status"] for data in finished.values()] == ["completed"] * 12
+            files = downloads(deployment.api, finished)
         finally:
             os.kill(pid, signal.SIGCONT)
-        time.sleep(4.0)  # the stalled worker resumes, finds its lease gone, and stops
-        again = results(deployment.api, [job_id], timeout=10)[job_id]
-        assert again["outputs"] == done["outputs"] and downloads(deployment.api, {job_id: again}) == files
+        time.sleep(4.0)  # the stalled worker resumes, finds its lease gone, and stops that task
+        again = results(deployment.api, ids, timeout=10)
+        assert [again[i]["outputs"] for i in ids] == [finished[i]["outputs"] for i in ids]
+        assert downloads(deployment.api, again) == files
         assert stalled.poll() is None and deployment.all_alive()
-        assert job_row(db, job_id)["status"] == "completed"
+        assert all(job_row(db, i)["status"] == "completed" for i in ids)
         worker_log = deployment.worker_logs[deployment.workers.index(stalled)].read_text()
         assert "taken over by another worker" in worker_log or "lease lost" in worker_log
-        leftovers = sorted(p.name for p in (deployment.api.data_dir / "blobs" / "outputs" / job_id).iterdir())
-        assert leftovers == sorted(url.rsplit("/", 1)[1] for url in done["outputs"])  # its own files removed
+        for i in ids:  # only the delivered files are left: the stalled attempt removed its own
+            left = sorted(p.name for p in (deployment.api.data_dir / "blobs" / "outputs" / i).iterdir())
+            assert left == sorted(url.rsplit("/", 1)[1] for url in finished[i]["outputs"])
     finally:
         deployment.close()
 
