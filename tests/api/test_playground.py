@@ -350,3 +350,17 @@ def test_a_prompt_outside_the_models_words_shows_which_words(browser, builtin_se
     page.click("#submit")
     wait_until(page, "document.querySelector('#warnings').hidden === true", timeout=60_000)
     context.close()
+
+
+def test_max_images_follows_the_count_the_prompt_asks_for(page) -> None:
+    page.select_option("#model", "bytedance/seedream-v4/sequential")
+    page.fill("#prompt", "a series of 4 images of a small red circle moving from left to right")
+    assert page.input_value("#max-images") == "4" and page.text_content("#max-images-value") == "4"
+    assert page.is_visible("#max-images-note")  # it says where the number came from
+    assert '"max_images": 4' in page.text_content("#curl")
+    page.fill("#prompt", "six frames of a green square growing")
+    assert page.input_value("#max-images") == "6"
+    page.fill("#max-images", "2")  # the user's own choice wins from then on
+    page.dispatch_event("#max-images", "input")
+    page.fill("#prompt", "a series of 9 images of a blue cross moving")
+    assert page.input_value("#max-images") == "2" and not page.is_visible("#max-images-note")

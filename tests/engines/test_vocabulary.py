@@ -63,3 +63,21 @@ def test_the_result_of_a_prompt_outside_the_vocabulary_carries_a_warning(tmp_pat
         read = client.get(f"/api/v3/predictions/{outside['id']}/result").json()["data"]
     assert '"photo", "cat"' in outside["warnings"][0] and read["warnings"] == outside["warnings"]
     assert "warnings" not in inside  # an extension field, only when there is something to say
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "warned"),
+    [
+        ("/api/v3/bytedance/seedream-v4/sequential", {"prompt": "a series of 4 images of a red circle"}, True),
+        ("/api/v3/bytedance/seedream-v4/sequential", {"prompt": "4 images of a red circle", "max_images": 4}, False),
+        ("/api/v3/bytedance/seedream-v4", {"prompt": "a series of 20 images of a red circle"}, True),
+        ("/api/v3/bytedance/seedream-v4/sequential", {"prompt": "a red circle", "max_images": 3}, False),
+    ],
+)
+def test_a_prompt_asking_for_more_images_than_max_images_is_told(app_client, route, body, warned) -> None:  # type: ignore[no-untyped-def]
+    data = app_client.post(route, json=body).json()["data"]
+    said = [w for w in data.get("warnings", []) if "max_images" in w]
+    assert bool(said) == warned, data
+    if warned:
+        asked = 4 if "4" in body["prompt"] else 20
+        assert f"asks for {asked} images" in said[0] and f"max_images {min(asked, 14)}" in said[0]

@@ -18,12 +18,11 @@ from pydantic import (
     model_validator,
 )
 
-from seqdream.jobs.planner import SEED_MAX
+from seqdream.jobs.planner import MAX_IMAGES_OUT, SEED_MAX
 from seqdream.numbers import size_pair
 
 MIN_SIDE, MAX_SIDE = 1024, 4096
 V45_MIN_PIXELS = 2560 * 1440  # Seedream v4.5 has no 1K sizes
-MAX_IMAGES_OUT = 14
 MAX_REFERENCES = 10
 MAX_PROMPT_CHARS = 10_000
 _ALLOWED_CONTROLS = {"\n", "\r", "\t"}

@@ -17,6 +17,7 @@ from seqdream.engines.frame_prompt import FRAME_PROMPT, frame_prompt
 from seqdream.jobs.request import JobRequest
 
 SEED_MAX = 2**31 - 1  # seeds are 0..2147483647; -1 in a request means "pick one"
+MAX_IMAGES_OUT = 14  # the most images one task makes (the contract's max_images)
 NUMBER_WORDS = {
     "one": 1,
     "two": 2,

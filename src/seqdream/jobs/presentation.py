@@ -7,6 +7,7 @@ from typing import Any
 
 from seqdream.db import Job, JobStatus
 from seqdream.engines.vocabulary import vocabulary_warning
+from seqdream.jobs.planner import MAX_IMAGES_OUT, requested_count
 from seqdream.jobs.request import JobRequest
 from seqdream.locations import output_url, result_url
 from seqdream.storage import BlobNotFound, BlobStore
@@ -36,12 +37,25 @@ def output_urls(job: Job, base: str, blobs: BlobStore, *, as_urls: bool = False)
     return encoded
 
 
+def request_warnings(request: JobRequest, vocabulary: frozenset[str] | None) -> list[str]:
+    """What a task's answer points out about its request: a prompt asking for more images than
+    `max_images` allows (the contract's default is 1), and words outside the model's vocabulary."""
+    warnings = []
+    asked = requested_count(request.prompt)
+    if asked is not None and asked > request.max_images:
+        warnings.append(
+            f"the prompt asks for {asked} images but max_images is {request.max_images}, so at most "
+            f"{request.max_images} were made: send max_images {min(asked, MAX_IMAGES_OUT)} to a sequential model"
+        )
+    return warnings + vocabulary_warning(request.prompt, vocabulary)
+
+
 def present(
     job: Job, base: str, blobs: BlobStore, *, as_urls: bool = False, vocabulary: frozenset[str] | None = None
 ) -> dict[str, Any]:
     """`as_urls` lists URLs even for base64 tasks (history listings stay small). With the model's
     `vocabulary`, a prompt that steps outside it gets `warnings` (an extension field SDKs ignore)."""
-    warnings = vocabulary_warning(JobRequest.of(job.request).prompt, vocabulary)
+    warnings = request_warnings(JobRequest.of(job.request), vocabulary)
     return {
         "id": job.id,
         "model": job.model,

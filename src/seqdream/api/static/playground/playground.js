@@ -166,6 +166,18 @@ async function addFiles(files) {
 }
 
 // ---- running a job -----------------------------------------------------------------------
+const NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+  "eleven", "twelve", "thirteen", "fourteen"];
+// The number of images a prompt asks for ("a series of 4 images", "six frames of"), or null: the
+// service's planner reads the same wordings.
+function askedCount(prompt) {
+  const match = /\b(\d{1,2}|[a-z]+)\s+(?:images|frames|pictures|photos|shots)\b/i.exec(prompt);
+  if (!match) return null;
+  const word = match[1].toLowerCase();
+  const count = /^\d+$/.test(word) ? Number(word) : NUMBER_WORDS.indexOf(word);
+  return count >= 1 ? count : null;
+}
+
 function showError(message) { $("error").textContent = message; $("error").hidden = false; }
 function hideError() { $("error").hidden = true; $("error").textContent = ""; }
 
@@ -314,7 +326,21 @@ function init() {
   $("model").addEventListener("change", syncModelFields);
   $("cancel").addEventListener("click", () => cancel().catch(fail));
   $("size-preset").addEventListener("change", () => { $("custom-size").hidden = $("size-preset").value !== "custom"; refreshCurl(); });
-  $("max-images").addEventListener("input", () => { $("max-images-value").textContent = $("max-images").value; refreshCurl(); });
+  $("max-images").addEventListener("input", () => {
+    $("max-images-value").textContent = $("max-images").value;
+    $("max-images-note").hidden = true;  // the user's own choice from now on
+    state.maxImagesChosen = true;
+    refreshCurl();
+  });
+  // "a series of 4 images of …" asks for 4: Max images follows the prompt until the user moves the slider.
+  $("prompt").addEventListener("input", () => {
+    const asked = askedCount($("prompt").value);
+    if (asked === null || state.maxImagesChosen) return;
+    $("max-images").value = Math.min(asked, 14);
+    $("max-images-value").textContent = $("max-images").value;
+    $("max-images-note").hidden = false;
+    refreshCurl();
+  });
   $("dice").addEventListener("click", () => { $("seed").value = Math.floor(Math.random() * 2147483648); refreshCurl(); });
   for (const id of ["prompt", "seed", "width", "height"]) $(id).addEventListener("input", refreshCurl);
   $("pick").addEventListener("click", () => $("file-input").click());
