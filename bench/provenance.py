@@ -91,7 +91,7 @@ def main() -> None:
     for index in range(args.n):
         image = output(1024, 100 + index)
         task = uuid.uuid4().hex
-        payload = watermark.Payload(marker.service or 0, watermark.task_tag(task))
+        payload = watermark.Payload(marker.service or 0, watermark.content_tag(task))
         found += watermark.read(attacked(watermark.embed(image, payload))) == payload
     share = found / args.n
     print(f"detection after JPEG q75 + 50 % downscale: {found}/{args.n} = {share:.1%} "

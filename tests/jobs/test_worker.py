@@ -323,3 +323,32 @@ def test_a_worker_that_lost_its_job_never_changes_the_delivered_files(services: 
         assert services.blobs.get(key) == data  # unchanged
     left = sorted(p.name for p in (services.settings.resolved_storage_dir / "outputs" / job.id).iterdir())
     assert left == ["0-theirs.jpeg"]  # the stalled attempt removed what it wrote
+
+
+def test_the_same_seed_and_inputs_give_the_same_pixels(services: Services) -> None:
+    """Outputs carry the invisible watermark: it tags what an image was made from, not which task made
+    it, so a repeated request is pixel for pixel the same (its C2PA manifest still names its own task)."""
+    import numpy as np
+
+    from seqdream_devkit.images import decode
+
+    request = REQUEST.model_copy(update={"seed": 7})
+    engine = load_engine(services.settings)
+    worker = Worker(services.jobs, services.blobs, EngineHolder(lambda: engine), NudeNetDetector(), services.settings,
+                    marker=services.marker)  # the service's marks: the C2PA manifest and the watermark  # fmt: skip
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        ids = [services.jobs.create(model="m", request=request, seed=7, api_key_id=None).id for _ in range(2)]
+        other = services.jobs.create(model="m", request=request.model_copy(update={"prompt": "a blue cube"}), seed=7,
+                                     api_key_id=None).id  # fmt: skip
+        done = [wait_terminal(services, job_id) for job_id in (*ids, other)]
+    finally:
+        stop.set()
+        thread.join()
+    pixels = [np.asarray(decode(services.blobs.get(job.outputs[0]))) for job in done]
+    assert all(job.status == "completed" for job in done)
+    assert services.blobs.get(done[0].outputs[0]) != services.blobs.get(done[1].outputs[0])  # each its manifest
+    assert np.array_equal(pixels[0], pixels[1])
+    assert not np.array_equal(pixels[0], pixels[2])

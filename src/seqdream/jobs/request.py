@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -51,6 +53,13 @@ class JobRequest(BaseModel):
         if pair is None:  # requests are validated when accepted: a stored one always has a size
             raise ValueError(f"a task's size {self.size!r} is not W*H")
         return pair
+
+    def inputs_key(self, model: str, seed: int, references: list[bytes]) -> str:
+        """Everything the pixels depend on, as one string: identical requests give identical keys
+        (references by their bytes' hashes, wherever they were stored)."""
+        digests = [hashlib.sha256(data).hexdigest() for data in references]
+        fields = [model, str(seed), self.prompt, self.size, str(self.max_images), str(self.watermark), *digests]
+        return json.dumps(fields)
 
     @classmethod
     def of(cls, stored: dict[str, Any]) -> JobRequest:

@@ -330,7 +330,8 @@ class Worker:
             """Mark, check, store and record each batch as it finishes: polling shows a group growing."""
             if request.watermark:
                 images = parallel_map(add_watermark, images)
-            images = parallel_map(lambda image: self.marker.watermark(image, job.id), images)
+            inputs = request.inputs_key(job.model, job.seed, [item.data for item in ingredients])
+            images = parallel_map(lambda image: self.marker.watermark(image, inputs), images)
             flags = parallel_map(self.detector.is_nsfw, images)
             stored.keys.extend(parallel_map(save, enumerate(images, start)))
             stored.flags.extend(flags)

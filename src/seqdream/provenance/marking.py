@@ -46,10 +46,12 @@ class Marker:
         service = watermark.service_tag(settings.provenance_service_id) if settings.provenance_watermark else None
         return cls(service=service, credentials=signer)
 
-    def watermark(self, image: Image.Image, task_id: str) -> Image.Image:
+    def watermark(self, image: Image.Image, inputs: str) -> Image.Image:
+        """`inputs`: what the image was made from (`JobRequest.inputs_key`), not the task's id, so a
+        repeated request with the same seed gives the same pixels."""
         if self.service is None:
             return image
-        return watermark.embed(image, watermark.Payload(self.service, watermark.task_tag(task_id)))
+        return watermark.embed(image, watermark.Payload(self.service, watermark.content_tag(inputs)))
 
     def sign(
         self, data: bytes, fmt: str, *, model: str, task_id: str, index: int, ingredients: list[Ingredient]

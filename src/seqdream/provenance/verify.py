@@ -24,10 +24,10 @@ class WatermarkReport:
     found: bool
     service: int | None = None
     ours: bool = False  # the service tag is this service's
-    task_tag: str | None = None  # 6 hex digits of sha256(task id)
+    content_tag: str | None = None  # 6 hex digits of sha256(the request's inputs): equal for identical requests
 
     def as_dict(self) -> dict[str, Any]:
-        return {"found": self.found, "ours": self.ours, "service_tag": self.service, "task_tag": self.task_tag}
+        return {"found": self.found, "ours": self.ours, "service_tag": self.service, "content_tag": self.content_tag}
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def verify(
             found=True,
             service=payload.service,
             ours=payload.service == watermark.service_tag(service_id),
-            task_tag=f"{payload.task:06x}",
+            content_tag=f"{payload.task:06x}",
         )
     return ProvenanceReport(format=fmt.lower(), c2pa=manifest, watermark=mark)
 

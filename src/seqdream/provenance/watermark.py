@@ -13,7 +13,7 @@ package pulls in `opencv-python`, which needs libGL on a server. On top of the s
 * without clipping: where a block is near white or black in the channels the mark moves, the
   quantisation step is taken in the direction that has room, so flat white backgrounds carry it.
 
-The 64-bit payload: 16 bits of the service's tag, 24 bits of the task id, a 24-bit check (so an
+The 64-bit payload: 16 bits of the service's tag, 24 bits of the request's inputs, a 24-bit check (so an
 unmarked image passes for a marked one about once in 16 million reads).
 """
 
@@ -67,8 +67,10 @@ def service_tag(service_id: str) -> int:
     return int.from_bytes(hashlib.sha256(service_id.encode()).digest()[:2], "big")
 
 
-def task_tag(task_id: str) -> int:
-    return int(hashlib.sha256(task_id.encode()).hexdigest()[:6], 16)
+def content_tag(inputs: str) -> int:
+    """24 bits of what the image was made from (model, prompt, seed, size, references): identical
+    requests carry the same mark, so the same seed and inputs give the same pixels."""
+    return int(hashlib.sha256(inputs.encode()).hexdigest()[:6], 16)
 
 
 def grid_factor(width: int, height: int) -> int:
