@@ -35,6 +35,10 @@ from seqdream.services import Services
 
 log = logging.getLogger(__name__)
 PLAYGROUND_DIR = Path(__file__).parent / "static" / "playground"
+FAVICON = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#2b6cb0"/>'
+    b'<circle cx="6" cy="9" r="3.5" fill="#e53e3e"/><rect x="8.5" y="3" width="5" height="5" fill="#f6e05e"/></svg>'
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -117,6 +121,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:
         return RedirectResponse("/playground/")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:  # browsers ask for it on every page: an icon, not a 404 in the console
+        return Response(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
 
     @app.get("/health/live", tags=["service"], summary="Liveness: the process answers")
     async def live() -> dict[str, str]:

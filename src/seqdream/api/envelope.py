@@ -22,6 +22,10 @@ from seqdream.numbers import BadValue
 from seqdream.storage import StorageError
 
 log = logging.getLogger(__name__)
+ROUTES_HINT = (
+    "models are POSTed to /api/v3/bytedance/seedream-v4[/edit|/sequential|/edit-sequential] (and seedream-v4.5), "
+    "results read at GET /api/v3/predictions/{id}/result; GET /openapi.json lists every route"
+)
 RETRY_AFTER_OUTAGE_S = 5  # what a 503 of an unavailable database or storage tells the client to wait
 
 
@@ -127,6 +131,8 @@ def install_error_handlers(app: FastAPI, rules_by_prefix: dict[str, dict[str, st
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if exc.status_code == 404 and message == "Not Found":  # no such route: say which there are
+            message = f"no route {request.method} {request.url.path[:200]}; {ROUTES_HINT}"
         if message.startswith("Part exceeded maximum size"):  # Starlette's multipart limit names no field
             message = (
                 "multipart: a text field is larger than the 1 MiB a text part may carry "

@@ -23,6 +23,10 @@ from seqdream.storage import BlobNotFound
 MAX_URL_CHARS = 4096
 # Named in every refusal of a private address: how an operator lets a local receiver through.
 _ALLOW_HINT = " (an operator can allow a network with SEQDREAM_FETCH_ALLOW_NETWORKS)"
+_UPLOAD_HINT = (
+    "; a file on your machine is uploaded first (POST /api/v3/media/upload/binary with a multipart 'file'),"
+    " then sent as the URL that answers"
+)
 
 
 def _default_port(scheme: str) -> int:
@@ -71,6 +75,11 @@ def _own_source(path: str, label: str, job_id: str, index: int, services: Servic
             raise APIError(400, f"{label}: the loaded model has no example file {match['name']!r}")
         return Reference(blob=_store(services, input_key(job_id, index, found.suffix), found.read_bytes(), label))
     return None
+
+
+def _looks_like_a_path(value: str) -> bool:
+    """A local file's path ("/home/me/cat.png", "./cat.png", "~/cat.png", "C:\\cat.png"), not its contents."""
+    return value.startswith(("/", "./", "../", "~/", "~\\")) or (len(value) > 2 and value[1:3] in (":\\", ":/"))
 
 
 def _check_stored(services: Services, key: str, label: str) -> None:
@@ -143,11 +152,15 @@ def accept_images(images: list[str], job_id: str, services: Services, bases: lis
             sources.append(own)
             continue
         if value.startswith(("ftp://", "file://", "gopher://")) or "://" in value[:16]:
-            raise APIError(400, f"{label}: only http(s) URLs, data: URIs and base64 are accepted")
+            raise APIError(400, f"{label}: only http(s) URLs, data: URIs and base64 are accepted{_UPLOAD_HINT}")
         try:
             data = decode_base64_image(value)
             image = open_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
         except ImageInputError as exc:
+            if _looks_like_a_path(value):  # base64 may start with "/" too ("/9j/" is a JPEG): only when it is none
+                raise APIError(
+                    400, f"{label}: {value[:200]!r} looks like a path on your machine{_UPLOAD_HINT}"
+                ) from exc
             raise APIError(400, f"{label} {exc}") from exc
         key = input_key(job_id, index, (image.format or "bin").lower())
         sources.append(Reference(blob=_store(services, key, data, label)))

@@ -120,7 +120,7 @@ def serve(
     _exit_now(getattr(application.state, "workers", None))
 
 
-@app.command()
+@app.command(short_help="Run workers against the configured database, here.")
 def worker(
     concurrency: int = typer.Option(
         1, metavar="N", min=1, max=16, help="Worker threads in this process (they share one model)."
@@ -194,7 +194,7 @@ def main(
     """Self-hosted Seedream V4 image service (WaveSpeed-compatible API)."""
 
 
-@app.command()
+@app.command(short_help="Exit 0 if this host's seqdream process is healthy.")
 def health(timeout: float = typer.Option(3.0, metavar="SECONDS", help="Seconds to wait for the answer.")) -> None:
     """Exit 0 if the seqdream process of this host/container is alive (serve or worker), else 1."""
     from seqdream.health import check
@@ -392,7 +392,7 @@ def keys_list() -> None:
                    f"{_describe(key, settings)}")  # fmt: skip
 
 
-@app.command("verify")
+@app.command("verify", short_help="Check images for this service's marks.")
 def verify_command(
     images: list[Path] = typer.Argument(..., metavar="IMAGE...", help="Image files to check."),
     as_json: bool = typer.Option(False, "--json", help="Print each report as JSON."),
@@ -458,7 +458,7 @@ def _read_bounded(path: Path, max_bytes: int) -> bytes:
         return handle.read(max_bytes + 1)
 
 
-@app.command("usage")
+@app.command("usage", short_help="Tasks, images and model seconds per key and day.")
 def usage_command(
     start: str = typer.Option(None, "--from", metavar="DAY", help="First day, YYYY-MM-DD (UTC); default 30 days ago."),
     end: str = typer.Option(None, "--to", metavar="DAY", help="Last day, YYYY-MM-DD (UTC), included; default today."),
