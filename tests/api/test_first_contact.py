@@ -63,3 +63,10 @@ def test_the_command_list_says_each_command_whole() -> None:
     assert "..." not in commands and "…" not in commands, commands
     for name in ("serve", "worker", "health", "generate", "verify", "usage", "keys", "db"):
         assert f"  {name} " in commands
+
+
+@pytest.mark.parametrize("path", ["/health/live", "/health/ready", "/api/v3/examples", "/api/v3/predictions", "/nope"])
+def test_json_replies_end_with_a_newline(app_client: TestClient, path: str) -> None:
+    """So `curl … ; curl …` prints one JSON document a line, not two run together."""
+    answer = app_client.get(path)
+    assert answer.content.endswith(b"}\n") and answer.json() is not None

@@ -21,7 +21,7 @@ from seqdream import __version__
 from seqdream.api import account, ark, examples, media, openai_images, predictions, provenance, webhooks
 from seqdream.api.body_limit import BodySizeLimit
 from seqdream.api.deps import get_services
-from seqdream.api.envelope import install_error_handlers
+from seqdream.api.envelope import JSONLine, install_error_handlers
 from seqdream.api.notifier import JobEvents
 from seqdream.api.openapi import install_openapi
 from seqdream.api.schemas import FIELD_RULES, V45_FIELD_RULES
@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "Authenticate with `Authorization: Bearer <key>` (create keys with `seqdream keys create`)."
         ),
         lifespan=lifespan,
+        default_response_class=JSONLine,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: on every answer, errors included
@@ -137,7 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     async def ready(services: Services = Depends(get_services)) -> JSONResponse:
         state = await run_in_threadpool(services.readiness, app.state.workers)
-        return JSONResponse(state, status_code=200 if state["status"] == "ready" else 503)
+        return JSONLine(state, status_code=200 if state["status"] == "ready" else 503)
 
     @app.get("/metrics", tags=["service"], summary="Prometheus metrics: queue by status, latencies, failures")
     async def metrics(request: Request) -> Response:

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from seqdream.api.deps import Caller, get_services, require_key
 from seqdream.api.dialects import Submission, image_item, input_error, model_id, parse_wxh, run_to_end, submit
-from seqdream.api.envelope import APIError, error_format
+from seqdream.api.envelope import APIError, JSONLine, error_format
 from seqdream.api.predictions import follow
 from seqdream.api.schemas import MAX_IMAGES_OUT, MAX_REFERENCES, MAX_SIDE, V45_MIN_PIXELS, Prompt
 from seqdream.db import Job, JobStatus
@@ -57,7 +57,7 @@ _ERROR_CODES = {
 @error_format("/api/v3/images/")
 def ark_error(status: int, message: str) -> JSONResponse:
     code, kind = _ERROR_CODES.get(status, ("InternalServiceError", "InternalServerError"))
-    return JSONResponse({"error": {"code": code, "message": message, "param": "", "type": kind}}, status_code=status)
+    return JSONLine({"error": {"code": code, "message": message, "param": "", "type": kind}}, status_code=status)
 
 
 class SequentialOptions(BaseModel):

@@ -29,6 +29,13 @@ ROUTES_HINT = (
 RETRY_AFTER_OUTAGE_S = 5  # what a 503 of an unavailable database or storage tells the client to wait
 
 
+class JSONLine(JSONResponse):
+    """JSON that ends with a newline, so replies printed one after another by curl stay apart."""
+
+    def render(self, content: Any) -> bytes:
+        return super().render(content) + b"\n"
+
+
 class APIError(Exception):
     """Raise anywhere in a route to answer `status` with `message` in the envelope."""
 
@@ -44,7 +51,7 @@ def success(data: Any) -> dict[str, Any]:
 
 
 def error_response(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"code": status, "message": message, "data": None}, status_code=status)
+    return JSONLine({"code": status, "message": message, "data": None}, status_code=status)
 
 
 ErrorFormat = Callable[[int, str], JSONResponse]

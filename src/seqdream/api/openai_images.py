@@ -18,7 +18,7 @@ from starlette.datastructures import UploadFile
 
 from seqdream.api.deps import Caller, get_services, require_key
 from seqdream.api.dialects import Submission, image_item, input_error, model_id, parse_wxh, run_to_end, submit
-from seqdream.api.envelope import APIError, error_format
+from seqdream.api.envelope import APIError, JSONLine, error_format
 from seqdream.api.schemas import MAX_IMAGES_OUT, MAX_REFERENCES, Prompt
 from seqdream.db import JobStatus
 from seqdream.numbers import ascii_int
@@ -50,7 +50,7 @@ _ERROR_TYPES = {
 @error_format("/v1/")
 def openai_error(status: int, message: str) -> JSONResponse:
     kind = _ERROR_TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
-    return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": None}}, status_code=status)
+    return JSONLine({"error": {"message": message, "type": kind, "param": None, "code": None}}, status_code=status)
 
 
 class OpenAIImageRequest(BaseModel):
