@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
-from seqdream.api.deps import Caller, get_services, require_key
+from seqdream.api.deps import Caller, CallerDep, ServicesDep
 from seqdream.api.envelope import success
 from seqdream.db import ApiKey
 from seqdream.db.models import utcnow
@@ -30,16 +30,20 @@ def _balance(services: Services, caller: Caller) -> dict[str, Any]:
 
 @router.get("/balance", summary="Credits left to the calling key (null when it is unmetered)")
 @router.get("/account/balance", summary="Same as /balance")
-async def balance(caller: Caller = Depends(require_key), services: Services = Depends(get_services)) -> dict[str, Any]:
+async def balance(caller: CallerDep, services: ServicesDep) -> dict[str, Any]:
     return success(await run_in_threadpool(_balance, services, caller))
 
 
 @router.get("/usage", summary="The calling key's tasks, images and model seconds per day and model")
 async def get_usage(
-    start: str | None = Query(None, alias="from", description="first day, YYYY-MM-DD (UTC); default: 30 days ago"),
-    end: str | None = Query(None, alias="to", description="last day, YYYY-MM-DD (UTC), included; default: today"),
-    caller: Caller = Depends(require_key),
-    services: Services = Depends(get_services),
+    caller: CallerDep,
+    services: ServicesDep,
+    start: Annotated[
+        str | None, Query(alias="from", description="first day, YYYY-MM-DD (UTC); default: 30 days ago")
+    ] = None,
+    end: Annotated[
+        str | None, Query(alias="to", description="last day, YYYY-MM-DD (UTC), included; default: today")
+    ] = None,
 ) -> dict[str, Any]:
     first, last = day_span(start, end, utcnow().date(), default_days=USAGE_DAYS, max_days=MAX_DAYS)
 

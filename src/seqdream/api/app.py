@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from seqdream import __version__
 from seqdream.api import account, ark, examples, media, openai_images, predictions, provenance, webhooks
 from seqdream.api.body_limit import BodySizeLimit
-from seqdream.api.deps import get_services
+from seqdream.api.deps import ServicesDep
 from seqdream.api.envelope import JSONLine, install_error_handlers
 from seqdream.api.notifier import JobEvents
 from seqdream.api.openapi import install_openapi
@@ -136,7 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tags=["service"],
         summary="Readiness: database and storage usable, a worker alive with its model (503 if not)",
     )
-    async def ready(services: Services = Depends(get_services)) -> JSONResponse:
+    async def ready(services: ServicesDep) -> JSONResponse:
         state = await run_in_threadpool(services.readiness, app.state.workers)
         return JSONLine(state, status_code=200 if state["status"] == "ready" else 503)
 
@@ -146,7 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(output, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/health", tags=["service"], summary="Liveness, engine state and queue depth")
-    async def health(services: Services = Depends(get_services)) -> dict[str, Any]:
+    async def health(services: ServicesDep) -> dict[str, Any]:
         engines: EngineHolder | None = services.engines if app.state.workers is not None else None
         return {
             "status": "ok",

@@ -9,12 +9,12 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from seqdream.api.deps import Caller, get_services, require_key
+from seqdream.api.deps import CallerDep, ServicesDep
 from seqdream.api.dialects import Submission, image_item, input_error, model_id, parse_wxh, run_to_end, submit
 from seqdream.api.envelope import APIError, JSONLine, error_format
 from seqdream.api.predictions import follow
@@ -139,8 +139,8 @@ def _nsfw_error() -> dict[str, str]:
 async def generate(
     body: ArkImageRequest,
     request: Request,
-    caller: Caller = Depends(require_key),
-    services: Services = Depends(get_services),
+    caller: CallerDep,
+    services: ServicesDep,
 ) -> Any:
     task = to_submission(body)
     job = await run_in_threadpool(submit, services, request, caller, task)

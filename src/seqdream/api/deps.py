@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -38,8 +39,11 @@ class Caller:
 bearer = HTTPBearer(auto_error=False, description="An API key from `seqdream keys create`")
 
 
+ServicesDep = Annotated[Services, Depends(get_services)]  # the process's services, in a route's signature
+
+
 async def require_key(
-    credentials: HTTPAuthorizationCredentials | None = Depends(bearer), services: Services = Depends(get_services)
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)], services: ServicesDep
 ) -> Caller:
     if services.settings.auth_disabled:
         return Caller(key_id=None)
@@ -50,3 +54,6 @@ async def require_key(
     if key is None:
         raise APIError(401, "Unauthorized: the API key is invalid or revoked")
     return Caller(key_id=key.id)
+
+
+CallerDep = Annotated[Caller, Depends(require_key)]  # the authenticated caller, in a route's signature

@@ -13,14 +13,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
-from seqdream.api.deps import base_url, get_services
+from seqdream.api.deps import ServicesDep, base_url
 from seqdream.api.envelope import APIError, success
 from seqdream.builtin import resolve_model
 from seqdream.locations import example_file_url, is_safe_name
-from seqdream.services import Services
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v3/examples", tags=["service"])
@@ -56,7 +55,7 @@ def example_file(model: str, name: str) -> Path | None:
 
 
 @router.get("", summary="Example requests for the loaded model (used by the playground)")
-async def list_examples(request: Request, services: Services = Depends(get_services)) -> dict[str, Any]:
+async def list_examples(request: Request, services: ServicesDep) -> dict[str, Any]:
     model = services.settings.model
     found = load_examples(model)
     base = base_url(request)
@@ -68,7 +67,7 @@ async def list_examples(request: Request, services: Services = Depends(get_servi
 
 
 @router.get("/files/{name}", summary="A reference image used by an example")
-async def get_example_file(name: str, services: Services = Depends(get_services)) -> FileResponse:
+async def get_example_file(name: str, services: ServicesDep) -> FileResponse:
     path = example_file(services.settings.model, name)
     if path is None:
         raise APIError(404, "example file not found")

@@ -6,12 +6,12 @@ import mimetypes
 import re
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, UploadFile
+from fastapi import APIRouter, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.concurrency import run_in_threadpool
 
-from seqdream.api.deps import Caller, base_url, get_services, require_key
+from seqdream.api.deps import CallerDep, ServicesDep, base_url
 from seqdream.api.envelope import APIError, success
 from seqdream.db import Upload
 from seqdream.images.decode import DECLARED_TYPES, MIME_TYPES, ImageInputError, open_image, sniff_format
@@ -77,8 +77,8 @@ def _store(services: Services, upload: Upload, data: bytes) -> None:
 async def create_upload(
     body: UploadTicketRequest,
     request: Request,
-    caller: Caller = Depends(require_key),
-    services: Services = Depends(get_services),
+    caller: CallerDep,
+    services: ServicesDep,
 ) -> dict[str, Any]:
     limit = services.settings.max_upload_bytes
     if body.size > limit:
@@ -107,9 +107,7 @@ async def create_upload(
 
 
 @router.put("/uploads/{upload_id}", summary="Send the bytes of an upload (URL from POST /uploads)")
-async def put_upload(
-    upload_id: str, token: str, request: Request, services: Services = Depends(get_services)
-) -> dict[str, Any]:
+async def put_upload(upload_id: str, token: str, request: Request, services: ServicesDep) -> dict[str, Any]:
     upload = await run_in_threadpool(services.uploads.get, upload_id)
     if upload is None or not services.uploads.token_matches(upload, token):
         raise APIError(403, "upload URL is invalid or expired")
@@ -130,8 +128,8 @@ async def put_upload(
 async def upload_binary(
     file: UploadFile,
     request: Request,
-    caller: Caller = Depends(require_key),
-    services: Services = Depends(get_services),
+    caller: CallerDep,
+    services: ServicesDep,
 ) -> dict[str, Any]:
     data = await file.read(services.settings.max_upload_bytes + 1)
     fmt = await run_in_threadpool(_check_image, services, data)
@@ -150,7 +148,7 @@ async def upload_binary(
 
 
 @router.get("/files/{upload_id}/{filename}", summary="Download an uploaded file")
-async def get_file(upload_id: str, filename: str, services: Services = Depends(get_services)) -> Response:
+async def get_file(upload_id: str, filename: str, services: ServicesDep) -> Response:
     found = await run_in_threadpool(services.uploads.read, upload_id, filename)
     if found is None:
         raise APIError(404, "file not found (it may have expired)")
@@ -161,7 +159,7 @@ async def get_file(upload_id: str, filename: str, services: Services = Depends(g
 
 
 @router.get("/outputs/{job_id}/{name}", summary="Download a generated image")
-async def get_output(job_id: str, name: str, services: Services = Depends(get_services)) -> Response:
+async def get_output(job_id: str, name: str, services: ServicesDep) -> Response:
     key = output_key_from_url_parts(job_id, name)
     if key is None:
         raise APIError(404, "output not found")

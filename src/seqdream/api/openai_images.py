@@ -9,14 +9,14 @@ import base64
 import time
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from seqdream.api.deps import Caller, get_services, require_key
+from seqdream.api.deps import Caller, CallerDep, ServicesDep
 from seqdream.api.dialects import Submission, image_item, input_error, model_id, parse_wxh, run_to_end, submit
 from seqdream.api.envelope import APIError, JSONLine, error_format
 from seqdream.api.schemas import MAX_IMAGES_OUT, MAX_REFERENCES, Prompt
@@ -109,8 +109,8 @@ async def _respond(
 async def generations(
     body: OpenAIImageRequest,
     request: Request,
-    caller: Caller = Depends(require_key),
-    services: Services = Depends(get_services),
+    caller: CallerDep,
+    services: ServicesDep,
 ) -> dict[str, Any]:
     return await _respond(request, services, caller, body, [])
 
@@ -148,8 +148,8 @@ _EDIT_FORM = {
 )
 async def edits(
     request: Request,
-    caller: Caller = Depends(require_key),
-    services: Services = Depends(get_services),
+    caller: CallerDep,
+    services: ServicesDep,
 ) -> dict[str, Any]:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise APIError(415, "send the edit as multipart/form-data with image files and a prompt")

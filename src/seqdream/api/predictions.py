@@ -3,14 +3,14 @@
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from seqdream.api.admission import create_job, earlier_task, idempotent_submit
-from seqdream.api.deps import Caller, base_url, get_services, own_bases, require_key
+from seqdream.api.deps import Caller, CallerDep, ServicesDep, base_url, own_bases
 from seqdream.api.envelope import APIError, success
 from seqdream.api.intake import accept_images, accept_webhook
 from seqdream.api.notifier import JobEvents
@@ -76,9 +76,9 @@ def _submit_route(spec: ModelSpec):  # type: ignore[no-untyped-def]
     async def submit(
         request: Request,
         body: schema,  # type: ignore[valid-type]
-        webhook: str | None = Query(None, max_length=4096, description="POSTed the task when it ends"),
-        caller: Caller = Depends(require_key),
-        services: Services = Depends(get_services),
+        caller: CallerDep,
+        services: ServicesDep,
+        webhook: Annotated[str | None, Query(max_length=4096, description="POSTed the task when it ends")] = None,
     ) -> dict[str, Any]:
         fields: SeedreamRequest = body  # each model's schema extends it
         base = base_url(request)
@@ -120,8 +120,8 @@ def own_job(services: Services, job_id: str, caller: Caller) -> Job | None:
 async def get_result(
     job_id: str,
     request: Request,
-    caller: Caller = Depends(require_key),
-    services: Services = Depends(get_services),
+    caller: CallerDep,
+    services: ServicesDep,
 ) -> dict[str, Any]:
     job = await run_in_threadpool(own_job, services, job_id, caller)
     if job is None:
@@ -148,8 +148,8 @@ def delete_job(services: Services, request: Request, job_id: str, caller: Caller
 async def delete_prediction(
     job_id: str,
     request: Request,
-    caller: Caller = Depends(require_key),
-    services: Services = Depends(get_services),
+    caller: CallerDep,
+    services: ServicesDep,
 ) -> dict[str, Any]:
     job = await run_in_threadpool(delete_job, services, request, job_id, caller)
     if job is None:
@@ -165,8 +165,8 @@ class DeleteRequest(BaseModel):
 async def delete_predictions(
     body: DeleteRequest,
     request: Request,
-    caller: Caller = Depends(require_key),
-    services: Services = Depends(get_services),
+    caller: CallerDep,
+    services: ServicesDep,
 ) -> dict[str, Any]:
     deleted: list[str] = []
     not_found: list[str] = []
@@ -179,10 +179,10 @@ async def delete_predictions(
 @router.get("/predictions", tags=["predictions"], summary="Recent tasks of the calling key, newest first")
 async def list_predictions(
     request: Request,
-    page: int = Query(1, ge=1, le=10_000),
-    page_size: int = Query(20, ge=1, le=100),
-    caller: Caller = Depends(require_key),
-    services: Services = Depends(get_services),
+    caller: CallerDep,
+    services: ServicesDep,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> dict[str, Any]:
     jobs = await run_in_threadpool(services.jobs.recent, page_size, (page - 1) * page_size, caller.key_id)
     base = base_url(request)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from seqdream.api.deps import Caller, get_services, own_bases, require_key
+from seqdream.api.deps import CallerDep, ServicesDep, own_bases
 from seqdream.api.envelope import APIError, success
 from seqdream.api.intake import MAX_URL_CHARS, check_remote_url, own_path
 from seqdream.images.decode import ImageInputError, decode_base64_image, looks_like_url
@@ -75,9 +75,7 @@ def _image_bytes(services: Services, request: Request, value: str) -> bytes:
 
 
 @router.post("/verify", summary="Check an image for this service's C2PA manifest and watermark", openapi_extra=_FORM)
-async def verify_image(
-    request: Request, _caller: Caller = Depends(require_key), services: Services = Depends(get_services)
-) -> dict[str, Any]:
+async def verify_image(request: Request, _caller: CallerDep, services: ServicesDep) -> dict[str, Any]:
     settings = services.settings
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         form = await request.form(max_files=1, max_fields=4)
