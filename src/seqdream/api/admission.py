@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
@@ -12,6 +14,7 @@ from seqdream.api.envelope import RETRY_AFTER_OUTAGE_S, APIError
 from seqdream.db import Job
 from seqdream.dependencies import is_database_outage
 from seqdream.jobs.janitor import remove_inline_inputs
+from seqdream.jobs.planner import resolve_seed
 from seqdream.jobs.request import JobRequest
 from seqdream.services import Services
 from seqdream.tenancy.idempotency import MAX_KEY_CHARS, IdempotencyConflict, IdempotentSubmit, fingerprint
@@ -67,6 +70,27 @@ def create_job(
         raise _refusal(exc) from exc
     if not created:  # a concurrent send of the same request made it
         remove_inline_inputs(services.blobs, request)
+    return job
+
+
+def submit_task(
+    services: Services,
+    request: Request,
+    caller: Caller,
+    model: str,
+    fields: dict[str, Any],
+    seed: int,
+    make_request: Callable[[str], JobRequest],
+) -> Job:
+    """The one way a task is accepted, whatever its dialect: the caller's `Idempotency-Key` (over the
+    request's `fields`), the job request the dialect makes for the new task's id, the key's limits and
+    a durable queue entry, then idle workers of this process are woken."""
+    idempotent = idempotent_submit(request, caller, fields)
+    if (earlier := earlier_task(services, idempotent)) is not None:
+        return earlier
+    job_id = uuid.uuid4().hex
+    job = create_job(services, model, make_request(job_id), resolve_seed(seed), caller, job_id, idempotent)
+    request.app.state.work_available.set()
     return job
 
 

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import uuid
 from dataclasses import dataclass
 
 from fastapi import Request
 
-from seqdream.api.admission import create_job, earlier_task, idempotent_submit
+from seqdream.api.admission import submit_task
 from seqdream.api.deps import Caller, base_url, own_bases
 from seqdream.api.envelope import APIError
 from seqdream.api.intake import accept_images
 from seqdream.api.predictions import wait_for_end
 from seqdream.db import Job, JobStatus
-from seqdream.jobs.planner import resolve_seed
 from seqdream.jobs.request import JobRequest
 from seqdream.locations import output_url
 from seqdream.numbers import size_pair
@@ -59,23 +57,19 @@ class Submission:
 
 
 def submit(services: Services, request: Request, caller: Caller, task: Submission) -> Job:
-    idempotent = idempotent_submit(request, caller, dataclasses.asdict(task))
-    if (earlier := earlier_task(services, idempotent)) is not None:
-        return earlier
-    job_id = uuid.uuid4().hex
-    job_request = JobRequest(
-        prompt=task.prompt,
-        size=f"{task.width}*{task.height}",
-        max_images=task.max_images,
-        images=accept_images(task.images, job_id, services, own_bases(request)),
-        watermark=task.watermark,
-        public_base=base_url(request),
-        output_format=task.output_format,
-        output_quality=task.output_quality,
-    )
-    job = create_job(services, task.model, job_request, resolve_seed(task.seed), caller, job_id, idempotent)
-    request.app.state.work_available.set()
-    return job
+    def make_request(job_id: str) -> JobRequest:
+        return JobRequest(
+            prompt=task.prompt,
+            size=f"{task.width}*{task.height}",
+            max_images=task.max_images,
+            images=accept_images(task.images, job_id, services, own_bases(request)),
+            watermark=task.watermark,
+            public_base=base_url(request),
+            output_format=task.output_format,
+            output_quality=task.output_quality,
+        )
+
+    return submit_task(services, request, caller, task.model, dataclasses.asdict(task), task.seed, make_request)
 
 
 async def run_to_end(request: Request, services: Services, job: Job) -> Job:

@@ -1,7 +1,6 @@
 """Submit a task to a model of the family; read its result."""
 
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -9,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from seqdream.api.admission import create_job, earlier_task, idempotent_submit
+from seqdream.api.admission import submit_task
 from seqdream.api.deps import Caller, CallerDep, ServicesDep, base_url, own_bases
 from seqdream.api.envelope import APIError, success
 from seqdream.api.intake import accept_images, accept_webhook
@@ -17,7 +16,6 @@ from seqdream.api.notifier import JobEvents
 from seqdream.api.schemas import MODELS, ModelSpec, SeedreamRequest
 from seqdream.db import Job, JobStatus
 from seqdream.jobs.janitor import remove_job_files
-from seqdream.jobs.planner import resolve_seed
 from seqdream.jobs.presentation import present, present_sync_timeout
 from seqdream.jobs.request import JobRequest
 from seqdream.services import Services
@@ -33,20 +31,19 @@ def shown(services: Services, job: Job, base: str, *, as_urls: bool = False) -> 
 def _create_job(
     services: Services, spec: ModelSpec, body: SeedreamRequest, caller: Caller, request: Request, webhook: str | None
 ) -> Job:
-    idempotent = idempotent_submit(request, caller, body.model_dump() | {"webhook": webhook})
-    if (earlier := earlier_task(services, idempotent)) is not None:
-        return earlier
-    job_id = uuid.uuid4().hex
-    job_request = JobRequest(
-        prompt=body.prompt,
-        size=body.size,
-        max_images=getattr(body, "max_images", 1),  # models that make one image have no such field
-        images=accept_images(getattr(body, "images", []), job_id, services, own_bases(request)),
-        enable_base64_output=body.enable_base64_output,
-        webhook_url=accept_webhook(webhook or body.webhook_url, services),
-        public_base=base_url(request),
-    )
-    return create_job(services, spec.id, job_request, resolve_seed(body.seed), caller, job_id, idempotent)
+    def make_request(job_id: str) -> JobRequest:
+        return JobRequest(
+            prompt=body.prompt,
+            size=body.size,
+            max_images=getattr(body, "max_images", 1),  # models that make one image have no such field
+            images=accept_images(getattr(body, "images", []), job_id, services, own_bases(request)),
+            enable_base64_output=body.enable_base64_output,
+            webhook_url=accept_webhook(webhook or body.webhook_url, services),
+            public_base=base_url(request),
+        )
+
+    fields = body.model_dump() | {"webhook": webhook}
+    return submit_task(services, request, caller, spec.id, fields, body.seed, make_request)
 
 
 async def follow(services: Services, events: JobEvents, job_id: str, timeout_s: float) -> AsyncIterator[Job]:
@@ -83,7 +80,6 @@ def _submit_route(spec: ModelSpec):  # type: ignore[no-untyped-def]
         fields: SeedreamRequest = body  # each model's schema extends it
         base = base_url(request)
         job = await run_in_threadpool(_create_job, services, spec, fields, caller, request, webhook)
-        request.app.state.work_available.set()
         if not fields.enable_sync_mode:
             return success(shown(services, job, base))
         timeout = services.settings.sync_timeout_s
