@@ -67,7 +67,8 @@ def main() -> None:
     for name, scene in SCENES.items():
         render(scene, 512).save(out / "examples" / name, optimize=True)
     examples = [{"size": "1024*1024", **example} for example in EXAMPLES]
-    payload = {"about": ABOUT, "grammar": wording.GRAMMAR.strip(), "examples": examples}
+    mix = json.loads((out / "training.json").read_text())["runs"][-1]["task_mix"]  # what the model was trained on
+    payload = {"about": ABOUT, "grammar": wording.grammar(tuple(mix)), "examples": examples}
     (out / "examples.json").write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {len(EXAMPLES)} examples and {len(SCENES)} reference images to {out}")
 

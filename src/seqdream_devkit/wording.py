@@ -24,7 +24,7 @@ prefix   := "an image of " | "a picture of " | "a drawing of "
 body     := objects " on a " C " background" | objects " against a " C " background"
           | "a " C " background with " objects | "on a " C " background, " objects
 objects  := object | object (", " object)* (" and " | ", and " | ", ") object
-object   := "a " size " " colour " " kind " " position | position " a " size " " colour " " kind
+object   := "a " size " " colour " " kind " " position
 position := "at the top left" | "at the top" | "on the left" | "in the center" | ... (9 cells)
 edit     := ("add" | "draw") object
           | ("remove" | "delete" | "erase") name
@@ -34,17 +34,6 @@ edit     := ("add" | "draw") object
           | ("replace " name " with" | "turn " name " into" | "change " name " into") object-without-position
           | ("change" | "set") " the background to " C | ("make" | "turn") " the background " C
 compose  := "put the objects from image 1 on the background of image 2" (or "place the shapes ...", "onto")
-          | "put the objects of images " I " to " J " together on a " C " background"
-          | "combine the shapes from images " I " to " J " on a " C " background"
-          | "put the objects of images " I ", " J " and " K " together on a " C " background"
-          | ["put "] picked " on the background of image " K
-          | "take " picked " and put them on the background of image " K
-          | "the background of image " I " with the objects of image " J
-          | "put the objects from image " I " on the background of image " J      (I, J, K: 1-10)
-marked   := ("remove" | "delete" | "erase") mark | ("make" | "turn") mark " " colour | "change " mark " to " colour
-          | "move " mark " to the " place | ("put" | "place") mark " " position
-picked   := "the " kind " from image " I " and the " kind " from image " J   (2 or 3 of them)
-mark     := "the marked object" | "the marked shape" | "the object in the box"   (the box the user drew)
 group    := ("a series of N images of " | "N images of " | "a sequence of N frames of "
           | "a set of N pictures showing ") what      (N: 2-14, in digits or words)
 what     := "a small " colour " " kind " moving from left to right" | "a " colour " " kind " moving"
@@ -54,6 +43,30 @@ what     := "a small " colour " " kind " moving from left to right" | "a " colou
 name     := "the " [colour " "] kind [position]   (the colour may go when the kind is unique)
 C        := a background colour: white, black, blue, green, yellow or purple
 """
+# Round 3 (leg 21 on): positions first, compositions of 3-10 references, edits of a marked object.
+GRAMMAR_ROUND3 = """
+object   := ... | position " a " size " " colour " " kind      (the position first: "at the top a small red circle")
+compose  := ... | "put the objects of images " I " to " J " together on a " C " background"
+          | "combine the shapes from images " I " to " J " on a " C " background"
+          | "put the objects of images " I ", " J " and " K " together on a " C " background"
+          | ["put "] picked " on the background of image " K
+          | "take " picked " and put them on the background of image " K
+          | "the background of image " I " with the objects of image " J
+          | "put the objects from image " I " on the background of image " J      (I, J, K: 1-10)
+picked   := "the " kind " from image " I " and the " kind " from image " J   (2 or 3 of them)
+marked   := ("remove" | "delete" | "erase") mark | ("make" | "turn") mark " " colour | "change " mark " to " colour
+          | "move " mark " to the " place | ("put" | "place") mark " " position
+mark     := "the marked object" | "the marked shape" | "the object in the box"   (the box the user drew)
+"""
+ROUND3_TASKS = ("compose_many", "marked")
+
+
+def grammar(trained: tuple[str, ...]) -> str:
+    """The grammar of a model trained on `trained` (the task names of its training.json's task mix)."""
+    text = GRAMMAR.strip()
+    return text + "\n" + GRAMMAR_ROUND3.strip() if set(ROUND3_TASKS) & set(trained) else text
+
+
 PREFIXES = ("", "an image of ", "a picture of ", "a drawing of ")
 BODIES = (
     "{objects} on a {bg} background",
