@@ -169,12 +169,18 @@ def builtin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSe
     server.stop()
 
 
-def test_built_in_model_examples_fill_the_form_and_run(browser, builtin_server: LocalServer) -> None:
-    context = browser.new_context(viewport={"width": 1280, "height": 1100})
+def open_playground(browser, server: LocalServer, height: int = 1100):  # type: ignore[no-untyped-def]
+    """A fresh page of the playground at 1280 wide, the server's key entered."""
+    context = browser.new_context(viewport={"width": 1280, "height": height})
     page = context.new_page()
-    page.goto(builtin_server.base_url + "/")
-    page.fill("#api-key", builtin_server.api_key)
+    page.goto(server.base_url + "/")
+    page.fill("#api-key", server.api_key)
     page.dispatch_event("#api-key", "change")
+    return context, page
+
+
+def test_built_in_model_examples_fill_the_form_and_run(browser, builtin_server: LocalServer) -> None:
+    context, page = open_playground(browser, builtin_server)
     page.wait_for_selector("#examples:not([hidden])")
     placeholder = page.get_attribute("#prompt", "placeholder")
     assert "background" in placeholder and "paper boat" not in placeholder  # the built-in world's words
@@ -333,11 +339,7 @@ def test_generate_status_and_errors_are_in_view_together_at_1280x720(browser, bu
 
 
 def test_a_prompt_outside_the_models_words_shows_which_words(browser, builtin_server: LocalServer) -> None:
-    context = browser.new_context(viewport={"width": 1280, "height": 720})
-    page = context.new_page()
-    page.goto(builtin_server.base_url + "/")
-    page.fill("#api-key", builtin_server.api_key)
-    page.dispatch_event("#api-key", "change")
+    context, page = open_playground(browser, builtin_server, height=720)
     page.fill("#prompt", "a photo of a cat")
     page.click("#submit")
     page.wait_for_selector("#status.completed", timeout=60_000)

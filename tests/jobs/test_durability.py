@@ -16,6 +16,7 @@ from wavespeed import Client
 from seqdream_devkit.images import decode
 from seqdream_devkit.server_process import free_port
 from support.database import job_row
+from support.disk import fill
 from support.servers import LocalServer
 
 pytestmark = pytest.mark.slow  # starts servers or processes
@@ -176,18 +177,6 @@ def test_kill_9_of_the_api_and_a_separate_worker_mid_job_loses_nothing(tiny_mode
     assert job_row(db, ids[0])["attempts"] == 2  # the interrupted one ran again, once
 
 
-@pytest.fixture()
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 32 MiB tmpfs (root only): writes past it fail with ENOSPC, as on a full disk."""
-    mount_point = tmp_path / "small-disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount_point)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.decode().strip()}")
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
 def test_a_really_full_disk_loses_nothing(tiny_model: Path, tmp_path: Path, small_disk: Path) -> None:
     import base64
     import os
@@ -198,14 +187,7 @@ def test_a_really_full_disk_loses_nothing(tiny_model: Path, tmp_path: Path, smal
         tmp_path / "data", tiny_model, SEQDREAM_STORAGE_DIR=str(small_disk), SEQDREAM_STORAGE_RETRY_S="1",
         SEQDREAM_OUTPUT_FORMAT="png",
     ).start()  # fmt: skip
-    filler = small_disk / "filler"
-    with open(filler, "wb") as handle:  # fill the disk, then give back a sliver
-        try:
-            while True:
-                handle.write(b"\0" * 1024 * 1024)
-                handle.flush()
-        except OSError:
-            pass
+    filler = fill(small_disk)  # fill the disk, then give back a sliver
     with open(filler, "r+b") as handle:
         handle.truncate(os.path.getsize(filler) - 64 * 1024)
     noise = Image.frombytes("RGB", (300, 300), os.urandom(300 * 300 * 3))

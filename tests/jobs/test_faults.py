@@ -24,6 +24,7 @@ import pytest
 
 from seqdream_devkit.server_process import free_port
 from support.database import job_row
+from support.disk import fill
 from support.servers import LocalServer
 
 pytestmark = pytest.mark.slow  # starts servers or processes
@@ -183,11 +184,17 @@ def assert_quiet(deployment: Deployment) -> None:
     assert len(changes) <= 12, "\n".join(changes)  # a line or two per process and outage, not one per call
 
 
-def test_a_postgres_outage_neither_kills_workers_nor_loses_a_task(
-    postgres: Postgres, tiny_model: Path, tmp_path: Path
-) -> None:
+@pytest.fixture()
+def on_postgres(postgres: Postgres, tiny_model: Path, tmp_path: Path) -> Iterator[Deployment]:
+    """An API and two workers on the private cluster, blobs in a shared folder."""
     deployment = Deployment(tmp_path, tiny_model, SEQDREAM_DATABASE_URL=postgres.url,
                             SEQDREAM_STORAGE_DIR=str(tmp_path / "blobs"))  # fmt: skip
+    yield deployment
+    deployment.close()
+
+
+def test_a_postgres_outage_neither_kills_workers_nor_loses_a_task(postgres: Postgres, on_postgres: Deployment) -> None:
+    deployment = on_postgres
     try:
         ids = submit(deployment.api, 8, "before")
         time.sleep(1.0)  # some running, some queued
@@ -212,15 +219,14 @@ def test_a_postgres_outage_neither_kills_workers_nor_loses_a_task(
         print(f"API and both workers ready {recovered:.1f} s after PostgreSQL came back")
         assert_quiet(deployment)
     finally:
-        deployment.close()
+        deployment.close()  # (the fixture's close after this does nothing more)
     assert [worker.returncode for worker in deployment.workers] == [0, 0]  # they stopped when told to
 
 
 def test_terminated_connections_are_reopened_and_every_task_completes(
-    postgres: Postgres, tiny_model: Path, tmp_path: Path
+    postgres: Postgres, on_postgres: Deployment
 ) -> None:
-    deployment = Deployment(tmp_path, tiny_model, SEQDREAM_DATABASE_URL=postgres.url,
-                            SEQDREAM_STORAGE_DIR=str(tmp_path / "blobs"))  # fmt: skip
+    deployment = on_postgres
     try:
         ids = submit(deployment.api, 12, "cut")
         time.sleep(1.0)
@@ -269,30 +275,6 @@ def test_a_stalled_worker_never_rewrites_a_completed_tasks_files(tiny_model: Pat
             assert left == sorted(url.rsplit("/", 1)[1] for url in finished[i]["outputs"])
     finally:
         deployment.close()
-
-
-@pytest.fixture()
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 40 MiB tmpfs (root only): writes past it fail with ENOSPC, as on a full disk."""
-    mount_point = tmp_path / "small-disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mount_point)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.decode().strip()}")
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    filler = disk / "filler"
-    with open(filler, "wb") as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 256 * 1024)
-                handle.flush()
-        except OSError:
-            pass
-    return filler
 
 
 def test_a_full_disk_under_sqlite_and_blobs_pauses_and_resumes_by_itself(
