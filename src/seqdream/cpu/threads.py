@@ -131,10 +131,8 @@ def configure_threads(count: int | None = None, hint: int | None = None) -> int:
     count = max(1, count or budget.cores)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(count)
-    # OpenMP threads spin briefly between parallel regions, then sleep. Measured with
-    # bench/cpu_contention.py (4-image group, 2 cores, alone / beside two CPU-bound processes):
-    # GNU's default 300,000 rounds 1.76 s / 4.04 s; 30,000 rounds 1.78 s / 3.66 s; no spin at all
-    # (OMP_WAIT_POLICY=PASSIVE) 3.45 s / 6.05 s, since the model's many small ops each wait for a wake-up.
+    # OpenMP threads spin briefly between parallel regions, then sleep: the spin count that shares a
+    # busy machine best was chosen with bench/cpu_contention.py (docs/operations.md has the figures).
     os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
     if "torch" in sys.modules or _configured is None:
         import torch
