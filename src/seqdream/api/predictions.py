@@ -24,8 +24,10 @@ router = APIRouter(prefix="/api/v3")
 
 
 def shown(services: Services, job: Job, base: str, *, as_urls: bool = False) -> dict[str, Any]:
-    """A task as every WaveSpeed route shows it (with `warnings` when its prompt steps outside the model's words)."""
-    return present(job, base, services.blobs, as_urls=as_urls, vocabulary=services.vocabulary)
+    """A task as every WaveSpeed route shows it: with `warnings` when its prompt steps outside the
+    model's words, and where it stands (a queued task's place in the queue; not in listings)."""
+    position = services.jobs.queue_position(job) if job.status == JobStatus.CREATED.value and not as_urls else None
+    return present(job, base, services.blobs, as_urls=as_urls, vocabulary=services.vocabulary, queue_position=position)
 
 
 def _create_job(
@@ -81,7 +83,7 @@ def _submit_route(spec: ModelSpec):  # type: ignore[no-untyped-def]
         base = base_url(request)
         job = await run_in_threadpool(_create_job, services, spec, fields, caller, request, webhook)
         if not fields.enable_sync_mode:
-            return success(shown(services, job, base))
+            return success(await run_in_threadpool(shown, services, job, base))
         timeout = services.settings.sync_timeout_s
         job = await wait_for_end(services, request.app.state.job_events, job.id, timeout)
         if not JobStatus(job.status).is_terminal:
@@ -150,7 +152,7 @@ async def delete_prediction(
     job = await run_in_threadpool(delete_job, services, request, job_id, caller)
     if job is None:
         raise APIError(404, f"prediction not found: {job_id}")
-    return success(shown(services, job, base_url(request)))
+    return success(await run_in_threadpool(shown, services, job, base_url(request)))
 
 
 class DeleteRequest(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 
 from seqdream.db import Job, JobStatus
 from seqdream.engines.vocabulary import vocabulary_warning
-from seqdream.jobs.planner import MAX_IMAGES_OUT, requested_count
+from seqdream.jobs.planner import MAX_IMAGES_OUT, plan_group, requested_count
 from seqdream.jobs.request import JobRequest
 from seqdream.locations import output_url, result_url
 from seqdream.storage import BlobNotFound, BlobStore
@@ -50,24 +50,47 @@ def request_warnings(request: JobRequest, vocabulary: frozenset[str] | None) -> 
     return warnings + vocabulary_warning(request.prompt, vocabulary)
 
 
+def progress(job: Job, queue_position: int | None) -> dict[str, Any]:
+    """Where a task stands, as extension fields SDKs ignore: a queued one's place in the fair queue,
+    a running one's images stored so far out of those it will make."""
+    if job.status == JobStatus.CREATED.value:
+        return {} if queue_position is None else {"queue_position": queue_position}
+    if job.status == JobStatus.PROCESSING.value:
+        request = JobRequest.of(job.request)
+        total = len(plan_group(request.prompt, request.max_images, job.seed).prompts)
+        return {"images_done": len(job.outputs), "images_total": total}
+    return {}
+
+
 def present(
-    job: Job, base: str, blobs: BlobStore, *, as_urls: bool = False, vocabulary: frozenset[str] | None = None
+    job: Job,
+    base: str,
+    blobs: BlobStore,
+    *,
+    as_urls: bool = False,
+    vocabulary: frozenset[str] | None = None,
+    queue_position: int | None = None,
 ) -> dict[str, Any]:
     """`as_urls` lists URLs even for base64 tasks (history listings stay small). With the model's
-    `vocabulary`, a prompt that steps outside it gets `warnings` (an extension field SDKs ignore)."""
+    `vocabulary`, a prompt that steps outside it gets `warnings`; a queued task its `queue_position`,
+    a running one `images_done` of `images_total` (extension fields SDKs ignore)."""
     warnings = request_warnings(JobRequest.of(job.request), vocabulary)
-    return {
-        "id": job.id,
-        "model": job.model,
-        "outputs": output_urls(job, base, blobs, as_urls=as_urls),
-        "urls": {"get": result_url(base, job.id)},
-        "has_nsfw_contents": list(job.has_nsfw_contents) if job.status in _SHOWS_OUTPUTS else [],
-        "status": job.status,
-        "created_at": iso_millis(job.created_at),
-        "error": job.error if job.status == JobStatus.FAILED.value else "",
-        "timings": {"inference": job.inference_ms or 0},
-        "seed": job.seed,
-    } | ({"warnings": warnings} if warnings else {})
+    return (
+        {
+            "id": job.id,
+            "model": job.model,
+            "outputs": output_urls(job, base, blobs, as_urls=as_urls),
+            "urls": {"get": result_url(base, job.id)},
+            "has_nsfw_contents": list(job.has_nsfw_contents) if job.status in _SHOWS_OUTPUTS else [],
+            "status": job.status,
+            "created_at": iso_millis(job.created_at),
+            "error": job.error if job.status == JobStatus.FAILED.value else "",
+            "timings": {"inference": job.inference_ms or 0},
+            "seed": job.seed,
+        }
+        | ({"warnings": warnings} if warnings else {})
+        | progress(job, queue_position)
+    )
 
 
 def present_sync_timeout(

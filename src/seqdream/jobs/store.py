@@ -208,6 +208,17 @@ class JobStore:
             rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
         return {status: count for status, count in rows}
 
+    def queue_position(self, job: Job) -> int:
+        """How many queued tasks the fair queue claims before `job` (0: it is next)."""
+        ahead = or_(
+            Job.fair_rank < job.fair_rank, and_(Job.fair_rank == job.fair_rank, Job.created_at < job.created_at)
+        )
+        with self.db.session() as session:
+            count = session.scalar(
+                select(func.count()).select_from(Job).where(Job.status == JobStatus.CREATED.value, ahead)
+            )
+        return int(count or 0)
+
     def status(self, job_id: str) -> str | None:
         with self.db.session() as session:
             return session.scalar(select(Job.status).where(Job.id == job_id))

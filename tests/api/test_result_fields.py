@@ -1,4 +1,6 @@
-"""A prompt outside the built-in model's vocabulary still runs, and its result names the unknown words."""
+"""The extension fields of a task's answer that the SDKs ignore: `warnings` (words outside the model's
+vocabulary, more images asked for than max_images allows) and where the task stands (its place in the
+queue, the images stored so far)."""
 
 from __future__ import annotations
 
@@ -81,3 +83,38 @@ def test_a_prompt_asking_for_more_images_than_max_images_is_told(app_client, rou
     if warned:
         asked = 4 if "4" in body["prompt"] else 20
         assert f"asks for {asked} images" in said[0] and f"max_images {min(asked, 14)}" in said[0]
+
+
+def test_a_queued_task_says_its_place_in_the_queue(app_client) -> None:  # type: ignore[no-untyped-def]
+    """No worker runs in this app: tasks stay queued, each one place further back (fair queue order)."""
+    route = "/api/v3/bytedance/seedream-v4/sequential"
+    before = app_client.post(route, json={"prompt": "a red circle"}).json()["data"]["queue_position"]
+    ids = [app_client.post(route, json={"prompt": f"a red circle {n}"}).json()["data"]["id"] for n in range(3)]
+    positions = [app_client.get(f"/api/v3/predictions/{i}/result").json()["data"]["queue_position"] for i in ids]
+    assert positions == [before + 1, before + 2, before + 3]
+    listed = app_client.get("/api/v3/predictions").json()["data"]["items"]
+    assert all("queue_position" not in item for item in listed)  # listings stay cheap
+
+
+def test_a_running_group_says_how_many_images_are_stored(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from seqdream.db import Database, migrate
+    from seqdream.jobs.presentation import present
+    from seqdream.jobs.request import JobRequest
+    from seqdream.jobs.store import JobStore
+    from seqdream.storage import LocalBlobStore
+
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate.upgrade(db)
+    store, blobs = JobStore(db), LocalBlobStore(tmp_path / "blobs")
+    request = JobRequest(prompt="a series of 4 images of a red circle moving", size="1024*1024", max_images=14)
+    job = store.create(model="m", request=request, seed=1, api_key_id=None)
+    assert present(job, "http://x", blobs, queue_position=0)["queue_position"] == 0
+    claimed = store.claim("w")
+    assert claimed is not None
+    assert store.add_outputs(
+        job.id, "w", outputs=["outputs/a/0.jpeg", "outputs/a/1.jpeg"], has_nsfw_contents=[False] * 2
+    )
+    data = present(store.get(job.id), "http://x", blobs)
+    assert (data["images_done"], data["images_total"]) == (2, 4) and "queue_position" not in data
+    assert store.complete(job.id, "w", outputs=["o"] * 4, has_nsfw_contents=[False] * 4, inference_ms=1)
+    assert "images_done" not in present(store.get(job.id), "http://x", blobs)  # ended: nothing to follow
