@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from seqdream import __version__
-from seqdream.api import account, ark, examples, media, openai_images, predictions, provenance, webhooks
+from seqdream.api import account, ark, events, examples, media, openai_images, predictions, provenance, webhooks
 from seqdream.api.body_limit import BodySizeLimit
 from seqdream.api.deps import ServicesDep
 from seqdream.api.envelope import JSONLine, install_error_handlers
@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_openapi(app)
     app.include_router(predictions.router)
+    app.include_router(events.router)
     app.include_router(media.router)
     app.include_router(examples.router)
     app.include_router(webhooks.router)

@@ -1,0 +1,87 @@
+"""`GET /api/v3/predictions/{id}/events`: a task's progress as server-sent events, until it ends.
+
+Events: `queued` (its place in the fair queue, when it changes), `started`, `progress` (images stored
+of those it will make), `image` (index and URL of each image as it is stored) and a final `completed`,
+`failed` or `deleted` (the task object). Each event has an id (`queued-3`, `started`, `image-2`, `end`),
+so a client that reconnects with `Last-Event-ID` gets only what it has not seen. The stream follows the
+same notifications as sync mode (LISTEN/NOTIFY across processes on PostgreSQL, polling on SQLite) and
+costs nothing while nobody listens.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from seqdream.api.deps import CallerDep, ServicesDep, base_url
+from seqdream.api.envelope import APIError
+from seqdream.api.predictions import follow, own_job, shown
+from seqdream.db import JobStatus
+from seqdream.locations import output_url
+from seqdream.services import Services
+
+router = APIRouter(prefix="/api/v3", tags=["predictions"])
+FOLLOW_S = 3600.0  # a stream ends after an hour (a client reconnects with Last-Event-ID)
+
+
+def _event(name: str, event_id: str, data: dict[str, Any]) -> str:
+    return f"event: {name}\nid: {event_id}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def _seen_images(last_event_id: str | None) -> int:
+    """How many images a reconnecting client has already been sent."""
+    if last_event_id and last_event_id.startswith("image-") and last_event_id[6:].isdigit():
+        return int(last_event_id[6:]) + 1
+    return 0
+
+
+@router.get("/predictions/{job_id}/events", summary="A task's progress as server-sent events, until it ends")
+async def task_events(
+    job_id: str,
+    request: Request,
+    caller: CallerDep,
+    services: ServicesDep,
+    last_event_id: str | None = Header(None, alias="Last-Event-ID", include_in_schema=False),
+) -> StreamingResponse:
+    job = await run_in_threadpool(own_job, services, job_id, caller)
+    if job is None:
+        raise APIError(404, f"prediction not found: {job_id}")
+    return StreamingResponse(
+        _stream(request, services, job_id, last_event_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _stream(request: Request, services: Services, job_id: str, last_event_id: str | None) -> AsyncIterator[str]:
+    base = base_url(request)
+    sent_images = _seen_images(last_event_id)
+    started = last_event_id == "started" or sent_images > 0
+    position: int | None = None
+    async for job in follow(services, request.app.state.job_events, job_id, FOLLOW_S):
+        if job.status == JobStatus.CREATED.value:
+            now = await run_in_threadpool(services.jobs.queue_position, job)
+            if now != position:
+                position = now
+                yield _event("queued", f"queued-{now}", {"id": job_id, "queue_position": now})
+            continue
+        if not started:
+            started = True
+            yield _event("started", "started", {"id": job_id})
+        for index in range(sent_images, len(job.outputs)):
+            yield _event(
+                "image", f"image-{index}", {"id": job_id, "index": index, "url": output_url(base, job.outputs[index])}
+            )
+        if len(job.outputs) > sent_images and job.status == JobStatus.PROCESSING.value:
+            data = await run_in_threadpool(shown, services, job, base)
+            progress: dict[str, Any] = {key: data[key] for key in ("images_done", "images_total") if key in data}
+            yield _event("progress", f"image-{len(job.outputs) - 1}", {"id": job_id, **progress})
+        sent_images = max(sent_images, len(job.outputs))
+        if JobStatus(job.status).is_terminal:
+            yield _event(job.status, "end", await run_in_threadpool(shown, services, job, base))
+            return

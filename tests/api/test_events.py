@@ -1,0 +1,55 @@
+"""`GET /api/v3/predictions/{id}/events`: progress as server-sent events, through a real server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from support.servers import LocalServer
+
+pytestmark = pytest.mark.slow  # a real server and worker
+
+SEQUENTIAL = "/api/v3/bytedance/seedream-v4/sequential"
+
+
+def read_events(server: LocalServer, job_id: str, last_event_id: str | None = None) -> list[tuple[str, str, dict]]:
+    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    events, fields = [], {}
+    with server.client() as client, client.stream("GET", f"/api/v3/predictions/{job_id}/events", headers=headers) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if not line:
+                if fields:
+                    events.append((fields["event"], fields["id"], json.loads(fields["data"])))
+                fields = {}
+                continue
+            name, _, value = line.partition(": ")
+            fields[name] = value
+    return events
+
+
+def test_a_group_streams_its_start_each_image_and_its_end(server: LocalServer) -> None:
+    with server.client() as client:
+        job_id = client.post(SEQUENTIAL, json={"prompt": "a series of 3 images of a kite", "max_images": 3,
+                                               "size": "1024*1024"}).json()["data"]["id"]  # fmt: skip
+    events = read_events(server, job_id)
+    names = [name for name, _, _ in events]
+    assert names[-1] == "completed" and "started" in names
+    images = [data for name, _, data in events if name == "image"]
+    assert [data["index"] for data in images] == [0, 1, 2]
+    final = events[-1][2]
+    assert [data["url"] for data in images] == final["outputs"] and final["status"] == "completed"
+    assert all(name in ("queued", "started", "image", "progress", "completed") for name in names)
+
+    # A client that reconnects after image 1 gets only what it has not seen.
+    again = read_events(server, job_id, last_event_id="image-1")
+    assert [(name, data.get("index")) for name, _, data in again] == [("image", 2), ("completed", None)]
+
+
+def test_someone_elses_task_has_no_stream(server: LocalServer) -> None:
+    other = server.cli("keys", "create", "--name", "other").stdout.strip()
+    with server.client() as client:
+        job_id = client.post(SEQUENTIAL, json={"prompt": "a kite"}).json()["data"]["id"]
+    with server.client(other) as client:
+        assert client.get(f"/api/v3/predictions/{job_id}/events").status_code == 404
