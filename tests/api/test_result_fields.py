@@ -118,3 +118,27 @@ def test_a_running_group_says_how_many_images_are_stored(tmp_path) -> None:  # t
     assert (data["images_done"], data["images_total"]) == (2, 4) and "queue_position" not in data
     assert store.complete(job.id, "w", outputs=["o"] * 4, has_nsfw_contents=[False] * 4, inference_ms=1)
     assert "images_done" not in present(store.get(job.id), "http://x", blobs)  # ended: nothing to follow
+
+
+def test_seqdream_watch_follows_a_task_to_its_end(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """In process (typer's runner): a queued task shows its place; once it ends, how it ended."""
+    from typer.testing import CliRunner
+
+    from seqdream.cli.main import app as cli
+    from seqdream.db import Database, migrate
+    from seqdream.jobs.request import JobRequest
+    from seqdream.jobs.store import JobStore
+
+    monkeypatch.setenv("SEQDREAM_DATA_DIR", str(tmp_path))
+    db = Database(f"sqlite:///{(tmp_path / 'seqdream.db').resolve()}")
+    migrate.upgrade(db)
+    store = JobStore(db)
+    request = JobRequest(prompt="a series of 2 images of a kite", size="1024*1024", max_images=2)
+    first, second = (store.create(model="m", request=request, seed=n, api_key_id=None) for n in (1, 2))
+    assert store.claim("w") is not None and store.add_outputs(first.id, "w", outputs=["a"], has_nsfw_contents=[False])
+    assert store.complete(first.id, "w", outputs=["a", "b"], has_nsfw_contents=[False] * 2, inference_ms=1)
+    done = CliRunner().invoke(cli, ["watch", first.id])
+    assert done.exit_code == 0 and done.output.splitlines() == ["completed", "  a", "  b"], done.output
+    store.delete(second.id)  # it ends deleted: watching it exits 1
+    assert CliRunner().invoke(cli, ["watch", second.id]).exit_code == 1
+    assert CliRunner().invoke(cli, ["watch", "no-such-task"]).exit_code == 2

@@ -1,4 +1,4 @@
-"""`seqdream serve | worker | generate | keys | usage | verify`."""
+"""`seqdream serve | worker | generate | watch | keys | usage | verify`."""
 
 from __future__ import annotations
 
@@ -456,6 +456,40 @@ def _read_bounded(path: Path, max_bytes: int) -> bytes:
     """A file's bytes, at most one past the limit (so a huge file is refused without reading it all)."""
     with path.open("rb") as handle:
         return handle.read(max_bytes + 1)
+
+
+@app.command("watch", short_help="Follow a task until it ends.")
+def watch(
+    task: str = typer.Argument(..., metavar="TASK", help="The task's id (data.id of its submit)."),
+    interval: float = typer.Option(0.5, metavar="SECONDS", min=0.05, max=60, help="How often to look."),
+) -> None:
+    """Follow a task in the configured database until it ends: its place in the queue, then each image
+    as it is stored, then how it ended (exit status 0 when it completed, 1 otherwise)."""
+    import time
+
+    from seqdream.db import JobStatus
+    from seqdream.jobs.presentation import progress
+
+    services = _services(Settings())
+    last = ""
+    while True:
+        job = services.jobs.get(task) if len(task) <= 64 else None
+        if job is None:
+            typer.echo(f"no task {task!r} in this service's database", err=True)
+            raise typer.Exit(2)
+        position = services.jobs.queue_position(job) if job.status == JobStatus.CREATED.value else None
+        where = progress(job, position)
+        line = job.status + "".join(f", {key.replace('_', ' ')} {value}" for key, value in where.items())
+        if line != last:
+            typer.echo(line)
+            last = line
+        if JobStatus(job.status).is_terminal:
+            for key in job.outputs if job.status == JobStatus.COMPLETED.value else []:
+                typer.echo(f"  {key}")
+            if job.error:
+                typer.echo(f"  {job.error}", err=True)
+            raise typer.Exit(0 if job.status == JobStatus.COMPLETED.value else 1)
+        time.sleep(interval)
 
 
 @app.command("usage", short_help="Tasks, images and model seconds per key and day.")
