@@ -51,10 +51,15 @@ class Example:
     source: Scene | None = None  # an edit's reference as a scene, where the reference carries more (a mark)
 
 
-def text_to_image(rng: random.Random, *, held: bool | str | None = False) -> Example:
-    """A random scene and its caption (`held`: only held-out wordings; None: any wording)."""
+def text_to_image(
+    rng: random.Random, *, held: bool | str | None = False, position_first: bool | None = None
+) -> Example:
+    """A random scene and its caption (`held`: only held-out wordings; None: any wording;
+    `position_first` as `wording.caption` takes it)."""
     scene = random_scene(rng)
-    return Example("t2i", wording.caption(scene, rng, held=held), (), render(scene), scene)
+    return Example(
+        "t2i", wording.caption(scene, rng, held=held, position_first=position_first), (), render(scene), scene
+    )
 
 
 def object_name(scene: Scene, thing: Thing) -> str:

@@ -140,8 +140,12 @@ def join_objects(phrases: list[str], joiner: str) -> str:
     return ", ".join(phrases[:-1]) + joiner + phrases[-1]
 
 
-def caption(scene: Scene, rng: random.Random, *, held: bool | str | None = False) -> str:
-    """A caption of the scene in one of the grammar's forms (held: only held-out forms, None: any)."""
+def caption(
+    scene: Scene, rng: random.Random, *, held: bool | str | None = False, position_first: bool | None = None
+) -> str:
+    """A caption of the scene in one of the grammar's forms (held: only held-out forms, None: any).
+    `position_first`: None draws it (POSITION_FIRST_SHARE), False never (the wording of checkpoints
+    before round 3, drawing exactly what they were trained and measured on), True always."""
     if held == CANONICAL:
         return scene.caption()
     many = len(scene.things) > 1
@@ -150,11 +154,11 @@ def caption(scene: Scene, rng: random.Random, *, held: bool | str | None = False
         joiner = r.randrange(len(JOINERS)) if many else 0
         return (
             r.randrange(len(PREFIXES)), r.randrange(len(BODIES)), joiner, r.randrange(2), r.randrange(2),
-            int(r.random() < POSITION_FIRST_SHARE),
+            int(r.random() < POSITION_FIRST_SHARE) if position_first is None else int(position_first),
         )  # fmt: skip
 
-    prefix, body, joiner, capital, final, position_first = _draw(rng, held, build)
-    phrases = [thing.phrase(position_first=bool(position_first)) for thing in scene.things]
+    prefix, body, joiner, capital, final, first = _draw(rng, held, build)
+    phrases = [thing.phrase(position_first=bool(first)) for thing in scene.things]
     objects = join_objects(phrases, JOINERS[joiner])
     text = PREFIXES[prefix] + BODIES[body].format(objects=objects, bg=scene.background)
     return Style(bool(capital), FINALS[final]).apply(text)

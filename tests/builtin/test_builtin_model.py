@@ -60,6 +60,10 @@ SHIPPED_MISSES = {
     "group recolouring": 0,
 }
 EXACT_MISSES = {test: misses + 1 for test, misses in SHIPPED_MISSES.items()}
+# What the shipped checkpoint was trained on (its training.json): round 3's forms are drawn only once it has
+# learnt them, so these tests draw the streams its miss counts were measured on.
+TRAINED = tuple(json.loads((MODEL_DIR / "training.json").read_text())["runs"][-1]["task_mix"])
+POSITIONS_FIRST = None if set(wording.ROUND3_TASKS) & set(TRAINED) else False
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +116,7 @@ def test_the_shipped_model_skips_predictable_steps_by_default() -> None:
 def test_held_out_text_to_image_prompts_come_out_exactly(api: httpx.Client) -> None:
     """Every object's kind, colour, size and cell and the background, as the prompt says."""
     rng = random.Random(HELD_OUT_SEED)
-    examples = [tasks.text_to_image(rng, held=None) for _ in range(8)]
+    examples = [tasks.text_to_image(rng, held=None, position_first=POSITIONS_FIRST) for _ in range(8)]
     seen = [parse(generate(api, T2I, prompt=example.prompt)[0]) for example in examples]
     misses = [(example.prompt, scene) for example, scene in zip(examples, seen, strict=True) if scene != example.scene]
     assert len(misses) <= EXACT_MISSES["t2i"], misses
@@ -205,8 +209,7 @@ def test_examples_speak_the_built_in_world_and_all_run(api: httpx.Client) -> Non
     assert response.status_code == 200
     data = response.json()["data"]
     assert data["model"] == "builtin" and "circles, squares, triangles" in data["about"]
-    mix = json.loads((MODEL_DIR / "training.json").read_text())["runs"][-1]["task_mix"]
-    assert data["grammar"] == wording.grammar(tuple(mix))  # the wordings it was trained on, written once
+    assert data["grammar"] == wording.grammar(TRAINED)  # the wordings it was trained on, written once
     examples = data["examples"]
     routes = {example["model"] for example in examples}
     assert routes == {
@@ -238,3 +241,5 @@ def test_a_prompt_outside_the_vocabulary_still_gives_a_clean_scene(api: httpx.Cl
         pixels = np.asarray(image.resize((64, 64)), dtype=np.float32).reshape(-1, 1, 3)
         distance = np.abs(pixels - palette[None]).max(axis=2).min(axis=1)
         assert (distance < 48).mean() > 0.9, prompt  # flat palette colours, not noise
+    answer = api.post(T2I, json={"prompt": "a photo of a cat on a sofa", "enable_sync_mode": True}).json()["data"]
+    assert '"photo", "cat"' in answer["warnings"][0] and '"sofa"' in answer["warnings"][0]  # and it says why
