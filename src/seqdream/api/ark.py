@@ -5,7 +5,6 @@ runs as a Seedream task; `stream: true` sends each image as server-sent events a
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -17,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from seqdream.api.deps import CallerDep, ServicesDep
 from seqdream.api.dialects import Submission, image_item, input_error, model_id, parse_wxh, run_to_end, submit
 from seqdream.api.envelope import APIError, JSONLine, error_format
+from seqdream.api.events import sse
 from seqdream.api.predictions import follow
 from seqdream.api.schemas import MAX_IMAGES_OUT, MAX_REFERENCES, MAX_SIDE, V45_MIN_PIXELS, Prompt
 from seqdream.db import Job, JobStatus
@@ -169,10 +169,6 @@ async def generate(
     }
 
 
-def _sse(kind: str, payload: dict[str, Any]) -> str:
-    return f"event: {kind}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n"
-
-
 async def _events(
     request: Request, services: Services, job: Job, body: ArkImageRequest, task: Submission
 ) -> AsyncIterator[str]:
@@ -186,13 +182,13 @@ async def _events(
         job = state
         for index in range(sent, len(job.outputs)):
             if job.has_nsfw_contents[index]:
-                yield _sse("image_generation.partial_failed", {
+                yield sse("image_generation.partial_failed", {
                     "type": "image_generation.partial_failed", **common, "image_index": index, "error": _nsfw_error(),
                 })  # fmt: skip
                 continue
             item = await run_in_threadpool(image_item, services, request, job.outputs[index], body.response_format)
             generated += 1
-            yield _sse("image_generation.partial_succeeded", {
+            yield sse("image_generation.partial_succeeded", {
                 "type": "image_generation.partial_succeeded", **common, "image_index": index,
                 "size": task.size, **item,
             })  # fmt: skip
@@ -202,11 +198,11 @@ async def _events(
             job.error or f"the task is {job.status}; it did not finish within {services.settings.sync_timeout_s:g}s"
         )
         code = "InvalidParameter" if input_error(job) else "InternalServiceError"
-        yield _sse("image_generation.partial_failed", {
+        yield sse("image_generation.partial_failed", {
             "type": "image_generation.partial_failed", **common, "image_index": sent,
             "error": {"code": code, "message": message},
         })  # fmt: skip
-    yield _sse("image_generation.completed", {
+    yield sse("image_generation.completed", {
         "type": "image_generation.completed", **common, "usage": _usage(task.width, task.height, generated),
     })  # fmt: skip
     yield "data: [DONE]\n\n"

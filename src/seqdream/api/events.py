@@ -22,6 +22,7 @@ from seqdream.api.deps import CallerDep, ServicesDep, base_url
 from seqdream.api.envelope import APIError
 from seqdream.api.predictions import follow, own_job, shown
 from seqdream.db import JobStatus
+from seqdream.jobs.presentation import progress
 from seqdream.locations import output_url
 from seqdream.services import Services
 
@@ -29,8 +30,10 @@ router = APIRouter(prefix="/api/v3", tags=["predictions"])
 FOLLOW_S = 3600.0  # a stream ends after an hour (a client reconnects with Last-Event-ID)
 
 
-def _event(name: str, event_id: str, data: dict[str, Any]) -> str:
-    return f"event: {name}\nid: {event_id}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+def sse(name: str, data: dict[str, Any], event_id: str | None = None) -> str:
+    """One server-sent event (this stream's and the Ark dialect's): its name, an id to resume from, the data."""
+    line = f"id: {event_id}\n" if event_id is not None else ""
+    return f"event: {name}\n{line}data: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
 def _seen_images(last_event_id: str | None) -> int:
@@ -68,20 +71,17 @@ async def _stream(request: Request, services: Services, job_id: str, last_event_
             now = await run_in_threadpool(services.jobs.queue_position, job)
             if now != position:
                 position = now
-                yield _event("queued", f"queued-{now}", {"id": job_id, "queue_position": now})
+                yield sse("queued", {"id": job_id, "queue_position": now}, f"queued-{now}")
             continue
         if not started:
             started = True
-            yield _event("started", "started", {"id": job_id})
+            yield sse("started", {"id": job_id}, "started")
         for index in range(sent_images, len(job.outputs)):
-            yield _event(
-                "image", f"image-{index}", {"id": job_id, "index": index, "url": output_url(base, job.outputs[index])}
-            )
+            url = output_url(base, job.outputs[index])
+            yield sse("image", {"id": job_id, "index": index, "url": url}, f"image-{index}")
         if len(job.outputs) > sent_images and job.status == JobStatus.PROCESSING.value:
-            data = await run_in_threadpool(shown, services, job, base)
-            progress: dict[str, Any] = {key: data[key] for key in ("images_done", "images_total") if key in data}
-            yield _event("progress", f"image-{len(job.outputs) - 1}", {"id": job_id, **progress})
+            yield sse("progress", {"id": job_id, **progress(job, None)}, f"image-{len(job.outputs) - 1}")
         sent_images = max(sent_images, len(job.outputs))
         if JobStatus(job.status).is_terminal:
-            yield _event(job.status, "end", await run_in_threadpool(shown, services, job, base))
+            yield sse(job.status, await run_in_threadpool(shown, services, job, base), "end")
             return
