@@ -100,7 +100,10 @@ def _refusal(exc: Exception) -> APIError:
         return APIError(402 if isinstance(exc, OutOfCredits) else 429, exc.message, headers)
     if isinstance(exc, IdempotencyConflict):
         return APIError(409, str(exc))
-    what = "the database is unavailable" if is_database_outage(exc) else "the task could not be recorded"
     if isinstance(exc, OSError):
         what = "storage is unavailable or full"
+    elif is_database_outage(exc):
+        what = "the database is unavailable"
+    else:
+        what = "the task could not be recorded"
     return APIError(503, f"{what}; nothing was queued, try again shortly", {"Retry-After": str(RETRY_AFTER_OUTAGE_S)})

@@ -87,7 +87,7 @@ def _submit_route(spec: ModelSpec):  # type: ignore[no-untyped-def]
         timeout = services.settings.sync_timeout_s
         job = await wait_for_end(services, request.app.state.job_events, job.id, timeout)
         if not JobStatus(job.status).is_terminal:
-            return success(present_sync_timeout(job, base, services.blobs, timeout, services.vocabulary))
+            return success(present_sync_timeout(await run_in_threadpool(shown, services, job, base), timeout))
         return success(await run_in_threadpool(shown, services, job, base))
 
     submit.__doc__ = f"{spec.summary}. Returns the task; poll `urls.get` for the result."

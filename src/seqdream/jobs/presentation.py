@@ -93,15 +93,13 @@ def present(
     )
 
 
-def present_sync_timeout(
-    job: Job, base: str, blobs: BlobStore, waited_s: float, vocabulary: frozenset[str] | None = None
-) -> dict[str, Any]:
-    data = present(job, base, blobs, vocabulary=vocabulary)
+def present_sync_timeout(data: dict[str, Any], waited_s: float) -> dict[str, Any]:
+    """A presented task that sync mode stopped waiting for (`present`'s answer, changed in place)."""
     # Queued or running, the task is in progress from the caller's side: WaveSpeed says "processing".
     data["status"] = "processing"
     data["code"] = SYNC_TIMEOUT_CODE
     data["error"] = (
         f"Sync mode timed out after {waited_s:g}s; the task is still running. "
-        f"Query the result later at: {result_url(base, job.id)}"
+        f"Query the result later at: {data['urls']['get']}"
     )
     return data

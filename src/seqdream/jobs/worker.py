@@ -317,6 +317,7 @@ class Worker:
         quality = settings.output_quality if request.output_quality is None else request.output_quality
 
         ingredients: list[Ingredient] = []
+        inputs = ""  # what the pixels are made from (the watermark's tag), once the references are loaded
 
         def save(indexed: tuple[int, Image.Image]) -> str:
             index, image = indexed
@@ -330,7 +331,6 @@ class Worker:
             """Mark, check, store and record each batch as it finishes: polling shows a group growing."""
             if request.watermark:
                 images = parallel_map(add_watermark, images)
-            inputs = request.inputs_key(job.model, job.seed, [item.data for item in ingredients])
             images = parallel_map(lambda image: self.marker.watermark(image, inputs), images)
             flags = parallel_map(self.detector.is_nsfw, images)
             stored.keys.extend(parallel_map(save, enumerate(images, start)))
@@ -340,6 +340,7 @@ class Worker:
 
         try:
             plan, ingredients[:] = self.plan_for(job, engine)
+            inputs = request.inputs_key(job.model, job.seed, [item.data for item in ingredients])
             result = engine.generate(plan, self._check_abort, on_images)
         except JobDeleted:
             self._discard(job, stored)
