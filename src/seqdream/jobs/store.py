@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, false, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -137,10 +137,7 @@ class JobStore:
         """Take the runnable job first in the fair queue (lowest rank, then oldest), or None.
         Safe against concurrent claimers."""
         now = utcnow()
-        runnable = and_(
-            Job.status == JobStatus.CREATED.value,
-            or_(Job.not_before.is_(None), Job.not_before <= now),
-        )
+        runnable = _runnable(now)
         taken = dict(
             status=JobStatus.PROCESSING.value,
             worker_id=worker_id,
@@ -213,10 +210,8 @@ class JobStore:
         ahead = or_(
             Job.fair_rank < job.fair_rank, and_(Job.fair_rank == job.fair_rank, Job.created_at < job.created_at)
         )
-        with self.db.session() as session:
-            count = session.scalar(
-                select(func.count()).select_from(Job).where(Job.status == JobStatus.CREATED.value, ahead)
-            )
+        with self.db.session() as session:  # counted as `claim` takes them: runnable, in fair-queue order
+            count = session.scalar(select(func.count()).select_from(Job).where(_runnable(utcnow()), ahead))
         return int(count or 0)
 
     def status(self, job_id: str) -> str | None:
@@ -362,6 +357,11 @@ class JobStore:
     def mark_expired(self, job_id: str) -> None:
         with self.db.session() as session:
             session.execute(update(Job).where(Job.id == job_id).values(expired_at=utcnow()))
+
+
+def _runnable(now: datetime) -> ColumnElement[bool]:
+    """Queued jobs a worker may claim now (a job handed back after an outage waits out its `not_before`)."""
+    return and_(Job.status == JobStatus.CREATED.value, or_(Job.not_before.is_(None), Job.not_before <= now))
 
 
 def _queue_webhook(session: Session, job_id: str) -> None:
