@@ -27,7 +27,7 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "black": (20, 20, 20),
 }
 MARK_COLOUR = (255, 0, 255)  # the colour a user marks an object with: no object or background has it
-MARK_WIDTH = 2  # pixels at CANVAS
+MARK_WIDTH = 1  # pixels at CANVAS: thin, on the cell's edge, so a large object's outline stays visible
 BACKGROUNDS = ("white", "black", "blue", "green", "yellow", "purple")
 SIZES = {"small": 0.2, "large": 0.28}  # diameter as a fraction of the canvas
 COLUMNS = ("left", "center", "right")
@@ -132,10 +132,10 @@ def render(scene: Scene, size: int = CANVAS) -> Image.Image:
 
 
 def mark_box(column: str, row: str) -> tuple[float, float, float, float]:
-    """The box a user's mark draws around a cell: its outline stays inside the cell."""
+    """The box a user's mark draws around a cell: on the cell's edge, clear of a large object's outline."""
     step = CANVAS / 3
     left, top = COLUMNS.index(column) * step, ROWS.index(row) * step
-    return left + 1, top + 1, left + step - 2, top + step - 2
+    return round(left), round(top), round(left + step) - 1, round(top + step) - 1
 
 
 def render_marked(scene: Scene, marked: Thing, size: int = CANVAS) -> Image.Image:
