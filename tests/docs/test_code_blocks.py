@@ -1,15 +1,21 @@
 """Every fenced code block in the README and docs/ runs, as a reader would run it, against a real
 server with the built-in model, and what it produces is checked.
 
-Blocks of one document run in order in one scratch folder (files a block downloads are there for the
-next), with `.venv`, `scripts/`, `pyproject.toml` and `constraints.txt` linked in as in a checkout.
-The test fills the placeholders a reader fills (base URL, key, ports) and swaps a GPU model for the
-built-in one. An HTML comment on the line before a block says more about it:
+Blocks of one document run in order as in one terminal: a block starts in the folder the last one
+ended in (the README's quick start moves into a scratch folder, and the checkout must stay clean),
+files a block writes are there for the next, and `.venv`, `scripts/`, `pyproject.toml` and
+`constraints.txt` are linked into the checkout. The test sets what a reader's terminal has
+(`$SEQDREAM_URL`, `$WAVESPEED_API_KEY`, `$RECEIVER_PORT`), fills the lines where a reader sets them and
+the key placeholder, and swaps a GPU model for the built-in one. No other line may name the port: a
+block that does would call a port where nothing listens. An HTML comment on the line before a block
+says more about it:
 
     <!-- doc-test: expect "TEXT" ... -->       its output must contain each TEXT
     <!-- doc-test: group GLOB MOTION -->        the images GLOB names are one consistent group that progresses
     <!-- doc-test: file NAME -->                the block is a file the reader saves as NAME
     <!-- doc-test: serve -->                    it starts the service: it must come up ready, then stop on Ctrl-C
+    <!-- doc-test: clean-venv -->               it runs in a new virtual environment made by its section's
+                                                `Install: `pip install ...`` line (what a user's own has)
     <!-- doc-test: paths -->                    a layout whose every named path exists
     <!-- doc-test: skip: REASON -->             not run here, for the reason given
 
@@ -57,6 +63,7 @@ class Block:
     language: str
     code: str
     directives: list[str]  # the doc-test comments on the lines just before it
+    section: str  # the text from the section's heading down to the block
 
     @property
     def name(self) -> str:
@@ -85,7 +92,9 @@ def code_blocks(path: Path) -> list[Block]:
             directives.insert(0, found.group(1))
             above -= 1
         code = "\n".join(lines[index + 1 : end]) + "\n"
-        blocks.append(Block(path, index + 1, fence.group(1), code, directives))
+        heading = max((j for j in range(index) if lines[j].startswith("#")), default=0)
+        section = "\n".join(lines[heading:index])
+        blocks.append(Block(path, index + 1, fence.group(1), code, directives, section))
         index = end + 1
     return blocks
 
@@ -106,21 +115,32 @@ def test_every_block_names_its_language_and_runs_or_says_why_not() -> None:
     assert len(skipped) <= MAX_SKIPPED, [block.name for block in skipped]
 
 
+SERVICE_URL = "http://127.0.0.1:8000"
+RECEIVER_PORT = "9000"
+# The only lines that may name the port: where a reader sets the variable that every block reads.
+SETTINGS = (f"export SEQDREAM_URL={SERVICE_URL}", f'os.environ.get("SEQDREAM_URL", "{SERVICE_URL}")',
+            f"export RECEIVER_PORT={RECEIVER_PORT}", f'os.environ.get("RECEIVER_PORT", "{RECEIVER_PORT}")')  # fmt: skip
+
+
 @dataclass
 class Reader:
-    """What a reader following a document has: a running service, a key, a folder, a shell."""
+    """What a reader following a document has: a running service, a key, a checkout, a shell."""
 
     server: LocalServer
-    folder: Path
+    checkout: Path  # the reader's clone: .venv, scripts/ ... linked in
+    scratch: Path  # where the test keeps its own files (block scripts, the shell's last folder)
     receiver_port: int
 
+    def __post_init__(self) -> None:
+        self.cwd = self.checkout
+        self.environments: dict[str, str] = {}  # install line -> its clean environment's python
+
     def fill(self, code: str) -> str:
-        """The placeholders a reader fills in, and the GPU model swapped for the built-in one."""
+        """The settings a reader fills in, and the GPU model swapped for the built-in one."""
         for placeholder, value in (
-            ("http://127.0.0.1:8000", self.server.base_url),
+            (f"SEQDREAM_URL={SERVICE_URL}", f"SEQDREAM_URL={self.server.base_url}"),
+            (f"RECEIVER_PORT={RECEIVER_PORT}", f"RECEIVER_PORT={self.receiver_port}"),
             ('"sqd_..."', f'"{self.server.api_key}"'),
-            ("127.0.0.1:9000", f"127.0.0.1:{self.receiver_port}"),
-            ('("127.0.0.1", 9000)', f'("127.0.0.1", {self.receiver_port})'),
             ("black-forest-labs/FLUX.2-klein-4B", "builtin"),
             ("SEQDREAM_DEVICE=cuda", "SEQDREAM_DEVICE=cpu"),
             ("SEQDREAM_DTYPE=bfloat16", "SEQDREAM_DTYPE=float32"),
@@ -134,16 +154,61 @@ class Reader:
             **self.server.env,  # the service's database: `seqdream keys create` adds a key to it
             "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
             "WAVESPEED_API_KEY": str(self.server.api_key),
+            "SEQDREAM_URL": self.server.base_url,
+            "RECEIVER_PORT": str(self.receiver_port),
             **extra,
         }
 
+    def python(self, block: Block) -> str:
+        """The interpreter a block runs with: the checkout's, or a new environment with what its section installs."""
+        if block.words("clean-venv") is None:
+            return str(ROOT / ".venv" / "bin" / "python")
+        found = re.search(r"^Install: `(pip install [^`]+)`", block.section, re.MULTILINE)
+        assert found, f"{block.name}: its section starts with no `Install: `pip install ...`` line"
+        install = found.group(1)
+        if install not in self.environments:
+            folder = self.scratch / f"venv-{len(self.environments)}"
+            subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+            pip = [str(folder / "bin" / "python"), "-m", *shlex.split(install), "-q", "--disable-pip-version-check"]
+            done = subprocess.run(pip, capture_output=True, text=True, timeout=600)
+            assert done.returncode == 0, f"{block.name}: {install}\n{done.stderr}"
+            self.environments[install] = str(folder / "bin" / "python")
+        return self.environments[install]
+
     def command(self, block: Block) -> list[str]:
         code = self.fill(block.code)
-        if block.language == "bash":
-            return ["bash", "-euo", "pipefail", "-c", code]
-        script = self.folder / f"block-{block.line}.py"
+        if block.language == "bash":  # and then note the folder it ended in, as the terminal would keep it
+            where = shlex.quote(str(self.scratch / "cwd"))
+            return ["bash", "-euo", "pipefail", "-c", f"{code}\npwd > {where}\n"]
+        script = self.scratch / f"block-{block.line}.py"
         script.write_text(code)
-        return [str(ROOT / ".venv" / "bin" / "python"), script.name]
+        return [self.python(block), str(script)]
+
+    def run(self, block: Block) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(self.command(block), cwd=self.cwd, env=self.env(), capture_output=True, text=True,
+                              timeout=600)  # fmt: skip
+        if block.language == "bash" and (self.scratch / "cwd").exists():
+            self.cwd = Path((self.scratch / "cwd").read_text().strip())
+        return done
+
+
+def names_the_port(code: str) -> list[str]:
+    """The code lines (not comments) that name the service's or the receiver's port outside SETTINGS."""
+    found = []
+    for line in code.splitlines():
+        text = re.sub(r"(^|\s)#.*$", "", line)  # a comment may show a reply
+        for setting in SETTINGS:
+            text = text.replace(setting, "")
+        if "127.0.0.1:8000" in text or re.search(r"\b9000\b", text):
+            found.append(line.strip())
+    return found
+
+
+def test_blocks_read_the_address_from_one_setting() -> None:
+    naming = {block.name: names_the_port(block.code) for block in all_blocks() if block.language in ("bash", "python")}
+    assert {name: lines for name, lines in naming.items() if lines} == {}
+    assert names_the_port("curl -s http://127.0.0.1:8000/api/v3/examples") != []  # what it catches
+    assert names_the_port('HTTPServer(("127.0.0.1", 9000), Receiver)') != []
 
 
 @pytest.fixture(scope="module")
@@ -184,12 +249,12 @@ def _check_new_images(block: Block, folder: Path, before: set[Path]) -> None:
 def _serve(reader: Reader, block: Block, command: list[str]) -> None:
     """A block that starts the service: it comes up ready on the port given, and stops on Ctrl-C."""
     port = free_port()
-    data = reader.folder / f"serve-{block.line}"
+    data = reader.scratch / f"serve-{block.line}"
     env = reader.env(SEQDREAM_PORT=str(port), SEQDREAM_DATA_DIR=str(data))
     env.pop("SEQDREAM_DATABASE_URL", None)
-    log = reader.folder / f"serve-{block.line}.log"
+    log = reader.scratch / f"serve-{block.line}.log"
     with open(log, "wb") as sink:
-        process = subprocess.Popen(command, cwd=reader.folder, env=env, stdout=sink, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(command, cwd=reader.checkout, env=env, stdout=sink, stderr=subprocess.STDOUT,
                                    start_new_session=True)  # fmt: skip
         try:
             deadline = time.monotonic() + 120
@@ -214,9 +279,12 @@ def _serve(reader: Reader, block: Block, command: list[str]) -> None:
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=[path.name for path in DOCUMENTS])
 def test_the_documents_code_runs_as_written(document: Path, service: LocalServer, tmp_path: Path) -> None:
+    checkout, scratch = tmp_path / "checkout", tmp_path / "test"
+    checkout.mkdir()
+    scratch.mkdir()
     for name in LINKED:
-        (tmp_path / name).symlink_to(ROOT / name)
-    reader = Reader(service, tmp_path, free_port())
+        (checkout / name).symlink_to(ROOT / name)
+    reader = Reader(service, checkout, scratch, free_port())
     for block in code_blocks(document):
         if block.words("skip") is not None:
             continue
@@ -233,18 +301,19 @@ def test_the_documents_code_runs_as_written(document: Path, service: LocalServer
             continue
         file = block.words("file")
         if file:
-            (tmp_path / file[0]).write_text(reader.fill(block.code))
+            (reader.cwd / file[0]).write_text(reader.fill(block.code))
             continue
-        command = reader.command(block)
-        if block.words("serve") is not None:
-            _serve(reader, block, command)
+        if block.words("serve") is not None:  # a service runs in its own terminal, in the checkout
+            _serve(reader, block, reader.command(block))
             continue
-        before = set(tmp_path.iterdir())
-        done = subprocess.run(command, cwd=tmp_path, env=reader.env(), capture_output=True, text=True, timeout=600)
+        before = set(reader.cwd.iterdir())
+        done = reader.run(block)
         output = done.stdout + done.stderr
         assert done.returncode == 0, f"{block.name} failed ({done.returncode}):\n{output}"
         _check_output(reader, block, done.stdout)
-        _check_new_images(block, tmp_path, before)
+        _check_new_images(block, reader.cwd, before)
+    if document.name == "README.md":  # what the quick start and the clients write stays out of the checkout
+        assert sorted(path.name for path in checkout.iterdir() if path.is_file() and not path.is_symlink()) == []
 
 
 def _check_layout(block: Block) -> None:
