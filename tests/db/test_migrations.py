@@ -20,6 +20,7 @@ from seqdream.jobs.store import JobStore
 from support.servers import TEST_ENV
 
 POSTGRES_URL = os.environ.get("SEQDREAM_TEST_POSTGRES_URL")
+HEAD = "0005"  # the newest migration: a new one changes this line
 
 
 def schema_differences(db: Database) -> list[object]:
@@ -56,7 +57,7 @@ def insert_old_job(db: Database, seed: int, status: str) -> None:
 def test_new_database_gets_todays_models(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'new.db'}")
     migrate.upgrade(db)
-    assert migrate.current_revision(db) == "0004"
+    assert migrate.current_revision(db) == HEAD
     assert schema_differences(db) == []
 
 
@@ -68,7 +69,7 @@ def test_postgres_upgrade_from_the_first_schema_gets_todays_models() -> None:
     first_schema_without_version(db)
     insert_old_job(db, seed=1, status="created")
     migrate.upgrade(db)
-    assert migrate.current_revision(db) == "0004"
+    assert migrate.current_revision(db) == HEAD
     assert schema_differences(db) == []
     assert [job.request["prompt"] for job in JobStore(db).recent()] == ["kept"]
 
@@ -82,7 +83,7 @@ def test_database_from_before_migrations_is_adopted_and_keeps_its_jobs(tmp_path:
 
     migrate.upgrade(db)
 
-    assert migrate.current_revision(db) == "0004"
+    assert migrate.current_revision(db) == HEAD
     assert schema_differences(db) == []
     stored = JobStore(db).get("old-job")
     assert stored is not None and stored.seed == 7 and stored.request["prompt"] == "kept"
@@ -104,7 +105,7 @@ def test_processes_starting_together_migrate_once(tmp_path: Path) -> None:
         process.join(120)
     assert [process.exitcode for process in processes] == [0, 0, 0, 0]
     db = Database(url)
-    assert migrate.current_revision(db) == "0004"
+    assert migrate.current_revision(db) == HEAD
     assert schema_differences(db) == []
 
 
@@ -119,5 +120,5 @@ def test_cli_db_upgrade(tmp_path: Path) -> None:
     assert cli("current").stdout.strip() == "none"
     upgraded = cli("upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "revision 0004" in upgraded.stdout
-    assert cli("current").stdout.strip() == "0004"
+    assert f"revision {HEAD}" in upgraded.stdout
+    assert cli("current").stdout.strip() == HEAD

@@ -75,7 +75,7 @@ def _image_bytes(services: Services, request: Request, value: str) -> bytes:
 
 
 @router.post("/verify", summary="Check an image for this service's C2PA manifest and watermark", openapi_extra=_FORM)
-async def verify_image(request: Request, _caller: CallerDep, services: ServicesDep) -> dict[str, Any]:
+async def verify_image(request: Request, caller: CallerDep, services: ServicesDep) -> dict[str, Any]:
     settings = services.settings
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         form = await request.form(max_files=1, max_fields=4)
@@ -106,4 +106,9 @@ async def verify_image(request: Request, _caller: CallerDep, services: ServicesD
         )
     except UnreadableImage as exc:
         raise APIError(400, f"image: {exc}") from exc
-    return success(report.as_dict())
+    answer = report.as_dict()
+    tag = report.watermark.tag if report.watermark.ours else None
+    answer["watermark"]["tasks"] = (
+        [] if tag is None else await run_in_threadpool(services.jobs.with_content_tag, tag, caller.key_id)
+    )  # the caller's own tasks that made such an image: found even when the manifest was stripped
+    return success(answer)

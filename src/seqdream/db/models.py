@@ -83,11 +83,14 @@ class Job(Base):
     # Place in the fair queue: claims take the lowest (`seqdream.tenancy.fairness`).
     fair_rank: Mapped[float] = mapped_column(Float, default=0.0)
     credits_reserved: Mapped[int] = mapped_column(Integer, default=0)  # refunded, less what it made, at its end
+    # The watermark's tag of what its images were made from (`provenance.watermark.content_tag`).
+    content_tag: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     __table_args__ = (
         Index("ix_jobs_status_created", "status", "created_at"),
         Index("ix_jobs_status_rank", "status", "fair_rank"),
         Index("ix_jobs_key_created", "api_key_id", "created_at"),
+        Index("ix_jobs_content_tag", "content_tag"),
     )
 
 

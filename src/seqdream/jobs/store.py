@@ -218,9 +218,30 @@ class JobStore:
         with self.db.session() as session:
             return session.scalar(select(Job.status).where(Job.id == job_id))
 
-    def add_outputs(self, job_id: str, worker_id: str, *, outputs: list[str], has_nsfw_contents: list[bool]) -> bool:
-        """Record the images stored so far while the job runs (a group shows them as they finish)."""
-        return self._update_owned(job_id, worker_id, outputs=outputs, has_nsfw_contents=has_nsfw_contents)
+    def add_outputs(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        outputs: list[str],
+        has_nsfw_contents: list[bool],
+        content_tag: int | None = None,
+    ) -> bool:
+        """Record the images stored so far while the job runs (a group shows them as they finish), and
+        the watermark's content tag they carry."""
+        values: dict[str, Any] = {"outputs": outputs, "has_nsfw_contents": has_nsfw_contents}
+        if content_tag is not None:
+            values["content_tag"] = content_tag
+        return self._update_owned(job_id, worker_id, **values)
+
+    def with_content_tag(self, tag: int, api_key_id: str | None = None, limit: int = 20) -> list[str]:
+        """The tasks whose images carry watermark content tag `tag`, newest first; only the given
+        key's when `api_key_id` is set."""
+        query = select(Job.id).where(Job.content_tag == tag).order_by(Job.created_at.desc(), Job.id).limit(limit)
+        if api_key_id is not None:
+            query = query.where(Job.api_key_id == api_key_id)
+        with self.db.session() as session:
+            return list(session.scalars(query))
 
     def delete(self, job_id: str) -> Job | None:
         """Mark a job deleted whatever its state: queued, it never runs; running, its worker stops

@@ -335,7 +335,10 @@ class Worker:
             flags = parallel_map(self.detector.is_nsfw, images)
             stored.keys.extend(parallel_map(save, enumerate(images, start)))
             stored.flags.extend(flags)
-            if not store.add_outputs(job.id, self.worker_id, outputs=stored.keys, has_nsfw_contents=stored.flags):
+            tag = self.marker.content_tag(inputs)
+            if not store.add_outputs(
+                job.id, self.worker_id, outputs=stored.keys, has_nsfw_contents=stored.flags, content_tag=tag
+            ):
                 raise self._why_not_owned(job.id)
 
         try:

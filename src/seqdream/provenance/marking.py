@@ -46,6 +46,10 @@ class Marker:
         service = watermark.service_tag(settings.provenance_service_id) if settings.provenance_watermark else None
         return cls(service=service, credentials=signer)
 
+    def content_tag(self, inputs: str) -> int | None:
+        """The tag this service's watermark gives images made from `inputs`; None when it marks none."""
+        return None if self.service is None else watermark.content_tag(inputs)
+
     def watermark(self, image: Image.Image, inputs: str) -> Image.Image:
         """`inputs`: what the image was made from (`JobRequest.inputs_key`), not the task's id, so a
         repeated request with the same seed gives the same pixels."""

@@ -26,6 +26,11 @@ class WatermarkReport:
     ours: bool = False  # the service tag is this service's
     content_tag: str | None = None  # 6 hex digits of sha256(the request's inputs): equal for identical requests
 
+    @property
+    def tag(self) -> int | None:
+        """The content tag as the number tasks record (`Job.content_tag`)."""
+        return None if self.content_tag is None else int(self.content_tag, 16)
+
     def as_dict(self) -> dict[str, Any]:
         return {"found": self.found, "ours": self.ours, "service_tag": self.service, "content_tag": self.content_tag}
 
