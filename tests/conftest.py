@@ -88,6 +88,6 @@ def app_client(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         max_request_bytes=4 * 1024 * 1024,
     )  # fmt: skip
     with TestClient(create_app(settings)) as client:
-        secret = client.app.state.services.keys.create("tests").secret  # type: ignore[attr-defined]
+        secret = client.app.state.seqdream.services.keys.create("tests").secret  # type: ignore[attr-defined]
         client.headers["Authorization"] = f"Bearer {secret}"
         yield client

@@ -59,7 +59,7 @@ def test_the_result_of_a_prompt_outside_the_vocabulary_carries_a_warning(tmp_pat
 
     settings = Settings(data_dir=tmp_path, inline_workers=0)  # the built-in model: it declares a vocabulary
     with TestClient(create_app(settings)) as client:
-        client.headers["Authorization"] = f"Bearer {client.app.state.services.keys.create('t').secret}"  # type: ignore[attr-defined]
+        client.headers["Authorization"] = f"Bearer {client.app.state.seqdream.services.keys.create('t').secret}"  # type: ignore[attr-defined]
         outside = client.post("/api/v3/bytedance/seedream-v4", json={"prompt": "a photo of a cat"}).json()["data"]
         inside = client.post("/api/v3/bytedance/seedream-v4", json={"prompt": "a small red circle"}).json()["data"]
         read = client.get(f"/api/v3/predictions/{outside['id']}/result").json()["data"]

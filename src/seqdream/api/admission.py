@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from seqdream.api.deps import Caller
 from seqdream.api.envelope import RETRY_AFTER_OUTAGE_S, APIError
+from seqdream.api.state import running
 from seqdream.db import Job
 from seqdream.dependencies import is_database_outage
 from seqdream.jobs.janitor import remove_inline_inputs
@@ -90,7 +91,7 @@ def submit_task(
         return earlier
     job_id = uuid.uuid4().hex
     job = create_job(services, model, make_request(job_id), resolve_seed(seed), caller, job_id, idempotent)
-    request.app.state.work_available.set()
+    running(request.app).work_available.set()
     return job
 
 

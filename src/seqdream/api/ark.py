@@ -19,6 +19,7 @@ from seqdream.api.envelope import APIError, JSONLine, error_format
 from seqdream.api.events import sse
 from seqdream.api.predictions import follow
 from seqdream.api.schemas import MAX_IMAGES_OUT, MAX_REFERENCES, MAX_SIDE, V45_MIN_PIXELS, Prompt
+from seqdream.api.state import running
 from seqdream.db import Job, JobStatus
 from seqdream.jobs.planner import SEED_MAX, requested_count
 from seqdream.services import Services
@@ -177,7 +178,7 @@ async def _events(
     generated = 0
     created = int(job.created_at.timestamp())
     common = {"model": body.model, "created": created, "created_at": created}
-    events = request.app.state.job_events
+    events = running(request.app).job_events
     async for state in follow(services, events, job.id, services.settings.sync_timeout_s):
         job = state
         for index in range(sent, len(job.outputs)):

@@ -10,22 +10,23 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from seqdream.api.envelope import APIError
+from seqdream.api.state import running
 from seqdream.services import Services
 
 
 def get_services(request: Request) -> Services:
-    return request.app.state.services
+    return running(request.app).services
 
 
 def base_url(request: Request) -> str:
-    services: Services = request.app.state.services
+    services = running(request.app).services
     configured = services.settings.public_base_url
     return (configured or str(request.base_url)).rstrip("/")
 
 
 def own_bases(request: Request) -> list[str]:
     """Every base URL a client may use for this service: the configured one and the request's own."""
-    services: Services = request.app.state.services
+    services = running(request.app).services
     bases = [services.settings.public_base_url, str(request.base_url)]
     return [base.rstrip("/") for base in bases if base]
 

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from seqdream.api.deps import CallerDep, ServicesDep, base_url
 from seqdream.api.envelope import APIError
 from seqdream.api.predictions import follow, own_job, shown
+from seqdream.api.state import running
 from seqdream.db import JobStatus
 from seqdream.jobs.presentation import progress
 from seqdream.locations import output_url
@@ -66,7 +67,7 @@ async def _stream(request: Request, services: Services, job_id: str, last_event_
     sent_images = _seen_images(last_event_id)
     started = last_event_id == "started" or sent_images > 0
     position: int | None = None
-    async for job in follow(services, request.app.state.job_events, job_id, FOLLOW_S):
+    async for job in follow(services, running(request.app).job_events, job_id, FOLLOW_S):
         if job.status == JobStatus.CREATED.value:
             now = await run_in_threadpool(services.jobs.queue_position, job)
             if now != position:

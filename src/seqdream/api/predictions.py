@@ -14,6 +14,7 @@ from seqdream.api.envelope import APIError, success
 from seqdream.api.intake import accept_images, accept_webhook
 from seqdream.api.notifier import JobEvents
 from seqdream.api.schemas import MODELS, ModelSpec, SeedreamRequest
+from seqdream.api.state import running
 from seqdream.db import Job, JobStatus
 from seqdream.jobs.janitor import remove_job_files
 from seqdream.jobs.presentation import present, present_sync_timeout
@@ -85,7 +86,7 @@ def _submit_route(spec: ModelSpec):  # type: ignore[no-untyped-def]
         if not fields.enable_sync_mode:
             return success(await run_in_threadpool(shown, services, job, base))
         timeout = services.settings.sync_timeout_s
-        job = await wait_for_end(services, request.app.state.job_events, job.id, timeout)
+        job = await wait_for_end(services, running(request.app).job_events, job.id, timeout)
         if not JobStatus(job.status).is_terminal:
             return success(present_sync_timeout(await run_in_threadpool(shown, services, job, base), timeout))
         return success(await run_in_threadpool(shown, services, job, base))
@@ -135,7 +136,7 @@ def delete_job(services: Services, request: Request, job_id: str, caller: Caller
     job = services.jobs.delete(job_id)
     if job is None:
         return None
-    pool = request.app.state.workers
+    pool = running(request.app).workers
     if pool is not None:
         pool.notice_deleted(job_id)  # in this process: stop now, not at the worker's next look
     remove_job_files(services.blobs, job)

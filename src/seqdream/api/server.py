@@ -10,6 +10,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from seqdream.api.protocol import BoundedHttpProtocol
+from seqdream.api.state import running_or_none
 from seqdream.config import Settings
 from seqdream.health import announce
 
@@ -25,9 +26,9 @@ class GracefulServer(uvicorn.Server):
         self.fastapi_app = app
 
     def handle_exit(self, sig: int, frame: object) -> None:
-        pool = getattr(self.fastapi_app.state, "workers", None)
-        if pool is not None:
-            pool.on_signal()
+        state = running_or_none(self.fastapi_app)
+        if state is not None and state.workers is not None:
+            state.workers.on_signal()
         super().handle_exit(sig, frame)  # type: ignore[arg-type]
 
     @contextlib.contextmanager
