@@ -29,7 +29,7 @@ from seqdream.config import Settings
 from seqdream.cpu.allocator import keep_large_buffers
 from seqdream.engines.base import GenerationPlan
 from seqdream.engines.registry import load_engine
-from seqdream.jobs.worker import encode_image
+from seqdream.images.encode import encode_image
 from seqdream.provenance import watermark
 from seqdream.provenance.marking import Marker
 from seqdream_devkit import tasks

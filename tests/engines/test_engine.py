@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -284,3 +285,48 @@ def test_a_failure_of_the_callers_own_callback_is_not_reported_as_the_models(eng
     with pytest.raises(ValueError, match="certificate has expired") as raised:
         engine.generate(plan, on_images=signing_fails)
     assert not isinstance(raised.value, EngineError)
+
+
+def test_storing_a_batch_does_not_hold_the_engine(engine: Flux2KleinEngine) -> None:
+    """`on_images` (storing, signing, checking) runs outside the engine's lock: while one task stores
+    its images, another task's images render on the same engine."""
+    storing, release = threading.Event(), threading.Event()
+
+    def slow_store(_start: int, _images: list[Image.Image]) -> None:
+        storing.set()
+        assert release.wait(60)
+
+    first = threading.Thread(
+        target=engine.generate, args=(GenerationPlan(prompts=["a red cube"], seeds=[1], width=64, height=64),),
+        kwargs={"on_images": slow_store}, daemon=True,
+    )  # fmt: skip
+    first.start()
+    try:
+        assert storing.wait(60)
+        other: list[int] = []
+        second = threading.Thread(
+            target=lambda: other.append(len(engine.generate(GenerationPlan(["a blue cube"], [2], 64, 64)).images)),
+            daemon=True,
+        )
+        second.start()
+        second.join(60)
+        assert other == [1], "the second task waited for the first one's storing"
+    finally:
+        release.set()
+        first.join(60)
+
+
+def test_a_failed_batch_store_stops_the_rest_of_the_group(engine: Flux2KleinEngine) -> None:
+    """What `on_images` raises for one batch (the task was deleted, storage failed) stops the group at
+    the next step, not after every batch has rendered; and it reaches the caller unchanged."""
+    plan = GenerationPlan(prompts=[f"a red cube, frame {k}" for k in range(12)], seeds=list(range(12)), width=64,
+                          height=64)  # fmt: skip
+    batches: list[int] = []
+
+    def storage_down(start: int, _images: list[Image.Image]) -> None:
+        batches.append(start)
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        engine.generate(plan, on_images=storage_down)
+    assert batches == [0]  # 12 images are 3+ batches at max_batch 4: only the first was handed over

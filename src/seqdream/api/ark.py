@@ -18,7 +18,15 @@ from seqdream.api.dialects import Submission, image_item, input_error, model_id,
 from seqdream.api.envelope import APIError, JSONLine, error_format
 from seqdream.api.events import sse
 from seqdream.api.predictions import follow
-from seqdream.api.schemas import MAX_IMAGES_OUT, MAX_REFERENCES, MAX_SIDE, V45_MIN_PIXELS, Prompt
+from seqdream.api.schemas import (
+    MAX_IMAGES_OUT,
+    MAX_MODEL_NAME_CHARS,
+    MAX_PROMPT_CHARS,
+    MAX_REFERENCES,
+    MAX_SIDE,
+    V45_MIN_PIXELS,
+    Prompt,
+)
 from seqdream.api.state import running
 from seqdream.db import Job, JobStatus
 from seqdream.jobs.planner import SEED_MAX, requested_count
@@ -30,13 +38,16 @@ MAX_PIXELS = MAX_SIDE * MAX_SIDE
 ARK_TOTAL_IMAGES = 15  # references + generated images
 
 FIELD_RULES = {
-    "model": 'a model name, e.g. "seedream-4-0-250828" or "seedream-4-5-251128"',
-    "prompt": "a non-empty string",
+    "model": f'a model name of at most {MAX_MODEL_NAME_CHARS} characters, e.g. "seedream-4-0-250828"',
+    "prompt": f"a non-empty string of at most {MAX_PROMPT_CHARS} characters",
     "image": f"a string or an array of at most {MAX_REFERENCES} strings: http(s) URLs or base64 data URIs",
     "size": '"1K", "2K", "4K" or "WIDTHxHEIGHT" (at most 4096x4096 pixels in all, aspect ratio 1/16 to 16)',
     "seed": f"an integer from -1 to {SEED_MAX}",
     "sequential_image_generation": '"auto" or "disabled"',
-    "sequential_image_generation_options": f'{{"max_images": 1 to {MAX_IMAGES_OUT}}}',
+    "sequential_image_generation_options": (
+        f'{{"max_images": 1 to {ARK_TOTAL_IMAGES}}}: references plus images at most {ARK_TOTAL_IMAGES}, '
+        f"at most {MAX_IMAGES_OUT} images"
+    ),
     "response_format": '"url" or "b64_json"',
     "watermark": "true or false",
     "stream": "true or false",
@@ -68,7 +79,7 @@ class SequentialOptions(BaseModel):
 class ArkImageRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    model: StrictStr = Field(..., min_length=1, max_length=128)
+    model: StrictStr = Field(..., min_length=1, max_length=MAX_MODEL_NAME_CHARS)
     prompt: Prompt
     image: StrictStr | list[StrictStr] | None = None
     size: StrictStr = "2048x2048"

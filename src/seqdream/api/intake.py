@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from seqdream.api.envelope import APIError
 from seqdream.api.examples import example_file
+from seqdream.api.schemas import MAX_URL_CHARS
 from seqdream.images.decode import ImageInputError, check_header, decode_base64_image, looks_like_url, open_image
 from seqdream.jobs.request import Reference
 from seqdream.locations import OWN_EXAMPLE, OWN_OUTPUT, OWN_UPLOAD, input_key, output_key_from_url_parts
@@ -20,7 +21,6 @@ from seqdream.net.addresses import HostError, is_loopback_name, normalise_host, 
 from seqdream.services import Services
 from seqdream.storage import BlobNotFound
 
-MAX_URL_CHARS = 4096
 # Named in every refusal of a private address: how an operator lets a local receiver through.
 _ALLOW_HINT = " (an operator can allow a network with SEQDREAM_FETCH_ALLOW_NETWORKS)"
 _UPLOAD_HINT = (

@@ -19,7 +19,7 @@ from starlette.datastructures import UploadFile
 from seqdream.api.deps import Caller, CallerDep, ServicesDep
 from seqdream.api.dialects import Submission, image_item, input_error, model_id, parse_wxh, run_to_end, submit
 from seqdream.api.envelope import APIError, JSONLine, error_format
-from seqdream.api.schemas import MAX_IMAGES_OUT, MAX_REFERENCES, Prompt
+from seqdream.api.schemas import MAX_IMAGES_OUT, MAX_MODEL_NAME_CHARS, MAX_PROMPT_CHARS, MAX_REFERENCES, Prompt
 from seqdream.db import JobStatus
 from seqdream.numbers import ascii_int
 from seqdream.services import Services
@@ -29,14 +29,14 @@ MIN_SIDE, MAX_SIDE = 256, 4096
 DEFAULT_SIZE = "1024x1024"  # also what "auto" means
 
 FIELD_RULES = {
-    "prompt": "a non-empty string",
+    "prompt": f"a non-empty string of at most {MAX_PROMPT_CHARS} characters",
     "n": f"an integer from 1 to {MAX_IMAGES_OUT} (one consistent group)",
     "size": f'"auto" or "WIDTHxHEIGHT" with each side {MIN_SIDE} to {MAX_SIDE}, e.g. "1024x1024"',
     "response_format": '"url" or "b64_json"',
     "output_format": '"png" (default), "jpeg" or "webp"',
     "output_compression": "an integer from 0 to 100 (JPEG and WebP quality)",
     "image": f"1 to {MAX_REFERENCES} image files",
-    "model": "a string (any: the service runs its loaded model)",
+    "model": f"a string of at most {MAX_MODEL_NAME_CHARS} characters (any: the service runs its loaded model)",
 }
 _ERROR_TYPES = {
     401: "authentication_error",
@@ -57,7 +57,7 @@ class OpenAIImageRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")  # quality, style, user ... are accepted and ignored
 
     prompt: Prompt
-    model: StrictStr | None = Field(None, max_length=128)
+    model: StrictStr | None = Field(None, max_length=MAX_MODEL_NAME_CHARS)
     n: StrictInt = Field(1, ge=1, le=MAX_IMAGES_OUT)
     size: StrictStr | None = None
     response_format: Literal["url", "b64_json"] | None = None

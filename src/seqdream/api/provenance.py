@@ -10,7 +10,8 @@ from starlette.datastructures import UploadFile
 
 from seqdream.api.deps import CallerDep, ServicesDep, own_bases
 from seqdream.api.envelope import APIError, success
-from seqdream.api.intake import MAX_URL_CHARS, check_remote_url, own_path
+from seqdream.api.intake import check_remote_url, own_path
+from seqdream.api.schemas import MAX_URL_CHARS
 from seqdream.images.decode import ImageInputError, decode_base64_image, looks_like_url
 from seqdream.images.fetch import fetch_image_bytes
 from seqdream.locations import OWN_OUTPUT, OWN_UPLOAD, output_key_from_url_parts

@@ -25,6 +25,8 @@ MIN_SIDE, MAX_SIDE = 1024, 4096
 V45_MIN_PIXELS = 2560 * 1440  # Seedream v4.5 has no 1K sizes
 MAX_REFERENCES = 10
 MAX_PROMPT_CHARS = 10_000
+MAX_URL_CHARS = 4096  # a reference or webhook URL
+MAX_MODEL_NAME_CHARS = 128  # the Ark and OpenAI dialects' `model`
 _ALLOWED_CONTROLS = {"\n", "\r", "\t"}
 
 FIELD_RULES = {
@@ -35,8 +37,8 @@ FIELD_RULES = {
     "seed": f"an integer from -1 to {SEED_MAX}; -1 picks a random seed",
     "enable_base64_output": "true or false",
     "enable_sync_mode": "true or false",
-    "webhook_url": "an http(s) URL that receives the task when it completes or fails",
-    "webhook": "an http(s) URL that receives the task when it completes or fails",
+    "webhook_url": f"an http(s) URL of at most {MAX_URL_CHARS} characters that receives the task when it ends",
+    "webhook": f"an http(s) URL of at most {MAX_URL_CHARS} characters that receives the task when it ends",
     "ids": "an array of 1 to 100 task ids",
     "page": "an integer from 1 to 10000",
     "page_size": "an integer from 1 to 100",
@@ -72,7 +74,7 @@ class SeedreamRequest(BaseModel):
     enable_sync_mode: StrictBool = Field(False, description="Hold the request until the images are ready.")
     webhook_url: StrictStr | None = Field(
         None,
-        max_length=4096,
+        max_length=MAX_URL_CHARS,
         description="POSTed the task when it ends (or `?webhook=`); signed, see /webhook/secret.",
     )
 

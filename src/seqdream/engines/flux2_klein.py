@@ -7,6 +7,7 @@ import logging
 import math
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -261,97 +262,128 @@ class Flux2KleinEngine:
     def generate(
         self, plan: GenerationPlan, progress: ProgressCallback | None = None, on_images: ImagesCallback | None = None
     ) -> GenerationResult:
-        opts, sampling = self.options, self.sampling
-        render_w, render_h = render_size(plan.width, plan.height, sampling.native_resolution, self.multiple)
-        batches = 1 + -(-(plan.count - 1) // opts.max_batch)
-        total_steps = batches * sampling.num_inference_steps
-        done_steps = 0
-
-        guided_steps = math.ceil(sampling.guidance_until * sampling.num_inference_steps)
-
-        def on_step(pipe: Any, step: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-            nonlocal done_steps
-            done_steps += 1
-            if step + 1 >= guided_steps:
-                pipe._guidance_scale = 1.0  # diffusers' dynamic-CFG hook: later steps skip the unguided pass
-            if progress:
-                progress(min(1.0, done_steps / total_steps))
-            return kwargs
-
-        # Every batch sizes references alike (the anchor joins them after the first), so their
-        # encodings are reused across batches.
-        share = min(len(plan.references) + (plan.count > 1), MAX_REFERENCES) or 1
-
-        def render(prompts: list[str], seeds: list[int], refs: list[Image.Image]) -> list[Image.Image]:
-            if self.follows_load:
-                fit_threads()  # per batch: as many threads as other processes leave cores free
-            try:
-                return call(prompts, seeds, refs)
-            except torch.cuda.OutOfMemoryError:
-                if self.pipeline.vae.use_tiling:
-                    raise
-                # The full-size decode is the usual last straw: decode in tiles from now on, and retry.
-                log.warning("out of GPU memory at %dx%d; the VAE decodes in tiles from now on", render_w, render_h)
-                self.pipeline.vae.enable_tiling()
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                return call(prompts, seeds, refs)
-
-        def call(prompts: list[str], seeds: list[int], refs: list[Image.Image]) -> list[Image.Image]:
-            generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
-            self._reset_cache()
-            result = self.pipeline(
-                image=[self._prepare_reference(ref, share) for ref in refs] or None,
-                prompt=prompts,
-                height=render_h,
-                width=render_w,
-                num_inference_steps=sampling.num_inference_steps,
-                guidance_scale=sampling.guidance_scale,
-                generator=generators,
-                max_sequence_length=sampling.max_sequence_length,
-                callback_on_step_end=on_step,
-            )
-            return list(result.images)
-
-        def fit(images: list[Image.Image]) -> list[Image.Image]:
-            return parallel_map(lambda image: fit_exactly(image, plan.width, plan.height), images)
-
-        finished: dict[int, list[Image.Image]] = {}  # batches already fitted for `on_images`
-        listener_s = 0.0  # time spent in `on_images` (storing, checking) is not inference
-
-        def on_batch(start: int, images: list[Image.Image]) -> None:
-            nonlocal listener_s
-            finished[start] = fit(images)
-            if on_images:
-                before = time.perf_counter()
-                try:
-                    on_images(start, finished[start])
-                except Exception as exc:  # the caller's own failure (storing, signing): not the model's
-                    raise _ListenerFailed(exc) from exc
-                listener_s += time.perf_counter() - before
-
+        """Render the plan's images batch by batch. `on_images` (storing, checking) runs on its own
+        thread as each batch finishes, outside the engine's lock: the next batch, or another task,
+        renders meanwhile. What it raises stops the run and reaches the caller unchanged."""
+        run = _GroupCall(self, plan, progress, on_images)
         started = time.perf_counter()
         try:
             with self._lock, torch.inference_mode(), ReferenceLatents(self.pipeline).installed():
-                render_group(plan, render, max_batch=opts.max_batch, max_references=MAX_REFERENCES, on_batch=on_batch)
+                render_group(
+                    plan, run.render, max_batch=self.options.max_batch, max_references=MAX_REFERENCES,
+                    on_batch=run.on_batch,
+                )  # fmt: skip
+            inference_ms = round((time.perf_counter() - started) * 1000)
+            images = run.delivered()
         except _ListenerFailed as failed:
             raise failed.cause from failed.cause.__cause__  # as the caller raised it, never "the model call failed"
         except torch.cuda.OutOfMemoryError as exc:
             raise EngineError(
-                f"the GPU ran out of memory rendering {plan.count} image(s) at {render_w}x{render_h}; "
+                f"the GPU ran out of memory rendering {plan.count} image(s) at {run.width}x{run.height}; "
                 "lower SEQDREAM_MAX_BATCH or SEQDREAM_NATIVE_RESOLUTION"
             ) from exc
         except (RuntimeError, ValueError) as exc:
             raise EngineError(f"the model call failed: {exc}") from exc
-        inference_ms = round((time.perf_counter() - started - listener_s) * 1000)
-        return GenerationResult(
-            images=[image for start in sorted(finished) for image in finished[start]], inference_ms=inference_ms
+        finally:
+            run.close()
+        return GenerationResult(images=images, inference_ms=inference_ms)
+
+
+class _GroupCall:
+    """One `generate`: the pipeline calls of its batches, their step count, and the images handed to
+    the caller's `on_images` on a thread of their own, in order."""
+
+    def __init__(
+        self,
+        engine: Flux2KleinEngine,
+        plan: GenerationPlan,
+        progress: ProgressCallback | None,
+        on_images: ImagesCallback | None,
+    ) -> None:
+        self.engine, self.plan, self.progress, self.on_images = engine, plan, progress, on_images
+        sampling = engine.sampling
+        self.width, self.height = render_size(plan.width, plan.height, sampling.native_resolution, engine.multiple)
+        batches = 1 + -(-(plan.count - 1) // engine.options.max_batch)
+        self.total_steps = batches * sampling.num_inference_steps
+        self.done_steps = 0
+        self.guided_steps = math.ceil(sampling.guidance_until * sampling.num_inference_steps)
+        # Every batch sizes references alike (the anchor joins them after the first), so their
+        # encodings are reused across batches.
+        self.share = min(len(plan.references) + (plan.count > 1), MAX_REFERENCES) or 1
+        self.finished: dict[int, list[Image.Image]] = {}  # batches already fitted to the asked size
+        self.handed: list[Future[None]] = []  # `on_images` calls, in batch order
+        self.listener = ThreadPoolExecutor(max_workers=1, thread_name_prefix="on-images") if on_images else None
+
+    def on_step(self, pipe: Any, step: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        self.done_steps += 1
+        if step + 1 >= self.guided_steps:
+            pipe._guidance_scale = 1.0  # diffusers' dynamic-CFG hook: later steps skip the unguided pass
+        self._raise_listener_failure()
+        if self.progress:
+            self.progress(min(1.0, self.done_steps / self.total_steps))
+        return kwargs
+
+    def render(self, prompts: list[str], seeds: list[int], refs: list[Image.Image]) -> list[Image.Image]:
+        if self.engine.follows_load:
+            fit_threads()  # per batch: as many threads as other processes leave cores free
+        vae = self.engine.pipeline.vae
+        try:
+            return self._call(prompts, seeds, refs)
+        except torch.cuda.OutOfMemoryError:
+            if vae.use_tiling:
+                raise
+            # The full-size decode is the usual last straw: decode in tiles from now on, and retry.
+            log.warning("out of GPU memory at %dx%d; the VAE decodes in tiles from now on", self.width, self.height)
+            vae.enable_tiling()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            return self._call(prompts, seeds, refs)
+
+    def _call(self, prompts: list[str], seeds: list[int], refs: list[Image.Image]) -> list[Image.Image]:
+        engine, sampling = self.engine, self.engine.sampling
+        generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
+        engine._reset_cache()
+        result = engine.pipeline(
+            image=[engine._prepare_reference(ref, self.share) for ref in refs] or None,
+            prompt=prompts,
+            height=self.height,
+            width=self.width,
+            num_inference_steps=sampling.num_inference_steps,
+            guidance_scale=sampling.guidance_scale,
+            generator=generators,
+            max_sequence_length=sampling.max_sequence_length,
+            callback_on_step_end=self.on_step,
         )
+        return list(result.images)
+
+    def on_batch(self, start: int, images: list[Image.Image]) -> None:
+        plan = self.plan
+        self.finished[start] = parallel_map(lambda image: fit_exactly(image, plan.width, plan.height), images)
+        self._raise_listener_failure()
+        if self.listener is not None and self.on_images is not None:
+            self.handed.append(self.listener.submit(self.on_images, start, self.finished[start]))
+
+    def _raise_listener_failure(self) -> None:
+        """What an earlier batch's `on_images` raised (the task was deleted, storage failed) stops the run."""
+        for future in self.handed:
+            if future.done() and (exc := future.exception()) is not None:
+                raise _ListenerFailed(exc) from exc
+
+    def delivered(self) -> list[Image.Image]:
+        """Every image, once `on_images` has taken each batch."""
+        for future in self.handed:
+            if (exc := future.exception()) is not None:
+                raise _ListenerFailed(exc) from exc
+        return [image for start in sorted(self.finished) for image in self.finished[start]]
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.shutdown(wait=True, cancel_futures=True)
 
 
 class _ListenerFailed(Exception):
     """Carries what `on_images` raised past the engine's own error handling, unchanged."""
 
-    def __init__(self, cause: Exception) -> None:
+    def __init__(self, cause: BaseException) -> None:
         super().__init__(str(cause))
         self.cause = cause

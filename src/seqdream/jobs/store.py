@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, and_, false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from seqdream.db import Database, Job, JobStatus, WebhookDelivery, rows_changed
+from seqdream.db import ApiKey, Database, Job, JobStatus, WebhookDelivery, rows_changed
 from seqdream.db.models import utcnow
 from seqdream.db.notify import JOB_ENDED, NEW_JOB, notify
 from seqdream.jobs.request import JobRequest
@@ -32,6 +32,15 @@ from seqdream.tenancy.usage import settle
 class RecoveryReport:
     requeued: list[str]
     failed: list[str]
+
+
+def _admit(
+    session: Session, key: ApiKey, limits: Defaults | None, request: JobRequest, now: datetime
+) -> tuple[int, float]:
+    """Check the key's limits for this request (LimitExceeded); the credits it reserves and its weight."""
+    key_limits = KeyLimits.of(key, limits or Defaults())
+    admit(session, key, key_limits, request.max_images, now)
+    return (request.max_images if key_limits.credits is not None else 0), key_limits.weight
 
 
 class JobStore:
@@ -63,22 +72,13 @@ class JobStore:
         job_id = job_id or uuid.uuid4().hex
         try:
             with self.db.session() as session:
-                key = lock_key(session, api_key_id) if api_key_id is not None else None
-                if key is None and self.db.is_sqlite:
-                    # No key row to lock: take SQLite's write lock before reading, so that two
-                    # submits of one idempotency key queue behind each other instead of colliding.
-                    session.execute(update(Job).where(false()).values(status=Job.status))
+                key = self._lock_submitter(session, api_key_id)
                 now = utcnow()  # after the lock: time spent waiting for it is not counted in a window
                 if idempotent is not None and (earlier := idempotency.find(session, idempotent, now)) is not None:
                     found = session.get(Job, earlier)
                     if found is not None:
                         return found, False
-                reserved, weight = 0, 1.0
-                if key is not None:
-                    key_limits = KeyLimits.of(key, limits or Defaults())
-                    admit(session, key, key_limits, request.max_images, now)
-                    reserved = request.max_images if key_limits.credits is not None else 0
-                    weight = key_limits.weight
+                reserved, weight = (0, 1.0) if key is None else _admit(session, key, limits, request, now)
                 job = Job(
                     id=job_id,
                     model=model,
@@ -102,13 +102,27 @@ class JobStore:
         except IntegrityError:
             if idempotent is None:
                 raise
-        # A concurrent submit with the same key won the race (possible only without a key row to lock).
+        return self._race_winner(idempotent), False
+
+    def _lock_submitter(self, session: Session, api_key_id: str | None) -> ApiKey | None:
+        """Lock the submitting key's row (its limits and idempotency keys are decided one submit at a time)."""
+        if api_key_id is not None:
+            return lock_key(session, api_key_id)
+        if self.db.is_sqlite:
+            # No key row to lock: take SQLite's write lock before reading, so that two
+            # submits of one idempotency key queue behind each other instead of colliding.
+            session.execute(update(Job).where(false()).values(status=Job.status))
+        return None
+
+    def _race_winner(self, idempotent: IdempotentSubmit) -> Job:
+        """The task of a concurrent submit with the same idempotency key that won the race (possible
+        only without a key row to lock)."""
         with self.db.session() as session:
             winner = idempotency.find(session, idempotent)
             found = session.get(Job, winner) if winner else None
         if found is None:
             raise RuntimeError("an idempotency key was taken by a task that cannot be found")
-        return found, False
+        return found
 
     def remembered(self, idempotent: IdempotentSubmit) -> Job | None:
         """The job an idempotency key already made (IdempotencyConflict for another request's key)."""

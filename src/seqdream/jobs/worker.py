@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import socket
@@ -11,27 +10,24 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Protocol
 
 from PIL import Image
 from sqlalchemy.exc import SQLAlchemyError
 
 from seqdream.config import Settings
-from seqdream.cpu.parallel import parallel_map
 from seqdream.db import Job, JobStatus
 from seqdream.db.models import utcnow
 from seqdream.dependencies import STORAGE, Backoff, is_database_outage, is_outage, one_line
 from seqdream.engines.base import Engine, EngineError, GenerationPlan, Interrupted
 from seqdream.images.decode import ImageInputError
 from seqdream.images.fetch import FetchPolicy
-from seqdream.images.label import add_watermark
+from seqdream.jobs.attempt import Attempt, Detector, Outlets
 from seqdream.jobs.janitor import Janitor
 from seqdream.jobs.measures import FAILURES, IMAGE_SECONDS, IMAGES, JOB_SECONDS
 from seqdream.jobs.planner import plan_job
 from seqdream.jobs.references import load_references
 from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
-from seqdream.locations import output_key
 from seqdream.provenance.content_credentials import Ingredient
 from seqdream.provenance.marking import Marker
 from seqdream.storage import BlobStore
@@ -47,10 +43,6 @@ class JobDeleted(Interrupted):
 
 class LeaseLost(Interrupted):
     """Another worker took the job over (this one stalled): stop without touching its files."""
-
-
-class Detector(Protocol):
-    def is_nsfw(self, image: Image.Image) -> bool: ...
 
 
 class EngineHolder:
@@ -84,13 +76,6 @@ class EngineHolder:
                     self._next_try = time.monotonic() + self._retry_s
                     log.error("engine failed to load (retrying in %.0fs): %s", self._retry_s, exc)
             return self._engine
-
-
-def encode_image(image: Image.Image, fmt: str, quality: int) -> bytes:
-    buffer = io.BytesIO()
-    options = {"quality": quality} if fmt in ("jpeg", "webp") else {}
-    image.convert("RGB").save(buffer, format=fmt.upper(), **options)
-    return buffer.getvalue()
 
 
 class Worker:
@@ -245,9 +230,8 @@ class Worker:
             done.set()
             thread.join()
 
-    def plan_for(self, job: Job, engine: Engine) -> tuple[GenerationPlan, list[Ingredient]]:
+    def plan_for(self, job: Job, request: JobRequest, engine: Engine) -> tuple[GenerationPlan, list[Ingredient]]:
         """The engine's plan, and the references as a manifest names them."""
-        request = JobRequest.of(job.request)
         references = load_references(
             request.images,
             blobs=self.blobs,
@@ -261,7 +245,7 @@ class Worker:
         images = [loaded.image for loaded in references]
         return plan_job(request, job.seed, images, engine.frame_prompt), ingredients
 
-    def _retry_later(self, job: Job, exc: Exception, stored: _StoredImages) -> None:
+    def _retry_later(self, job: Job, exc: Exception, stored: list[str]) -> None:
         """The database or storage failed under the job: wait until the database answers, then hand
         the job back (a later attempt runs it again), or fail it once it has had its share of attempts."""
         kind = "storage" if isinstance(exc, OSError) else "database"
@@ -286,11 +270,11 @@ class Worker:
                     return  # the lease runs out and another attempt takes the job
                 self.stopping.wait(backoff.next())
 
-    def _remove_unrecorded(self, job_id: str, stored: _StoredImages) -> None:
+    def _remove_unrecorded(self, job_id: str, stored: list[str]) -> None:
         """Remove this attempt's files unless the job records them (they are then the delivered ones)."""
         try:
             recorded = set(getattr(self.jobs.get(job_id), "outputs", None) or [])
-            for key in stored.keys:
+            for key in stored:
                 if key not in recorded:
                     self.blobs.delete(key)
         except Exception as exc:  # noqa: BLE001 - leftovers of an attempt are harmless; the janitor ignores them
@@ -309,95 +293,64 @@ class Worker:
             self.current_job = None
 
     def _run(self, job: Job, engine: Engine) -> None:
-        settings, store = self.settings, self.jobs
-        stored = _StoredImages()
-        attempt = uuid.uuid4().hex[:8]  # this attempt's output names: no other attempt writes them
         request = JobRequest.of(job.request)
-        fmt = request.output_format or settings.output_format
-        quality = settings.output_quality if request.output_quality is None else request.output_quality
-
-        ingredients: list[Ingredient] = []
-        inputs = ""  # what the pixels are made from (the watermark's tag), once the references are loaded
-
-        def save(indexed: tuple[int, Image.Image]) -> str:
-            index, image = indexed
-            key = output_key(job.id, index, fmt, attempt)
-            data = encode_image(image, fmt, quality)
-            data = self.marker.sign(data, fmt, model=job.model, task_id=job.id, index=index, ingredients=ingredients)
-            self.blobs.put(key, data)
-            return key
-
-        def on_images(start: int, images: list[Image.Image]) -> None:
-            """Mark, check, store and record each batch as it finishes: polling shows a group growing."""
-            if request.watermark:
-                images = parallel_map(add_watermark, images)
-            images = parallel_map(lambda image: self.marker.watermark(image, inputs), images)
-            flags = parallel_map(self.detector.is_nsfw, images)
-            stored.keys.extend(parallel_map(save, enumerate(images, start)))
-            stored.flags.extend(flags)
-            tag = self.marker.content_tag(inputs)
-            if not store.add_outputs(
-                job.id, self.worker_id, outputs=stored.keys, has_nsfw_contents=stored.flags, content_tag=tag
-            ):
-                raise self._why_not_owned(job.id)
-
+        fmt = request.output_format or self.settings.output_format
+        quality = self.settings.output_quality if request.output_quality is None else request.output_quality
+        attempt = Attempt(job, request, fmt, quality)
+        outlets = Outlets(self.marker, self.detector, self.blobs, self.jobs, self.worker_id)
         try:
-            plan, ingredients[:] = self.plan_for(job, engine)
-            inputs = request.inputs_key(job.model, job.seed, [item.data for item in ingredients])
-            result = engine.generate(plan, self._check_abort, on_images)
-        except JobDeleted:
-            self._discard(job, stored)
-            return
-        except LeaseLost:
-            log.warning("job %s: taken over by another worker; stopped", job.id)
-            self._remove_unrecorded(job.id, stored)
-            return
-        except Interrupted:
-            FAILURES.labels("interrupted").inc()
-            if store.hand_back(job.id, self.worker_id):  # else already handed back by hand_back_now
-                log.warning("job %s: interrupted by shutdown; handed back to the queue", job.id)
-            return
-        except OSError as exc:  # full disk, storage unreachable: keep the job, try again later
-            self._retry_later(job, exc, stored)
-            return
-        except SQLAlchemyError as exc:
-            if not is_database_outage(exc):
-                raise
-            self._retry_later(job, exc, stored)
-            return
-        except (ImageInputError, EngineError) as exc:
-            log.warning("job %s: failed: %s", job.id, exc)
-            self._fail(job, "input" if isinstance(exc, ImageInputError) else "engine", str(exc))
-            return
-        except Exception as exc:  # noqa: BLE001 - a job must end, never hang in processing
-            log.exception("job %s: unexpected error", job.id)
-            self._fail(job, "internal", f"internal error: {type(exc).__name__}: {exc}")
-            return
-        try:
-            done = store.complete(
-                job.id,
-                self.worker_id,
-                outputs=stored.keys,
-                has_nsfw_contents=stored.flags,
-                inference_ms=result.inference_ms,
+            plan, ingredients = self.plan_for(job, request, engine)
+            attempt.use_references(ingredients)
+            result = engine.generate(
+                plan, self._check_abort, attempt.receiver(outlets, lambda: self._why_not_owned(job.id))
             )
+        except Exception as exc:  # noqa: BLE001 - every way an attempt stops is decided in one place
+            self._stopped(attempt, exc)
+            return
+        try:
+            done = self.jobs.complete(
+                job.id, self.worker_id, outputs=attempt.keys, has_nsfw_contents=attempt.flags,
+                inference_ms=result.inference_ms,
+            )  # fmt: skip
         except SQLAlchemyError as exc:
-            if not is_database_outage(exc):
-                raise
-            self._retry_later(job, exc, stored)
+            self._stopped(attempt, exc)
             return
         if not done:
-            if store.status(job.id) == JobStatus.DELETED.value:
-                self._discard(job, stored)
+            if self.jobs.status(job.id) == JobStatus.DELETED.value:
+                self._discard(job, attempt.keys)
             else:
                 log.warning("job %s: finished after another worker took it over; that worker's result stands", job.id)
-                self._remove_unrecorded(job.id, stored)
+                self._remove_unrecorded(job.id, attempt.keys)
             return
         _observe_end(job, "completed")
-        IMAGES.inc(len(stored.keys))
-        for _ in stored.keys:
-            IMAGE_SECONDS.observe(result.inference_ms / 1000 / max(1, len(stored.keys)))
-        log.info("job %s: completed %d image(s) in %d ms", job.id, len(stored.keys), result.inference_ms)
+        IMAGES.inc(len(attempt.keys))
+        for _ in attempt.keys:
+            IMAGE_SECONDS.observe(result.inference_ms / 1000 / max(1, len(attempt.keys)))
+        log.info("job %s: completed %d image(s) in %d ms", job.id, len(attempt.keys), result.inference_ms)
+
+    def _stopped(self, attempt: Attempt, exc: Exception) -> None:
+        """How an attempt that raised ends: deleted, taken over, interrupted, retried after an outage
+        (the database, or storage and disk: OSError), failed (its input, the engine, or a defect)."""
+        job = attempt.job
+        if isinstance(exc, JobDeleted):
+            self._discard(job, attempt.keys)
+        elif isinstance(exc, LeaseLost):
+            log.warning("job %s: taken over by another worker; stopped", job.id)
+            self._remove_unrecorded(job.id, attempt.keys)
+        elif isinstance(exc, Interrupted):
+            FAILURES.labels("interrupted").inc()
+            if self.jobs.hand_back(job.id, self.worker_id):  # else already handed back by hand_back_now
+                log.warning("job %s: interrupted by shutdown; handed back to the queue", job.id)
+        elif isinstance(exc, OSError) or (isinstance(exc, SQLAlchemyError) and is_database_outage(exc)):
+            self._retry_later(job, exc, attempt.keys)
+        elif isinstance(exc, SQLAlchemyError):
+            raise exc  # a defect in a query, not an outage: the lease runs out and another attempt runs it
+        elif isinstance(exc, (ImageInputError, EngineError)):
+            log.warning("job %s: failed: %s", job.id, exc)
+            self._fail(job, "input" if isinstance(exc, ImageInputError) else "engine", str(exc))
+        else:
+            log.error("job %s: unexpected error", job.id, exc_info=exc)
+            self._fail(job, "internal", f"internal error: {type(exc).__name__}: {exc}")
 
     def _fail(self, job: Job, kind: str, error: str) -> None:
         FAILURES.labels(kind).inc()
@@ -407,23 +360,15 @@ class Worker:
     def _why_not_owned(self, job_id: str) -> Interrupted:
         return JobDeleted() if self.jobs.status(job_id) == JobStatus.DELETED.value else LeaseLost()
 
-    def _discard(self, job: Job, stored: _StoredImages) -> None:
-        for key in stored.keys:
+    def _discard(self, job: Job, stored: list[str]) -> None:
+        for key in stored:
             self.blobs.delete(key)
         _observe_end(job, "deleted")
-        log.info("job %s: deleted while running; stopped and removed %d image(s)", job.id, len(stored.keys))
+        log.info("job %s: deleted while running; stopped and removed %d image(s)", job.id, len(stored))
 
 
 def _observe_end(job: Job, outcome: str) -> None:
     JOB_SECONDS.labels(outcome).observe(max(0.0, (utcnow() - job.created_at).total_seconds()))
-
-
-class _StoredImages:
-    """Outputs a running job has stored so far, in order."""
-
-    def __init__(self) -> None:
-        self.keys: list[str] = []
-        self.flags: list[bool] = []
 
 
 HAND_BACK_WAIT_S = 0.5  # after handing jobs back, how long shutdown waits for their threads to stop

@@ -1,0 +1,15 @@
+"""An output image as the bytes of its file format."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+
+def encode_image(image: Image.Image, fmt: str, quality: int) -> bytes:
+    """`fmt`: jpeg, png or webp; `quality` applies to the lossy two."""
+    buffer = io.BytesIO()
+    options = {"quality": quality} if fmt in ("jpeg", "webp") else {}
+    image.convert("RGB").save(buffer, format=fmt.upper(), **options)
+    return buffer.getvalue()
