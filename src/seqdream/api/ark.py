@@ -17,7 +17,7 @@ from seqdream.api.deps import CallerDep, ServicesDep
 from seqdream.api.dialects import Submission, image_item, input_error, model_id, parse_wxh, run_to_end, submit
 from seqdream.api.envelope import APIError, JSONLine, error_format
 from seqdream.api.events import sse
-from seqdream.api.predictions import follow
+from seqdream.api.notifier import follow
 from seqdream.api.schemas import (
     MAX_IMAGES_OUT,
     MAX_MODEL_NAME_CHARS,

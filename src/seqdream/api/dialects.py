@@ -12,7 +12,7 @@ from seqdream.api.admission import submit_task
 from seqdream.api.deps import Caller, base_url, own_bases
 from seqdream.api.envelope import APIError
 from seqdream.api.intake import accept_images
-from seqdream.api.predictions import wait_for_end
+from seqdream.api.notifier import wait_for_end
 from seqdream.api.state import running
 from seqdream.db import Job, JobStatus
 from seqdream.jobs.request import JobRequest

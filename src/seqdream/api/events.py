@@ -20,7 +20,8 @@ from starlette.concurrency import run_in_threadpool
 
 from seqdream.api.deps import CallerDep, ServicesDep, base_url
 from seqdream.api.envelope import APIError
-from seqdream.api.predictions import follow, own_job, shown
+from seqdream.api.notifier import follow
+from seqdream.api.predictions import own_job, shown
 from seqdream.api.state import running
 from seqdream.db import JobStatus
 from seqdream.jobs.presentation import progress

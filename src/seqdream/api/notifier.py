@@ -1,12 +1,20 @@
-"""Wake sync-mode requests the moment an in-process worker finishes their job.
+"""Wake sync-mode requests and streams the moment a job ends, and follow a job until it does.
 
-Jobs finished by workers in other processes are still seen by polling the database.
+Jobs ended by workers in other processes arrive through the database's notifications (PostgreSQL)
+or are seen by polling it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
+
+from starlette.concurrency import run_in_threadpool
+
+from seqdream.db import Job, JobStatus
+from seqdream.services import Services
 
 
 class JobEvents:
@@ -40,3 +48,24 @@ class JobEvents:
                 waiters.discard(event)
                 if not waiters:
                     del self._waiters[job_id]
+
+
+async def follow(services: Services, events: JobEvents, job_id: str, timeout_s: float) -> AsyncIterator[Job]:
+    """The job's state each time it may have changed (it ended, or a poll interval passed), until
+    it ends or `timeout_s` passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = await run_in_threadpool(services.jobs.get, job_id)
+        assert job is not None
+        yield job
+        remaining = deadline - time.monotonic()
+        if JobStatus(job.status).is_terminal or remaining <= 0:
+            return
+        await events.wait(job_id, min(services.settings.poll_interval_s, remaining))
+
+
+async def wait_for_end(services: Services, events: JobEvents, job_id: str, timeout_s: float) -> Job:
+    """Wait until the job ends or `timeout_s` passes; returns its latest state."""
+    async for job in follow(services, events, job_id, timeout_s):
+        latest = job
+    return latest

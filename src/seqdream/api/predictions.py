@@ -1,7 +1,5 @@
 """Submit a task to a model of the family; read its result."""
 
-import time
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -12,8 +10,8 @@ from seqdream.api.admission import submit_task
 from seqdream.api.deps import Caller, CallerDep, ServicesDep, base_url, own_bases
 from seqdream.api.envelope import APIError, success
 from seqdream.api.intake import accept_images, accept_webhook
-from seqdream.api.notifier import JobEvents
-from seqdream.api.schemas import MODELS, ModelSpec, SeedreamRequest
+from seqdream.api.notifier import wait_for_end
+from seqdream.api.schemas import MAX_URL_CHARS, MODELS, ModelSpec, SeedreamRequest
 from seqdream.api.state import running
 from seqdream.db import Job, JobStatus
 from seqdream.jobs.janitor import remove_job_files
@@ -49,27 +47,6 @@ def _create_job(
     return submit_task(services, request, caller, spec.id, fields, body.seed, make_request)
 
 
-async def follow(services: Services, events: JobEvents, job_id: str, timeout_s: float) -> AsyncIterator[Job]:
-    """The job's state each time it may have changed (it ended, or a poll interval passed), until
-    it ends or `timeout_s` passes."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        job = await run_in_threadpool(services.jobs.get, job_id)
-        assert job is not None
-        yield job
-        remaining = deadline - time.monotonic()
-        if JobStatus(job.status).is_terminal or remaining <= 0:
-            return
-        await events.wait(job_id, min(services.settings.poll_interval_s, remaining))
-
-
-async def wait_for_end(services: Services, events: JobEvents, job_id: str, timeout_s: float) -> Job:
-    """Wait until the job ends or `timeout_s` passes; returns its latest state."""
-    async for job in follow(services, events, job_id, timeout_s):
-        latest = job
-    return latest
-
-
 def _submit_route(spec: ModelSpec):  # type: ignore[no-untyped-def]
     schema = spec.schema
 
@@ -78,7 +55,9 @@ def _submit_route(spec: ModelSpec):  # type: ignore[no-untyped-def]
         body: schema,  # type: ignore[valid-type]
         caller: CallerDep,
         services: ServicesDep,
-        webhook: Annotated[str | None, Query(max_length=4096, description="POSTed the task when it ends")] = None,
+        webhook: Annotated[
+            str | None, Query(max_length=MAX_URL_CHARS, description="POSTed the task when it ends")
+        ] = None,
     ) -> dict[str, Any]:
         fields: SeedreamRequest = body  # each model's schema extends it
         base = base_url(request)
