@@ -47,6 +47,22 @@ def test_a_group_streams_its_start_each_image_and_its_end(server: LocalServer) -
     assert [(name, data.get("index")) for name, _, data in again] == [("image", 2), ("completed", None)]
 
 
+def test_progress_events_carry_the_step_and_an_estimate_once_the_model_was_measured(server: LocalServer) -> None:
+    body = {"prompt": "a series of 4 images of a kite", "max_images": 4, "size": "1024*1024"}
+    with server.client() as client:
+        first = client.post(SEQUENTIAL, json=body | {"enable_sync_mode": True}).json()["data"]
+        assert first["status"] == "completed"  # measured: the next task of this size and count has an estimate
+        job_id = client.post(SEQUENTIAL, json=body | {"seed": 5}).json()["data"]["id"]
+    events = read_events(server, job_id)
+    steps = [data for name, _, data in events if name == "progress" and "step" in data]
+    assert steps, events
+    assert all(1 <= data["step"] <= data["steps"] and data["images_total"] == 4 for data in steps)
+    assert all(data["eta_s"] >= 0 for data in steps)
+    stored = [data["images_done"] for data in steps]
+    assert stored == sorted(stored)  # never backwards
+    assert "eta_s" not in events[-1][2]  # ended: nothing left to wait for
+
+
 def test_someone_elses_task_has_no_stream(server: LocalServer) -> None:
     other = server.cli("keys", "create", "--name", "other").stdout.strip()
     with server.client() as client:

@@ -13,7 +13,7 @@ from PIL import Image
 
 from seqdream.config import Settings
 from seqdream.engines import flux2_klein
-from seqdream.engines.base import EngineError, GenerationPlan, fit_exactly, render_size
+from seqdream.engines.base import EngineError, GenerationPlan, Steps, fit_exactly, render_size
 from seqdream.engines.flux2_klein import Flux2KleinEngine, cpu_has_native_bfloat16
 from seqdream.engines.group import render_group
 from seqdream.engines.reference_cache import ReferenceLatents
@@ -158,10 +158,11 @@ def test_same_seed_same_pixels(engine: Flux2KleinEngine) -> None:
 
 
 def test_progress_is_reported(engine: Flux2KleinEngine) -> None:
-    seen: list[float] = []
+    seen: list[Steps] = []
     plan = GenerationPlan(prompts=["p"] * 3, seeds=[1, 2, 3], width=1024, height=1024)
     engine.generate(plan, seen.append)
-    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) == 2 * 4  # 2 batches x 4 steps
+    assert [steps.done for steps in seen] == list(range(1, 2 * 4 + 1))  # 2 batches x 4 steps
+    assert {(steps.total, steps.per_batch) for steps in seen} == {(8, 4)} and seen[-1].fraction == 1.0
 
 
 def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """`GET /api/v3/predictions/{id}/events`: a task's progress as server-sent events, until it ends.
 
-Events: `queued` (its place in the fair queue, when it changes), `started`, `progress` (images stored
-of those it will make), `image` (index and URL of each image as it is stored) and a final `completed`,
+Events: `queued` (its place in the fair queue and `eta_s`, when the place changes), `started`,
+`progress` (images stored of those it will make, the current batch's denoising `step` of `steps`,
+`eta_s`; as they change, twice a second at most), `image` (index and URL of each image as it is
+stored) and a final `completed`,
 `failed` or `deleted` (the task object). Each event has an id (`queued-3`, `started`, `image-2`, `end`),
 so a client that reconnects with `Last-Event-ID` gets only what it has not seen. The stream follows the
 same notifications as sync mode (LISTEN/NOTIFY across processes on PostgreSQL, polling on SQLite) and
@@ -68,12 +70,13 @@ async def _stream(request: Request, services: Services, job_id: str, last_event_
     sent_images = _seen_images(last_event_id)
     started = last_event_id == "started" or sent_images > 0
     position: int | None = None
+    reported: tuple[int, int | None] | None = None  # the images and steps of the last progress event
     async for job in follow(services, running(request.app).job_events, job_id, FOLLOW_S):
         if job.status == JobStatus.CREATED.value:
-            now = await run_in_threadpool(services.jobs.queue_position, job)
+            now, eta = await run_in_threadpool(services.jobs.standing, job)
             if now != position:
                 position = now
-                yield sse("queued", {"id": job_id, "queue_position": now}, f"queued-{now}")
+                yield sse("queued", {"id": job_id, **progress(job, now, eta)}, f"queued-{now}")
             continue
         if not started:
             started = True
@@ -81,9 +84,12 @@ async def _stream(request: Request, services: Services, job_id: str, last_event_
         for index in range(sent_images, len(job.outputs)):
             url = output_url(base, job.outputs[index])
             yield sse("image", {"id": job_id, "index": index, "url": url}, f"image-{index}")
-        if len(job.outputs) > sent_images and job.status == JobStatus.PROCESSING.value:
-            yield sse("progress", {"id": job_id, **progress(job, None)}, f"image-{len(job.outputs) - 1}")
         sent_images = max(sent_images, len(job.outputs))
+        if job.status == JobStatus.PROCESSING.value and (len(job.outputs), job.steps_done) != reported:
+            reported = (len(job.outputs), job.steps_done)
+            fields = progress(job, None, await run_in_threadpool(services.jobs.estimate, job))
+            seen = f"image-{len(job.outputs) - 1}" if job.outputs else "started"  # resuming skips what was sent
+            yield sse("progress", {"id": job_id, **fields}, seen)
         if JobStatus(job.status).is_terminal:
             yield sse(job.status, await run_in_threadpool(shown, services, job, base), "end")
             return

@@ -25,8 +25,9 @@ router = APIRouter(prefix="/api/v3")
 def shown(services: Services, job: Job, base: str, *, as_urls: bool = False) -> dict[str, Any]:
     """A task as every WaveSpeed route shows it: with `warnings` when its prompt steps outside the
     model's words, and where it stands (a queued task's place in the queue; not in listings)."""
-    position = services.jobs.queue_position(job) if job.status == JobStatus.CREATED.value and not as_urls else None
-    return present(job, base, services.blobs, as_urls=as_urls, vocabulary=services.vocabulary, queue_position=position)
+    position, eta = services.jobs.standing(job) if not as_urls and JobStatus(job.status).is_active else (None, None)
+    return present(job, base, services.blobs, as_urls=as_urls, vocabulary=services.vocabulary, queue_position=position,
+                   eta_s=eta)  # fmt: skip
 
 
 def _create_job(

@@ -221,6 +221,7 @@ def generate(
     from tqdm import tqdm
 
     from seqdream.api.schemas import EditSequentialRequest
+    from seqdream.engines.base import Steps
     from seqdream.images.decode import ImageInputError, open_image
     from seqdream.jobs.planner import plan_job, resolve_seed
     from seqdream.jobs.request import JobRequest
@@ -248,8 +249,8 @@ def generate(
     plan = plan_job(job, used_seed, references, engine.frame_prompt)  # exactly as a worker plans a task
     with tqdm(total=100, desc=f"{plan.count} image(s)", unit="%", file=sys.stderr) as bar:
 
-        def progress(fraction: float) -> None:
-            bar.update(round(fraction * 100) - bar.n)
+        def progress(steps: Steps) -> None:
+            bar.update(round(steps.fraction * 100) - bar.n)
 
         result = engine.generate(plan, progress)
     out.mkdir(parents=True, exist_ok=True)
@@ -497,9 +498,8 @@ def watch(
         if job is None:
             typer.echo(f"no task {task!r} in this service's database", err=True)
             raise typer.Exit(2)
-        position = services.jobs.queue_position(job) if job.status == JobStatus.CREATED.value else None
-        where = progress(job, position)
-        line = job.status + "".join(f", {key.replace('_', ' ')} {value}" for key, value in where.items())
+        where = progress(job, *services.jobs.standing(job))
+        line = _standing_line(job.status, where)
         if line != last:
             typer.echo(line)
             last = line
@@ -510,6 +510,20 @@ def watch(
                 typer.echo(f"  {job.error}", err=True)
             raise typer.Exit(0 if job.status == JobStatus.COMPLETED.value else 1)
         time.sleep(interval)
+
+
+def _standing_line(status: str, where: dict[str, Any]) -> str:
+    """`queued, 2 ahead, about 12 s` / `processing, image 2 of 4, step 3 of 4, about 5 s`."""
+    parts = [{"created": "queued"}.get(status, status)]
+    if "queue_position" in where:
+        parts.append(f"{where['queue_position']} ahead")
+    if "images_total" in where:
+        parts.append(f"image {min(where['images_done'] + 1, where['images_total'])} of {where['images_total']}")
+    if "step" in where:
+        parts.append(f"step {where['step']} of {where['steps']}")
+    if "eta_s" in where:
+        parts.append(f"about {max(1, round(where['eta_s']))} s left")
+    return ", ".join(parts)
 
 
 @app.command("usage", short_help="Tasks, images and model seconds per key and day.")

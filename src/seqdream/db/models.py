@@ -52,6 +52,11 @@ class JobStatus(enum.StrEnum):
         return cls.CREATED.value, cls.PROCESSING.value
 
     @property
+    def is_active(self) -> bool:
+        """Queued or running."""
+        return self in (JobStatus.CREATED, JobStatus.PROCESSING)
+
+    @property
     def is_terminal(self) -> bool:
         return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.DELETED)
 
@@ -85,6 +90,11 @@ class Job(Base):
     credits_reserved: Mapped[int] = mapped_column(Integer, default=0)  # refunded, less what it made, at its end
     # The watermark's tag of what its images were made from (`provenance.watermark.content_tag`).
     content_tag: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    images_total: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the images it makes (its plan)
+    # While it runs: denoising steps done of all its batches', and per batch (the worker writes them).
+    steps_done: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    steps_total: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    batch_steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     __table_args__ = (
         Index("ix_jobs_status_created", "status", "created_at"),
@@ -92,6 +102,20 @@ class Job(Base):
         Index("ix_jobs_key_created", "api_key_id", "created_at"),
         Index("ix_jobs_content_tag", "content_tag"),
     )
+
+
+class TaskTime(Base):
+    """How long a task of a model, size and image count takes from claim to end, measured: a moving
+    average that every process's ETAs read (`seqdream.jobs.eta`)."""
+
+    __tablename__ = "task_times"
+
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    size: Mapped[str] = mapped_column(String(32), primary_key=True)
+    images: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seconds: Mapped[float] = mapped_column(Float)
+    samples: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Upload(Base):

@@ -9,8 +9,22 @@ from typing import Protocol
 
 from PIL import Image
 
-# Called with the fraction done after each denoising step; it may raise Interrupted to stop the call.
-ProgressCallback = Callable[[float], None]
+
+@dataclass(frozen=True)
+class Steps:
+    """How far a generation is, in denoising steps."""
+
+    done: int  # over every batch so far
+    total: int  # of the whole call: batches x per_batch
+    per_batch: int
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total) if self.total else 1.0
+
+
+# Called after each denoising step; it may raise Interrupted to stop the call.
+ProgressCallback = Callable[[Steps], None]
 # Called as each batch of a group finishes: (index of its first image, its images at the asked size).
 ImagesCallback = Callable[[int, list[Image.Image]], None]
 

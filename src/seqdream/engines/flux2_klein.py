@@ -32,6 +32,7 @@ from seqdream.engines.base import (
     GenerationResult,
     ImagesCallback,
     ProgressCallback,
+    Steps,
     fit_exactly,
     render_size,
 )
@@ -320,7 +321,7 @@ class _GroupCall:
             pipe._guidance_scale = 1.0  # diffusers' dynamic-CFG hook: later steps skip the unguided pass
         self._raise_listener_failure()
         if self.progress:
-            self.progress(min(1.0, self.done_steps / self.total_steps))
+            self.progress(Steps(self.done_steps, self.total_steps, self.engine.sampling.num_inference_steps))
         return kwargs
 
     def render(self, prompts: list[str], seeds: list[int], refs: list[Image.Image]) -> list[Image.Image]:

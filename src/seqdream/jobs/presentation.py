@@ -7,7 +7,8 @@ from typing import Any
 
 from seqdream.db import Job, JobStatus
 from seqdream.engines.vocabulary import vocabulary_warning
-from seqdream.jobs.planner import MAX_IMAGES_OUT, plan_group, requested_count
+from seqdream.jobs.eta import images_planned
+from seqdream.jobs.planner import MAX_IMAGES_OUT, requested_count
 from seqdream.jobs.request import JobRequest
 from seqdream.locations import output_url, result_url
 from seqdream.storage import BlobNotFound, BlobStore
@@ -50,16 +51,20 @@ def request_warnings(request: JobRequest, vocabulary: frozenset[str] | None) -> 
     return warnings + vocabulary_warning(request.prompt, vocabulary)
 
 
-def progress(job: Job, queue_position: int | None) -> dict[str, Any]:
+def progress(job: Job, queue_position: int | None, eta_s: float | None = None) -> dict[str, Any]:
     """Where a task stands, as extension fields SDKs ignore: a queued one's place in the fair queue,
-    a running one's images stored so far out of those it will make."""
-    if job.status == JobStatus.CREATED.value:
-        return {} if queue_position is None else {"queue_position": queue_position}
-    if job.status == JobStatus.PROCESSING.value:
-        request = JobRequest.of(job.request)
-        total = len(plan_group(request.prompt, request.max_images, job.seed).prompts)
-        return {"images_done": len(job.outputs), "images_total": total}
-    return {}
+    a running one's images stored so far out of those it will make and the denoising step of its
+    current batch; either's estimated seconds to its end (`eta_s`, once its model was measured)."""
+    fields: dict[str, Any] = {}
+    if job.status == JobStatus.CREATED.value and queue_position is not None:
+        fields["queue_position"] = queue_position
+    elif job.status == JobStatus.PROCESSING.value:
+        fields |= {"images_done": len(job.outputs), "images_total": images_planned(job)}
+        if job.steps_done and job.batch_steps:
+            fields |= {"step": (job.steps_done - 1) % job.batch_steps + 1, "steps": job.batch_steps}
+    if eta_s is not None and not JobStatus(job.status).is_terminal:
+        fields["eta_s"] = round(eta_s, 1)
+    return fields
 
 
 def present(
@@ -70,10 +75,12 @@ def present(
     as_urls: bool = False,
     vocabulary: frozenset[str] | None = None,
     queue_position: int | None = None,
+    eta_s: float | None = None,
 ) -> dict[str, Any]:
     """`as_urls` lists URLs even for base64 tasks (history listings stay small). With the model's
     `vocabulary`, a prompt that steps outside it gets `warnings`; a queued task its `queue_position`,
-    a running one `images_done` of `images_total` (extension fields SDKs ignore)."""
+    a running one `images_done` of `images_total` and its `step` of `steps`, either its `eta_s`
+    (extension fields SDKs ignore)."""
     warnings = request_warnings(JobRequest.of(job.request), vocabulary)
     return (
         {
@@ -89,7 +96,7 @@ def present(
             "seed": job.seed,
         }
         | ({"warnings": warnings} if warnings else {})
-        | progress(job, queue_position)
+        | progress(job, queue_position, eta_s)
     )
 
 

@@ -7,6 +7,7 @@ lease (it stalled or was killed) cannot overwrite the result of the one that too
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,18 +15,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from seqdream.db import ApiKey, Database, Job, JobStatus, WebhookDelivery, rows_changed
+from seqdream.db import ApiKey, Database, Job, JobStatus, TaskTime, WebhookDelivery, rows_changed
 from seqdream.db.models import utcnow
 from seqdream.db.notify import JOB_ENDED, NEW_JOB, notify
+from seqdream.engines.base import Steps
+from seqdream.jobs.eta import TaskTimes, averaged, eta_s, images_planned
+from seqdream.jobs.planner import plan_group
 from seqdream.jobs.request import JobRequest
 from seqdream.tenancy import idempotency
 from seqdream.tenancy.fairness import next_rank
 from seqdream.tenancy.idempotency import IdempotentSubmit
 from seqdream.tenancy.limits import Defaults, KeyLimits, admit, lock_key
 from seqdream.tenancy.usage import settle
+
+log = logging.getLogger(__name__)
+ETA_AHEAD_LIMIT = 2000  # queued tasks an estimate adds up; beyond them, a queue this long is "a while"
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,7 @@ class JobStore:
                     created_at=now,
                     fair_rank=next_rank(session, api_key_id, weight),
                     credits_reserved=reserved,
+                    images_total=len(plan_group(request.prompt, request.max_images, seed).prompts),
                 )
                 session.add(job)
                 if idempotent is not None:
@@ -160,6 +168,9 @@ class JobStore:
             heartbeat_at=now,
             outputs=[],  # a new attempt stores its images afresh
             has_nsfw_contents=[],
+            steps_done=None,
+            steps_total=None,
+            batch_steps=None,
         )
         first_in_queue = select(Job.id).where(runnable).order_by(Job.fair_rank, Job.created_at)
         with self.db.session() as session:
@@ -221,11 +232,8 @@ class JobStore:
 
     def queue_position(self, job: Job) -> int:
         """How many queued tasks the fair queue claims before `job` (0: it is next)."""
-        ahead = or_(
-            Job.fair_rank < job.fair_rank, and_(Job.fair_rank == job.fair_rank, Job.created_at < job.created_at)
-        )
         with self.db.session() as session:  # counted as `claim` takes them: runnable, in fair-queue order
-            count = session.scalar(select(func.count()).select_from(Job).where(_runnable(utcnow()), ahead))
+            count = session.scalar(select(func.count()).select_from(Job).where(_runnable(utcnow()), _ahead_of(job)))
         return int(count or 0)
 
     def status(self, job_id: str) -> str | None:
@@ -269,9 +277,53 @@ class JobStore:
             settle(session, job_id)  # a no-op for a job that had already ended
             return session.get(Job, job_id, populate_existing=True)
 
-    def heartbeat(self, job_id: str, worker_id: str) -> bool:
-        """Extend the lease; False means another worker has taken the job back."""
-        return self._update_owned(job_id, worker_id, heartbeat_at=utcnow())
+    def heartbeat(self, job_id: str, worker_id: str, steps: Steps | None = None) -> bool:
+        """Extend the lease, and record how many denoising steps are done; False means the job is no
+        longer this worker's (another took it back, or it was deleted)."""
+        progress: dict[str, Any] = {} if steps is None else {"steps_done": steps.done, "steps_total": steps.total,
+                                             "batch_steps": steps.per_batch}  # fmt: skip
+        return self._update_owned(job_id, worker_id, heartbeat_at=utcnow(), **progress)
+
+    def standing(self, job: Job) -> tuple[int | None, float | None]:
+        """Where a task stands: its place in the fair queue (queued tasks only) and its `estimate`."""
+        position = self.queue_position(job) if job.status == JobStatus.CREATED.value else None
+        return position, self.estimate(job)
+
+    def estimate(self, job: Job) -> float | None:
+        """Seconds until a queued or running task ends (`seqdream.jobs.eta`); None before anything of
+        its model was measured."""
+        now = utcnow()
+        with self.db.session() as session:
+            rows = session.scalars(select(TaskTime)).all()
+            times = {
+                model: TaskTimes.of([row for row in rows if row.model == model]) for model in {r.model for r in rows}
+            }
+            if job.model not in times:
+                return None
+            ahead: list[Job] = []
+            running: list[Job] = []
+            if job.status == JobStatus.CREATED.value:
+                ahead = list(session.scalars(select(Job).where(_runnable(now), _ahead_of(job)).limit(ETA_AHEAD_LIMIT)))
+                running = list(session.scalars(select(Job).where(Job.status == JobStatus.PROCESSING.value)))
+        return eta_s(job, ahead, running, times, now)
+
+    def _record_task_time(self, job_id: str) -> None:
+        """Add a completed task's claim-to-end time to its model, size and count's average (best
+        effort: a lost sample only makes one estimate a little older)."""
+        try:
+            with self.db.session() as session:
+                job = session.get(Job, job_id)
+                if job is None or job.started_at is None or job.finished_at is None:
+                    return
+                key = (job.model, str(job.request.get("size", "")), images_planned(job))
+                seconds = (job.finished_at - job.started_at).total_seconds()
+                row = session.get(TaskTime, key)
+                if row is None:
+                    session.add(TaskTime(model=key[0], size=key[1], images=key[2], seconds=seconds, samples=1))
+                else:
+                    row.seconds, row.samples, row.updated_at = averaged(row.seconds, seconds), row.samples + 1, utcnow()
+        except SQLAlchemyError as exc:
+            log.debug("job %s: its task time was not recorded: %s", job_id, exc)
 
     def complete(
         self,
@@ -282,7 +334,7 @@ class JobStore:
         has_nsfw_contents: list[bool],
         inference_ms: int,
     ) -> bool:
-        return self._update_owned(
+        done = self._update_owned(
             job_id,
             worker_id,
             ends=True,
@@ -293,6 +345,9 @@ class JobStore:
             error="",
             finished_at=utcnow(),
         )
+        if done:
+            self._record_task_time(job_id)
+        return done
 
     def fail(self, job_id: str, worker_id: str, error: str, kind: str = "engine") -> bool:
         """End a job as failed; `kind` (input, engine, internal) is kept with it."""
@@ -392,6 +447,11 @@ class JobStore:
     def mark_expired(self, job_id: str) -> None:
         with self.db.session() as session:
             session.execute(update(Job).where(Job.id == job_id).values(expired_at=utcnow()))
+
+
+def _ahead_of(job: Job) -> ColumnElement[bool]:
+    """Jobs the fair queue takes before `job` (lower rank, then older)."""
+    return or_(Job.fair_rank < job.fair_rank, and_(Job.fair_rank == job.fair_rank, Job.created_at < job.created_at))
 
 
 def _runnable(now: datetime) -> ColumnElement[bool]:

@@ -18,7 +18,7 @@ from seqdream.config import Settings
 from seqdream.db import Job, JobStatus
 from seqdream.db.models import utcnow
 from seqdream.dependencies import STORAGE, Backoff, is_database_outage, is_outage, one_line
-from seqdream.engines.base import Engine, EngineError, GenerationPlan, Interrupted
+from seqdream.engines.base import Engine, EngineError, GenerationPlan, Interrupted, Steps
 from seqdream.images.decode import ImageInputError
 from seqdream.images.fetch import FetchPolicy
 from seqdream.jobs.attempt import Attempt, Detector, Outlets
@@ -35,6 +35,7 @@ from seqdream.storage.tracked import probe
 
 log = logging.getLogger(__name__)
 DELETE_CHECK_S = 1.0  # how often a running job's worker looks whether it was deleted
+PROGRESS_S = 0.5  # how often a running job's steps done are recorded, while they change
 
 
 class JobDeleted(Interrupted):
@@ -107,11 +108,15 @@ class Worker:
         self.lease_lost = threading.Event()  # set when another worker took the running job over: stop
         self.stopping = threading.Event()  # the pool's stop, once `run` has it
         self.current_job: str | None = None
+        self.steps: Steps | None = None  # how far the running job is, for the lease thread to record
         # Held while claiming: a stop signal waits for it, so a job claimed as the signal lands is
         # either named by it or never claimed.
         self.claiming = threading.Lock()
 
-    def _check_abort(self, _fraction: float) -> None:
+    def _on_step(self, steps: Steps) -> None:
+        """After each denoising step: note how far the job is (the lease thread records it), and stop
+        it if it was deleted, taken over or the worker is shutting down."""
+        self.steps = steps
         if self.deleted.is_set():
             raise JobDeleted
         if self.lease_lost.is_set():
@@ -200,23 +205,32 @@ class Worker:
     # -- one job ----------------------------------------------------------------------
     @contextmanager
     def _lease(self, job: Job) -> Iterator[None]:
-        """Heartbeat while the job runs so other workers know it is alive, and look every
-        second whether it was deleted (by any process) so it stops within a step or two."""
+        """Heartbeat while the job runs so other workers know it is alive, recording its steps done
+        as they change (twice a second at most), and look every second whether it was deleted (by
+        any process) so it stops within a step or two."""
         done = threading.Event()
         interval = max(self.settings.job_lease_s / 3, 0.2)
+        self.steps = None
 
         def beat() -> None:
-            next_beat = time.monotonic() + interval
-            while not done.wait(min(DELETE_CHECK_S, interval)):
+            next_beat = next_look = time.monotonic()
+            recorded: Steps | None = None
+            while not done.wait(min(PROGRESS_S, interval)):
                 try:
-                    if self.jobs.status(job.id) == JobStatus.DELETED.value:
-                        self.deleted.set()
-                        return
-                    if time.monotonic() >= next_beat:
-                        next_beat = time.monotonic() + interval
-                        if not self.jobs.heartbeat(job.id, self.worker_id):
+                    now, steps = time.monotonic(), self.steps
+                    if steps != recorded or now >= next_beat:  # a write that also tells whether it is ours
+                        next_beat, next_look, recorded = now + interval, now + DELETE_CHECK_S, steps
+                        if not self.jobs.heartbeat(job.id, self.worker_id, steps):
+                            if self.jobs.status(job.id) == JobStatus.DELETED.value:
+                                self.deleted.set()
+                                return
                             log.warning("job %s: lease lost to another worker; stopping at the next step", job.id)
                             self.lease_lost.set()
+                            return
+                    elif now >= next_look:
+                        next_look = now + DELETE_CHECK_S
+                        if self.jobs.status(job.id) == JobStatus.DELETED.value:
+                            self.deleted.set()
                             return
                 except Exception as exc:  # noqa: BLE001 - keep beating: the database may come back in time
                     if not is_outage(exc):
@@ -302,7 +316,7 @@ class Worker:
             plan, ingredients = self.plan_for(job, request, engine)
             attempt.use_references(ingredients)
             result = engine.generate(
-                plan, self._check_abort, attempt.receiver(outlets, lambda: self._why_not_owned(job.id))
+                plan, self._on_step, attempt.receiver(outlets, lambda: self._why_not_owned(job.id))
             )
         except Exception as exc:  # noqa: BLE001 - every way an attempt stops is decided in one place
             self._stopped(attempt, exc)

@@ -1,0 +1,93 @@
+"""How long until a task ends, estimated from measured task times and, once it runs, its own pace.
+
+Task times are kept per model, size and image count in the database (`TaskTime`), a moving average
+of claim-to-end seconds that every worker adds to and every API process reads. A running task's
+estimate moves from that average to its own pace (seconds per denoising step so far) as its steps
+are done; a queued task's adds up the work ahead of it in the fair queue, shared by the tasks
+running at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from seqdream.db import Job, JobStatus, TaskTime
+from seqdream.jobs.planner import plan_group
+from seqdream.jobs.request import JobRequest
+
+AVERAGE_WEIGHT = 0.3  # how far one new measurement moves a task time's average
+
+
+def images_planned(job: Job) -> int:
+    """How many images a task makes (recorded when queued; planned again for older rows)."""
+    if job.images_total:
+        return job.images_total
+    request = JobRequest.of(job.request)
+    return len(plan_group(request.prompt, request.max_images, job.seed).prompts)
+
+
+def averaged(previous: float | None, seconds: float) -> float:
+    return seconds if previous is None else previous + AVERAGE_WEIGHT * (seconds - previous)
+
+
+@dataclass(frozen=True)
+class TaskTimes:
+    """The measured task times of one model: (size, images) -> seconds."""
+
+    seconds: dict[tuple[str, int], float]
+
+    @classmethod
+    def of(cls, rows: list[TaskTime]) -> TaskTimes:
+        return cls({(row.size, row.images): row.seconds for row in rows})
+
+    def expected(self, size: str, images: int) -> float | None:
+        """A task's expected seconds: measured for its size and count, else scaled by image count
+        from the nearest count measured (its size first), else None."""
+        if (size, images) in self.seconds:
+            return self.seconds[size, images]
+        if not self.seconds:
+            return None
+        (_, count), seconds = min(self.seconds.items(), key=lambda item: (item[0][0] != size, abs(item[0][1] - images)))
+        return seconds * images / count
+
+    def of_job(self, job: Job) -> float | None:
+        return self.expected(str(job.request.get("size", "")), images_planned(job))
+
+
+def remaining_s(job: Job, times: TaskTimes, now: datetime) -> float | None:
+    """Seconds until a running task ends: the measured average less the time it has run, moving to
+    its own pace per step as the share of steps done grows."""
+    expected = times.of_job(job)
+    elapsed = max(0.0, (now - job.started_at).total_seconds()) if job.started_at else 0.0
+    from_average = None if expected is None else max(0.0, expected - elapsed)
+    if not (job.steps_done and job.steps_total):
+        return from_average
+    done = min(job.steps_done, job.steps_total) / job.steps_total
+    from_pace = elapsed / job.steps_done * (job.steps_total - job.steps_done)
+    return from_pace if from_average is None else done * from_pace + (1 - done) * from_average
+
+
+def queued_s(
+    job: Job, ahead: list[Job], running: list[Job], times: dict[str, TaskTimes], now: datetime
+) -> float | None:
+    """Seconds until a queued task ends: the work ahead of it (the queued tasks claimed first and
+    what the running ones have left), shared by as many workers as run tasks now, then its own."""
+    own = times.get(job.model, TaskTimes({})).of_job(job)
+    if own is None:
+        return None
+    work = 0.0
+    for other in ahead:
+        work += times.get(other.model, TaskTimes({})).of_job(other) or own
+    for other in running:
+        left = remaining_s(other, times.get(other.model, TaskTimes({})), now)
+        work += own if left is None else left
+    return work / max(1, len(running)) + own
+
+
+def eta_s(job: Job, ahead: list[Job], running: list[Job], times: dict[str, TaskTimes], now: datetime) -> float | None:
+    """The estimate for a queued or running task (None when nothing is measured yet, or it ended)."""
+    if job.status == JobStatus.PROCESSING.value:
+        return remaining_s(job, times.get(job.model, TaskTimes({})), now)
+    if job.status == JobStatus.CREATED.value:
+        return queued_s(job, ahead, running, times, now)
+    return None
