@@ -14,7 +14,6 @@ import pytest
 from seqdream.config import Settings
 from seqdream.db import Job, JobStatus, TaskTime
 from seqdream.db.models import utcnow
-from seqdream.engines.base import Steps
 from seqdream.jobs.eta import TaskTimes, averaged, queued_s, remaining_s
 from seqdream.jobs.presentation import progress
 from seqdream.jobs.request import JobRequest
