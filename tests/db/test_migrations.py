@@ -20,7 +20,7 @@ from seqdream.jobs.store import JobStore
 from support.servers import TEST_ENV
 
 POSTGRES_URL = os.environ.get("SEQDREAM_TEST_POSTGRES_URL")
-HEAD = "0006"  # the newest migration: a new one changes this line
+HEAD = migrate.head_revision()  # the newest migration
 
 
 def schema_differences(db: Database) -> list[object]:
