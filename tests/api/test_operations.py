@@ -46,6 +46,12 @@ def test_metrics_count_the_queue_latencies_and_failures(server: LocalServer, api
     assert grew("seqdream_job_failures_total", 1, kind="input")
     assert grew("seqdream_images_generated_total", 2)
     assert grew("seqdream_image_inference_seconds_count", 2)
+    assert grew("seqdream_queue_wait_seconds_count", 2)  # both were claimed once
+    again = api.post(EDIT_SEQ, json={"prompt": "a series of 2 images of a kite", "max_images": 2, "size": "1024*1024",
+                                      "seed": 9})  # fmt: skip
+    assert server.wait_for(again.json()["data"]["id"])["status"] == "completed"
+    latest = samples(api.get("/metrics").text)  # its model, size and count were measured: its estimate is scored
+    assert latest[("seqdream_eta_error_ratio_count", ())] >= before.get(("seqdream_eta_error_ratio_count", ()), 0) + 1
     assert after[("seqdream_jobs", (("status", "completed"),))] >= 1
     assert after[("seqdream_jobs", (("status", "failed"),))] >= 1
     assert ("seqdream_jobs", (("status", "created"),)) in after  # every status is reported, zeros too

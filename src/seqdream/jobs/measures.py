@@ -25,3 +25,14 @@ FAILURES = Counter(
     ["kind"],
 )
 IMAGES = Counter("seqdream_images_generated_total", "Output images stored.")
+QUEUE_WAIT_SECONDS = Histogram(
+    "seqdream_queue_wait_seconds",
+    "Time a task waited in the queue, from submission to the claim of its (first) attempt.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800),
+)
+ETA_ERROR_RATIO = Histogram(
+    "seqdream_eta_error_ratio",
+    "How far a task's estimated run time (its model's measured time, at its claim) was from its real "
+    "claim-to-end time, as |estimate - real| / real; tasks whose model was never measured are not counted.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+)

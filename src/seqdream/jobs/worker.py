@@ -23,7 +23,14 @@ from seqdream.images.decode import ImageInputError
 from seqdream.images.fetch import FetchPolicy
 from seqdream.jobs.attempt import Attempt, Detector, Outlets
 from seqdream.jobs.janitor import Janitor
-from seqdream.jobs.measures import FAILURES, IMAGE_SECONDS, IMAGES, JOB_SECONDS
+from seqdream.jobs.measures import (
+    ETA_ERROR_RATIO,
+    FAILURES,
+    IMAGE_SECONDS,
+    IMAGES,
+    JOB_SECONDS,
+    QUEUE_WAIT_SECONDS,
+)
 from seqdream.jobs.planner import plan_job
 from seqdream.jobs.references import load_references
 from seqdream.jobs.request import JobRequest
@@ -297,16 +304,22 @@ class Worker:
 
     def process(self, job: Job, engine: Engine) -> None:
         log.info("job %s: started (attempt %d, model %s)", job.id, job.attempts, job.model)
+        if job.attempts == 1 and job.started_at is not None:
+            QUEUE_WAIT_SECONDS.observe(max(0.0, (job.started_at - job.created_at).total_seconds()))
         self.current_job = job.id
         self.deleted.clear()
         self.lease_lost.clear()
         try:
+            predicted = self.jobs.estimate(job)  # what a client was told at its start, to measure the ETA error
+        except SQLAlchemyError:
+            predicted = None
+        try:
             with self._lease(job):
-                self._run(job, engine)
+                self._run(job, engine, predicted)
         finally:
             self.current_job = None
 
-    def _run(self, job: Job, engine: Engine) -> None:
+    def _run(self, job: Job, engine: Engine, predicted_s: float | None = None) -> None:
         request = JobRequest.of(job.request)
         fmt = request.output_format or self.settings.output_format
         quality = self.settings.output_quality if request.output_quality is None else request.output_quality
@@ -337,6 +350,9 @@ class Worker:
                 self._remove_unrecorded(job.id, attempt.keys)
             return
         _observe_end(job, "completed")
+        if predicted_s is not None and job.started_at is not None:
+            real = max(1e-3, (utcnow() - job.started_at).total_seconds())
+            ETA_ERROR_RATIO.observe(abs(predicted_s - real) / real)
         IMAGES.inc(len(attempt.keys))
         for _ in attempt.keys:
             IMAGE_SECONDS.observe(result.inference_ms / 1000 / max(1, len(attempt.keys)))
