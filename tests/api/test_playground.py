@@ -234,23 +234,40 @@ def paced_page(browser, paced_server: LocalServer):
     context.close()
 
 
-def test_a_group_appears_image_by_image(paced_page) -> None:
+def test_a_group_appears_image_by_image_under_a_progress_bar(paced_page) -> None:
     page = paced_page
     page.fill("#prompt", "a series of 5 images of a comet crossing the sky")
     page.fill("#max-images", "5")
     page.dispatch_event("#max-images", "input")
     page.evaluate("""() => {
         window.whileRunning = [];
+        window.progressSeen = [];
         new MutationObserver(() => {
             if (document.querySelector('#status').textContent === 'processing')
                 window.whileRunning.push(document.querySelectorAll('#gallery figure').length);
         }).observe(document.querySelector('#gallery'), {childList: true});
+        new MutationObserver(() => window.progressSeen.push([document.querySelector('#progress-text').textContent,
+                                                            document.querySelector('#progress').value]))
+            .observe(document.querySelector('#progress-text'), {childList: true, characterData: true, subtree: true});
     }""")
-    page.click("#submit")
-    page.wait_for_selector("#status.completed", timeout=120_000)
-    counts = page.evaluate("window.whileRunning")
-    assert counts and counts == sorted(counts) and 1 <= counts[0] < 5  # images arrived while it ran
-    assert page.locator("#gallery figure img").count() == 5
+    for run in range(2):  # the second run's model, size and count were measured: it also says the time left
+        page.click("#submit")
+        wait_until(page, "['created', 'processing'].includes(document.querySelector('#status').textContent)")
+        if run == 1:
+            wait_until(page, "document.querySelector('#progress-text').textContent.includes('left')")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "playground-progress.png"))
+        page.wait_for_selector("#status.completed", timeout=120_000)
+        counts = page.evaluate("window.whileRunning")
+        assert counts and counts == sorted(counts) and 1 <= counts[0] < 5  # images arrived while it ran
+        assert page.locator("#gallery figure img").count() == 5
+        seen = page.evaluate("window.progressSeen")
+        texts, values = [text for text, _ in seen], [value for _, value in seen]
+        assert any(re.match(r"image \d of 5 · step \d+ of 40", text) for text in texts), texts
+        assert values == sorted(values) and 0 < values[-1] <= 1  # the bar only moves forward
+        assert (run == 1) == any("s left" in text for text in texts), texts
+        assert not page.is_visible("#progress-line")  # ended: the gallery says the rest
+        page.evaluate("() => { window.whileRunning = []; window.progressSeen = []; }")
 
 
 def test_cancel_deletes_the_running_task(paced_page, paced_server: LocalServer) -> None:

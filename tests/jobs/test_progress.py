@@ -53,10 +53,12 @@ def test_a_running_estimate_moves_from_the_average_to_its_own_pace() -> None:
     times = TaskTimes({("1024*1024", 4): 10.0})
     fresh = job(started_at=now - timedelta(seconds=2))
     assert remaining_s(fresh, times, now) == pytest.approx(8.0)  # no step yet: the average less 2 s
-    # Half the steps in 2 s: its own pace says 2 s more; halfway, the estimate is half each (8 and 2).
-    half = job(started_at=now - timedelta(seconds=2), steps_done=8, steps_total=16, batch_steps=4)
-    assert remaining_s(half, times, now) == pytest.approx(0.5 * 2.0 + 0.5 * 8.0)
-    assert remaining_s(half, TaskTimes({}), now) == pytest.approx(2.0)  # nothing measured: its pace alone
+    # A quarter of the steps recorded 1 s after its start, 0.5 s ago: its own pace says 3 - 0.5 s more,
+    # the average 10 - 1.5; a quarter done, its pace counts sqrt(1/4) = half.
+    quarter = job(started_at=now - timedelta(seconds=1.5), heartbeat_at=now - timedelta(seconds=0.5), steps_done=4,
+                  steps_total=16, batch_steps=4)  # fmt: skip
+    assert remaining_s(quarter, times, now) == pytest.approx(0.5 * 2.5 + 0.5 * 8.5)
+    assert remaining_s(quarter, TaskTimes({}), now) == pytest.approx(2.5)  # nothing measured: its pace alone
     assert remaining_s(job(), TaskTimes({}), now) is None
 
 

@@ -8,6 +8,7 @@ running at once."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -56,15 +57,20 @@ class TaskTimes:
 
 def remaining_s(job: Job, times: TaskTimes, now: datetime) -> float | None:
     """Seconds until a running task ends: the measured average less the time it has run, moving to
-    its own pace per step as the share of steps done grows."""
+    its own pace per step as the share of steps done grows. The pace is timed to when its steps were
+    recorded (its heartbeat), not to now: steps are recorded twice a second at most."""
     expected = times.of_job(job)
     elapsed = max(0.0, (now - job.started_at).total_seconds()) if job.started_at else 0.0
     from_average = None if expected is None else max(0.0, expected - elapsed)
-    if not (job.steps_done and job.steps_total):
+    if not (job.steps_done and job.steps_total and job.started_at and job.heartbeat_at):
         return from_average
-    done = min(job.steps_done, job.steps_total) / job.steps_total
-    from_pace = elapsed / job.steps_done * (job.steps_total - job.steps_done)
-    return from_pace if from_average is None else done * from_pace + (1 - done) * from_average
+    recorded = max(1e-3, (job.heartbeat_at - job.started_at).total_seconds())
+    since = max(0.0, (now - job.heartbeat_at).total_seconds())
+    from_pace = max(0.0, recorded / job.steps_done * (job.steps_total - job.steps_done) - since)
+    if from_average is None:
+        return from_pace
+    trust = math.sqrt(min(job.steps_done, job.steps_total) / job.steps_total)  # its own pace soon outweighs
+    return trust * from_pace + (1 - trust) * from_average
 
 
 def queued_s(

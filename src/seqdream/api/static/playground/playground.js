@@ -13,7 +13,7 @@ const WITH_GROUPS = new Set([
 ]);
 
 const DEFAULT_PLACEHOLDER = "A series of 4 images of a paper boat drifting down a rainy street";
-const state = { refs: [], timer: null, polling: null, nextRefId: 1, examples: [] };
+const state = { refs: [], timer: null, polling: null, nextRefId: 1, examples: [], startedAt: 0 };
 
 // ---- API -------------------------------------------------------------------------------
 async function api(path, options = {}) {
@@ -190,11 +190,39 @@ function setStatus(status, id) {
 
 function startClock() {
   const started = performance.now();
+  state.startedAt = started;
+  $("progress").value = 0;
   clearInterval(state.timer);
   state.timer = setInterval(() => { $("elapsed").textContent = `${((performance.now() - started) / 1000).toFixed(1)} s`; }, 100);
 }
 
 function stopClock() { clearInterval(state.timer); state.timer = null; }
+
+// Where a queued or running task stands (the result's extension fields): its place in the queue, the
+// images and the current batch's step done, the estimated time left; a bar that only moves forward.
+function showProgress(data) {
+  const line = $("progress-line");
+  if (!["created", "processing"].includes(data.status)) { line.hidden = true; return; }
+  const parts = [];
+  let done = 0;
+  if (data.status === "created") {
+    parts.push(data.queue_position ? `${data.queue_position} ahead in the queue` : "next in the queue");
+  } else if (data.images_total) {
+    const share = data.steps ? data.step / data.steps : 0;
+    done = Math.min(1, (data.images_done + share * Math.max(1, data.images_total - data.images_done) / 2) / data.images_total);
+    parts.push(`image ${Math.min(data.images_done + 1, data.images_total)} of ${data.images_total}`);
+    if (data.steps) parts.push(`step ${data.step} of ${data.steps}`);
+  }
+  if (data.eta_s !== undefined) {
+    parts.push(`about ${Math.max(1, Math.round(data.eta_s))} s left`);
+    const elapsed = (performance.now() - state.startedAt) / 1000;
+    if (data.status === "processing") done = Math.max(done, elapsed / (elapsed + data.eta_s));
+  }
+  const bar = $("progress");
+  bar.value = Math.max(Number(bar.value), done);
+  $("progress-text").textContent = parts.join(" · ");
+  line.hidden = false;
+}
 
 function figureFor(data, src, index) {
     const figure = document.createElement("figure");
@@ -240,6 +268,7 @@ function showResult(data, { keep = false } = {}) {
 async function poll(url) {
   const data = await api(new URL(url).pathname);
   setStatus(data.status, data.id);
+  showProgress(data);
   if (["completed", "failed", "deleted"].includes(data.status)) {
     stopClock();
     $("cancel").hidden = true;
@@ -259,12 +288,14 @@ async function cancel() {
   stopClock();
   $("cancel").hidden = true;
   $("submit").disabled = false;
+  showProgress(data);
   showResult(data);
   loadHistory();
 }
 
 function fail(err) {
   stopClock();
+  $("progress-line").hidden = true;
   $("cancel").hidden = true;
   showError(err.message);
   $("submit").disabled = false;
