@@ -247,10 +247,16 @@ def generate(
     typer.echo(f"loading {settings.model} ...", err=True)
     engine = build_engine(settings)
     plan = plan_job(job, used_seed, references, engine.frame_prompt)  # exactly as a worker plans a task
-    with tqdm(total=100, desc=f"{plan.count} image(s)", unit="%", file=sys.stderr) as bar:
+    terminal = sys.stderr.isatty()  # a bar on a terminal; piped, a plain line at each quarter
+    with tqdm(total=100, desc=f"{plan.count} image(s)", unit="%", file=sys.stderr, disable=not terminal) as bar:
+        said = 0
 
         def progress(steps: Steps) -> None:
+            nonlocal said
             bar.update(round(steps.fraction * 100) - bar.n)
+            if not terminal and int(steps.fraction * 4) > said:
+                said = int(steps.fraction * 4)
+                typer.echo(f"step {steps.done} of {steps.total} ({steps.fraction:.0%})", err=True)
 
         result = engine.generate(plan, progress)
     out.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,6 @@ on them (the watermark at 2048 x 2048: ~80 ms instead of ~30 ms)."""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -15,9 +14,8 @@ TRIM_THRESHOLD = 512 << 20  # free heap memory beyond this goes back to the syst
 
 def keep_large_buffers() -> bool:
     """True when the C library took the setting (glibc); elsewhere nothing changes."""
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name)
+        libc = ctypes.CDLL(None)  # the process's own symbols: the C library it runs on (no ldconfig call)
         mallopt = libc.mallopt
     except (OSError, AttributeError, TypeError):
         return False
