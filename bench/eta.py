@@ -38,15 +38,15 @@ def body(images: int, seed: int) -> dict:
     return {"prompt": KINDS[images], "max_images": images, "size": "1024*1024", "seed": seed}
 
 
-def follow(base: str, key: str, job_id: str, samples: list[tuple[float, str, float | None]]) -> float:
-    """Poll a task until it ends: (time, status, eta_s) per poll; returns when it ended."""
+def follow(base: str, key: str, job_id: str, samples: list[tuple[float, str, float | None, dict]]) -> float:
+    """Poll a task until it ends: (time, status, eta_s, the answer) per poll; returns when it ended."""
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as api:
         while True:
             data = api.get(f"/api/v3/predictions/{job_id}/result").json()["data"]
             now = time.monotonic()
             if data["status"] in ("completed", "failed", "deleted"):
                 return now
-            samples.append((now, data["status"], data.get("eta_s")))
+            samples.append((now, data["status"], data.get("eta_s"), data))
             time.sleep(0.2)
 
 
@@ -70,6 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks-per-key", type=int, default=6)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--dump", type=Path, help="write every poll (its fields, the true time left) as JSON lines")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     server = ServerProcess(Path(tempfile.mkdtemp(prefix="seqdream-eta-")), None, SEQDREAM_LOG_LEVEL="warning").start()
@@ -81,7 +82,7 @@ def main() -> None:
                     api.post(ROUTE, json=body(images, 0) | {"enable_sync_mode": True}).json()["data"]["status"]
                     == "completed"
                 )
-        samples: dict[str, list[tuple[float, str, float | None]]] = {}
+        samples: dict[str, list[tuple[float, str, float | None, dict]]] = {}
         ends: dict[str, float] = {}
         kinds: dict[str, int] = {}
         threads: list[threading.Thread] = []
@@ -122,9 +123,16 @@ def main() -> None:
 
     errors: dict[str, list[float]] = {"created": [], "processing": []}
     missing = 0
+    dump = args.dump.open("w") if args.dump else None
     for job_id, polls in samples.items():
-        for at, status, eta in polls:
+        for at, status, eta, data in polls:
             remaining = ends[job_id] - at
+            if dump:
+                fields = {
+                    key: data.get(key) for key in ("queue_position", "images_done", "images_total", "step", "steps")
+                }
+                dump.write(json.dumps({"task": job_id, "images": kinds[job_id], "status": status, "eta_s": eta,
+                                       "remaining_s": remaining, **fields}) + "\n")  # fmt: skip
             if remaining < MIN_REMAINING_S:
                 continue
             if eta is None:
