@@ -1,10 +1,12 @@
 """Accepted submits per second and claim latency, SQLite and PostgreSQL, measured in one run.
 
 Starts an API-only `seqdream serve` (no workers: nothing competes with intake) and fires async
-submits from `--clients` concurrent HTTP clients for `--seconds`; every 200 is a task committed to
-the database. Then times `JobStore.claim` on the queue it filled. PostgreSQL is measured when
-SEQDREAM_TEST_POSTGRES_URL (or --postgres URL) is set. Goal on a 2-core machine: >= 300 submits/s
-on SQLite.
+submits from `--clients` concurrent HTTP clients for `--seconds` with a key whose rate and
+active-task limits are lifted (the bench measures intake, not the limits); every 200 is a task
+committed to the database. Then times `JobStore.claim` on the queue it filled. PostgreSQL is
+measured when SEQDREAM_TEST_POSTGRES_URL (or --postgres URL) is set. Beside them, the floor: a bare
+FastAPI + pydantic app committing one SQLite insert per submit (bench/intake_floor.py), same
+client, same run. Target (issue 46): SQLite intake >= 0.6x the floor.
 
 Usage: python bench/submit_throughput.py [--seconds 10] [--clients 16] [--postgres URL]
 """
@@ -15,6 +17,8 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +28,7 @@ from sqlalchemy import text
 
 from seqdream.db import Database
 from seqdream.jobs.store import JobStore
-from seqdream_devkit.server_process import ServerProcess
+from seqdream_devkit.server_process import ServerProcess, free_port
 
 T2I = "/api/v3/bytedance/seedream-v4"
 
@@ -61,11 +65,38 @@ def claim_latency_ms(url: str, count: int = 200) -> list[float]:
     return times
 
 
-def measure(name: str, work: Path, seconds: float, clients: int, **env: str) -> None:
+def measure_floor(work: Path, seconds: float, clients: int) -> float:
+    """Submits a second of the bare app, with the same client."""
+    port = free_port()
+    floor = subprocess.Popen([sys.executable, str(Path(__file__).with_name("intake_floor.py")), str(port),
+                              str(work / "floor.db")])  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.post(f"{base}/api/v3/bytedance/seedream-v4", json={"prompt": "up?"}, timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and floor.poll() is None, "the floor app did not start"
+                time.sleep(0.1)
+        asyncio.run(fire(base, "none", 1.0, clients))  # warm-up
+        accepted, refused = asyncio.run(fire(base, "none", seconds, clients))
+    finally:
+        floor.terminate()
+        floor.wait(10)
+    print(f"{'floor':<10} {accepted / seconds:8.0f} submits/s  ({accepted} accepted, {refused} refused; bare FastAPI + "
+          "one SQLite insert)")  # fmt: skip
+    return accepted / seconds
+
+
+def measure(name: str, work: Path, seconds: float, clients: int, **env: str) -> float:
     server = ServerProcess(work / name, None, "--workers", "0", SEQDREAM_LOG_LEVEL="warning", **env).start()
     try:
-        asyncio.run(fire(server.base_url, server.api_key, 1.0, clients))  # warm-up
-        accepted, refused = asyncio.run(fire(server.base_url, server.api_key, seconds, clients))
+        key = server.cli("keys", "create", "--name", "bench", "--rate", "unlimited", "--max-active", "unlimited")
+        secret = key.stdout.strip()
+        asyncio.run(fire(server.base_url, secret, 1.0, clients))  # warm-up
+        accepted, refused = asyncio.run(fire(server.base_url, secret, seconds, clients))
     finally:
         server.stop()
     url = env.get("SEQDREAM_DATABASE_URL") or f"sqlite:///{work / name / 'seqdream.db'}"
@@ -74,6 +105,7 @@ def measure(name: str, work: Path, seconds: float, clients: int, **env: str) -> 
         f"{name:<10} {accepted / seconds:8.0f} submits/s  ({accepted} accepted, {refused} refused, {clients} clients)"
         f"   claim: median {statistics.median(claims):.2f} ms, p95 {sorted(claims)[int(len(claims) * 0.95)]:.2f} ms"
     )
+    return accepted / seconds
 
 
 def main() -> None:
@@ -84,7 +116,9 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="seqdream-submit-"))
     print(f"submits for {args.seconds:g}s from {args.clients} clients, API-only server, {os.cpu_count()} cores")
-    measure("sqlite", work, args.seconds, args.clients)
+    floor = measure_floor(work, args.seconds, args.clients)
+    sqlite = measure("sqlite", work, args.seconds, args.clients)
+    print(f"SQLite intake / floor: {sqlite / floor:.2f}x (target >= 0.6x)")
     if args.postgres:
         with Database(args.postgres).engine.begin() as connection:
             connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
