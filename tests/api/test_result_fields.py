@@ -88,7 +88,9 @@ def test_a_prompt_asking_for_more_images_than_max_images_is_told(app_client, rou
 def test_a_queued_task_says_its_place_in_the_queue(app_client) -> None:  # type: ignore[no-untyped-def]
     """No worker runs in this app: tasks stay queued, each one place further back (fair queue order)."""
     route = "/api/v3/bytedance/seedream-v4/sequential"
-    before = app_client.post(route, json={"prompt": "a red circle"}).json()["data"]["queue_position"]
+    first = app_client.post(route, json={"prompt": "a red circle"}).json()["data"]
+    assert "queue_position" not in first  # the answer to a submit stays cheap: the result says where it stands
+    before = app_client.get(f"/api/v3/predictions/{first['id']}/result").json()["data"]["queue_position"]
     ids = [app_client.post(route, json={"prompt": f"a red circle {n}"}).json()["data"]["id"] for n in range(3)]
     positions = [app_client.get(f"/api/v3/predictions/{i}/result").json()["data"]["queue_position"] for i in ids]
     assert positions == [before + 1, before + 2, before + 3]

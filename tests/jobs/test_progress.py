@@ -14,7 +14,7 @@ import pytest
 from seqdream.config import Settings
 from seqdream.db import Job, JobStatus, TaskTime
 from seqdream.db.models import utcnow
-from seqdream.jobs.eta import TaskTimes, averaged, queued_s, remaining_s
+from seqdream.jobs.eta import Queued, TaskTimes, averaged, queued_s, remaining_s
 from seqdream.jobs.presentation import progress
 from seqdream.jobs.request import JobRequest
 from seqdream.jobs.worker import Worker
@@ -26,7 +26,7 @@ GROUP = JobRequest(prompt="a series of 6 images of a red circle moving", size="1
 @pytest.fixture()
 def services(tiny_model: Path, tmp_path: Path) -> Iterator[Services]:
     settings = Settings(data_dir=tmp_path, model=str(tiny_model), native_resolution=64, max_sequence_length=64,
-                        poll_interval_s=0.02, job_lease_s=3, num_inference_steps=12)  # fmt: skip
+                        poll_interval_s=0.02, job_lease_s=3, num_inference_steps=60)  # fmt: skip
     services = Services.from_settings(settings)
     yield services
     services.close()
@@ -66,11 +66,14 @@ def test_a_queued_estimate_adds_the_work_ahead_shared_by_the_running_tasks() -> 
     now = utcnow()
     times = {"m": TaskTimes({("1024*1024", 4): 10.0})}
     running = [job(started_at=now - timedelta(seconds=4)), job(started_at=now - timedelta(seconds=8))]
-    ahead = [job("created"), job("created")]
+    ahead = [Queued("m", "1024*1024", 4, 2)]  # two of its own kind
     # Ahead: 10 + 10 queued, 6 + 2 left running; shared by 2 running tasks -> 14, then its own 10.
     assert queued_s(job("created"), ahead, running, times, now) == pytest.approx(14 + 10)
     assert queued_s(job("created"), [], [], times, now) == pytest.approx(10)
     assert queued_s(job("created", model="other"), ahead, running, times, now) is None
+    # Kinds ahead are counted by model, size and image count; one never measured counts as its own.
+    mixed = [Queued("m", "1024*1024", 8, 1), Queued("m", None, None, 1), Queued("new", "1024*1024", 1, 1)]
+    assert queued_s(job("created"), mixed, [], times, now) == pytest.approx(20 + 2.5 + 10 + 10)
 
 
 def test_progress_fields_say_the_step_of_the_current_batch() -> None:

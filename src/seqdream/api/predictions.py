@@ -1,5 +1,6 @@
 """Submit a task to a model of the family; read its result."""
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -22,10 +23,12 @@ from seqdream.services import Services
 router = APIRouter(prefix="/api/v3")
 
 
-def shown(services: Services, job: Job, base: str, *, as_urls: bool = False) -> dict[str, Any]:
+def shown(services: Services, job: Job, base: str, *, as_urls: bool = False, standing: bool = True) -> dict[str, Any]:
     """A task as every WaveSpeed route shows it: with `warnings` when its prompt steps outside the
-    model's words, and where it stands (a queued task's place in the queue; not in listings)."""
-    position, eta = services.jobs.standing(job) if not as_urls and JobStatus(job.status).is_active else (None, None)
+    model's words, and where it stands (its place in the queue, its ETA: not in listings, nor in the
+    answer to a submit, which a client follows by polling)."""
+    asked = standing and not as_urls and JobStatus(job.status).is_active
+    position, eta = services.jobs.standing(job) if asked else (None, None)
     return present(job, base, services.blobs, as_urls=as_urls, vocabulary=services.vocabulary, queue_position=position,
                    eta_s=eta)  # fmt: skip
 
@@ -64,7 +67,7 @@ def _submit_route(spec: ModelSpec):  # type: ignore[no-untyped-def]
         base = base_url(request)
         job = await run_in_threadpool(_create_job, services, spec, fields, caller, request, webhook)
         if not fields.enable_sync_mode:
-            return success(await run_in_threadpool(shown, services, job, base))
+            return success(await run_in_threadpool(partial(shown, standing=False), services, job, base))
         timeout = services.settings.sync_timeout_s
         job = await wait_for_end(services, running(request.app).job_events, job.id, timeout)
         if not JobStatus(job.status).is_terminal:

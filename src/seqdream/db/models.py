@@ -90,7 +90,9 @@ class Job(Base):
     credits_reserved: Mapped[int] = mapped_column(Integer, default=0)  # refunded, less what it made, at its end
     # The watermark's tag of what its images were made from (`provenance.watermark.content_tag`).
     content_tag: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    images_total: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the images it makes (its plan)
+    # Its size and the images it makes (its plan), as columns: estimates add up the queue by them.
+    size: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    images_total: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # While it runs: denoising steps done of all its batches', and per batch (the worker writes them).
     steps_done: Mapped[int | None] = mapped_column(Integer, nullable=True)
     steps_total: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -27,6 +27,16 @@ def images_planned(job: Job) -> int:
     return len(plan_group(request.prompt, request.max_images, job.seed).prompts)
 
 
+@dataclass(frozen=True)
+class Queued:
+    """Queued tasks of one kind ahead of a task: `count` of them (size and images None: older rows)."""
+
+    model: str
+    size: str | None
+    images: int | None
+    count: int
+
+
 def averaged(previous: float | None, seconds: float) -> float:
     return seconds if previous is None else previous + AVERAGE_WEIGHT * (seconds - previous)
 
@@ -52,7 +62,7 @@ class TaskTimes:
         return seconds * images / count
 
     def of_job(self, job: Job) -> float | None:
-        return self.expected(str(job.request.get("size", "")), images_planned(job))
+        return self.expected(job.size or str(job.request.get("size", "")), images_planned(job))
 
 
 def remaining_s(job: Job, times: TaskTimes, now: datetime) -> float | None:
@@ -74,7 +84,7 @@ def remaining_s(job: Job, times: TaskTimes, now: datetime) -> float | None:
 
 
 def queued_s(
-    job: Job, ahead: list[Job], running: list[Job], times: dict[str, TaskTimes], now: datetime
+    job: Job, ahead: list[Queued], running: list[Job], times: dict[str, TaskTimes], now: datetime
 ) -> float | None:
     """Seconds until a queued task ends: the work ahead of it (the queued tasks claimed first and
     what the running ones have left), shared by as many workers as run tasks now, then its own."""
@@ -82,15 +92,19 @@ def queued_s(
     if own is None:
         return None
     work = 0.0
-    for other in ahead:
-        work += times.get(other.model, TaskTimes({})).of_job(other) or own
+    for kind in ahead:
+        size = kind.size or job.size or str(job.request.get("size", ""))
+        each = times.get(kind.model, TaskTimes({})).expected(size, kind.images or 1)
+        work += kind.count * (own if each is None else each)
     for other in running:
         left = remaining_s(other, times.get(other.model, TaskTimes({})), now)
         work += own if left is None else left
     return work / max(1, len(running)) + own
 
 
-def eta_s(job: Job, ahead: list[Job], running: list[Job], times: dict[str, TaskTimes], now: datetime) -> float | None:
+def eta_s(
+    job: Job, ahead: list[Queued], running: list[Job], times: dict[str, TaskTimes], now: datetime
+) -> float | None:
     """The estimate for a queued or running task (None when nothing is measured yet, or it ended)."""
     if job.status == JobStatus.PROCESSING.value:
         return remaining_s(job, times.get(job.model, TaskTimes({})), now)

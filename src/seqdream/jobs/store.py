@@ -22,7 +22,7 @@ from seqdream.db import ApiKey, Database, Job, JobStatus, TaskTime, WebhookDeliv
 from seqdream.db.models import utcnow
 from seqdream.db.notify import JOB_ENDED, NEW_JOB, notify
 from seqdream.engines.base import Steps
-from seqdream.jobs.eta import TaskTimes, averaged, eta_s, images_planned
+from seqdream.jobs.eta import Queued, TaskTimes, averaged, eta_s, images_planned
 from seqdream.jobs.planner import plan_group
 from seqdream.jobs.request import JobRequest
 from seqdream.tenancy import idempotency
@@ -32,7 +32,6 @@ from seqdream.tenancy.limits import Defaults, KeyLimits, admit, lock_key
 from seqdream.tenancy.usage import settle
 
 log = logging.getLogger(__name__)
-ETA_AHEAD_LIMIT = 2000  # queued tasks an estimate adds up; beyond them, a queue this long is "a while"
 
 
 @dataclass(frozen=True)
@@ -100,6 +99,7 @@ class JobStore:
                     created_at=now,
                     fair_rank=next_rank(session, api_key_id, weight),
                     credits_reserved=reserved,
+                    size=request.size,
                     images_total=len(plan_group(request.prompt, request.max_images, seed).prompts),
                 )
                 session.add(job)
@@ -294,16 +294,17 @@ class JobStore:
         its model was measured."""
         now = utcnow()
         with self.db.session() as session:
-            rows = session.scalars(select(TaskTime)).all()
-            times = {
-                model: TaskTimes.of([row for row in rows if row.model == model]) for model in {r.model for r in rows}
-            }
+            measured = session.scalars(select(TaskTime)).all()
+            times = {model: TaskTimes.of([row for row in measured if row.model == model])
+                     for model in {row.model for row in measured}}  # fmt: skip
             if job.model not in times:
                 return None
-            ahead: list[Job] = []
+            ahead: list[Queued] = []
             running: list[Job] = []
-            if job.status == JobStatus.CREATED.value:
-                ahead = list(session.scalars(select(Job).where(_runnable(now), _ahead_of(job)).limit(ETA_AHEAD_LIMIT)))
+            if job.status == JobStatus.CREATED.value:  # the queue ahead counted by kind, in the database
+                kind = (Job.model, Job.size, Job.images_total)
+                counted = select(*kind, func.count()).where(_runnable(now), _ahead_of(job)).group_by(*kind)
+                ahead = [Queued(model, size, images, count) for model, size, images, count in session.execute(counted)]
                 running = list(session.scalars(select(Job).where(Job.status == JobStatus.PROCESSING.value)))
         return eta_s(job, ahead, running, times, now)
 

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from seqdream.db import ApiKey, Job, JobStatus
@@ -76,15 +76,12 @@ def admit(session: Session, key: ApiKey, limits: KeyLimits, images: int, now: da
     credits, reserve them (what the task does not make is refunded when it ends)."""
     now = now or utcnow()
     if limits.rate_per_min:
-        recent = session.scalars(
-            select(Job.created_at)
-            .where(Job.api_key_id == key.id, Job.created_at > now - WINDOW)
-            .order_by(Job.created_at)
-            .limit(limits.rate_per_min)
-        ).all()
-        if len(recent) >= limits.rate_per_min:
-            # The oldest submit in the window leaves it at recent[0] + WINDOW: a slot is free by then.
-            wait = math.ceil((recent[0] + WINDOW - now).total_seconds())
+        in_window = and_(Job.api_key_id == key.id, Job.created_at > now - WINDOW)
+        recent = session.execute(select(func.count(), func.min(Job.created_at)).where(in_window)).one()
+        if recent[0] >= limits.rate_per_min:
+            # The oldest submit in the window leaves it at its time + WINDOW: a slot is free by then.
+            oldest = recent[1] or now  # func.min keeps the column's type: an aware datetime
+            wait = math.ceil((oldest + WINDOW - now).total_seconds())
             raise RateLimited(
                 f"rate limit: this key may submit {limits.rate_per_min} tasks a minute",
                 min(max(1, wait), int(WINDOW.total_seconds())),

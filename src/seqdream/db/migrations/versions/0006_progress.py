@@ -1,5 +1,5 @@
-"""Progress you can watch: a running job's denoising steps, its image count, and the measured task
-times that ETAs are estimated from (shared by every API process and worker).
+"""Progress you can watch: a running job's denoising steps, its size and image count, and the
+measured task times that ETAs are estimated from (shared by every API process and worker).
 
 Revision ID: 0006
 Revises: 0005
@@ -18,6 +18,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
+        batch.add_column(sa.Column("size", sa.String(32), nullable=True))
         batch.add_column(sa.Column("images_total", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("steps_done", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("steps_total", sa.Integer(), nullable=True))
@@ -40,3 +41,4 @@ def downgrade() -> None:
         batch.drop_column("steps_total")
         batch.drop_column("steps_done")
         batch.drop_column("images_total")
+        batch.drop_column("size")
