@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
 
+from seqdream_devkit.images import decode
 from support.servers import LocalServer
 
 pytestmark = pytest.mark.slow  # a real server and worker
@@ -13,10 +15,13 @@ pytestmark = pytest.mark.slow  # a real server and worker
 SEQUENTIAL = "/api/v3/bytedance/seedream-v4/sequential"
 
 
-def read_events(server: LocalServer, job_id: str, last_event_id: str | None = None) -> list[tuple[str, str, dict]]:
+def read_events(
+    server: LocalServer, job_id: str, last_event_id: str | None = None, previews: bool = False
+) -> list[tuple[str, str, dict]]:
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
     events, fields = [], {}
-    with server.client() as client, client.stream("GET", f"/api/v3/predictions/{job_id}/events", headers=headers) as r:
+    url = f"/api/v3/predictions/{job_id}/events" + ("?previews=true" if previews else "")
+    with server.client() as client, client.stream("GET", url, headers=headers) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         for line in r.iter_lines():
             if not line:
@@ -60,6 +65,13 @@ def test_progress_events_carry_the_step_and_an_estimate_once_the_model_was_measu
     assert all(data["eta_s"] >= 0 for data in steps)
     stored = [data["images_done"] for data in steps]
     assert stored == sorted(stored)  # never backwards
+    assert not any("preview" in data for _, _, data in events)  # pictures only for a client that asks
+
+    with server.client() as client:
+        job_id = client.post(SEQUENTIAL, json=body | {"seed": 6}).json()["data"]["id"]
+    pictures = [data["preview"] for name, _, data in read_events(server, job_id, previews=True) if "preview" in data]
+    assert pictures and all(decode(base64.b64decode(uri.split(",", 1)[1])).size == (64, 64) for uri in pictures)
+    assert all(uri.startswith("data:image/png;base64,") for uri in pictures)
     assert "eta_s" not in events[-1][2]  # ended: nothing left to wait for
 
 

@@ -255,6 +255,11 @@ def test_a_group_appears_image_by_image_under_a_progress_bar(paced_page) -> None
         wait_until(page, "['created', 'processing'].includes(document.querySelector('#status').textContent)")
         if run == 1:
             wait_until(page, "document.querySelector('#progress-text').textContent.includes('left')")
+            wait_until(
+                page,
+                "!document.querySelector('#preview').hidden && document.querySelector('#preview').naturalWidth > 0",
+            )
+            assert page.evaluate("document.querySelector('#preview').src").startswith("data:image/png;base64,")
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "playground-progress.png"))
         page.wait_for_selector("#status.completed", timeout=120_000)
@@ -267,6 +272,7 @@ def test_a_group_appears_image_by_image_under_a_progress_bar(paced_page) -> None
         assert values == sorted(values) and 0 < values[-1] <= 1  # the bar only moves forward
         assert (run == 1) == any("s left" in text for text in texts), texts
         assert not page.is_visible("#progress-line")  # ended: the gallery says the rest
+        assert not page.is_visible("#preview")
         page.evaluate("() => { window.whileRunning = []; window.progressSeen = []; }")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +164,20 @@ def test_progress_is_reported(engine: Flux2KleinEngine) -> None:
     engine.generate(plan, seen.append)
     assert [steps.done for steps in seen] == list(range(1, 2 * 4 + 1))  # 2 batches x 4 steps
     assert {(steps.total, steps.per_batch) for steps in seen} == {(8, 4)} and seen[-1].fraction == 1.0
+
+
+def test_small_renders_come_with_previews_of_the_image_being_drawn(engine: Flux2KleinEngine, monkeypatch) -> None:
+    seen: list[Steps] = []
+    plan = GenerationPlan(prompts=["a red cube"], seeds=[1], width=1024, height=1024)
+    engine.generate(plan, seen.append)
+    previews = [steps.preview for steps in seen if steps.preview is not None]
+    side = render_size(1024, 1024, engine.sampling.native_resolution, engine.multiple)[0]
+    assert previews and all(preview.size == (side, side) for preview in previews)
+    assert np.asarray(previews[0]).std() > 0  # a picture, not a blank
+    monkeypatch.setattr(engine, "options", replace(engine.options, preview_max_side=side - 1))  # too large to preview
+    seen.clear()
+    engine.generate(plan, seen.append)
+    assert seen and all(steps.preview is None for steps in seen)
 
 
 def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@ estimates (`eta_s`) made from them, on a real SQLite file with the tiny producti
 
 from __future__ import annotations
 
+import base64
+import io
 import threading
 import time
 from collections.abc import Iterator
@@ -10,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from seqdream.config import Settings
 from seqdream.db import Job, JobStatus, TaskTime
@@ -19,6 +22,12 @@ from seqdream.jobs.presentation import progress
 from seqdream.jobs.request import JobRequest
 from seqdream.jobs.worker import Worker
 from seqdream.services import Services
+
+
+def decode_data_uri(uri: str) -> Image.Image:
+    assert uri.startswith("data:image/png;base64,")
+    return Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+
 
 GROUP = JobRequest(prompt="a series of 6 images of a red circle moving", size="1024*1024", max_images=6)
 
@@ -90,6 +99,7 @@ def test_a_worker_records_its_steps_as_they_change_and_the_task_time_at_the_end(
     engine = services.engines.get()
     worker = Worker(services.jobs, services.blobs, services.engines, services.detector, services.settings)
     seen: list[tuple[int | None, int | None, int | None, int]] = []
+    previews: set[str] = set()
     first = services.jobs.create(model="m", request=GROUP, seed=3, api_key_id=None)
     assert services.jobs.get(first.id).images_total == 6  # counted when queued: "a series of 6"
     assert services.jobs.estimate(first) is None  # nothing measured yet
@@ -100,6 +110,7 @@ def test_a_worker_records_its_steps_as_they_change_and_the_task_time_at_the_end(
             now = services.jobs.get(first.id)
             if now.status == JobStatus.PROCESSING.value:
                 seen.append((now.steps_done, now.steps_total, now.batch_steps, len(now.outputs)))
+                previews.update([now.preview] if now.preview else [])
             time.sleep(0.05)
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -116,6 +127,9 @@ def test_a_worker_records_its_steps_as_they_change_and_the_task_time_at_the_end(
     assert len(recorded) >= 2 and recorded == sorted(recorded), seen  # it moved while the task ran
     assert {row[1:3] for row in seen if row[0]} == {(done.steps_total, per_batch)}
     assert done.steps_total % per_batch == 0 and done.steps_total >= 2 * per_batch  # 6 images: 2+ batches
+    # A 64 px render: previews of the image being drawn came with the steps, and went with the end.
+    assert len(previews) >= 2 and all(decode_data_uri(uri).size == (64, 64) for uri in previews)
+    assert done.preview is None
 
     with services.db.session() as session:
         measured = session.get(TaskTime, ("m", "1024*1024", 6))

@@ -2,7 +2,8 @@
 
 Events: `queued` (its place in the fair queue and `eta_s`, when the place changes), `started`,
 `progress` (images stored of those it will make, the current batch's denoising `step` of `steps`,
-`eta_s`; as they change, twice a second at most), `image` (index and URL of each image as it is
+`eta_s`; with `?previews=true` a small picture, `preview`, where the model makes them; as they
+change, twice a second at most), `image` (index and URL of each image as it is
 stored) and a final `completed`,
 `failed` or `deleted` (the task object). Each event has an id (`queued-3`, `started`, `image-2`, `end`),
 so a client that reconnects with `Last-Event-ID` gets only what it has not seen. The stream follows the
@@ -16,7 +17,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -54,23 +55,26 @@ async def task_events(
     caller: CallerDep,
     services: ServicesDep,
     last_event_id: str | None = Header(None, alias="Last-Event-ID", include_in_schema=False),
+    previews: bool = Query(False, description="Progress events carry a small picture of the image being drawn"),
 ) -> StreamingResponse:
     job = await run_in_threadpool(own_job, services, job_id, caller)
     if job is None:
         raise APIError(404, f"prediction not found: {job_id}")
     return StreamingResponse(
-        _stream(request, services, job_id, last_event_id),
+        _stream(request, services, job_id, last_event_id, previews),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def _stream(request: Request, services: Services, job_id: str, last_event_id: str | None) -> AsyncIterator[str]:
+async def _stream(
+    request: Request, services: Services, job_id: str, last_event_id: str | None, previews: bool
+) -> AsyncIterator[str]:
     base = base_url(request)
     sent_images = _seen_images(last_event_id)
     started = last_event_id == "started" or sent_images > 0
     position: int | None = None
-    reported: tuple[int, int | None] | None = None  # the images and steps of the last progress event
+    reported: tuple[int, int | None, str | None] | None = None  # images, steps and preview of the last progress
     async for job in follow(services, running(request.app).job_events, job_id, FOLLOW_S):
         if job.status == JobStatus.CREATED.value:
             now, eta = await run_in_threadpool(services.jobs.standing, job)
@@ -85,9 +89,10 @@ async def _stream(request: Request, services: Services, job_id: str, last_event_
             url = output_url(base, job.outputs[index])
             yield sse("image", {"id": job_id, "index": index, "url": url}, f"image-{index}")
         sent_images = max(sent_images, len(job.outputs))
-        if job.status == JobStatus.PROCESSING.value and (len(job.outputs), job.steps_done) != reported:
-            reported = (len(job.outputs), job.steps_done)
-            fields = progress(job, None, await run_in_threadpool(services.jobs.estimate, job))
+        now_at = (len(job.outputs), job.steps_done, job.preview if previews else None)
+        if job.status == JobStatus.PROCESSING.value and now_at != reported:
+            reported = now_at
+            fields = progress(job, None, await run_in_threadpool(services.jobs.estimate, job), previews)
             seen = f"image-{len(job.outputs) - 1}" if job.outputs else "started"  # resuming skips what was sent
             yield sse("progress", {"id": job_id, **fields}, seen)
         if JobStatus(job.status).is_terminal:

@@ -23,14 +23,16 @@ from seqdream.services import Services
 router = APIRouter(prefix="/api/v3")
 
 
-def shown(services: Services, job: Job, base: str, *, as_urls: bool = False, standing: bool = True) -> dict[str, Any]:
+def shown(
+    services: Services, job: Job, base: str, *, as_urls: bool = False, standing: bool = True, preview: bool = False
+) -> dict[str, Any]:
     """A task as every WaveSpeed route shows it: with `warnings` when its prompt steps outside the
     model's words, and where it stands (its place in the queue, its ETA: not in listings, nor in the
     answer to a submit, which a client follows by polling)."""
     asked = standing and not as_urls and JobStatus(job.status).is_active
     position, eta = services.jobs.standing(job) if asked else (None, None)
     return present(job, base, services.blobs, as_urls=as_urls, vocabulary=services.vocabulary, queue_position=position,
-                   eta_s=eta)  # fmt: skip
+                   eta_s=eta, preview=preview)  # fmt: skip
 
 
 def _create_job(
@@ -104,11 +106,14 @@ async def get_result(
     request: Request,
     caller: CallerDep,
     services: ServicesDep,
+    preview: Annotated[
+        bool, Query(description="While it runs, a small picture of the image being drawn (`preview`, a data: URI)")
+    ] = False,
 ) -> dict[str, Any]:
     job = await run_in_threadpool(own_job, services, job_id, caller)
     if job is None:
         raise APIError(404, f"prediction not found: {job_id}")
-    return success(await run_in_threadpool(shown, services, job, base_url(request)))
+    return success(await run_in_threadpool(partial(shown, preview=preview), services, job, base_url(request)))
 
 
 def delete_job(services: Services, request: Request, job_id: str, caller: Caller) -> Job | None:

@@ -97,6 +97,7 @@ class Job(Base):
     steps_done: Mapped[int | None] = mapped_column(Integer, nullable=True)
     steps_total: Mapped[int | None] = mapped_column(Integer, nullable=True)
     batch_steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    preview: Mapped[str | None] = mapped_column(Text, nullable=True)  # a data: URI, while it runs (small models)
 
     __table_args__ = (
         Index("ix_jobs_status_created", "status", "created_at"),

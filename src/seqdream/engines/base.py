@@ -12,11 +12,12 @@ from PIL import Image
 
 @dataclass(frozen=True)
 class Steps:
-    """How far a generation is, in denoising steps."""
+    """How far a generation is, in denoising steps, with a picture of it now and then."""
 
     done: int  # over every batch so far
     total: int  # of the whole call: batches x per_batch
     per_batch: int
+    preview: Image.Image | None = field(default=None, compare=False)  # the batch's first image as it stands
 
     @property
     def fraction(self) -> float:

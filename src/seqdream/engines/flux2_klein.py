@@ -43,6 +43,7 @@ from seqdream.engines.reference_cache import ReferenceLatents
 log = logging.getLogger(__name__)
 
 MAX_REFERENCES = 10
+PREVIEW_EVERY_S = 0.5
 MIN_REFERENCE_SIDE = 64  # the pipeline refuses smaller conditioning images
 
 
@@ -80,6 +81,9 @@ class Flux2KleinOptions:
     max_sequence_length: int | None = None
     guidance_until: float | None = None
     max_batch: int = 4
+    # Previews of a running batch: its latents decoded at render size, where that is cheap (the
+    # built-in model renders at 64 px); larger renders get none. At most one per PREVIEW_EVERY_S.
+    preview_max_side: int = 128
     follow_cpu_load: bool = False  # on CPU: fewer torch threads while other processes keep cores busy
     acceleration: Acceleration = Acceleration()
 
@@ -314,6 +318,8 @@ class _GroupCall:
         self.finished: dict[int, list[Image.Image]] = {}  # batches already fitted to the asked size
         self.handed: list[Future[None]] = []  # `on_images` calls, in batch order
         self.listener = ThreadPoolExecutor(max_workers=1, thread_name_prefix="on-images") if on_images else None
+        self.previews = max(self.width, self.height) <= engine.options.preview_max_side
+        self.next_preview = 0.0
 
     def on_step(self, pipe: Any, step: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         self.done_steps += 1
@@ -321,8 +327,25 @@ class _GroupCall:
             pipe._guidance_scale = 1.0  # diffusers' dynamic-CFG hook: later steps skip the unguided pass
         self._raise_listener_failure()
         if self.progress:
-            self.progress(Steps(self.done_steps, self.total_steps, self.engine.sampling.num_inference_steps))
+            preview = None
+            if self.previews and time.monotonic() >= self.next_preview and "latents" in kwargs:
+                self.next_preview = time.monotonic() + PREVIEW_EVERY_S
+                preview = self._preview(kwargs["latents"])
+            self.progress(Steps(self.done_steps, self.total_steps, self.engine.sampling.num_inference_steps, preview))
         return kwargs
+
+    def _preview(self, latents: torch.Tensor) -> Image.Image:
+        """The batch's first image as its latents stand (noisy early, nearly final late), decoded as
+        the pipeline decodes its result: tokens in raster order, de-normalised, unpatchified."""
+        pipe = self.engine.pipeline
+        side = pipe.vae_scale_factor * 2
+        height, width = self.height // side, self.width // side
+        first = latents[:1, : height * width].reshape(1, height, width, -1).permute(0, 3, 1, 2)
+        bn = pipe.vae.bn
+        std = torch.sqrt(bn.running_var.view(1, -1, 1, 1) + pipe.vae.config.batch_norm_eps).to(first.dtype)
+        first = first * std + bn.running_mean.view(1, -1, 1, 1).to(first.dtype)
+        decoded = pipe.vae.decode(pipe._unpatchify_latents(first), return_dict=False)[0]
+        return pipe.image_processor.postprocess(decoded, output_type="pil")[0]
 
     def render(self, prompts: list[str], seeds: list[int], refs: list[Image.Image]) -> list[Image.Image]:
         if self.engine.follows_load:

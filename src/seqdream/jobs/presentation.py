@@ -51,7 +51,7 @@ def request_warnings(request: JobRequest, vocabulary: frozenset[str] | None) -> 
     return warnings + vocabulary_warning(request.prompt, vocabulary)
 
 
-def progress(job: Job, queue_position: int | None, eta_s: float | None = None) -> dict[str, Any]:
+def progress(job: Job, queue_position: int | None, eta_s: float | None = None, preview: bool = False) -> dict[str, Any]:
     """Where a task stands, as extension fields SDKs ignore: a queued one's place in the fair queue,
     a running one's images stored so far out of those it will make and the denoising step of its
     current batch; either's estimated seconds to its end (`eta_s`, once its model was measured)."""
@@ -62,6 +62,8 @@ def progress(job: Job, queue_position: int | None, eta_s: float | None = None) -
         fields |= {"images_done": len(job.outputs), "images_total": images_planned(job)}
         if job.steps_done and job.batch_steps:
             fields |= {"step": (job.steps_done - 1) % job.batch_steps + 1, "steps": job.batch_steps}
+        if preview and job.preview:
+            fields["preview"] = job.preview
     if eta_s is not None and not JobStatus(job.status).is_terminal:
         fields["eta_s"] = round(eta_s, 1)
     return fields
@@ -76,6 +78,7 @@ def present(
     vocabulary: frozenset[str] | None = None,
     queue_position: int | None = None,
     eta_s: float | None = None,
+    preview: bool = False,
 ) -> dict[str, Any]:
     """`as_urls` lists URLs even for base64 tasks (history listings stay small). With the model's
     `vocabulary`, a prompt that steps outside it gets `warnings`; a queued task its `queue_position`,
@@ -96,7 +99,7 @@ def present(
             "seed": job.seed,
         }
         | ({"warnings": warnings} if warnings else {})
-        | progress(job, queue_position, eta_s)
+        | progress(job, queue_position, eta_s, preview)
     )
 
 

@@ -171,6 +171,7 @@ class JobStore:
             steps_done=None,
             steps_total=None,
             batch_steps=None,
+            preview=None,
         )
         first_in_queue = select(Job.id).where(runnable).order_by(Job.fair_rank, Job.created_at)
         with self.db.session() as session:
@@ -277,11 +278,14 @@ class JobStore:
             settle(session, job_id)  # a no-op for a job that had already ended
             return session.get(Job, job_id, populate_existing=True)
 
-    def heartbeat(self, job_id: str, worker_id: str, steps: Steps | None = None) -> bool:
-        """Extend the lease, and record how many denoising steps are done; False means the job is no
-        longer this worker's (another took it back, or it was deleted)."""
+    def heartbeat(self, job_id: str, worker_id: str, steps: Steps | None = None, preview: str | None = None) -> bool:
+        """Extend the lease, and record how many denoising steps are done and the latest preview (a
+        data: URI); False means the job is no longer this worker's (another took it back, or it was
+        deleted)."""
         progress: dict[str, Any] = {} if steps is None else {"steps_done": steps.done, "steps_total": steps.total,
                                              "batch_steps": steps.per_batch}  # fmt: skip
+        if preview is not None:
+            progress["preview"] = preview
         return self._update_owned(job_id, worker_id, heartbeat_at=utcnow(), **progress)
 
     def standing(self, job: Job) -> tuple[int | None, float | None]:
@@ -345,6 +349,7 @@ class JobStore:
             inference_ms=inference_ms,
             error="",
             finished_at=utcnow(),
+            preview=None,  # the images are there now
         )
         if done:
             self._record_task_time(job_id)
@@ -360,6 +365,7 @@ class JobStore:
             error=error,
             failure=kind,
             finished_at=utcnow(),
+            preview=None,
         )
 
     def release(self, job_id: str, worker_id: str, *, retry_in_s: float, error: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -20,6 +21,7 @@ from seqdream.db.models import utcnow
 from seqdream.dependencies import STORAGE, Backoff, is_database_outage, is_outage, one_line
 from seqdream.engines.base import Engine, EngineError, GenerationPlan, Interrupted, Steps
 from seqdream.images.decode import ImageInputError
+from seqdream.images.encode import data_uri
 from seqdream.images.fetch import FetchPolicy
 from seqdream.jobs.attempt import Attempt, Detector, Outlets
 from seqdream.jobs.janitor import Janitor
@@ -116,6 +118,8 @@ class Worker:
         self.stopping = threading.Event()  # the pool's stop, once `run` has it
         self.current_job: str | None = None
         self.steps: Steps | None = None  # how far the running job is, for the lease thread to record
+        self.preview: Image.Image | None = None  # and its latest preview
+        self.stepped = threading.Event()  # set on each step and when the job ends: wakes the lease thread
         # Held while claiming: a stop signal waits for it, so a job claimed as the signal lands is
         # either named by it or never claimed.
         self.claiming = threading.Lock()
@@ -124,6 +128,9 @@ class Worker:
         """After each denoising step: note how far the job is (the lease thread records it), and stop
         it if it was deleted, taken over or the worker is shutting down."""
         self.steps = steps
+        if steps.preview is not None:
+            self.preview = steps.preview
+        self.stepped.set()  # the lease thread records it (at once for the first step)
         if self.deleted.is_set():
             raise JobDeleted
         if self.lease_lost.is_set():
@@ -217,20 +224,34 @@ class Worker:
         any process) so it stops within a step or two."""
         done = threading.Event()
         interval = max(self.settings.job_lease_s / 3, 0.2)
-        self.steps = None
+        self.steps, self.preview = None, None
 
         def beat() -> None:
             next_beat = next_look = time.monotonic()
+            next_write = 0.0  # the first step is recorded at once, later ones PROGRESS_S apart at most
             recorded: Steps | None = None
-            while not done.wait(min(PROGRESS_S, interval)):
+            shown: Image.Image | None = None
+            while True:
+                pending = self.steps != recorded  # a step not yet recorded: wake to write it when allowed
+                wake_at = min(next_look, next_beat, next_write if pending else math.inf)
+                self.stepped.wait(max(0.0, wake_at - time.monotonic()))
+                if done.is_set():
+                    return
                 try:
-                    now, steps = time.monotonic(), self.steps
-                    if steps != recorded or now >= next_beat:  # a write that also tells whether it is ours
+                    now, steps, preview = time.monotonic(), self.steps, self.preview
+                    self.stepped.clear()
+                    if (steps != recorded and now >= next_write) or now >= next_beat:  # also tells whether it is ours
+                        next_write = now + PROGRESS_S if steps is not None else next_write
                         next_beat, next_look, recorded = now + interval, now + DELETE_CHECK_S, steps
-                        if not self.jobs.heartbeat(job.id, self.worker_id, steps):
-                            if self.jobs.status(job.id) == JobStatus.DELETED.value:
+                        fresh = None if preview is shown else data_uri(preview)
+                        shown = preview
+                        if not self.jobs.heartbeat(job.id, self.worker_id, steps, fresh):
+                            now_job = self.jobs.get(job.id)
+                            if now_job is not None and now_job.status == JobStatus.DELETED.value:
                                 self.deleted.set()
                                 return
+                            if now_job is not None and now_job.worker_id == self.worker_id:
+                                return  # it just ended here (its end and this beat crossed)
                             log.warning("job %s: lease lost to another worker; stopping at the next step", job.id)
                             self.lease_lost.set()
                             return
@@ -249,7 +270,9 @@ class Worker:
             yield
         finally:
             done.set()
+            self.stepped.set()
             thread.join()
+            self.stepped.clear()
 
     def plan_for(self, job: Job, request: JobRequest, engine: Engine) -> tuple[GenerationPlan, list[Ingredient]]:
         """The engine's plan, and the references as a manifest names them."""

@@ -192,6 +192,8 @@ function startClock() {
   const started = performance.now();
   state.startedAt = started;
   $("progress").value = 0;
+  $("preview").hidden = true;
+  $("preview").removeAttribute("src");
   clearInterval(state.timer);
   state.timer = setInterval(() => { $("elapsed").textContent = `${((performance.now() - started) / 1000).toFixed(1)} s`; }, 100);
 }
@@ -220,6 +222,9 @@ function showProgress(data) {
   }
   const bar = $("progress");
   bar.value = Math.max(Number(bar.value), done);
+  // A small picture of the image being drawn, where the model makes them (the built-in model does).
+  if (data.preview) $("preview").src = data.preview;
+  $("preview").hidden = data.status !== "processing" || !data.preview;
   $("progress-text").textContent = parts.join(" · ");
   line.hidden = false;
 }
@@ -266,7 +271,7 @@ function showResult(data, { keep = false } = {}) {
 }
 
 async function poll(url) {
-  const data = await api(new URL(url).pathname);
+  const data = await api(`${new URL(url).pathname}?preview=true`);
   setStatus(data.status, data.id);
   showProgress(data);
   if (["completed", "failed", "deleted"].includes(data.status)) {

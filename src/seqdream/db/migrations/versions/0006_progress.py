@@ -1,4 +1,4 @@
-"""Progress you can watch: a running job's denoising steps, its size and image count, and the
+"""Progress you can watch: a running job's denoising steps and latest preview, its size and image count, and the
 measured task times that ETAs are estimated from (shared by every API process and worker).
 
 Revision ID: 0006
@@ -23,6 +23,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("steps_done", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("steps_total", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("batch_steps", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("preview", sa.Text(), nullable=True))
     op.create_table(
         "task_times",
         sa.Column("model", sa.String(128), primary_key=True),
@@ -37,6 +38,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("task_times")
     with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("preview")
         batch.drop_column("batch_steps")
         batch.drop_column("steps_total")
         batch.drop_column("steps_done")
