@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, and_, false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from seqdream.db import ApiKey, Database, Job, JobStatus, TaskTime, WebhookDelivery, rows_changed
+from seqdream.db import ApiKey, Database, Job, JobStatus, TaskTime, rows_changed
 from seqdream.db.models import utcnow
 from seqdream.db.notify import JOB_ENDED, NEW_JOB, notify
 from seqdream.engines.base import Steps
@@ -30,6 +30,7 @@ from seqdream.tenancy.fairness import next_rank
 from seqdream.tenancy.idempotency import IdempotentSubmit
 from seqdream.tenancy.limits import Defaults, KeyLimits, admit, lock_key
 from seqdream.tenancy.usage import settle
+from seqdream.webhooks.store import queue_delivery
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,9 @@ class JobStore:
         """What every path that ends a job does, in the transaction that ends it: settle its credits
         and usage, queue its webhook, and tell waiting requests and streams in every process."""
         settle(session, job_id)
-        _queue_webhook(session, job_id)
+        job = session.get(Job, job_id, populate_existing=True)
+        if job is not None:
+            queue_delivery(session, job, JobRequest.of(job.request).webhook_url)
         self._notify(session, JOB_ENDED, job_id)
 
     def _notify(self, session: Session, channel: str, payload: str = "") -> None:
@@ -464,24 +467,3 @@ def _ahead_of(job: Job) -> ColumnElement[bool]:
 def _runnable(now: datetime) -> ColumnElement[bool]:
     """Queued jobs a worker may claim now (a job handed back after an outage waits out its `not_before`)."""
     return and_(Job.status == JobStatus.CREATED.value, or_(Job.not_before.is_(None), Job.not_before <= now))
-
-
-def _queue_webhook(session: Session, job_id: str) -> None:
-    job = session.get(Job, job_id, populate_existing=True)
-    if job is None:
-        return
-    url = JobRequest.of(job.request).webhook_url
-    if url:
-        session.add(
-            WebhookDelivery(
-                id=uuid.uuid4().hex,
-                job_id=job_id,
-                url=url,
-                owner=job.api_key_id or "",
-                status="pending",
-                attempts=0,
-                next_attempt_at=utcnow(),
-                last_error="",
-                created_at=utcnow(),
-            )
-        )

@@ -3,15 +3,36 @@
 from __future__ import annotations
 
 import secrets
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from seqdream.db import Database, WebhookDelivery, WebhookSecret, rows_changed
+from seqdream.db import Database, Job, WebhookDelivery, WebhookSecret, rows_changed
 from seqdream.db.models import utcnow
 from seqdream.webhooks.signing import SECRET_PREFIX
+
+
+def queue_delivery(session: Session, job: Job, url: str | None) -> None:
+    """Put an ended job's delivery in the outbox, in the transaction that ends it (so neither is
+    ever without the other); nothing without a webhook URL."""
+    if url:
+        session.add(
+            WebhookDelivery(
+                id=uuid.uuid4().hex,
+                job_id=job.id,
+                url=url,
+                owner=job.api_key_id or "",
+                status="pending",
+                attempts=0,
+                next_attempt_at=utcnow(),
+                last_error="",
+                created_at=utcnow(),
+            )
+        )
 
 
 class WebhookStore:
