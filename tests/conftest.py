@@ -66,10 +66,12 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    """One shared server for the API tests: auth on, NSFW detector on, one inline worker."""
+    """One shared server for the API tests: auth on, NSFW detector on, one inline worker; previews made
+    often enough that the tiny model's short tasks have some."""
     process = LocalServer(
-        tmp_path_factory.mktemp("server"), tiny_model, SEQDREAM_MAX_REQUEST_BYTES=str(4 * 1024 * 1024)
-    ).start()
+        tmp_path_factory.mktemp("server"), tiny_model, SEQDREAM_MAX_REQUEST_BYTES=str(4 * 1024 * 1024),
+        SEQDREAM_PREVIEW_EVERY_S="0.02",
+    ).start()  # fmt: skip
     yield process
     process.stop()
 

@@ -167,6 +167,7 @@ def test_progress_is_reported(engine: Flux2KleinEngine) -> None:
 
 
 def test_small_renders_come_with_previews_of_the_image_being_drawn(engine: Flux2KleinEngine, monkeypatch) -> None:
+    monkeypatch.setattr(engine, "options", replace(engine.options, preview_every_s=0.01))  # its calls are short
     seen: list[Steps] = []
     plan = GenerationPlan(prompts=["a red cube"], seeds=[1], width=1024, height=1024)
     engine.generate(plan, seen.append)
@@ -174,7 +175,7 @@ def test_small_renders_come_with_previews_of_the_image_being_drawn(engine: Flux2
     side = render_size(1024, 1024, engine.sampling.native_resolution, engine.multiple)[0]
     assert previews and all(preview.size == (side, side) for preview in previews)
     assert np.asarray(previews[0]).std() > 0  # a picture, not a blank
-    monkeypatch.setattr(engine, "options", replace(engine.options, preview_max_side=side - 1))  # too large to preview
+    monkeypatch.setattr(engine, "options", replace(engine.options, preview_every_s=0.01, preview_max_side=side - 1))
     seen.clear()
     engine.generate(plan, seen.append)
     assert seen and all(steps.preview is None for steps in seen)

@@ -43,7 +43,6 @@ from seqdream.engines.reference_cache import ReferenceLatents
 log = logging.getLogger(__name__)
 
 MAX_REFERENCES = 10
-PREVIEW_EVERY_S = 0.5
 MIN_REFERENCE_SIDE = 64  # the pipeline refuses smaller conditioning images
 
 
@@ -82,8 +81,9 @@ class Flux2KleinOptions:
     guidance_until: float | None = None
     max_batch: int = 4
     # Previews of a running batch: its latents decoded at render size, where that is cheap (the
-    # built-in model renders at 64 px); larger renders get none. At most one per PREVIEW_EVERY_S.
+    # built-in model renders at 64 px); larger renders get none. At most one per `preview_every_s`.
     preview_max_side: int = 128
+    preview_every_s: float = 0.5  # 0: no previews
     follow_cpu_load: bool = False  # on CPU: fewer torch threads while other processes keep cores busy
     acceleration: Acceleration = Acceleration()
 
@@ -318,8 +318,9 @@ class _GroupCall:
         self.finished: dict[int, list[Image.Image]] = {}  # batches already fitted to the asked size
         self.handed: list[Future[None]] = []  # `on_images` calls, in batch order
         self.listener = ThreadPoolExecutor(max_workers=1, thread_name_prefix="on-images") if on_images else None
-        self.previews = max(self.width, self.height) <= engine.options.preview_max_side
-        self.next_preview = 0.0
+        self.preview_every_s = engine.options.preview_every_s
+        self.previews = self.preview_every_s > 0 and max(self.width, self.height) <= engine.options.preview_max_side
+        self.next_preview = time.monotonic() + self.preview_every_s  # a call shorter than that makes none
 
     def on_step(self, pipe: Any, step: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         self.done_steps += 1
@@ -329,7 +330,7 @@ class _GroupCall:
         if self.progress:
             preview = None
             if self.previews and time.monotonic() >= self.next_preview and "latents" in kwargs:
-                self.next_preview = time.monotonic() + PREVIEW_EVERY_S
+                self.next_preview = time.monotonic() + self.preview_every_s
                 preview = self._preview(kwargs["latents"])
             self.progress(Steps(self.done_steps, self.total_steps, self.engine.sampling.num_inference_steps, preview))
         return kwargs
