@@ -118,6 +118,7 @@ def test_a_worker_records_its_steps_as_they_change_and_the_task_time_at_the_end(
     claimed = services.jobs.claim(worker.worker_id)
     assert claimed is not None
     worker.process(claimed, engine)
+    worker.bookkeeping.submit(lambda: None).result()  # its task time is recorded beside the work: wait for it
     stop.set()
     watcher.join()
     done = services.jobs.get(first.id)

@@ -315,7 +315,7 @@ class JobStore:
                 running = list(session.scalars(select(Job).where(Job.status == JobStatus.PROCESSING.value)))
         return eta_s(job, ahead, running, times, now)
 
-    def _record_task_time(self, job_id: str) -> None:
+    def record_task_time(self, job_id: str) -> None:
         """Add a completed task's claim-to-end time to its model, size and count's average (best
         effort: a lost sample only makes one estimate a little older)."""
         try:
@@ -354,8 +354,6 @@ class JobStore:
             finished_at=utcnow(),
             preview=None,  # the images are there now
         )
-        if done:
-            self._record_task_time(job_id)
         return done
 
     def fail(self, job_id: str, worker_id: str, error: str, kind: str = "engine") -> bool:

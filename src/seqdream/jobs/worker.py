@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 
 from PIL import Image
@@ -120,6 +121,8 @@ class Worker:
         self.steps: Steps | None = None  # how far the running job is, for the lease thread to record
         self.preview: Image.Image | None = None  # and its latest preview
         self.stepped = threading.Event()  # set on each step and when the job ends: wakes the lease thread
+        # Estimates and task times, beside the work rather than before or after it.
+        self.bookkeeping = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bookkeeping")
         # Held while claiming: a stop signal waits for it, so a job claimed as the signal lands is
         # either named by it or never claimed.
         self.claiming = threading.Lock()
@@ -332,17 +335,15 @@ class Worker:
         self.current_job = job.id
         self.deleted.clear()
         self.lease_lost.clear()
-        try:
-            predicted = self.jobs.estimate(job)  # what a client was told at its start, to measure the ETA error
-        except SQLAlchemyError:
-            predicted = None
+        # What a client is told at its start, to measure the ETA's error: found beside the run, not before it.
+        predicted = self.bookkeeping.submit(self.jobs.estimate, job)
         try:
             with self._lease(job):
                 self._run(job, engine, predicted)
         finally:
             self.current_job = None
 
-    def _run(self, job: Job, engine: Engine, predicted_s: float | None = None) -> None:
+    def _run(self, job: Job, engine: Engine, predicted: Future[float | None] | None = None) -> None:
         request = JobRequest.of(job.request)
         fmt = request.output_format or self.settings.output_format
         quality = self.settings.output_quality if request.output_quality is None else request.output_quality
@@ -373,9 +374,8 @@ class Worker:
                 self._remove_unrecorded(job.id, attempt.keys)
             return
         _observe_end(job, "completed")
-        if predicted_s is not None and job.started_at is not None:
-            real = max(1e-3, (utcnow() - job.started_at).total_seconds())
-            ETA_ERROR_RATIO.observe(abs(predicted_s - real) / real)
+        real = max(1e-3, (utcnow() - job.started_at).total_seconds()) if job.started_at else None
+        self.bookkeeping.submit(self._measured, job, predicted, real)
         IMAGES.inc(len(attempt.keys))
         for _ in attempt.keys:
             IMAGE_SECONDS.observe(result.inference_ms / 1000 / max(1, len(attempt.keys)))
@@ -404,6 +404,18 @@ class Worker:
         else:
             log.error("job %s: unexpected error", job.id, exc_info=exc)
             self._fail(job, "internal", f"internal error: {type(exc).__name__}: {exc}")
+
+    def _measured(self, job: Job, predicted: Future[float | None] | None, real: float | None) -> None:
+        """After a task completed, off its path: its time joins the estimates, and the estimate made at
+        its start is scored against it."""
+        try:
+            self.jobs.record_task_time(job.id)
+            estimate = predicted.result() if predicted is not None else None
+        except Exception as exc:  # noqa: BLE001 - an estimate is never worth a worker
+            log.debug("job %s: not measured: %s", job.id, exc)
+            return
+        if estimate is not None and real is not None:
+            ETA_ERROR_RATIO.observe(abs(estimate - real) / real)
 
     def _fail(self, job: Job, kind: str, error: str) -> None:
         FAILURES.labels(kind).inc()
