@@ -8,6 +8,8 @@ lease (it stalled or was killed) cannot overwrite the result of the one that too
 from __future__ import annotations
 
 import logging
+import math
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from seqdream.tenancy.usage import settle
 from seqdream.webhooks.store import queue_delivery
 
 log = logging.getLogger(__name__)
+TASK_TIMES_TTL_S = 5.0  # how long a process reuses the measured task times it read
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,19 @@ def _admit(
 class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._times: tuple[float, dict[str, TaskTimes]] = (-math.inf, {})  # (read at, by model)
+
+    def _task_times(self, session: Session) -> dict[str, TaskTimes]:
+        """The measured task times by model, read at most every TASK_TIMES_TTL_S (they move slowly)."""
+        read_at, times = self._times
+        if time.monotonic() - read_at < TASK_TIMES_TTL_S:
+            return times
+        measured = session.scalars(select(TaskTime)).all()
+        times = {model: TaskTimes.of([row for row in measured if row.model == model])
+                 for model in {row.model for row in measured}}  # fmt: skip
+        if times:  # none measured yet: look again next time
+            self._times = (time.monotonic(), times)
+        return times
 
     def create(
         self, *, model: str, request: JobRequest, seed: int, api_key_id: str | None, job_id: str | None = None
@@ -301,9 +317,7 @@ class JobStore:
         its model was measured."""
         now = utcnow()
         with self.db.session() as session:
-            measured = session.scalars(select(TaskTime)).all()
-            times = {model: TaskTimes.of([row for row in measured if row.model == model])
-                     for model in {row.model for row in measured}}  # fmt: skip
+            times = self._task_times(session)
             if job.model not in times:
                 return None
             ahead: list[Queued] = []
@@ -330,6 +344,7 @@ class JobStore:
                     session.add(TaskTime(model=key[0], size=key[1], images=key[2], seconds=seconds, samples=1))
                 else:
                     row.seconds, row.samples, row.updated_at = averaged(row.seconds, seconds), row.samples + 1, utcnow()
+            self._times = (-math.inf, {})  # committed: this process reads the new average at once
         except SQLAlchemyError as exc:
             log.debug("job %s: its task time was not recorded: %s", job_id, exc)
 

@@ -230,7 +230,8 @@ class Worker:
         self.steps, self.preview = None, None
 
         def beat() -> None:
-            next_beat = next_look = time.monotonic()
+            next_look = time.monotonic() + DELETE_CHECK_S
+            next_beat = time.monotonic() + interval  # the claim set its heartbeat
             next_write = 0.0  # the first step is recorded at once, later ones PROGRESS_S apart at most
             recorded: Steps | None = None
             shown: Image.Image | None = None
