@@ -70,7 +70,7 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     often enough that the tiny model's short tasks have some."""
     process = LocalServer(
         tmp_path_factory.mktemp("server"), tiny_model, SEQDREAM_MAX_REQUEST_BYTES=str(4 * 1024 * 1024),
-        SEQDREAM_PREVIEW_EVERY_S="0.02",
+        SEQDREAM_PREVIEW_EVERY_S="0.02", SEQDREAM_PROGRESS_EVERY_S="0.02",
     ).start()  # fmt: skip
     yield process
     process.stop()

@@ -35,7 +35,8 @@ GROUP = JobRequest(prompt="a series of 6 images of a red circle moving", size="1
 @pytest.fixture()
 def services(tiny_model: Path, tmp_path: Path) -> Iterator[Services]:
     settings = Settings(data_dir=tmp_path, model=str(tiny_model), native_resolution=64, max_sequence_length=64,
-                        poll_interval_s=0.02, job_lease_s=3, num_inference_steps=60, preview_every_s=0.1)  # fmt: skip
+                        poll_interval_s=0.02, job_lease_s=3, num_inference_steps=60, preview_every_s=0.1,
+                        progress_every_s=0.1)  # fmt: skip
     services = Services.from_settings(settings)
     yield services
     services.close()

@@ -45,7 +45,6 @@ from seqdream.storage.tracked import probe
 
 log = logging.getLogger(__name__)
 DELETE_CHECK_S = 1.0  # how often a running job's worker looks whether it was deleted
-PROGRESS_S = 0.5  # how often a running job's steps done are recorded, while they change
 
 
 class JobDeleted(Interrupted):
@@ -232,7 +231,10 @@ class Worker:
         def beat() -> None:
             next_look = time.monotonic() + DELETE_CHECK_S
             next_beat = time.monotonic() + interval  # the claim set its heartbeat
-            next_write = 0.0  # the first step is recorded at once, later ones PROGRESS_S apart at most
+            # Steps are recorded SEQDREAM_PROGRESS_EVERY_S apart at most, the first that long after the
+            # claim: a task shorter than that writes nothing more than its images (writes would contend).
+            every = self.settings.progress_every_s
+            next_write = time.monotonic() + every
             recorded: Steps | None = None
             shown: Image.Image | None = None
             while True:
@@ -245,7 +247,7 @@ class Worker:
                     now, steps, preview = time.monotonic(), self.steps, self.preview
                     self.stepped.clear()
                     if (steps != recorded and now >= next_write) or now >= next_beat:  # also tells whether it is ours
-                        next_write = now + PROGRESS_S if steps is not None else next_write
+                        next_write = now + every
                         next_beat, next_look, recorded = now + interval, now + DELETE_CHECK_S, steps
                         fresh = None if preview is shown else data_uri(preview)
                         shown = preview
