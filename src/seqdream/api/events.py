@@ -3,12 +3,11 @@
 Events: `queued` (its place in the fair queue and `eta_s`, when the place changes), `started`,
 `progress` (images stored of those it will make, the current batch's denoising `step` of `steps`,
 `eta_s`; with `?previews=true` a small picture, `preview`, where the model makes them; as they
-change, twice a second at most), `image` (index and URL of each image as it is
-stored) and a final `completed`,
-`failed` or `deleted` (the task object). Each event has an id (`queued-3`, `started`, `image-2`, `end`),
-so a client that reconnects with `Last-Event-ID` gets only what it has not seen. The stream follows the
-same notifications as sync mode (LISTEN/NOTIFY across processes on PostgreSQL, polling on SQLite) and
-costs nothing while nobody listens.
+change, at most as often as the worker records them), `image` (index and URL of each image as it is
+stored) and a final `completed`, `failed` or `deleted` (the task object). Each event has an id
+(`queued-3`, `started`, `image-2`, `end`), so a client that reconnects with `Last-Event-ID` gets
+only what it has not seen. The stream follows the same notifications as sync mode (LISTEN/NOTIFY
+across processes on PostgreSQL, polling on SQLite) and costs nothing while nobody listens.
 """
 
 from __future__ import annotations

@@ -9,22 +9,29 @@ running at once."""
 from __future__ import annotations
 
 import math
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from seqdream.db import Job, JobStatus, TaskTime
-from seqdream.jobs.planner import plan_group
+from seqdream.jobs.planner import image_count
 from seqdream.jobs.request import JobRequest
 
 AVERAGE_WEIGHT = 0.3  # how far one new measurement moves a task time's average
 
 
 def images_planned(job: Job) -> int:
-    """How many images a task makes (recorded when queued; planned again for older rows)."""
+    """How many images a task makes (recorded when queued; counted again for older rows)."""
     if job.images_total:
         return job.images_total
     request = JobRequest.of(job.request)
-    return len(plan_group(request.prompt, request.max_images, job.seed).prompts)
+    return image_count(request.prompt, request.max_images)
+
+
+def size_of(job: Job) -> str:
+    """A task's size, "W*H" (recorded when queued; read from the request for older rows)."""
+    return job.size or str(job.request.get("size", ""))
 
 
 @dataclass(frozen=True)
@@ -48,8 +55,12 @@ class TaskTimes:
     seconds: dict[tuple[str, int], float]
 
     @classmethod
-    def of(cls, rows: list[TaskTime]) -> TaskTimes:
-        return cls({(row.size, row.images): row.seconds for row in rows})
+    def by_model(cls, rows: Sequence[TaskTime]) -> dict[str, TaskTimes]:
+        """The measured rows, one TaskTimes per model."""
+        grouped: dict[str, dict[tuple[str, int], float]] = defaultdict(dict)
+        for row in rows:
+            grouped[row.model][row.size, row.images] = row.seconds
+        return {model: cls(seconds) for model, seconds in grouped.items()}
 
     def expected(self, size: str, images: int) -> float | None:
         """A task's expected seconds: measured for its size and count, else scaled by image count
@@ -62,13 +73,13 @@ class TaskTimes:
         return seconds * images / count
 
     def of_job(self, job: Job) -> float | None:
-        return self.expected(job.size or str(job.request.get("size", "")), images_planned(job))
+        return self.expected(size_of(job), images_planned(job))
 
 
 def remaining_s(job: Job, times: TaskTimes, now: datetime) -> float | None:
     """Seconds until a running task ends: the measured average less the time it has run, moving to
     its own pace per step as the share of steps done grows. The pace is timed to when its steps were
-    recorded (its heartbeat), not to now: steps are recorded twice a second at most."""
+    recorded (its heartbeat), not to now: steps are recorded SEQDREAM_PROGRESS_EVERY_S apart at most."""
     expected = times.of_job(job)
     elapsed = max(0.0, (now - job.started_at).total_seconds()) if job.started_at else 0.0
     from_average = None if expected is None else max(0.0, expected - elapsed)
@@ -93,7 +104,7 @@ def queued_s(
         return None
     work = 0.0
     for kind in ahead:
-        size = kind.size or job.size or str(job.request.get("size", ""))
+        size = kind.size or size_of(job)
         each = times.get(kind.model, TaskTimes({})).expected(size, kind.images or 1)
         work += kind.count * (own if each is None else each)
     for other in running:

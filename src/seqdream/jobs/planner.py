@@ -101,9 +101,14 @@ class GroupPlan:
     seeds: list[int]
 
 
+def image_count(prompt: str, max_images: int) -> int:
+    """How many images a request makes: the count its prompt asks for, at most `max_images`."""
+    return min(requested_count(prompt) or max_images, max_images)
+
+
 def plan_group(prompt: str, max_images: int, seed: int, frame_template: str = FRAME_PROMPT) -> GroupPlan:
     """Per-image prompts and seeds for a group request; `frame_template` words an unlisted frame."""
-    count = min(requested_count(prompt) or max_images, max_images)
+    count = image_count(prompt, max_images)
     preamble, items = split_enumeration(prompt)
     if len(items) >= 2:
         prompts = [f"{preamble} {item}".strip() if preamble else item for item in items[:count]]

@@ -24,8 +24,8 @@ from seqdream.db import ApiKey, Database, Job, JobStatus, TaskTime, rows_changed
 from seqdream.db.models import utcnow
 from seqdream.db.notify import JOB_ENDED, NEW_JOB, notify
 from seqdream.engines.base import Steps
-from seqdream.jobs.eta import Queued, TaskTimes, averaged, eta_s, images_planned
-from seqdream.jobs.planner import plan_group
+from seqdream.jobs.eta import Queued, TaskTimes, averaged, eta_s, images_planned, size_of
+from seqdream.jobs.planner import image_count
 from seqdream.jobs.request import JobRequest
 from seqdream.tenancy import idempotency
 from seqdream.tenancy.fairness import next_rank
@@ -63,9 +63,7 @@ class JobStore:
         read_at, times = self._times
         if time.monotonic() - read_at < TASK_TIMES_TTL_S:
             return times
-        measured = session.scalars(select(TaskTime)).all()
-        times = {model: TaskTimes.of([row for row in measured if row.model == model])
-                 for model in {row.model for row in measured}}  # fmt: skip
+        times = TaskTimes.by_model(session.scalars(select(TaskTime)).all())
         if times:  # none measured yet: look again next time
             self._times = (time.monotonic(), times)
         return times
@@ -117,7 +115,7 @@ class JobStore:
                     fair_rank=next_rank(session, api_key_id, weight),
                     credits_reserved=reserved,
                     size=request.size,
-                    images_total=len(plan_group(request.prompt, request.max_images, seed).prompts),
+                    images_total=image_count(request.prompt, request.max_images),
                 )
                 session.add(job)
                 if idempotent is not None:
@@ -329,15 +327,15 @@ class JobStore:
                 running = list(session.scalars(select(Job).where(Job.status == JobStatus.PROCESSING.value)))
         return eta_s(job, ahead, running, times, now)
 
-    def record_task_time(self, job_id: str) -> None:
-        """Add a completed task's claim-to-end time to its model, size and count's average (best
-        effort: a lost sample only makes one estimate a little older)."""
+    def record_task_time(self, job_id: str) -> float | None:
+        """Add a completed task's claim-to-end time to its model, size and count's average, and return
+        it (best effort: None when it was not recorded; a lost sample only makes one estimate older)."""
         try:
             with self.db.session() as session:
                 job = session.get(Job, job_id)
                 if job is None or job.started_at is None or job.finished_at is None:
-                    return
-                key = (job.model, str(job.request.get("size", "")), images_planned(job))
+                    return None
+                key = (job.model, size_of(job), images_planned(job))
                 seconds = (job.finished_at - job.started_at).total_seconds()
                 row = session.get(TaskTime, key)
                 if row is None:
@@ -345,8 +343,10 @@ class JobStore:
                 else:
                     row.seconds, row.samples, row.updated_at = averaged(row.seconds, seconds), row.samples + 1, utcnow()
             self._times = (-math.inf, {})  # committed: this process reads the new average at once
+            return seconds
         except SQLAlchemyError as exc:
             log.debug("job %s: its task time was not recorded: %s", job_id, exc)
+            return None
 
     def complete(
         self,
@@ -357,7 +357,7 @@ class JobStore:
         has_nsfw_contents: list[bool],
         inference_ms: int,
     ) -> bool:
-        done = self._update_owned(
+        return self._update_owned(
             job_id,
             worker_id,
             ends=True,
@@ -369,7 +369,6 @@ class JobStore:
             finished_at=utcnow(),
             preview=None,  # the images are there now
         )
-        return done
 
     def fail(self, job_id: str, worker_id: str, error: str, kind: str = "engine") -> bool:
         """End a job as failed; `kind` (input, engine, internal) is kept with it."""

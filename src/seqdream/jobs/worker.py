@@ -132,7 +132,7 @@ class Worker:
         self.steps = steps
         if steps.preview is not None:
             self.preview = steps.preview
-        self.stepped.set()  # the lease thread records it (at once for the first step)
+        self.stepped.set()  # wakes the lease thread, which records it when its interval allows
         if self.deleted.is_set():
             raise JobDeleted
         if self.lease_lost.is_set():
@@ -222,8 +222,8 @@ class Worker:
     @contextmanager
     def _lease(self, job: Job) -> Iterator[None]:
         """Heartbeat while the job runs so other workers know it is alive, recording its steps done
-        as they change (twice a second at most), and look every second whether it was deleted (by
-        any process) so it stops within a step or two."""
+        and preview as they change (SEQDREAM_PROGRESS_EVERY_S apart at most), and look every second
+        whether it was deleted (by any process) so it stops within a step or two."""
         done = threading.Event()
         interval = max(self.settings.job_lease_s / 3, 0.2)
         self.steps, self.preview = None, None
@@ -377,8 +377,7 @@ class Worker:
                 self._remove_unrecorded(job.id, attempt.keys)
             return
         _observe_end(job, "completed")
-        real = max(1e-3, (utcnow() - job.started_at).total_seconds()) if job.started_at else None
-        self.bookkeeping.submit(self._measured, job, predicted, real)
+        self.bookkeeping.submit(self._measured, job, predicted)
         IMAGES.inc(len(attempt.keys))
         for _ in attempt.keys:
             IMAGE_SECONDS.observe(result.inference_ms / 1000 / max(1, len(attempt.keys)))
@@ -408,16 +407,16 @@ class Worker:
             log.error("job %s: unexpected error", job.id, exc_info=exc)
             self._fail(job, "internal", f"internal error: {type(exc).__name__}: {exc}")
 
-    def _measured(self, job: Job, predicted: Future[float | None] | None, real: float | None) -> None:
+    def _measured(self, job: Job, predicted: Future[float | None] | None) -> None:
         """After a task completed, off its path: its time joins the estimates, and the estimate made at
         its start is scored against it."""
         try:
-            self.jobs.record_task_time(job.id)
+            real = self.jobs.record_task_time(job.id)
             estimate = predicted.result() if predicted is not None else None
         except Exception as exc:  # noqa: BLE001 - an estimate is never worth a worker
             log.debug("job %s: not measured: %s", job.id, exc)
             return
-        if estimate is not None and real is not None:
+        if estimate is not None and real:
             ETA_ERROR_RATIO.observe(abs(estimate - real) / real)
 
     def _fail(self, job: Job, kind: str, error: str) -> None:

@@ -53,9 +53,10 @@ class Marker:
     def watermark(self, image: Image.Image, inputs: str) -> Image.Image:
         """`inputs`: what the image was made from (`JobRequest.inputs_key`), not the task's id, so a
         repeated request with the same seed gives the same pixels."""
-        if self.service is None:
+        tag = self.content_tag(inputs)
+        if self.service is None or tag is None:
             return image
-        return watermark.embed(image, watermark.Payload(self.service, watermark.content_tag(inputs)))
+        return watermark.embed(image, watermark.Payload(self.service, tag))
 
     def sign(
         self, data: bytes, fmt: str, *, model: str, task_id: str, index: int, ingredients: list[Ingredient]
