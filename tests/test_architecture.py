@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # starts servers or processes
 
-
+@pytest.mark.slow  # starts a process
 def test_the_service_never_imports_the_development_package() -> None:
     """Every module of `seqdream` imports without `seqdream_devkit` (world, tasks, parser, tiny pipelines)."""
     code = (

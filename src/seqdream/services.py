@@ -25,6 +25,8 @@ from seqdream.engines.registry import load_engine
 from seqdream.engines.vocabulary import declared_vocabulary
 from seqdream.images.fetch import FetchPolicy
 from seqdream.jobs.janitor import Janitor
+from seqdream.jobs.presentation import present
+from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
 from seqdream.jobs.worker import Detector, EngineHolder, Worker, WorkerPool
 from seqdream.provenance.marking import Marker
@@ -164,7 +166,16 @@ class Services:
 
     def start_webhooks(self) -> WebhookDispatcher:
         """The process's webhook sender, started (every process that runs workers runs one)."""
-        return WebhookDispatcher(self.webhooks, self.jobs, self.blobs, self.fetch_policy, self.settings).start()
+        return WebhookDispatcher(self.webhooks, self.delivered_view, self.fetch_policy, self.settings).start()
+
+    def delivered_view(self, job_id: str) -> dict[str, Any] | None:
+        """A task as a webhook carries it: as its result endpoint shows it, outputs as URLs on the
+        address it was submitted to; None once it no longer exists."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return None
+        base = JobRequest.of(job.request).public_base or self.settings.own_base_url
+        return present(job, base, self.blobs, as_urls=True, vocabulary=self.vocabulary)
 
     def readiness(self, pool: WorkerPool | None) -> dict[str, Any]:
         """What `/health/ready` answers, in `serve` and on a worker's probe port alike: ready while the

@@ -6,6 +6,7 @@ import time
 from datetime import timedelta
 from ipaddress import ip_network
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from seqdream.db import Database, WebhookDelivery, migrate
 from seqdream.db.models import utcnow
 from seqdream.images.fetch import FetchPolicy
 from seqdream.jobs.janitor import Janitor
+from seqdream.jobs.presentation import present
 from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
 from seqdream.storage.local import LocalBlobStore
@@ -99,7 +101,13 @@ def test_the_dispatcher_claims_only_as_many_deliveries_as_it_has_free_senders(db
     ids = [finished_job(db, receiver.url) for _ in range(6)]
     settings = Settings(webhook_concurrency=2, webhook_poll_s=0.05, webhook_timeout_s=5)
     policy = FetchPolicy(allowed_networks=(ip_network("127.0.0.0/8"),))
-    dispatcher = WebhookDispatcher(webhooks, jobs, LocalBlobStore(tmp_path / "blobs"), policy, settings).start()
+    blobs = LocalBlobStore(tmp_path / "blobs")
+
+    def view(job_id: str) -> dict[str, Any] | None:
+        job = jobs.get(job_id)
+        return None if job is None else present(job, "http://127.0.0.1", blobs, as_urls=True)
+
+    dispatcher = WebhookDispatcher(webhooks, view, policy, settings).start()
     most_claimed = 0
     try:
         deadline = time.monotonic() + 30

@@ -9,20 +9,17 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 
 from seqdream.config import Settings
 from seqdream.db import WebhookDelivery
 from seqdream.dependencies import Backoff, is_database_outage
-from seqdream.engines.vocabulary import declared_vocabulary
 from seqdream.images.decode import ImageInputError
 from seqdream.images.fetch import FetchPolicy, GuardedTransport
-from seqdream.jobs.presentation import present
-from seqdream.jobs.request import JobRequest
-from seqdream.jobs.store import JobStore
-from seqdream.storage import BlobStore
 from seqdream.webhooks import signing
 from seqdream.webhooks.store import WebhookStore
 
@@ -34,11 +31,13 @@ def retry_delay_s(attempt: int, base_s: float) -> float:
     return float(min(base_s * 4 ** (attempt - 1), 6 * 3600))
 
 
+# A task as its result endpoint shows it, outputs as URLs, by id; None once it no longer exists.
+TaskView = Callable[[str], "dict[str, Any] | None"]
+
+
 class WebhookDispatcher:
-    def __init__(
-        self, webhooks: WebhookStore, jobs: JobStore, blobs: BlobStore, policy: FetchPolicy, settings: Settings
-    ) -> None:
-        self.webhooks, self.jobs, self.blobs, self.settings = webhooks, jobs, blobs, settings
+    def __init__(self, webhooks: WebhookStore, task_view: TaskView, policy: FetchPolicy, settings: Settings) -> None:
+        self.webhooks, self.task_view, self.settings = webhooks, task_view, settings
         timeout = httpx.Timeout(settings.webhook_timeout_s, connect=policy.connect_timeout_s)
         self.client = httpx.Client(transport=GuardedTransport(policy), timeout=timeout, follow_redirects=False)
         self.senders = ThreadPoolExecutor(settings.webhook_concurrency, thread_name_prefix="webhook")
@@ -105,11 +104,9 @@ class WebhookDispatcher:
 
     def payload(self, delivery: WebhookDelivery) -> bytes:
         """The task object as the result endpoint shows it (outputs as URLs)."""
-        job = self.jobs.get(delivery.job_id)
-        if job is None:
+        data = self.task_view(delivery.job_id)
+        if data is None:
             raise LookupError(f"task {delivery.job_id} no longer exists")
-        base = JobRequest.of(job.request).public_base or self.settings.own_base_url
-        data = present(job, base, self.blobs, as_urls=True, vocabulary=declared_vocabulary(self.settings.model))
         return json.dumps(data, separators=(",", ":")).encode()
 
     def send(self, delivery: WebhookDelivery) -> bool:
