@@ -68,7 +68,8 @@ class Settings(BaseSettings):
     guidance_until: float | None = Field(None, gt=0, le=1)  # share of steps, from the first, that use CFG
     max_sequence_length: int | None = Field(None, ge=16, le=2048)
     max_batch: int = Field(4, ge=1, le=14)  # images denoised together in a group
-    preview_every_s: float = Field(0.5, ge=0, le=60)  # a running small render's picture this often; 0: none
+    preview_every_s: float = Field(0.5, ge=0, le=60)  # a running render's picture this often; 0: none
+    preview_decoder: str | None = None  # a tiny decoder (AutoencoderTiny) for previews of larger renders
     progress_every_s: float = Field(0.5, gt=0, le=60)  # a running task's steps are recorded this often at most
     # Speed-ups, off by default except where a model folder asks (see seqdream/engines/acceleration.py).
     compile: bool = False  # torch.compile the transformer's blocks, warmed up at load

@@ -158,3 +158,21 @@ def build_tiny_flux2_klein(
     folder = Path(folder)
     pipeline.save_pretrained(folder)  # type: ignore[attr-defined]  # from DiffusionPipeline, lazily typed
     return folder
+
+
+def build_tiny_preview_decoder(folder: str | Path, latent_channels: int = 4, blocks: int = 2, seed: int = 0) -> Path:
+    """Create a random `AutoencoderTiny` (the kind `SEQDREAM_PREVIEW_DECODER` loads) for latents of
+    `latent_channels`, upscaling 2 ** (blocks - 1) times, and save it in diffusers format."""
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(seed)
+    channels = (8,) * blocks
+    decoder = AutoencoderTiny(
+        encoder_block_out_channels=channels,
+        decoder_block_out_channels=channels,
+        num_encoder_blocks=(1,) * blocks,
+        num_decoder_blocks=(1,) * blocks,
+        latent_channels=latent_channels,
+    )
+    decoder.save_pretrained(folder)  # type: ignore[attr-defined]  # from ModelMixin, lazily typed
+    return Path(folder)

@@ -13,13 +13,14 @@ import torch
 from PIL import Image
 
 from seqdream.config import Settings
-from seqdream.engines import flux2_klein
+from seqdream.engines import flux2_klein, preview
 from seqdream.engines.base import EngineError, GenerationPlan, Steps, fit_exactly, render_size
 from seqdream.engines.flux2_klein import Flux2KleinEngine, cpu_has_native_bfloat16
 from seqdream.engines.group import render_group
 from seqdream.engines.reference_cache import ReferenceLatents
 from seqdream.engines.registry import load_engine
 from seqdream.safety.nsfw import NudeNetDetector
+from seqdream_devkit.tiny_pipeline import build_tiny_preview_decoder
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +180,37 @@ def test_small_renders_come_with_previews_of_the_image_being_drawn(engine: Flux2
     seen.clear()
     engine.generate(plan, seen.append)
     assert seen and all(steps.preview is None for steps in seen)
+
+
+def test_larger_renders_get_previews_from_a_configured_tiny_decoder(
+    tiny_model: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Renders the VAE would decode too slowly get previews only from a tiny decoder: at its scale,
+    and pooled down to at most PREVIEW_SIDE on the longer side."""
+    decoder = build_tiny_preview_decoder(tmp_path / "taef", latent_channels=4)
+    settings = Settings(model=str(tiny_model), nsfw_check=False, native_resolution=64, preview_every_s=0.01,
+                        preview_decoder=str(decoder))  # fmt: skip
+    engine = load_engine(settings)
+    plan = GenerationPlan(prompts=["a red cube"], seeds=[1], width=1024, height=1024)
+    side = render_size(1024, 1024, engine.sampling.native_resolution, engine.multiple)[0]
+    monkeypatch.setattr(engine, "options", replace(engine.options, preview_max_side=side - 1))  # "large"
+    seen: list[Steps] = []
+    engine.generate(plan, seen.append)
+    previews = [steps.preview for steps in seen if steps.preview is not None]
+    assert previews and all(preview.size == (side, side) for preview in previews)
+    assert np.asarray(previews[-1]).std() > 0
+    monkeypatch.setattr(preview, "PREVIEW_SIDE", side // 2)
+    seen.clear()
+    engine.generate(plan, seen.append)
+    assert {steps.preview.size for steps in seen if steps.preview is not None} == {(side // 2, side // 2)}
+
+
+def test_a_preview_decoder_for_other_latents_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+    decoder = build_tiny_preview_decoder(tmp_path / "taef", latent_channels=16)
+    with pytest.raises(EngineError, match="decodes 16-channel latents; this model's have 4"):
+        load_engine(Settings(model=str(tiny_model), nsfw_check=False, preview_decoder=str(decoder)))
+    with pytest.raises(EngineError, match="could not load the preview decoder"):
+        load_engine(Settings(model=str(tiny_model), nsfw_check=False, preview_decoder=str(tmp_path / "none")))
 
 
 def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ from seqdream.engines.base import (
 )
 from seqdream.engines.frame_prompt import FRAME_PROMPT, check_frame_prompt
 from seqdream.engines.group import render_group
+from seqdream.engines.preview import TinyDecoder, to_image, vae_input
 from seqdream.engines.reference_cache import ReferenceLatents
 
 log = logging.getLogger(__name__)
@@ -80,10 +81,12 @@ class Flux2KleinOptions:
     max_sequence_length: int | None = None
     guidance_until: float | None = None
     max_batch: int = 4
-    # Previews of a running batch: its latents decoded at render size, where that is cheap (the
-    # built-in model renders at 64 px); larger renders get none. At most one per `preview_every_s`.
+    # Previews of a running batch (see engines/preview.py): renders up to `preview_max_side` are
+    # decoded by the model's VAE; larger ones by `preview_decoder`, a tiny decoder, if one is set,
+    # else they get none. At most one per `preview_every_s`.
     preview_max_side: int = 128
     preview_every_s: float = 0.5  # 0: no previews
+    preview_decoder: str | None = None  # an AutoencoderTiny for the model's latents: a folder or hub id
     follow_cpu_load: bool = False  # on CPU: fewer torch threads while other processes keep cores busy
     acceleration: Acceleration = Acceleration()
 
@@ -181,6 +184,11 @@ class Flux2KleinEngine:
         declared, source = model_defaults(options.model), str(Path(options.model) / MODEL_DEFAULTS_FILE)
         self.sampling = resolve_sampling(options, bool(self.pipeline.config.is_distilled), declared)
         self.frame_prompt = declared_frame_prompt(declared, source)
+        self.preview_decoder = (
+            TinyDecoder(options.preview_decoder, self.pipeline.vae.config.latent_channels, self.device, self.dtype)
+            if options.preview_decoder and options.preview_every_s > 0
+            else None
+        )
         # Height and width must be multiples of the VAE factor times the 2x2 latent patch.
         self.multiple = self.pipeline.vae_scale_factor * 2
         self._lock = threading.Lock()  # one pipeline call at a time per process
@@ -319,7 +327,8 @@ class _GroupCall:
         self.handed: list[Future[None]] = []  # `on_images` calls, in batch order
         self.listener = ThreadPoolExecutor(max_workers=1, thread_name_prefix="on-images") if on_images else None
         self.preview_every_s = engine.options.preview_every_s
-        self.previews = self.preview_every_s > 0 and max(self.width, self.height) <= engine.options.preview_max_side
+        self.vae_previews = max(self.width, self.height) <= engine.options.preview_max_side
+        self.previews = self.preview_every_s > 0 and (self.vae_previews or engine.preview_decoder is not None)
         self.next_preview = time.monotonic() + self.preview_every_s  # a call shorter than that makes none
 
     def on_step(self, pipe: Any, step: int, _t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -336,17 +345,12 @@ class _GroupCall:
         return kwargs
 
     def _preview(self, latents: torch.Tensor) -> Image.Image:
-        """The batch's first image as its latents stand (noisy early, nearly final late), decoded as
-        the pipeline decodes its result: tokens in raster order, de-normalised, unpatchified."""
+        """The batch's first image as its latents stand, by the VAE where small, else the tiny decoder."""
         pipe = self.engine.pipeline
-        side = pipe.vae_scale_factor * 2
-        height, width = self.height // side, self.width // side
-        first = latents[:1, : height * width].reshape(1, height, width, -1).permute(0, 3, 1, 2)
-        bn = pipe.vae.bn
-        std = torch.sqrt(bn.running_var.view(1, -1, 1, 1) + pipe.vae.config.batch_norm_eps).to(first.dtype)
-        first = first * std + bn.running_mean.view(1, -1, 1, 1).to(first.dtype)
-        decoded = pipe.vae.decode(pipe._unpatchify_latents(first), return_dict=False)[0]
-        return pipe.image_processor.postprocess(decoded, output_type="pil")[0]
+        latent = vae_input(pipe, latents, self.width, self.height)
+        if self.vae_previews or self.engine.preview_decoder is None:
+            return to_image(pipe.vae.decode(latent, return_dict=False)[0])
+        return self.engine.preview_decoder.decode(latent)
 
     def render(self, prompts: list[str], seeds: list[int], refs: list[Image.Image]) -> list[Image.Image]:
         if self.engine.follows_load:

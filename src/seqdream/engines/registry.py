@@ -26,6 +26,7 @@ def _flux2_klein(settings: Settings) -> Engine:
             max_sequence_length=settings.max_sequence_length,
             max_batch=settings.max_batch,
             preview_every_s=settings.preview_every_s,
+            preview_decoder=settings.preview_decoder,
             follow_cpu_load=settings.threads_follow_load and not settings.threads,
             acceleration=Acceleration(
                 compile=settings.compile,
