@@ -35,20 +35,22 @@ def fresh_db() -> Database:
     return db
 
 
-def _claim_all(name: str, queue) -> None:  # runs in a child process
+def _claim_all(name: str, most: int, queue) -> None:  # runs in a child process
     store = JobStore(Database(URL))
     claimed = []
-    while (job := store.claim(name)) is not None:
-        claimed.append(job.id)
+    while jobs := store.claim_batch(name, most):
+        claimed += [job.id for job in jobs]
     queue.put(claimed)
 
 
-def test_processes_claim_each_job_once(fresh_db: Database) -> None:
+@pytest.mark.parametrize("most", [1, 3])
+def test_processes_claim_each_job_once(fresh_db: Database, most: int) -> None:
+    """One by one or in batches (a lead and its batch mates), no job is claimed twice."""
     store = JobStore(fresh_db)
     ids = {store.create(model="m", request=REQUEST, seed=i, api_key_id=None).id for i in range(60)}
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    processes = [context.Process(target=_claim_all, args=(f"p{i}", queue)) for i in range(4)]
+    processes = [context.Process(target=_claim_all, args=(f"p{i}", most, queue)) for i in range(4)]
     for process in processes:
         process.start()
     claimed = [job_id for _ in processes for job_id in queue.get(timeout=120)]
@@ -103,3 +105,14 @@ def test_listen_notify_wakes_other_processes_at_once(fresh_db: Database, tiny_mo
         worker.terminate()
         worker.wait(timeout=30)
         api_server.stop()
+
+
+def test_a_batch_claim_on_postgres_takes_the_leads_mates_in_queue_order(fresh_db: Database) -> None:
+    store = JobStore(fresh_db)
+    group = REQUEST.model_copy(update={"prompt": "2 images of p", "max_images": 2})
+    first, grouped, second, third = (
+        store.create(model="m", request=request, seed=1, api_key_id=None).id
+        for request in (REQUEST, group, REQUEST, REQUEST)
+    )
+    assert [job.id for job in store.claim_batch("w", 3)] == [first, second, third]
+    assert [job.id for job in store.claim_batch("w", 3)] == [grouped]

@@ -93,6 +93,8 @@ class Job(Base):
     # Its size and the images it makes (its plan), as columns: estimates add up the queue by them.
     size: Mapped[str | None] = mapped_column(String(32), nullable=True)
     images_total: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Tasks with the same key may be drawn together in one batch (`seqdream.jobs.batching`); None: alone.
+    batch_key: Mapped[str | None] = mapped_column(String(40), nullable=True)
     # While it runs: denoising steps done of all its batches', and per batch (the worker writes them).
     steps_done: Mapped[int | None] = mapped_column(Integer, nullable=True)
     steps_total: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -104,6 +106,7 @@ class Job(Base):
         Index("ix_jobs_status_rank", "status", "fair_rank"),
         Index("ix_jobs_key_created", "api_key_id", "created_at"),
         Index("ix_jobs_content_tag", "content_tag"),
+        Index("ix_jobs_status_batch_key", "status", "batch_key"),
     )
 
 

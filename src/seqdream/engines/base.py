@@ -18,6 +18,7 @@ class Steps:
     total: int  # of the whole call: batches x per_batch
     per_batch: int
     preview: Image.Image | None = field(default=None, compare=False)  # the batch's first image as it stands
+    preview_index: int = field(default=0, compare=False)  # which image of the plan that is
 
     @property
     def fraction(self) -> float:
@@ -40,13 +41,15 @@ class Interrupted(Exception):  # noqa: N818 - it names what happened, not an err
 
 @dataclass(frozen=True)
 class GenerationPlan:
-    """What to draw: one prompt and one seed per output image, shared references."""
+    """What to draw: one prompt and one seed per output image, shared references. The images of a
+    group are drawn to match its first; `independent` ones (separate tasks run together) are not."""
 
     prompts: list[str]
     seeds: list[int]
     width: int
     height: int
     references: list[Image.Image] = field(default_factory=list)
+    independent: bool = False
 
     def __post_init__(self) -> None:
         if not self.prompts or len(self.prompts) != len(self.seeds):

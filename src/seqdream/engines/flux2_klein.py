@@ -37,7 +37,7 @@ from seqdream.engines.base import (
     render_size,
 )
 from seqdream.engines.frame_prompt import FRAME_PROMPT, check_frame_prompt
-from seqdream.engines.group import render_group
+from seqdream.engines.group import batch_spans, render_group
 from seqdream.engines.preview import TinyDecoder, to_image, vae_input
 from seqdream.engines.reference_cache import ReferenceLatents
 
@@ -167,6 +167,7 @@ class Flux2KleinEngine:
         from diffusers import Flux2KleinPipeline
 
         self.options = options
+        self.task_batch = options.max_batch  # independent images (separate tasks) drawn in one call
         self.device = pick_device(options.device)
         self.dtype = pick_dtype(options.dtype, self.device)
         started = time.perf_counter()
@@ -316,13 +317,14 @@ class _GroupCall:
         self.engine, self.plan, self.progress, self.on_images = engine, plan, progress, on_images
         sampling = engine.sampling
         self.width, self.height = render_size(plan.width, plan.height, sampling.native_resolution, engine.multiple)
-        batches = 1 + -(-(plan.count - 1) // engine.options.max_batch)
-        self.total_steps = batches * sampling.num_inference_steps
+        batches = batch_spans(plan.count, engine.options.max_batch, independent=plan.independent)
+        self.total_steps = len(batches) * sampling.num_inference_steps
         self.done_steps = 0
+        self.batch_start, self.rendered = 0, 0  # the plan index of the running batch's first image
         self.guided_steps = math.ceil(sampling.guidance_until * sampling.num_inference_steps)
         # Every batch sizes references alike (the anchor joins them after the first), so their
         # encodings are reused across batches.
-        self.share = min(len(plan.references) + (plan.count > 1), MAX_REFERENCES) or 1
+        self.share = min(len(plan.references) + (plan.count > 1 and not plan.independent), MAX_REFERENCES) or 1
         self.finished: dict[int, list[Image.Image]] = {}  # batches already fitted to the asked size
         self.handed: list[Future[None]] = []  # `on_images` calls, in batch order
         self.listener = ThreadPoolExecutor(max_workers=1, thread_name_prefix="on-images") if on_images else None
@@ -341,7 +343,8 @@ class _GroupCall:
             if self.previews and time.monotonic() >= self.next_preview and "latents" in kwargs:
                 self.next_preview = time.monotonic() + self.preview_every_s
                 preview = self._preview(kwargs["latents"])
-            self.progress(Steps(self.done_steps, self.total_steps, self.engine.sampling.num_inference_steps, preview))
+            per_batch = self.engine.sampling.num_inference_steps
+            self.progress(Steps(self.done_steps, self.total_steps, per_batch, preview, self.batch_start))
         return kwargs
 
     def _preview(self, latents: torch.Tensor) -> Image.Image:
@@ -356,6 +359,7 @@ class _GroupCall:
         if self.engine.follows_load:
             fit_threads()  # per batch: as many threads as other processes leave cores free
         vae = self.engine.pipeline.vae
+        self.batch_start, self.rendered = self.rendered, self.rendered + len(prompts)
         try:
             return self._call(prompts, seeds, refs)
         except torch.cuda.OutOfMemoryError:

@@ -24,6 +24,7 @@ from seqdream.db import ApiKey, Database, Job, JobStatus, TaskTime, rows_changed
 from seqdream.db.models import utcnow
 from seqdream.db.notify import JOB_ENDED, NEW_JOB, notify
 from seqdream.engines.base import Steps
+from seqdream.jobs.batching import batch_key
 from seqdream.jobs.eta import Queued, TaskTimes, averaged, eta_s, images_planned, size_of
 from seqdream.jobs.planner import image_count
 from seqdream.jobs.request import JobRequest
@@ -100,6 +101,7 @@ class JobStore:
                     if found is not None:
                         return found, False
                 reserved, weight = (0, 1.0) if key is None else _admit(session, key, limits, request, now)
+                images = image_count(request.prompt, request.max_images)
                 job = Job(
                     id=job_id,
                     model=model,
@@ -115,7 +117,8 @@ class JobStore:
                     fair_rank=next_rank(session, api_key_id, weight),
                     credits_reserved=reserved,
                     size=request.size,
-                    images_total=image_count(request.prompt, request.max_images),
+                    images_total=images,
+                    batch_key=batch_key(request, images),
                 )
                 session.add(job)
                 if idempotent is not None:
@@ -173,41 +176,66 @@ class JobStore:
     def claim(self, worker_id: str) -> Job | None:
         """Take the runnable job first in the fair queue (lowest rank, then oldest), or None.
         Safe against concurrent claimers."""
+        claimed = self.claim_batch(worker_id, 1)
+        return claimed[0] if claimed else None
+
+    def claim_batch(self, worker_id: str, most: int) -> list[Job]:
+        """Take the runnable job first in the fair queue and, when it may share a batch, up to
+        `most - 1` more runnable jobs of its batch key in the queue's order, in one transaction;
+        [] when none is runnable. Safe against concurrent claimers."""
         now = utcnow()
-        runnable = _runnable(now)
-        taken = dict(
-            status=JobStatus.PROCESSING.value,
-            worker_id=worker_id,
-            attempts=Job.attempts + 1,
-            started_at=now,
-            heartbeat_at=now,
-            outputs=[],  # a new attempt stores its images afresh
-            has_nsfw_contents=[],
-            steps_done=None,
-            steps_total=None,
-            batch_steps=None,
-            preview=None,
-        )
-        first_in_queue = select(Job.id).where(runnable).order_by(Job.fair_rank, Job.created_at)
+        runnable, taken = _runnable(now), _taken(worker_id, now)
+        in_queue = select(Job.id, Job.batch_key).where(runnable).order_by(Job.fair_rank, Job.created_at)
         with self.db.session() as session:
             if not self.db.is_sqlite:
-                # PostgreSQL: lock the first runnable row, skipping rows other claimers hold.
-                job_id = session.scalar(first_in_queue.limit(1).with_for_update(skip_locked=True))
-                if job_id is None:
-                    return None
-                session.execute(update(Job).where(Job.id == job_id).values(**taken))
+                # PostgreSQL: lock the first runnable row, then its batch mates, skipping rows other claimers hold.
+                lead = session.execute(in_queue.limit(1).with_for_update(skip_locked=True)).first()
+                if lead is None:
+                    return []
+                session.execute(update(Job).where(Job.id == lead.id).values(**taken))
+                ids = [lead.id] + self._take_mates(session, lead.batch_key, most - 1, taken)
                 session.commit()
-                return session.get(Job, job_id, populate_existing=True)
-            # SQLite has one writer at a time: race on a few candidates with conditional updates.
-            candidates = session.scalars(first_in_queue.limit(8)).all()
-            for job_id in candidates:
-                result = session.execute(
-                    update(Job).where(Job.id == job_id, Job.status == JobStatus.CREATED.value).values(**taken)
-                )
+                return self._in_order(session, ids)
+            # SQLite has one writer at a time: race on a few candidates with conditional updates; the
+            # first won holds the write lock, so its batch mates are taken in the same transaction.
+            for candidate in session.execute(in_queue.limit(8)).all():
+                if self._take(session, candidate.id, taken):
+                    ids = [candidate.id] + self._take_mates(session, candidate.batch_key, most - 1, taken)
+                    session.commit()
+                    return self._in_order(session, ids)
                 session.commit()
-                if rows_changed(result) == 1:
-                    return session.get(Job, job_id, populate_existing=True)
-        return None
+        return []
+
+    def claim_mates(self, worker_id: str, key: str, most: int) -> list[Job]:
+        """Up to `most` more runnable jobs of batch key `key`, in the fair queue's order, for a
+        batch already running (one that waits to fill)."""
+        with self.db.session() as session:
+            ids = self._take_mates(session, key, most, _taken(worker_id, utcnow()))
+            session.commit()
+            return self._in_order(session, ids)
+
+    def _take_mates(self, session: Session, key: str | None, most: int, taken: dict[str, Any]) -> list[str]:
+        if key is None or most <= 0:
+            return []
+        mates = select(Job.id).where(_runnable(utcnow()), Job.batch_key == key)
+        mates = mates.order_by(Job.fair_rank, Job.created_at).limit(most)
+        if not self.db.is_sqlite:
+            ids = list(session.scalars(mates.with_for_update(skip_locked=True)).all())
+            if ids:
+                session.execute(update(Job).where(Job.id.in_(ids)).values(**taken))
+            return ids
+        return [job_id for job_id in session.scalars(mates).all() if self._take(session, job_id, taken)]
+
+    @staticmethod
+    def _take(session: Session, job_id: str, taken: dict[str, Any]) -> bool:
+        result = session.execute(
+            update(Job).where(Job.id == job_id, Job.status == JobStatus.CREATED.value).values(**taken)
+        )
+        return rows_changed(result) == 1
+
+    @staticmethod
+    def _in_order(session: Session, ids: list[str]) -> list[Job]:
+        return [job for job_id in ids if (job := session.get(Job, job_id, populate_existing=True)) is not None]
 
     def _update_owned(self, job_id: str, owner: str, *, ends: bool = False, **values: Any) -> bool:
         """Change a job only while `owner` runs it. `ends`: it leaves processing, so its webhook is
@@ -304,6 +332,14 @@ class JobStore:
         if preview is not None:
             progress["preview"] = preview
         return self._update_owned(job_id, worker_id, heartbeat_at=utcnow(), **progress)
+
+    def deleted_among(self, job_ids: list[str]) -> list[str]:
+        """Which of these jobs were deleted."""
+        if not job_ids:
+            return []
+        with self.db.session() as session:
+            found = select(Job.id).where(Job.id.in_(job_ids), Job.status == JobStatus.DELETED.value)
+            return list(session.scalars(found).all())
 
     def standing(self, job: Job) -> tuple[int | None, float | None]:
         """Where a task stands: its place in the fair queue (queued tasks only) and its `estimate`."""
@@ -474,6 +510,23 @@ class JobStore:
 def _ahead_of(job: Job) -> ColumnElement[bool]:
     """Jobs the fair queue takes before `job` (lower rank, then older)."""
     return or_(Job.fair_rank < job.fair_rank, and_(Job.fair_rank == job.fair_rank, Job.created_at < job.created_at))
+
+
+def _taken(worker_id: str, now: datetime) -> dict[str, Any]:
+    """What a claim sets: processing, this worker's, a new attempt that stores its images afresh."""
+    return dict(
+        status=JobStatus.PROCESSING.value,
+        worker_id=worker_id,
+        attempts=Job.attempts + 1,
+        started_at=now,
+        heartbeat_at=now,
+        outputs=[],
+        has_nsfw_contents=[],
+        steps_done=None,
+        steps_total=None,
+        batch_steps=None,
+        preview=None,
+    )
 
 
 def _runnable(now: datetime) -> ColumnElement[bool]:

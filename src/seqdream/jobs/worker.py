@@ -12,6 +12,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from functools import partial
 
 from PIL import Image
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,6 +27,7 @@ from seqdream.images.decode import ImageInputError
 from seqdream.images.encode import data_uri
 from seqdream.images.fetch import FetchPolicy
 from seqdream.jobs.attempt import Attempt, Detector, Outlets
+from seqdream.jobs.batching import batch_size
 from seqdream.jobs.janitor import Janitor
 from seqdream.jobs.measures import (
     ETA_ERROR_RATIO,
@@ -112,13 +115,16 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.wake = wake or threading.Event()  # set by in-process submitters: skip the poll wait
         self.on_finished = on_finished or (lambda _job_id: None)  # after each job: wakes sync-mode waiters
-        self.abort = threading.Event()  # set to stop the running job between steps and hand it back
-        self.deleted = threading.Event()  # set when the running job is deleted: stop and clean up
-        self.lease_lost = threading.Event()  # set when another worker took the running job over: stop
+        self.abort = threading.Event()  # set to stop the running jobs between steps and hand them back
         self.stopping = threading.Event()  # the pool's stop, once `run` has it
-        self.current_job: str | None = None
-        self.steps: Steps | None = None  # how far the running job is, for the lease thread to record
-        self.preview: Image.Image | None = None  # and its latest preview
+        self.current_jobs: list[str] = []  # the jobs running together now (one, or a batch of single images)
+        # Running jobs that are no longer this worker's: deleted, taken over, or (None) just ended here.
+        # The run goes on while any is still its own.
+        self.gone: dict[str, Interrupted | None] = {}
+        self.steps: Steps | None = None  # how far the running jobs are, for the lease thread to record
+        self.previews: dict[str, Image.Image] = {}  # and the latest preview of each
+        self.drawing: list[str] = []  # the jobs of the engine call under way
+        self.batched = False  # they are a batch: image i is job i's
         self.stepped = threading.Event()  # set on each step and when the job ends: wakes the lease thread
         # Estimates and task times, beside the work rather than before or after it.
         self.bookkeeping = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bookkeeping")
@@ -127,33 +133,33 @@ class Worker:
         self.claiming = threading.Lock()
 
     def _on_step(self, steps: Steps) -> None:
-        """After each denoising step: note how far the job is (the lease thread records it), and stop
-        it if it was deleted, taken over or the worker is shutting down."""
+        """After each denoising step: note how far the jobs are (the lease thread records it), and stop
+        once none is still this worker's (deleted, taken over) or the worker is shutting down."""
         self.steps = steps
-        if steps.preview is not None:
-            self.preview = steps.preview
+        if steps.preview is not None and self.drawing:
+            self.previews[self.drawing[steps.preview_index if self.batched else 0]] = steps.preview
         self.stepped.set()  # wakes the lease thread, which records it when its interval allows
-        if self.deleted.is_set():
-            raise JobDeleted
-        if self.lease_lost.is_set():
-            raise LeaseLost
+        running, gone = self.current_jobs, self.gone
+        if running and all(job_id in gone for job_id in running):
+            why = next((why for why in gone.values() if why is not None), None)
+            if why is not None:
+                raise why
         if self.abort.is_set():
             raise Interrupted
 
-    def hand_back_now(self) -> str | None:
-        """Return the running job to the queue at once (its thread stops at its next step and finds
-        the job no longer its own): a slow step cannot keep the job from the next worker."""
+    def hand_back_now(self) -> list[str]:
+        """Return the running jobs to the queue at once (the thread stops at its next step and finds
+        them no longer its own): a slow step cannot keep them from the next worker."""
         self.abort.set()
-        job_id = self.current_job
-        if job_id is not None and self.jobs.hand_back(job_id, self.worker_id):
+        handed = [job_id for job_id in list(self.current_jobs) if self.jobs.hand_back(job_id, self.worker_id)]
+        for job_id in handed:
             log.warning("job %s: handed back to the queue (shutdown)", job_id)
-            return job_id
-        return None
+        return handed
 
     def notice_deleted(self, job_id: str) -> None:
-        """Stop the running job at its next denoising step if it is `job_id`."""
-        if self.current_job == job_id:
-            self.deleted.set()
+        """Stop `job_id` at the next denoising step if this worker runs it (its batch mates go on)."""
+        if job_id in self.current_jobs:
+            self.gone[job_id] = JobDeleted()
 
     # -- loop -------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -180,28 +186,53 @@ class Worker:
                 with self.claiming:
                     if stop.is_set():
                         break
-                    job = self.jobs.claim(self.worker_id)
-                    self.current_job = job.id if job is not None else None  # a stop signal names it
+                    claimed = self.jobs.claim_batch(self.worker_id, self.batch_size(engine))
+                    self.current_jobs = [job.id for job in claimed]  # a stop signal names them
                 backoff.reset()
+                claimed += self._fill(claimed, engine)
             except Exception as exc:  # noqa: BLE001 - a worker never dies of a dependency
-                self.current_job = None
+                self.current_jobs = []
                 if not is_outage(exc):
                     log.exception("worker %s: could not claim a job", self.worker_id)
                 stop.wait(backoff.next())
                 continue
-            if job is None:
+            if not claimed:
                 self.wake.wait(settings.poll_interval_s)
                 self.wake.clear()
                 continue
             try:
-                self.process(job, engine)
-            except Exception as exc:  # noqa: BLE001 - the lease expires and the job is retried
+                self.process_batch(claimed, engine)
+            except Exception as exc:  # noqa: BLE001 - the lease expires and the jobs are retried
                 if not is_outage(exc):
-                    log.exception("job %s: worker error; the job will be retried after its lease", job.id)
+                    log.exception("job %s: worker error; retried after its lease", ", ".join(self.current_jobs))
                 stop.wait(backoff.next())
             finally:
-                self.on_finished(job.id)
+                self.current_jobs = []
+                for job in claimed:
+                    self.on_finished(job.id)
         log.info("worker %s stopped", self.worker_id)
+
+    def batch_size(self, engine: Engine) -> int:
+        """How many tasks this worker takes together: the engine's batch of independent images
+        (1 for an engine that draws none), at most SEQDREAM_BATCH_TASKS."""
+        return batch_size(self.settings.batch_tasks, getattr(engine, "task_batch", 1))
+
+    def _fill(self, claimed: list[Job], engine: Engine) -> list[Job]:
+        """Batch mates that arrive within SEQDREAM_BATCH_WAIT_S of the claim (none by default: a lone
+        task never waits), claimed as they come."""
+        most, wait_s = self.batch_size(engine), self.settings.batch_wait_s
+        if not claimed or wait_s <= 0 or len(claimed) >= most or claimed[0].batch_key is None:
+            return []
+        more: list[Job] = []
+        deadline = time.monotonic() + wait_s
+        while len(claimed) + len(more) < most and time.monotonic() < deadline and not self.stopping.is_set():
+            self.wake.wait(min(self.settings.poll_interval_s, max(0.0, deadline - time.monotonic())))
+            self.wake.clear()
+            with self.claiming:
+                found = self.jobs.claim_mates(self.worker_id, claimed[0].batch_key, most - len(claimed) - len(more))
+                more += found
+                self.current_jobs += [job.id for job in found]
+        return more
 
     def _housekeeping(self) -> None:
         settings = self.settings
@@ -218,15 +249,15 @@ class Worker:
             if not is_outage(exc):  # an outage is logged once, by seqdream.dependencies
                 log.exception("housekeeping failed")
 
-    # -- one job ----------------------------------------------------------------------
+    # -- one run: a job, or a batch of them -------------------------------------------
     @contextmanager
-    def _lease(self, job: Job) -> Iterator[None]:
-        """Heartbeat while the job runs so other workers know it is alive, recording its steps done
-        and preview as they change (SEQDREAM_PROGRESS_EVERY_S apart at most), and look every second
-        whether it was deleted (by any process) so it stops within a step or two."""
+    def _lease(self, jobs: list[Job]) -> Iterator[None]:
+        """Heartbeat while the jobs run so other workers know they are alive, recording their steps
+        done and previews as they change (SEQDREAM_PROGRESS_EVERY_S apart at most), and look every
+        second whether one was deleted (by any process) so it stops within a step or two."""
         done = threading.Event()
         interval = max(self.settings.job_lease_s / 3, 0.2)
-        self.steps, self.preview = None, None
+        self.steps, self.previews = None, {}
 
         def beat() -> None:
             next_look = time.monotonic() + DELETE_CHECK_S
@@ -236,41 +267,36 @@ class Worker:
             every = self.settings.progress_every_s
             next_write = time.monotonic() + every
             recorded: Steps | None = None
-            shown: Image.Image | None = None
-            while True:
+            shown: dict[str, Image.Image | None] = {}
+            while not all(job.id in self.gone for job in jobs):
                 pending = self.steps != recorded  # a step not yet recorded: wake to write it when allowed
                 wake_at = min(next_look, next_beat, next_write if pending else math.inf)
                 self.stepped.wait(max(0.0, wake_at - time.monotonic()))
                 if done.is_set():
                     return
                 try:
-                    now, steps, preview = time.monotonic(), self.steps, self.preview
+                    now, steps = time.monotonic(), self.steps
                     self.stepped.clear()
                     if (steps != recorded and now >= next_write) or now >= next_beat:  # also tells whether it is ours
                         next_write = now + every
                         next_beat, next_look, recorded = now + interval, now + DELETE_CHECK_S, steps
-                        fresh = None if preview is shown else data_uri(preview)
-                        shown = preview
-                        if not self.jobs.heartbeat(job.id, self.worker_id, steps, fresh):
-                            now_job = self.jobs.get(job.id)
-                            if now_job is not None and now_job.status == JobStatus.DELETED.value:
-                                self.deleted.set()
-                                return
-                            if now_job is not None and now_job.worker_id == self.worker_id:
-                                return  # it just ended here (its end and this beat crossed)
-                            log.warning("job %s: lease lost to another worker; stopping at the next step", job.id)
-                            self.lease_lost.set()
-                            return
+                        for job in jobs:
+                            preview = self.previews.get(job.id)
+                            fresh = None if preview is shown.get(job.id) else data_uri(preview)
+                            shown[job.id] = preview
+                            if job.id not in self.gone and not self.jobs.heartbeat(
+                                job.id, self.worker_id, steps, fresh
+                            ):
+                                self.gone[job.id] = self._why_gone(job.id)
                     elif now >= next_look:
                         next_look = now + DELETE_CHECK_S
-                        if self.jobs.status(job.id) == JobStatus.DELETED.value:
-                            self.deleted.set()
-                            return
+                        for job_id in self.jobs.deleted_among([job.id for job in jobs if job.id not in self.gone]):
+                            self.gone[job_id] = JobDeleted()
                 except Exception as exc:  # noqa: BLE001 - keep beating: the database may come back in time
                     if not is_outage(exc):
-                        log.exception("job %s: heartbeat failed", job.id)
+                        log.exception("job %s: heartbeat failed", ", ".join(job.id for job in jobs))
 
-        thread = threading.Thread(target=beat, name=f"lease-{job.id[:8]}", daemon=True)
+        thread = threading.Thread(target=beat, name=f"lease-{jobs[0].id[:8]}", daemon=True)
         thread.start()
         try:
             yield
@@ -279,6 +305,17 @@ class Worker:
             self.stepped.set()
             thread.join()
             self.stepped.clear()
+
+    def _why_gone(self, job_id: str) -> Interrupted | None:
+        """A running job's heartbeat found it no longer this worker's: deleted, taken over by another
+        worker, or (None) it just ended here (its end and the beat crossed)."""
+        now_job = self.jobs.get(job_id)
+        if now_job is not None and now_job.status == JobStatus.DELETED.value:
+            return JobDeleted()
+        if now_job is not None and now_job.worker_id == self.worker_id:
+            return None
+        log.warning("job %s: lease lost to another worker; stopping at the next step", job_id)
+        return LeaseLost()
 
     def plan_for(self, job: Job, request: JobRequest, engine: Engine) -> tuple[GenerationPlan, list[Ingredient]]:
         """The engine's plan, and the references as a manifest names them."""
@@ -332,39 +369,104 @@ class Worker:
                 log.exception("job %s: could not remove an abandoned attempt's files", job_id)
 
     def process(self, job: Job, engine: Engine) -> None:
-        log.info("job %s: started (attempt %d, model %s)", job.id, job.attempts, job.model)
-        if job.attempts == 1 and job.started_at is not None:
-            QUEUE_WAIT_SECONDS.observe(max(0.0, (job.started_at - job.created_at).total_seconds()))
-        self.current_job = job.id
-        self.deleted.clear()
-        self.lease_lost.clear()
-        # What a client is told at its start, to measure the ETA's error: found beside the run, not before it.
-        predicted = self.bookkeeping.submit(self.jobs.estimate, job)
-        try:
-            with self._lease(job):
-                self._run(job, engine, predicted)
-        finally:
-            self.current_job = None
+        self.process_batch([job], engine)
 
-    def _run(self, job: Job, engine: Engine, predicted: Future[float | None] | None = None) -> None:
-        request = JobRequest.of(job.request)
-        fmt = request.output_format or self.settings.output_format
-        quality = self.settings.output_quality if request.output_quality is None else request.output_quality
-        attempt = Attempt(job, request, fmt, quality)
-        outlets = Outlets(self.marker, self.detector, self.blobs, self.jobs, self.worker_id)
+    def process_batch(self, jobs: list[Job], engine: Engine) -> None:
+        """Run claimed jobs: one, or single images of one batch key drawn together, each ending,
+        storing, signing, charging and notifying on its own."""
+        for job in jobs:
+            log.info("job %s: started (attempt %d, model %s)", job.id, job.attempts, job.model)
+            if job.attempts == 1 and job.started_at is not None:
+                QUEUE_WAIT_SECONDS.observe(max(0.0, (job.started_at - job.created_at).total_seconds()))
+        if len(jobs) > 1:
+            log.info("jobs %s: drawn together in one batch", ", ".join(job.id for job in jobs))
+        self.current_jobs, self.gone = [job.id for job in jobs], {}
+        # What a client is told at its start, to measure the ETA's error: found beside the run, not before it.
+        members = [_Member(job, self.bookkeeping.submit(self.jobs.estimate, job)) for job in jobs]
         try:
-            plan, ingredients = self.plan_for(job, request, engine)
-            attempt.use_references(ingredients)
-            result = engine.generate(
-                plan, self._on_step, attempt.receiver(outlets, lambda: self._why_not_owned(job.id))
-            )
-        except Exception as exc:  # noqa: BLE001 - every way an attempt stops is decided in one place
-            self._stopped(attempt, exc)
+            with self._lease(jobs):
+                self._run(members, engine)
+        finally:
+            self.current_jobs, self.drawing, self.batched = [], [], False
+
+    def _run(self, members: list[_Member], engine: Engine) -> None:
+        outlets = Outlets(self.marker, self.detector, self.blobs, self.jobs, self.worker_id)
+        planned: list[tuple[_Member, GenerationPlan]] = []
+        for member in members:
+            job = member.job
+            request = JobRequest.of(job.request)
+            fmt = request.output_format or self.settings.output_format
+            quality = self.settings.output_quality if request.output_quality is None else request.output_quality
+            member.attempt = attempt = Attempt(job, request, fmt, quality)
+            try:
+                plan, ingredients = self.plan_for(job, request, engine)
+                attempt.use_references(ingredients)
+                member.receive = attempt.receiver(outlets, partial(self._why_not_owned, job.id))
+                planned.append((member, plan))
+            except Exception as exc:  # noqa: BLE001 - decided with every other way an attempt stops
+                self._stopped(attempt, exc)
+                self.gone.setdefault(job.id, None)
+        if not planned:
             return
+        self._draw(planned, engine)
+
+    def _draw(self, planned: list[tuple[_Member, GenerationPlan]], engine: Engine) -> None:
+        """One engine call for the planned jobs, then each ends on its own. A batch the model call
+        failed on is drawn again job by job: one job's bad input never fails its batch mates."""
+        live = [member for member, _ in planned]
+        self.drawing, self.batched = [member.job.id for member in live], len(live) > 1
+        plan = planned[0][1] if not self.batched else _together([plan for _, plan in planned])
+        try:
+            result = engine.generate(plan, self._on_step, self._receiver(live))
+        except EngineError as exc:
+            if not self.batched:
+                self._stopped(live[0].attempt, exc)
+                return
+            log.warning("a batch of %d tasks failed (%s); drawing them one by one", len(live), exc)
+            for member, alone in planned:
+                if member.error is None and member.job.id not in self.gone and not member.attempt.keys:
+                    self._draw([(member, alone)], engine)
+                else:
+                    self._stopped(member.attempt, member.error or self.gone.get(member.job.id) or exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - every way an attempt stops is decided in one place
+            for member in live:
+                self._stopped(member.attempt, member.error or self.gone.get(member.job.id) or exc)
+            return
+        for member in live:
+            if member.error is not None:
+                self._stopped(member.attempt, member.error)
+            else:
+                self._finish(member, result.inference_ms, plan.count)
+
+    def _receiver(self, live: list[_Member]) -> Callable[[int, list[Image.Image]], None]:
+        """The engine's callback. One job takes every image (what its callback raises stops the run);
+        in a batch, image i is job i's, and what one job's callback raises (it was deleted, its
+        storage failed) ends that job alone: the run stops only once no job is left to take images."""
+        if not self.batched:
+            return live[0].receive
+
+        def on_images(start: int, images: list[Image.Image]) -> None:
+            for member, image in zip(live[start : start + len(images)], images, strict=True):
+                if member.error is None and member.job.id not in self.gone:
+                    try:
+                        member.receive(0, [image])
+                    except Exception as exc:  # noqa: BLE001 - settled with the member, after the run
+                        member.error = exc
+                        self.gone.setdefault(member.job.id, None)
+            failed = [member.error for member in live if member.error is not None]
+            if failed and len(failed) == len(live):
+                raise failed[0]
+
+        return on_images
+
+    def _finish(self, member: _Member, inference_ms: int, images_in_run: int) -> None:
+        """Record a job whose images are all stored: completed, unless it was deleted or taken over."""
+        job, attempt = member.job, member.attempt
         try:
             done = self.jobs.complete(
                 job.id, self.worker_id, outputs=attempt.keys, has_nsfw_contents=attempt.flags,
-                inference_ms=result.inference_ms,
+                inference_ms=inference_ms,
             )  # fmt: skip
         except SQLAlchemyError as exc:
             self._stopped(attempt, exc)
@@ -377,11 +479,11 @@ class Worker:
                 self._remove_unrecorded(job.id, attempt.keys)
             return
         _observe_end(job, "completed")
-        self.bookkeeping.submit(self._measured, job, predicted)
+        self.bookkeeping.submit(self._measured, job, member.predicted)
         IMAGES.inc(len(attempt.keys))
         for _ in attempt.keys:
-            IMAGE_SECONDS.observe(result.inference_ms / 1000 / max(1, len(attempt.keys)))
-        log.info("job %s: completed %d image(s) in %d ms", job.id, len(attempt.keys), result.inference_ms)
+            IMAGE_SECONDS.observe(inference_ms / 1000 / max(1, images_in_run))
+        log.info("job %s: completed %d image(s) in %d ms", job.id, len(attempt.keys), inference_ms)
 
     def _stopped(self, attempt: Attempt, exc: Exception) -> None:
         """How an attempt that raised ends: deleted, taken over, interrupted, retried after an outage
@@ -425,13 +527,37 @@ class Worker:
             _observe_end(job, "failed")
 
     def _why_not_owned(self, job_id: str) -> Interrupted:
-        return JobDeleted() if self.jobs.status(job_id) == JobStatus.DELETED.value else LeaseLost()
+        return self._why_gone(job_id) or LeaseLost()
 
     def _discard(self, job: Job, stored: list[str]) -> None:
         for key in stored:
             self.blobs.delete(key)
         _observe_end(job, "deleted")
         log.info("job %s: deleted while running; stopped and removed %d image(s)", job.id, len(stored))
+
+
+@dataclass
+class _Member:
+    """One job of a run, and how its attempt went."""
+
+    job: Job
+    predicted: Future[float | None] | None = None  # the ETA it was given at its start
+    attempt: Attempt = field(init=False)
+    receive: Callable[[int, list[Image.Image]], None] = field(init=False)  # its images' callback
+    error: Exception | None = None  # what stopped its images while its batch mates went on
+
+
+def _together(plans: list[GenerationPlan]) -> GenerationPlan:
+    """Single-image plans of one batch key as one plan of independent images, in order."""
+    first = plans[0]
+    return GenerationPlan(
+        prompts=[prompt for plan in plans for prompt in plan.prompts],
+        seeds=[seed for plan in plans for seed in plan.seeds],
+        width=first.width,
+        height=first.height,
+        references=first.references,
+        independent=True,
+    )
 
 
 def _observe_end(job: Job, outcome: str) -> None:
@@ -510,7 +636,7 @@ class WorkerPool:
         self.begin_shutdown()
 
     def running_jobs(self) -> list[str]:
-        return [job for job in (worker.current_job for worker in self.workers) if job]
+        return [job for worker in self.workers for job in worker.current_jobs]
 
     def shutdown(self, grace_s: float) -> None:
         self.begin_shutdown()
