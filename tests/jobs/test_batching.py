@@ -91,7 +91,9 @@ def test_tasks_drawn_together_each_end_with_their_own_image(services: Services) 
 
     engine.generate = recording  # type: ignore[method-assign]
     prompts = ["a red cube", "a blue sphere", "a green cone", "a yellow cube"]
-    together = [queue(services, SINGLE.model_copy(update={"prompt": prompt}), seed=i) for i, prompt in enumerate(prompts)]
+    together = [
+        queue(services, SINGLE.model_copy(update={"prompt": prompt}), seed=i) for i, prompt in enumerate(prompts)
+    ]
     group = queue(services, SINGLE.model_copy(update={"prompt": "2 images of a red cube", "max_images": 2}))
     done = run_until_done(services, engine, [*together, group])
     assert [job.status for job in done] == ["completed"] * 5
