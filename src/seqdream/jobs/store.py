@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, func, or_, select, update
@@ -21,6 +22,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from seqdream.db import ApiKey, Database, Job, JobStatus, TaskTime, rows_changed
+from seqdream.db.group_commit import GroupCommit
 from seqdream.db.models import utcnow
 from seqdream.db.notify import JOB_ENDED, NEW_JOB, notify
 from seqdream.engines.base import Steps
@@ -58,6 +60,7 @@ class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._times: tuple[float, dict[str, TaskTimes]] = (-math.inf, {})  # (read at, by model)
+        self._submits = GroupCommit(db)
 
     def _task_times(self, session: Session) -> dict[str, TaskTimes]:
         """The measured task times by model, read at most every TASK_TIMES_TTL_S (they move slowly)."""
@@ -91,44 +94,60 @@ class JobStore:
         Returns (job, created). With `idempotent`, a key already used for this request returns
         its job and False. A key's limits (`limits`: the service's defaults) are checked in the
         same transaction: LimitExceeded, IdempotencyConflict."""
-        job_id = job_id or uuid.uuid4().hex
+        work = partial(self._queue_in, job_id or uuid.uuid4().hex, model, request, seed, api_key_id, limits, idempotent)
         try:
+            if self.db.is_sqlite:  # one writer at a time: concurrent submits share a transaction and its commit
+                return self._submits.run(work)
             with self.db.session() as session:
-                key = self._lock_submitter(session, api_key_id)
-                now = utcnow()  # after the lock: time spent waiting for it is not counted in a window
-                if idempotent is not None and (earlier := idempotency.find(session, idempotent, now)) is not None:
-                    found = session.get(Job, earlier)
-                    if found is not None:
-                        return found, False
-                reserved, weight = (0, 1.0) if key is None else _admit(session, key, limits, request, now)
-                images = image_count(request.prompt, request.max_images)
-                job = Job(
-                    id=job_id,
-                    model=model,
-                    status=JobStatus.CREATED.value,
-                    request=request.model_dump(exclude_none=True),
-                    seed=seed,
-                    outputs=[],
-                    has_nsfw_contents=[],
-                    error="",
-                    attempts=0,
-                    api_key_id=api_key_id,
-                    created_at=now,
-                    fair_rank=next_rank(session, api_key_id, weight),
-                    credits_reserved=reserved,
-                    size=request.size,
-                    images_total=images,
-                    batch_key=batch_key(request, images),
-                )
-                session.add(job)
-                if idempotent is not None:
-                    idempotency.remember(session, idempotent, job_id, now)
-                self._notify(session, NEW_JOB)
-            return job, True
+                return work(session)
         except IntegrityError:
             if idempotent is None:
                 raise
         return self._race_winner(idempotent), False
+
+    def _queue_in(
+        self,
+        job_id: str,
+        model: str,
+        request: JobRequest,
+        seed: int,
+        api_key_id: str | None,
+        limits: Defaults | None,
+        idempotent: IdempotentSubmit | None,
+        session: Session,
+    ) -> tuple[Job, bool]:
+        key = self._lock_submitter(session, api_key_id)
+        now = utcnow()  # after the lock: time spent waiting for it is not counted in a window
+        if idempotent is not None and (earlier := idempotency.find(session, idempotent, now)) is not None:
+            found = session.get(Job, earlier)
+            if found is not None:
+                return found, False
+        reserved, weight = (0, 1.0) if key is None else _admit(session, key, limits, request, now)
+        images = image_count(request.prompt, request.max_images)
+        job = Job(
+            id=job_id,
+            model=model,
+            status=JobStatus.CREATED.value,
+            request=request.model_dump(exclude_none=True),
+            seed=seed,
+            outputs=[],
+            has_nsfw_contents=[],
+            error="",
+            attempts=0,
+            api_key_id=api_key_id,
+            created_at=now,
+            fair_rank=next_rank(session, api_key_id, weight),
+            credits_reserved=reserved,
+            size=request.size,
+            images_total=images,
+            batch_key=batch_key(request, images),
+        )
+        session.add(job)
+        if idempotent is not None:
+            idempotency.remember(session, idempotent, job_id, now)
+        session.flush()  # a clash of ids or idempotency keys is this submit's error, not its group's
+        self._notify(session, NEW_JOB)
+        return job, True
 
     def _lock_submitter(self, session: Session, api_key_id: str | None) -> ApiKey | None:
         """Lock the submitting key's row (its limits and idempotency keys are decided one submit at a time)."""
