@@ -73,11 +73,9 @@ def measure(mode: str, tasks: int) -> dict[str, dict[str, float]]:
     env = {"SEQDREAM_LOG_LEVEL": "warning", **({"SEQDREAM_BATCH_TASKS": "1"} if mode == "off" else {})}
     server = ServerProcess(Path(tempfile.mkdtemp(prefix=f"seqdream-throughput-{mode}-")), None, **env).start()
     try:
-        key = server.cli("keys", "create", "--name", "bench", "--rate", "unlimited", "--max-active", "unlimited")
-        key_value = key.stdout.strip()
-        with httpx.Client(
-            base_url=server.base_url, headers={"Authorization": f"Bearer {key_value}"}, timeout=600
-        ) as api:
+        made = server.cli("keys", "create", "--name", "bench", "--rate", "unlimited", "--max-active", "unlimited")
+        key = made.stdout.strip()
+        with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=600) as api:
             task(api, SINGLE, 1, seed=0)  # the model loaded and warm
         results = {}
         for name, clients, groups in LOADS:

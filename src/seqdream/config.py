@@ -69,10 +69,10 @@ class Settings(BaseSettings):
     max_sequence_length: int | None = Field(None, ge=16, le=2048)
     max_batch: int = Field(4, ge=1, le=14)  # images denoised together in a group
     # Tasks of single images from the prompt alone at one size run together, up to this many (unset:
-    # max_batch; 1: never), taking those queued when a worker claims; a batch waits up to
-    # batch_wait_s for more (0: a lone task never waits).
+    # max_batch; 1: never), taking those queued when a worker claims; while tasks arrive together (the
+    # worker's last run was a batch) a batch waits up to batch_wait_s for more. A lone task never waits.
     batch_tasks: int | None = Field(None, ge=1, le=14)
-    batch_wait_s: float = Field(0.0, ge=0, le=5)
+    batch_wait_s: float = Field(0.05, ge=0, le=5)
     preview_every_s: float = Field(0.5, ge=0, le=60)  # a running render's picture this often; 0: none
     preview_decoder: str | None = None  # a tiny decoder (AutoencoderTiny) for previews of larger renders
     progress_every_s: float = Field(0.5, gt=0, le=60)  # a running task's steps are recorded this often at most

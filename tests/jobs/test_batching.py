@@ -179,3 +179,21 @@ def test_a_model_failure_in_a_batch_fails_only_the_task_that_caused_it(services:
     done = run_until_done(services, FailsWithIn(load_engine(services.settings)), ids)
     assert [job.status for job in done] == ["completed", "failed", "completed"]
     assert "the prompt exploded" in done[1].error
+
+
+def test_while_tasks_arrive_together_a_batch_waits_briefly_for_more(services: Services) -> None:
+    """After a run of several tasks a worker gives a new batch SEQDREAM_BATCH_WAIT_S to fill (the
+    clients of the last batch are sending their next tasks); after a lone task it never waits."""
+    settings = services.settings.model_copy(update={"batch_wait_s": 0.6})
+    engine = load_engine(services.settings)
+    worker = Worker(services.jobs, services.blobs, EngineHolder(lambda: engine), NudeNetDetector(), settings)
+    queue(services)
+    claimed = services.jobs.claim_batch(worker.worker_id, 4)
+    started = time.monotonic()
+    assert worker._fill(claimed, engine) == [] and time.monotonic() - started < 0.3  # a lone client's task
+    worker.last_run = 3
+    late = threading.Timer(0.2, queue, args=(services,), kwargs={"seed": 9})
+    late.start()
+    more = worker._fill(claimed, engine)
+    late.join()
+    assert [job.seed for job in more] == [9] and more[0].worker_id == worker.worker_id

@@ -24,6 +24,9 @@ pytestmark = pytest.mark.slow  # starts servers or processes
 EDIT_SEQ = "/api/v3/bytedance/seedream-v4/edit-sequential"
 # Enough denoising work that a job is still running when the test pulls the plug.
 SLOW = {"SEQDREAM_NATIVE_RESOLUTION": "128", "SEQDREAM_NUM_INFERENCE_STEPS": "120"}
+# A killed worker's task is taken back once its lease runs out: long enough that a busy machine's
+# late heartbeat is no crash (the task would run a third time), short enough not to wait a minute.
+KILLED_LEASE = {"SEQDREAM_JOB_LEASE_S": "8"}
 
 
 def wait_status(server: LocalServer, job_id: str, status: str, timeout: float = 30) -> None:
@@ -38,7 +41,7 @@ def wait_status(server: LocalServer, job_id: str, status: str, timeout: float = 
 
 @pytest.fixture()
 def slow_server(tiny_model: Path, tmp_path: Path) -> Iterator[LocalServer]:
-    process = LocalServer(tmp_path / "slow", tiny_model, SEQDREAM_SYNC_TIMEOUT_S="0.5", **SLOW).start()
+    process = LocalServer(tmp_path / "slow", tiny_model, SEQDREAM_SYNC_TIMEOUT_S="0.5", **SLOW, **KILLED_LEASE).start()
     yield process
     process.stop()
 
@@ -140,7 +143,7 @@ def wait_ready(url: str, timeout: float = 180) -> None:
 
 
 def test_kill_9_of_the_api_and_a_separate_worker_mid_job_loses_nothing(tiny_model: Path, tmp_path: Path) -> None:
-    api_server = LocalServer(tmp_path / "shared", tiny_model, "--workers", "0", **SLOW).start()
+    api_server = LocalServer(tmp_path / "shared", tiny_model, "--workers", "0", **SLOW, **KILLED_LEASE).start()
 
     def start_worker() -> subprocess.Popen[bytes]:
         return subprocess.Popen(

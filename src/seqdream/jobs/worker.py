@@ -125,6 +125,7 @@ class Worker:
         self.previews: dict[str, Image.Image] = {}  # and the latest preview of each
         self.drawing: list[str] = []  # the jobs of the engine call under way
         self.batched = False  # they are a batch: image i is job i's
+        self.last_run = 0  # how many tasks this worker's last run took: tasks arrive together when > 1
         self.stepped = threading.Event()  # set on each step and when the job ends: wakes the lease thread
         # Estimates and task times, beside the work rather than before or after it.
         self.bookkeeping = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bookkeeping")
@@ -218,10 +219,11 @@ class Worker:
         return batch_size(self.settings.batch_tasks, getattr(engine, "task_batch", 1))
 
     def _fill(self, claimed: list[Job], engine: Engine) -> list[Job]:
-        """Batch mates that arrive within SEQDREAM_BATCH_WAIT_S of the claim (none by default: a lone
-        task never waits), claimed as they come."""
+        """Batch mates that arrive within SEQDREAM_BATCH_WAIT_S of the claim, claimed as they come.
+        Only while tasks arrive together (this worker's last run was a batch): a lone client's task
+        never waits, and clients whose batch just ended are given the moment their next tasks need."""
         most, wait_s = self.batch_size(engine), self.settings.batch_wait_s
-        if not claimed or wait_s <= 0 or len(claimed) >= most or claimed[0].batch_key is None:
+        if not claimed or wait_s <= 0 or len(claimed) >= most or claimed[0].batch_key is None or self.last_run < 2:
             return []
         more: list[Job] = []
         deadline = time.monotonic() + wait_s
@@ -378,6 +380,7 @@ class Worker:
             log.info("job %s: started (attempt %d, model %s)", job.id, job.attempts, job.model)
             if job.attempts == 1 and job.started_at is not None:
                 QUEUE_WAIT_SECONDS.observe(max(0.0, (job.started_at - job.created_at).total_seconds()))
+        self.last_run = len(jobs)
         if len(jobs) > 1:
             log.info("jobs %s: drawn together in one batch", ", ".join(job.id for job in jobs))
         self.current_jobs, self.gone = [job.id for job in jobs], {}
