@@ -39,6 +39,11 @@ class Database:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+            # A file is never disconnected under us (no ping per checkout), and connections are kept
+            # for every thread that may hold one at once (the request pool's 40, workers, housekeeping)
+            # rather than opened, tuned and closed for each burst of requests.
+            if parsed.database and parsed.database != ":memory:":
+                kwargs.update(pool_pre_ping=False, pool_size=48, max_overflow=16)
         self.engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _tune_sqlite)
