@@ -4,7 +4,9 @@ Builds the pipeline from the configs in bench/configs (no download), saves it, l
 the same `Flux2KleinEngine` the service uses and times, per speed-up setting: one image at 1024²
 and 2048², 4- and 14-image groups at 1024² with 0, 3 and 10 references, each with its peak GPU
 memory and its ratio to the plain diffusers call of the same pipeline (all prompts in one batch,
-the references passed as they are). Random weights draw noise, but they cost what real ones do.
+the references passed as they are); and single-image tasks at 1024² and 2048² drawn one by one
+against drawn as one batch (batching across tasks). Random weights draw noise, but they cost what
+real ones do.
 
   python bench/gpu.py                       # on a GPU: full size, settings plain,compile,fp8,compile+fp8
   python bench/gpu.py --scale toy           # anywhere: the tiny pipeline at 64²/128² (CI runs this)
@@ -162,6 +164,23 @@ def plain_call(engine: Flux2KleinEngine, plan: GenerationPlan) -> Callable[[], o
     )
 
 
+def tasks_batched(engine: Flux2KleinEngine, name: str, scale: Scale, count: int, repeats: int) -> None:
+    """Single-image tasks of one size, drawn one after another and as one batch of independent images
+    (what a worker does with tasks that arrive together, SEQDREAM_BATCH_TASKS): seconds for all."""
+    for side, size in ((scale.small, "1K"), (scale.large, "2K")):
+        plans = [GenerationPlan([f"task {k + 1}"], [k], side, side) for k in range(count)]
+        together = GenerationPlan([plan.prompts[0] for plan in plans], list(range(count)), side, side, independent=True)
+        alone, _ = timed(scale.device, repeats, lambda plans=plans: [engine.generate(plan) for plan in plans])
+        batched, peak = timed(scale.device, repeats, lambda plan=together: engine.generate(plan))
+        for label, seconds in (("one by one", alone), ("batched", batched)):
+            per_image = seconds / count if seconds else None
+            memory = fmt(peak, "{:.1f}") if scale.device == "cuda" and label == "batched" else "-"
+            print(f"| {name} | {count} single-image tasks {size}, {label} | {fmt(seconds, '{:.2f}')} "
+                  f"| {fmt(per_image, '{:.3f}')} | {memory} | | |", flush=True)  # fmt: skip
+        if alone and batched:
+            print(f"| {name} | {count} tasks {size}: images/s batched ÷ one by one | x{alone / batched:.2f} | | | | |")
+
+
 def numbers(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 
@@ -232,6 +251,7 @@ def main() -> None:
             if case.count > 1 and case.references == 0 and seconds and one_image:
                 goal = " (goal <= x4)" if case.count == 14 else ""
                 print(f"| {name} | {case.count}-image group ÷ 1 image | x{seconds / one_image:.1f}{goal} | | | | |")
+        tasks_batched(engine, name, scale, args.max_batch, args.repeats)
         print(f"| {name} | load (+ compile warm-up) | {load_s:.1f} | | | | |", flush=True)
         del engine
         gc.collect()

@@ -39,7 +39,10 @@ def test_toy_scale_prints_a_row_per_setting_and_case(tiny_model: Path) -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line.split("|")[1:-1] for line in result.stdout.splitlines() if line.startswith("| ")]
-    timed = {(cells[0].strip(), cells[1].strip()): cells for cells in rows if re.fullmatch(r" [\d.]+ ", cells[3])}
+    timed = {(cells[0].strip(), cells[1].strip()): cells for cells in rows
+             if re.fullmatch(r" [\d.]+ ", cells[3]) and "single-image tasks" not in cells[1]}  # fmt: skip
+    tasks = {(cells[0].strip(), cells[1].strip()) for cells in rows if "single-image tasks" in cells[1]}
+    assert len(tasks) == 8  # two settings x two sizes x (one by one, batched)
     cases = ["1 image 1K", "1 image 2K", "4 images 1K, 0 refs", "4 images 1K, 3 refs"]
     assert set(timed) == {(setting, case) for setting in ("plain", "int8") for case in cases}
     counts = {case: int(case.split()[0]) for case in cases}
@@ -50,5 +53,8 @@ def test_toy_scale_prints_a_row_per_setting_and_case(tiny_model: Path) -> None:
         rounding = 0.005 * (ratio + plain) + 0.0005 * counts[case] + 0.001
         assert abs(ratio * plain - seconds) <= rounding, (case, cells)
     assert any("4-image group ÷ 1 image" in line for line in result.stdout.splitlines())
+    batching = [line for line in result.stdout.splitlines() if "images/s batched ÷ one by one" in line]
+    assert len(batching) == 4  # two settings, two sizes
+    assert all(float(line.split("|")[3].strip().removeprefix("x")) > 0 for line in batching)
     assert sum("load (+ compile warm-up)" in line for line in result.stdout.splitlines()) == 2
     assert "device: CPU (toy scale)" in result.stdout

@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,6 +123,15 @@ SETTINGS = (f"export SEQDREAM_URL={SERVICE_URL}", f'os.environ.get("SEQDREAM_URL
             f"export RECEIVER_PORT={RECEIVER_PORT}", f'os.environ.get("RECEIVER_PORT", "{RECEIVER_PORT}")')  # fmt: skip
 
 
+def _clean_environment(folder: Path, install: str, name: str) -> str:
+    """A new virtual environment with what `install` installs; its python."""
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+    pip = [str(folder / "bin" / "python"), "-m", *shlex.split(install), "-q", "--disable-pip-version-check"]
+    done = subprocess.run(pip, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{name}: {install}\n{done.stderr}"
+    return str(folder / "bin" / "python")
+
+
 @dataclass
 class Reader:
     """What a reader following a document has: a running service, a key, a checkout, a shell."""
@@ -133,7 +143,8 @@ class Reader:
 
     def __post_init__(self) -> None:
         self.cwd = self.checkout
-        self.environments: dict[str, str] = {}  # install line -> its clean environment's python
+        self.environments: dict[str, Future[str]] = {}  # install line -> its clean environment's python
+        self.builders = ThreadPoolExecutor(max_workers=3, thread_name_prefix="venv")
 
     def fill(self, code: str) -> str:
         """The settings a reader fills in, and the GPU model swapped for the built-in one."""
@@ -161,19 +172,28 @@ class Reader:
 
     def python(self, block: Block) -> str:
         """The interpreter a block runs with: the checkout's, or a new environment with what its section installs."""
-        if block.words("clean-venv") is None:
+        install = self.install_line(block)
+        if install is None:
             return str(ROOT / ".venv" / "bin" / "python")
+        return self.prepare([block])[install].result()
+
+    @staticmethod
+    def install_line(block: Block) -> str | None:
+        if block.words("clean-venv") is None:
+            return None
         found = re.search(r"^Install: `(pip install [^`]+)`", block.section, re.MULTILINE)
         assert found, f"{block.name}: its section starts with no `Install: `pip install ...`` line"
-        install = found.group(1)
-        if install not in self.environments:
-            folder = self.scratch / f"venv-{len(self.environments)}"
-            subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
-            pip = [str(folder / "bin" / "python"), "-m", *shlex.split(install), "-q", "--disable-pip-version-check"]
-            done = subprocess.run(pip, capture_output=True, text=True, timeout=600)
-            assert done.returncode == 0, f"{block.name}: {install}\n{done.stderr}"
-            self.environments[install] = str(folder / "bin" / "python")
-        return self.environments[install]
+        return found.group(1)
+
+    def prepare(self, blocks: list[Block]) -> dict[str, Future[str]]:
+        """Start making the clean environments these blocks need, each once, beside the blocks before
+        them (each is a venv and a pip install: seconds of waiting on the package index)."""
+        for block in blocks:
+            install = self.install_line(block)
+            if install is not None and install not in self.environments:
+                folder = self.scratch / f"venv-{len(self.environments)}"
+                self.environments[install] = self.builders.submit(_clean_environment, folder, install, block.name)
+        return self.environments
 
     def command(self, block: Block) -> list[str]:
         code = self.fill(block.code)
@@ -285,7 +305,9 @@ def test_the_documents_code_runs_as_written(document: Path, service: LocalServer
     for name in LINKED:
         (checkout / name).symlink_to(ROOT / name)
     reader = Reader(service, checkout, scratch, free_port())
-    for block in code_blocks(document):
+    blocks = code_blocks(document)
+    reader.prepare([block for block in blocks if block.words("skip") is None])
+    for block in blocks:
         if block.words("skip") is not None:
             continue
         if block.language == "json":
