@@ -24,6 +24,7 @@ from seqdream.engines.base import Engine
 from seqdream.engines.registry import load_engine
 from seqdream.engines.vocabulary import declared_vocabulary
 from seqdream.images.fetch import FetchPolicy
+from seqdream.jobs.batching import batch_size
 from seqdream.jobs.janitor import Janitor
 from seqdream.jobs.presentation import present
 from seqdream.jobs.request import JobRequest
@@ -86,7 +87,7 @@ class Services:
         return cls(
             settings=settings,
             db=db,
-            jobs=JobStore(db),
+            jobs=JobStore(db, tasks_per_batch=batch_size(settings.batch_tasks, settings.max_batch)),
             blobs=blobs,
             uploads=UploadStore(db, blobs),
             keys=KeyRing(db),

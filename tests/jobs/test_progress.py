@@ -75,7 +75,8 @@ def test_a_running_estimate_moves_from_the_average_to_its_own_pace() -> None:
 def test_a_queued_estimate_adds_the_work_ahead_shared_by_the_running_tasks() -> None:
     now = utcnow()
     times = {"m": TaskTimes({("1024*1024", 4): 10.0})}
-    running = [job(started_at=now - timedelta(seconds=4)), job(started_at=now - timedelta(seconds=8))]
+    running = [job(started_at=now - timedelta(seconds=4), worker_id="w1"),
+               job(started_at=now - timedelta(seconds=8), worker_id="w2")]  # fmt: skip
     ahead = [Queued("m", "1024*1024", 4, 2)]  # two of its own kind
     # Ahead: 10 + 10 queued, 6 + 2 left running; shared by 2 running tasks -> 14, then its own 10.
     assert queued_s(job("created"), ahead, running, times, now) == pytest.approx(14 + 10)
@@ -84,6 +85,21 @@ def test_a_queued_estimate_adds_the_work_ahead_shared_by_the_running_tasks() -> 
     # Kinds ahead are counted by model, size and image count; one never measured counts as its own.
     mixed = [Queued("m", "1024*1024", 8, 1), Queued("m", None, None, 1), Queued("new", "1024*1024", 1, 1)]
     assert queued_s(job("created"), mixed, [], times, now) == pytest.approx(20 + 2.5 + 10 + 10)
+
+
+def test_single_images_drawn_together_count_one_run_per_batch() -> None:
+    """Ten single images queued ahead, drawn 4 at a time: 3 runs of a batch's measured time; a batch
+    of 3 running on one worker counts its time left once, not three times."""
+    now = utcnow()
+    times = {"m": TaskTimes({("1024*1024", 1): 0.8})}
+    single = job("created", images_total=1)
+    ahead = [Queued("m", "1024*1024", 1, 10, batchable=True)]
+    assert queued_s(single, ahead, [], times, now, per_batch=4) == pytest.approx(3 * 0.8 + 0.8)
+    assert queued_s(single, ahead, [], times, now, per_batch=1) == pytest.approx(10 * 0.8 + 0.8)
+    edits = [Queued("m", "1024*1024", 1, 10, batchable=False)]  # references: each runs alone
+    assert queued_s(single, edits, [], times, now, per_batch=4) == pytest.approx(10 * 0.8 + 0.8)
+    batch = [job(images_total=1, started_at=now - timedelta(seconds=0.3), worker_id="w") for _ in range(3)]
+    assert queued_s(single, [], batch, times, now, per_batch=4) == pytest.approx(0.5 + 0.8)
 
 
 def test_progress_fields_say_the_step_of_the_current_batch() -> None:

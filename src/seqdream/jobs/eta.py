@@ -36,12 +36,14 @@ def size_of(job: Job) -> str:
 
 @dataclass(frozen=True)
 class Queued:
-    """Queued tasks of one kind ahead of a task: `count` of them (size and images None: older rows)."""
+    """Queued tasks of one kind ahead of a task: `count` of them (size and images None: older rows);
+    `batchable`: single images a worker draws together, up to its batch size at a time."""
 
     model: str
     size: str | None
     images: int | None
     count: int
+    batchable: bool = False
 
 
 def averaged(previous: float | None, seconds: float) -> float:
@@ -95,10 +97,17 @@ def remaining_s(job: Job, times: TaskTimes, now: datetime) -> float | None:
 
 
 def queued_s(
-    job: Job, ahead: list[Queued], running: list[Job], times: dict[str, TaskTimes], now: datetime
+    job: Job,
+    ahead: list[Queued],
+    running: list[Job],
+    times: dict[str, TaskTimes],
+    now: datetime,
+    per_batch: int = 1,
 ) -> float | None:
     """Seconds until a queued task ends: the work ahead of it (the queued tasks claimed first and
-    what the running ones have left), shared by as many workers as run tasks now, then its own."""
+    what the running ones have left), shared by as many workers run tasks now, then its own. Single
+    images that are drawn together count one run per `per_batch` of them (a batched task's measured
+    time is its batch's)."""
     own = times.get(job.model, TaskTimes({})).of_job(job)
     if own is None:
         return None
@@ -106,19 +115,28 @@ def queued_s(
     for kind in ahead:
         size = kind.size or size_of(job)
         each = times.get(kind.model, TaskTimes({})).expected(size, kind.images or 1)
-        work += kind.count * (own if each is None else each)
+        runs = math.ceil(kind.count / per_batch) if kind.batchable else kind.count
+        work += runs * (own if each is None else each)
+    left_by_worker: dict[str | None, float] = {}  # a batch's tasks share their worker: its time counts once
     for other in running:
         left = remaining_s(other, times.get(other.model, TaskTimes({})), now)
-        work += own if left is None else left
-    return work / max(1, len(running)) + own
+        left = own if left is None else left
+        left_by_worker[other.worker_id] = max(left, left_by_worker.get(other.worker_id, 0.0))
+    work += sum(left_by_worker.values())
+    return work / max(1, len(left_by_worker)) + own
 
 
 def eta_s(
-    job: Job, ahead: list[Queued], running: list[Job], times: dict[str, TaskTimes], now: datetime
+    job: Job,
+    ahead: list[Queued],
+    running: list[Job],
+    times: dict[str, TaskTimes],
+    now: datetime,
+    per_batch: int = 1,
 ) -> float | None:
     """The estimate for a queued or running task (None when nothing is measured yet, or it ended)."""
     if job.status == JobStatus.PROCESSING.value:
         return remaining_s(job, times.get(job.model, TaskTimes({})), now)
     if job.status == JobStatus.CREATED.value:
-        return queued_s(job, ahead, running, times, now)
+        return queued_s(job, ahead, running, times, now, per_batch)
     return None

@@ -57,10 +57,11 @@ def _admit(
 
 
 class JobStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, tasks_per_batch: int = 1) -> None:
         self.db = db
         self._times: tuple[float, dict[str, TaskTimes]] = (-math.inf, {})  # (read at, by model)
         self._submits = GroupCommit(db)
+        self.tasks_per_batch = tasks_per_batch  # how many single images a worker draws together
 
     def _task_times(self, session: Session) -> dict[str, TaskTimes]:
         """The measured task times by model, read at most every TASK_TIMES_TTL_S (they move slowly)."""
@@ -376,11 +377,12 @@ class JobStore:
             ahead: list[Queued] = []
             running: list[Job] = []
             if job.status == JobStatus.CREATED.value:  # the queue ahead counted by kind, in the database
-                kind = (Job.model, Job.size, Job.images_total)
+                kind = (Job.model, Job.size, Job.images_total, Job.batch_key.is_not(None))
                 counted = select(*kind, func.count()).where(_runnable(now), _ahead_of(job)).group_by(*kind)
-                ahead = [Queued(model, size, images, count) for model, size, images, count in session.execute(counted)]
+                ahead = [Queued(model, size, images, count, bool(batchable))
+                         for model, size, images, batchable, count in session.execute(counted)]  # fmt: skip
                 running = list(session.scalars(select(Job).where(Job.status == JobStatus.PROCESSING.value)))
-        return eta_s(job, ahead, running, times, now)
+        return eta_s(job, ahead, running, times, now, self.tasks_per_batch)
 
     def record_task_time(self, job_id: str) -> float | None:
         """Add a completed task's claim-to-end time to its model, size and count's average, and return
