@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -45,12 +46,18 @@ def submit_from_threads(store: JobStore, key_id: str, count: int) -> list[object
 
 
 def test_concurrent_submits_share_commits_and_every_accepted_one_is_stored(db: Database) -> None:
-    commits = []
-    event.listen(db.engine, "commit", lambda _connection: commits.append(1))
+    """Counted as SQLite sees them: a savepoint opened outside a transaction would be committed (and
+    flushed to disk) on its own when released."""
+    statements: Counter[str] = Counter()
+    event.listen(db.engine, "connect", lambda connection, _record: connection.set_trace_callback(
+        lambda sql: statements.update([sql.split()[0].upper()])))  # fmt: skip
+    db.engine.dispose()  # connections from here on are traced
     key_id = KeyRing(db).create("many").id
+    statements.clear()
     outcomes = submit_from_threads(JobStore(db), key_id, 48)
     assert all(isinstance(outcome, str) for outcome in outcomes)
-    assert len(commits) < 48  # grouped: fewer commits (disk flushes) than submits
+    assert statements["SAVEPOINT"] == 48  # one per submit, each inside a transaction:
+    assert 1 <= statements["BEGIN"] == statements["COMMIT"] < 48  # grouped: fewer commits than submits
     reread = JobStore(Database(str(db.engine.url)))  # another connection: only what was committed
     assert all(reread.get(job_id) is not None for job_id in outcomes)  # type: ignore[arg-type]
     ranks = [reread.get(job_id).fair_rank for job_id in outcomes]  # type: ignore[arg-type,union-attr]

@@ -36,9 +36,10 @@ def queue(services: Services, request: JobRequest = SINGLE, seed: int = 1, key: 
     return services.jobs.create(model="m", request=request, seed=seed, api_key_id=key).id
 
 
-def run_until_done(services: Services, engine, job_ids: list[str], **settings) -> list[Job]:
-    """Run one worker (its settings changed by `settings`) until every job has ended."""
-    worker = Worker(services.jobs, services.blobs, EngineHolder(lambda: engine), NudeNetDetector(),
+def run_until_done(services: Services, engine, job_ids: list[str], blobs=None, **settings) -> list[Job]:
+    """Run one worker (on `blobs`, else the service's; its settings changed by `settings`) until every
+    job has ended."""
+    worker = Worker(services.jobs, blobs or services.blobs, EngineHolder(lambda: engine), NudeNetDetector(),
                     services.settings.model_copy(update=settings))  # fmt: skip
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
@@ -133,25 +134,9 @@ class DeletesOnStore:
 
 def test_a_deleted_or_failing_member_leaves_its_batch_mates_alone(services: Services) -> None:
     blobs = DeletesOnStore(services)
-    services.blobs = blobs  # type: ignore[misc]
     ids = [queue(services, seed=seed) for seed in range(4)]
     blobs.delete_job, blobs.full_job = ids[1], ids[2]
-    worker_settings = services.settings.model_copy(update={"job_max_dependency_attempts": 1})
-    worker = Worker(services.jobs, blobs, EngineHolder(lambda: load_engine(services.settings)), NudeNetDetector(),
-                    worker_settings)  # fmt: skip
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            jobs = [services.jobs.get(job_id) for job_id in ids]
-            if all(JobStatus(job.status).is_terminal for job in jobs):
-                break
-            time.sleep(0.02)
-    finally:
-        stop.set()
-        thread.join()
+    jobs = run_until_done(services, load_engine(services.settings), ids, blobs, job_max_dependency_attempts=1)
     assert [job.status for job in jobs] == ["completed", "deleted", "failed", "completed"]
     assert "storage unavailable" in jobs[2].error
     assert [len(job.outputs) for job in jobs] == [1, 0, 0, 1]

@@ -100,6 +100,10 @@ def test_single_images_drawn_together_count_one_run_per_batch() -> None:
     assert queued_s(single, edits, [], times, now, per_batch=4) == pytest.approx(10 * 0.8 + 0.8)
     batch = [job(images_total=1, started_at=now - timedelta(seconds=0.3), worker_id="w") for _ in range(3)]
     assert queued_s(single, [], batch, times, now, per_batch=4) == pytest.approx(0.5 + 0.8)
+    beside = job(images_total=4, started_at=now - timedelta(seconds=1), worker_id="w2")  # 2 s left there
+    times["m"] = TaskTimes({("1024*1024", 1): 0.8, ("1024*1024", 4): 3.0})
+    # Two workers: the batch's 0.5 s left and the other's 2 s, shared by 2 (not by 4 running tasks).
+    assert queued_s(single, [], [*batch, beside], times, now, per_batch=4) == pytest.approx((0.5 + 2.0) / 2 + 0.8)
 
 
 def test_progress_fields_say_the_step_of_the_current_batch() -> None:

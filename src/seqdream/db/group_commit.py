@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import text
+from sqlalchemy import false, update
 from sqlalchemy.orm import Session
 
 from seqdream.db.connection import Database
+from seqdream.db.models import Job
 
 T = TypeVar("T")
 MOST_PER_GROUP = 64  # writes in one transaction at most: a long one would hold the write lock too long
@@ -65,8 +66,9 @@ class GroupCommit:
         try:
             with self.db.session() as session:
                 # A write first: the driver opens the transaction (BEGIN) before it, and the write lock
-                # is taken now, so the savepoints below nest inside one transaction.
-                session.execute(text("UPDATE jobs SET id = id WHERE 0"))
+                # is taken before any write of the group reads, so the savepoints below nest inside one
+                # transaction and see each other's rows in order.
+                session.execute(update(Job).where(false()).values(status=Job.status))
                 for write in group:
                     try:
                         with session.begin_nested():

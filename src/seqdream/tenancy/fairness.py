@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.selectable import ScalarSelect
 
 from seqdream.db import Job, JobStatus
 
@@ -19,22 +18,12 @@ from seqdream.db import Job, JobStatus
 _SERVED = (JobStatus.PROCESSING.value, JobStatus.COMPLETED.value, JobStatus.FAILED.value)
 
 
-def _highest_served() -> list[ScalarSelect[float]]:
-    """The highest rank of each status that served work has (one index seek each)."""
-    return [select(func.max(Job.fair_rank)).where(Job.status == status).scalar_subquery() for status in _SERVED]
-
-
-def virtual_time(session: Session) -> float:
-    """The rank of the most recently served work."""
-    highest = session.execute(select(*_highest_served())).one()
-    return max((rank for rank in highest if rank is not None), default=0.0)
-
-
 def next_rank(session: Session, api_key_id: str | None, weight: float) -> float:
     """The rank of a job the key queues now (call with the key's row locked): one statement, an
     index seek for each served status and one for the key's queued work."""
     owner = Job.api_key_id == api_key_id if api_key_id is not None else Job.api_key_id.is_(None)
+    highest = [select(func.max(Job.fair_rank)).where(Job.status == status).scalar_subquery() for status in _SERVED]
     queued = select(func.max(Job.fair_rank)).where(owner, Job.status == JobStatus.CREATED.value).scalar_subquery()
-    *highest, last_queued = session.execute(select(*_highest_served(), queued)).one()
-    now = max((rank for rank in highest if rank is not None), default=0.0)
+    *served, last_queued = session.execute(select(*highest, queued)).one()
+    now = max((rank for rank in served if rank is not None), default=0.0)  # the virtual time
     return now if last_queued is None else max(now, last_queued + 1.0 / weight)
