@@ -69,3 +69,60 @@ def test_the_parts_of_the_service_import_each_other_without_cycles() -> None:
     upward = sorted(f"{part} imports {top}" for part, targets in edges.items() for top in ("api", "cli")
                     if top in targets and part not in ("api", "cli"))  # fmt: skip
     assert upward == [], upward
+
+
+def _eager_imports(module: str, root: Path) -> set[str]:
+    """What a module of `seqdream` imports when it is imported: top-level statements only (lazy
+    imports inside functions and `if TYPE_CHECKING:` blocks excluded), submodules resolved."""
+    parts = module.split(".")[1:]
+    path = root.joinpath(*parts)
+    path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    found: set[str] = set()
+    todo = list(ast.parse(path.read_text()).body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        if isinstance(node, ast.If | ast.Try):
+            todo += [*node.body, *node.orelse, *getattr(node, "finalbody", [])]
+            todo += [statement for handler in getattr(node, "handlers", []) for statement in handler.body]
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def _loaded_when_importing(start: str) -> set[str]:
+    """Every module importing `start` loads: seqdream's own followed, others' top-level names."""
+    root = Path(__file__).resolve().parents[1] / "src" / "seqdream"
+
+    def exists(name: str) -> bool:
+        path = root.joinpath(*name.split(".")[1:])
+        return path.is_dir() or path.with_suffix(".py").is_file()
+
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name.startswith("seqdream."):
+            parents = [".".join(name.split(".")[:i]) for i in range(2, name.count(".") + 1)]
+            todo += [found for found in _eager_imports(name, root) | set(parents)
+                     if not found.startswith("seqdream.") or exists(found)]  # fmt: skip
+    return {name.split(".")[0] for name in seen if not name.startswith("seqdream")} | {
+        name for name in seen if name.startswith("seqdream.")
+    }
+
+
+@pytest.mark.parametrize("entry", ["seqdream.cli.main", "seqdream.api.app", "seqdream.services"])
+def test_the_api_and_the_command_line_load_without_torch(entry: str) -> None:
+    """`seqdream keys create`, an API-only process and the app load no model library: torch and
+    diffusers are imported by the engine that runs (a second or more of every command's start)."""
+    loaded = _loaded_when_importing(entry)
+    assert "seqdream.jobs.store" in loaded or entry == "seqdream.cli.main"  # the walk does follow seqdream
+    heavy = sorted(loaded & {"torch", "diffusers", "transformers", "accelerate", "torchao", "nudenet"})
+    assert heavy == [], f"{entry} imports {heavy} when it loads"

@@ -255,7 +255,8 @@ def test_sampling_defaults_come_from_the_model(tiny_model: Path, tmp_path: Path)
     import json
     import shutil
 
-    from seqdream.engines.flux2_klein import BASE, DISTILLED, Flux2KleinOptions, model_defaults, resolve_sampling
+    from seqdream.engines.flux2_klein import BASE, DISTILLED, Flux2KleinOptions, resolve_sampling
+    from seqdream.engines.model_folder import model_defaults
 
     assert load_engine(Settings(model=str(tiny_model))).sampling == DISTILLED  # tiny model is_distilled
     hub_id = "hub/base-model"

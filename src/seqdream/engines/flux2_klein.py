@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -38,6 +37,7 @@ from seqdream.engines.base import (
 )
 from seqdream.engines.frame_prompt import FRAME_PROMPT, check_frame_prompt
 from seqdream.engines.group import batch_spans, render_group
+from seqdream.engines.model_folder import MODEL_DEFAULTS_FILE, model_defaults
 from seqdream.engines.preview import TinyDecoder, to_image, vae_input
 from seqdream.engines.reference_cache import ReferenceLatents
 
@@ -64,7 +64,6 @@ DISTILLED = Sampling(native_resolution=2048, num_inference_steps=4, guidance_sca
 BASE = Sampling(native_resolution=2048, num_inference_steps=50, guidance_scale=4.0, max_sequence_length=512)
 REFERENCE_SIDE = 1024  # references are conditioned at up to ~1 MP each ...
 REFERENCE_TOTAL_PIXELS = 4 * 1024 * 1024  # ... and ~4 MP together: 10 references cost ~16k tokens, not ~40k
-MODEL_DEFAULTS_FILE = "seqdream.json"  # optional, in a model folder: its own sampling defaults
 CALIBRATION_PROMPT = "a photo of a lighthouse on a cliff at dusk"  # MagCache's ratios hardly depend on it
 
 
@@ -89,17 +88,6 @@ class Flux2KleinOptions:
     preview_decoder: str | None = None  # an AutoencoderTiny for the model's latents: a folder or hub id
     follow_cpu_load: bool = False  # on CPU: fewer torch threads while other processes keep cores busy
     acceleration: Acceleration = Acceleration()
-
-
-def model_defaults(model: str) -> dict[str, Any]:
-    """The model folder's own seqdream.json, or {} (a hub id, or a folder without one)."""
-    defaults_file = Path(model) / MODEL_DEFAULTS_FILE
-    if not defaults_file.is_file():
-        return {}
-    try:
-        return dict(json.loads(defaults_file.read_text()))
-    except ValueError as exc:
-        raise EngineError(f"{defaults_file} is not valid JSON: {exc}") from exc
 
 
 def resolve_sampling(options: Flux2KleinOptions, is_distilled: bool, declared: dict[str, Any]) -> Sampling:

@@ -8,7 +8,7 @@ import re
 from functools import lru_cache
 
 from seqdream.builtin import resolve_model
-from seqdream.engines.flux2_klein import model_defaults
+from seqdream.engines.model_folder import model_defaults
 
 _WORD = re.compile(r"[a-z0-9]+")  # "4k" is one word; "4" alone is a number, not a word
 
