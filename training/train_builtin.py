@@ -397,7 +397,7 @@ def save_moments(path: Path, optimiser: torch.optim.Optimizer) -> None:
     partial.replace(path)  # never a half-written state
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=None, help="where the model folder is saved (required to train)")
     parser.add_argument("--declare-cache", type=Path, default=None, metavar="DIR",
@@ -417,7 +417,7 @@ def main() -> None:
                         help="on --resume: add merges of an N-token tokenizer trained on today's prompts")  # fmt: skip
     parser.add_argument("--state", type=Path, default=Path("build/builtin-state.pt"),
                         help="optimizer state, read on --resume and written with every save")  # fmt: skip
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     from diffusers import AutoencoderKLFlux2, Flux2KleinPipeline
 

@@ -72,16 +72,23 @@ def test_keys_lifecycle(tiny_model: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow  # the settings act at a process's start
-def test_thread_pools_follow_seqdream_threads(tmp_path: Path) -> None:
-    """SEQDREAM_THREADS sizes torch's pool, and OpenMP's idle threads spin only briefly before sleeping."""
+@pytest.mark.parametrize("torch_first", [True, False], ids=["torch-loaded-first", "torch-loaded-by-the-engine"])
+def test_thread_pools_follow_seqdream_threads(tiny_model: Path, tmp_path: Path, torch_first: bool) -> None:
+    """SEQDREAM_THREADS sizes torch's pools, whether torch is in before the settings are read or is
+    first loaded by the engine (as in `seqdream serve`, whose API never needs it), and OpenMP's idle
+    threads spin only briefly before sleeping."""
     code = (
-        "import os, torch; from seqdream.cli.main import _settings; _settings();"
-        "print(torch.get_num_threads(), os.environ['GOMP_SPINCOUNT'], os.environ['OMP_NUM_THREADS'])"
+        ("import torch;" if torch_first else "")
+        + "import os, sys; from seqdream.cli.main import _settings; settings = _settings();"
+        "loaded = 'torch' in sys.modules;"
+        "from seqdream.engines.registry import load_engine; load_engine(settings); import torch;"
+        "print(loaded, torch.get_num_threads(), torch.get_num_interop_threads(), os.environ['GOMP_SPINCOUNT'],"
+        "os.environ['OMP_NUM_THREADS'])"
     )
-    env = {**os.environ, "SEQDREAM_THREADS": "1", "SEQDREAM_DATA_DIR": str(tmp_path)}
+    env = {**os.environ, "SEQDREAM_THREADS": "1", "SEQDREAM_DATA_DIR": str(tmp_path), "SEQDREAM_MODEL": str(tiny_model)}
     env.pop("GOMP_SPINCOUNT", None)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["1", "30000", "1"]
+    assert out.split() == [str(torch_first), "1", "1", "30000", "1"]
 
 
 def test_the_nsfw_detector_runs_one_thread_without_spinning() -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
+import io
 import json
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,19 +16,19 @@ from seqdream.config import Settings
 from seqdream.engines.base import GenerationPlan
 from seqdream.engines.registry import load_engine
 
-pytestmark = pytest.mark.slow  # starts servers or processes
+pytestmark = pytest.mark.slow  # trains for seconds per test
 
 SCRIPT = Path(__file__).resolve().parents[2] / "training" / "train_builtin.py"
 
 
 def train(cwd: Path, *args: str) -> str:
-    """Run the script in `cwd`, so that what it writes by default (build/builtin-state.pt) lands
-    there and never over a developer's real optimizer moments in the repository's build/."""
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--batch", "4", *args], capture_output=True, text=True, timeout=300, cwd=cwd
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
+    """Run the script's `main` in this process (no interpreter and torch import per run), in `cwd`, so
+    that what it writes by default (build/builtin-state.pt) lands there and never over a developer's
+    real optimizer moments in the repository's build/. Returns what it printed."""
+    printed = io.StringIO()
+    with contextlib.chdir(cwd), contextlib.redirect_stdout(printed):
+        training_script().main(["--batch", "4", *args])
+    return printed.getvalue()
 
 
 def test_short_training_in_two_stages_gives_a_loadable_pipeline(tmp_path: Path) -> None:
@@ -129,7 +130,8 @@ def test_moments_of_another_model_are_set_aside_not_crashed_on(tmp_path: Path) -
     assert state.is_file()
 
 
-def load_training_script():  # type: ignore[no-untyped-def]
+@functools.cache
+def training_script():  # type: ignore[no-untyped-def]
     spec = importlib.util.spec_from_file_location("train_builtin", SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -138,7 +140,7 @@ def load_training_script():  # type: ignore[no-untyped-def]
 
 
 def test_training_draws_object_binding_edits_on_busy_scenes_and_the_far_frames_of_long_groups() -> None:
-    script = load_training_script()
+    script = training_script()
     rng = random.Random(5)
     for kind in script.BINDING_EDITS:
         scenes = [script.binding_edit(rng, kind).scene for _ in range(400)]

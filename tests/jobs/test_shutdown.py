@@ -84,6 +84,8 @@ def test_a_busy_port_fails_before_any_worker_claims_a_job(tiny_model: Path, tmp_
     api_only = LocalServer(tmp_path / "data", tiny_model, "--workers", "0").start()
     with api_only.client() as api:
         job_id = api.post(SEQUENTIAL, json={"prompt": "a dog", "max_images": 1}).json()["data"]["id"]
+    assert api_only.process is not None  # an API-only process serves without loading the model libraries
+    assert "libtorch" not in Path(f"/proc/{api_only.process.pid}/maps").read_text()
     second = subprocess.run(
         [sys.executable, "-m", "seqdream.cli.main", "serve", "--workers", "1"],
         env=api_only.env,  # the same port, database and storage

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _configured: int | None = None
+_torch_sized = False  # torch's pools sized (by `size_torch_pools`)
 _reason = "not configured"
 SPIN_COUNT = "30000"  # ~tens of microseconds
 
@@ -134,23 +135,35 @@ def configure_threads(count: int | None = None, hint: int | None = None) -> int:
     # OpenMP threads spin briefly between parallel regions, then sleep: the spin count that shares a
     # busy machine best was chosen with bench/cpu_contention.py (docs/operations.md has the figures).
     os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
-    if "torch" in sys.modules or _configured is None:
-        import torch
-
-        torch.set_num_threads(count)
-        if _configured is None:
-            try:
-                torch.set_num_interop_threads(1)  # one pipeline call at a time per engine
-            except RuntimeError:
-                pass  # inter-op work already ran: the pool exists and cannot be resized
+    _configured = count
+    if "torch" in sys.modules:  # else torch reads the variables above when the engine imports it
+        size_torch_pools()
     try:
         import cv2
 
         cv2.setNumThreads(1)  # images are already processed in parallel by seqdream.cpu.parallel
     except ImportError:
         pass
-    _configured = count
     return count
+
+
+def size_torch_pools(if_not_yet: bool = False) -> None:
+    """Give torch the configured intra-op threads and one inter-op thread (one pipeline call at a
+    time per engine). Called once torch is loaded: by the engine as it loads (`if_not_yet`), or by
+    `configure_threads` when torch is already in. A process that runs no model (API only, `keys`)
+    never imports torch."""
+    global _torch_sized
+    if if_not_yet and _torch_sized:
+        return
+    import torch
+
+    torch.set_num_threads(configured_threads())
+    if not _torch_sized:
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:
+            pass  # inter-op work already ran: the pool exists and cannot be resized
+    _torch_sized = True
 
 
 def configured_threads() -> int:

@@ -16,6 +16,7 @@ from PIL import Image
 
 from seqdream.cpu.load import fit_threads, follow_load
 from seqdream.cpu.parallel import parallel_map
+from seqdream.cpu.threads import size_torch_pools
 from seqdream.engines.acceleration import (
     COMPILE_BUCKET,
     Acceleration,
@@ -152,6 +153,7 @@ class Flux2KleinEngine:
         from seqdream.logs import quiet_model_loading
 
         quiet_model_loading()
+        size_torch_pools(if_not_yet=True)  # the pools `configure_threads` chose, now that torch is in
         from diffusers import Flux2KleinPipeline
 
         self.options = options
