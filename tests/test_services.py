@@ -33,3 +33,15 @@ def test_workers_on_one_device_share_one_engine(tiny_model: Path, tmp_path: Path
     other = services.new_worker(device="cuda:1")  # not loaded until it runs
     assert other.engines is not first.engines and services.engines is first.engines
     services.close()
+
+
+def test_a_process_that_runs_workers_is_not_ready_before_they_start(tmp_path: Path) -> None:
+    """A worker process answers its probe port before its pool exists: not ready until a worker is
+    alive with its model. An API-only process is ready on the database and storage alone."""
+    services = Services.from_settings(Settings(data_dir=tmp_path, inline_workers=0))
+    try:
+        before = services.readiness(None, runs_workers=True)
+        assert before["status"] == "not ready" and before["workers_alive"] == 0, before
+        assert services.readiness(None, runs_workers=False) == {"status": "ready", "database": "ok", "storage": "ok"}
+    finally:
+        services.close()

@@ -78,11 +78,7 @@ class Services:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db = Database(settings.resolved_database_url)
-        before, after = migrate.upgrade(db)
-        if before != after:
-            log.info("database %s migrated from %s to %s", db.engine.url.render_as_string(), before or "empty", after)
+        db = migrate.open_database(settings)
         blobs = open_blob_store(settings.storage_url, settings.resolved_storage_dir, settings.s3_endpoint_url)
         return cls(
             settings=settings,
@@ -178,9 +174,10 @@ class Services:
         base = JobRequest.of(job.request).public_base or self.settings.own_base_url
         return present(job, base, self.blobs, as_urls=True, vocabulary=self.vocabulary)
 
-    def readiness(self, pool: WorkerPool | None) -> dict[str, Any]:
+    def readiness(self, pool: WorkerPool | None, runs_workers: bool) -> dict[str, Any]:
         """What `/health/ready` answers, in `serve` and on a worker's probe port alike: ready while the
-        database answers, storage took its last write, and (with workers here) one is alive with its model."""
+        database answers, storage took its last write, and (in a process that runs workers) one is
+        alive with its model; `pool` is None until they start."""
         try:
             with self.db.session() as session:
                 session.execute(select(1))
@@ -192,10 +189,10 @@ class Services:
             "storage": "ok" if STORAGE.up else f"unavailable: {STORAGE.reason}",
         }
         ready = database == "ok" and STORAGE.up
-        if pool is not None:  # an API-only process serves without a model
+        if runs_workers:  # an API-only process serves without a model
             checks["engine"] = self.engines.state
-            checks["workers_alive"] = pool.alive_count()
-            ready = ready and checks["engine"] == "ready" and pool.alive_count() > 0
+            checks["workers_alive"] = pool.alive_count() if pool is not None else 0
+            ready = ready and checks["engine"] == "ready" and checks["workers_alive"] > 0
         return {"status": "ready" if ready else "not ready", **checks}
 
     def close(self) -> None:

@@ -43,7 +43,7 @@ async def live() -> dict[str, str]:
 )
 async def ready(request: Request) -> JSONResponse:
     state = running(request.app)
-    answer = await run_in_threadpool(state.services.readiness, state.workers)
+    answer = await run_in_threadpool(state.services.readiness, state.workers, state.workers is not None)
     return JSONLine(answer, status_code=200 if answer["status"] == "ready" else 503)
 
 

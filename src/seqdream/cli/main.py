@@ -69,6 +69,14 @@ def _services(settings: Settings):  # type: ignore[no-untyped-def]
     return Services.from_settings(settings)
 
 
+def _keys(settings: Settings):  # type: ignore[no-untyped-def]
+    """The key ring alone: key commands open the database, not the services (a fraction of a second)."""
+    from seqdream.auth.keys import KeyRing
+    from seqdream.db.migrate import open_database
+
+    return KeyRing(open_database(settings))
+
+
 def _check_provenance(services: Any) -> None:
     """Load the signer now, so a bad certificate stops the start with one clear line."""
     from seqdream.provenance.marking import ProvenanceSetupError
@@ -155,7 +163,10 @@ def worker(
         )
 
         url = serve_worker_status(
-            metrics_host, metrics_port, lambda: generate_latest(registry), lambda: services.readiness(pool)
+            metrics_host,
+            metrics_port,
+            lambda: generate_latest(registry),
+            lambda: services.readiness(pool, runs_workers=True),
         )
     announce(url)
     dispatcher = services.start_webhooks()
@@ -353,9 +364,9 @@ def keys_create(
 ) -> None:
     """Create an API key and print it (it is shown only once)."""
     settings = Settings()
-    services = _services(settings)
-    created = services.keys.create(name, **_limits(rate, max_active, credits, weight))
-    key = services.keys.find(created.id)
+    keys = _keys(settings)
+    created = keys.create(name, **_limits(rate, max_active, credits, weight))
+    key = keys.find(created.id)
     typer.echo(created.secret)
     typer.echo(f"created key {created.id} ({name}; {_describe(key, settings)}); store it now, it cannot be shown again",
                err=True)  # fmt: skip
@@ -374,11 +385,11 @@ def keys_update(
 ) -> None:
     """Change a key's limits, credits or weight; they apply to the next submit, in every process."""
     settings = Settings()
-    services = _services(settings)
+    keys = _keys(settings)
     limits = _limits(rate, max_active, credits, weight)
     added = _option(Quantity("add-credits", -CREDITS.high, CREDITS.high).parse, add_credits, signed=True)
     try:
-        found = services.keys.update_limits(key, add_credits=added, **limits)
+        found = keys.update_limits(key, add_credits=added, **limits)
     except BadValue as exc:
         typer.echo(f"not changed: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -392,8 +403,8 @@ def keys_update(
 def keys_list() -> None:
     """List keys (prefix, name, created, revoked, limits)."""
     settings = Settings()
-    services = _services(settings)
-    for key in services.keys.list():
+    keys = _keys(settings)
+    for key in keys.list():
         state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
         typer.echo(f"{key.id}  {key.prefix}…  {key.name:<20} created {key.created_at:%Y-%m-%d %H:%M}  {state}  "
                    f"{_describe(key, settings)}")  # fmt: skip
@@ -563,8 +574,8 @@ def keys_revoke(
     key: str = typer.Argument(..., metavar="KEY", help="Key id or prefix from 'seqdream keys list'"),
 ) -> None:
     """Revoke a key: requests using it get 401 from then on."""
-    services = _services(Settings())
-    if not services.keys.revoke(key):
+    keys = _keys(Settings())
+    if not keys.revoke(key):
         typer.echo(f"no active key matches {key!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {key}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -13,11 +14,14 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
+from seqdream.config import Settings
 from seqdream.db.connection import Database
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 BASELINE = "0001"  # the schema `create_all` made before migrations existed
 _PG_LOCK_ID = 0x5E9D2EA1  # any constant shared by every process of the service
+
+log = logging.getLogger(__name__)
 
 
 def alembic_config(connection: Connection) -> Config:
@@ -36,6 +40,17 @@ def _sqlite_lock(db: Database) -> Iterator[None]:
     with open(f"{database}.migrate-lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
         yield
+
+
+def open_database(settings: Settings) -> Database:
+    """The configured database, its schema upgraded to the newest (the change logged), its data
+    folder made: how every command and process opens it."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    before, after = upgrade(db)
+    if before != after:
+        log.info("database %s migrated from %s to %s", db.engine.url.render_as_string(), before or "empty", after)
+    return db
 
 
 def upgrade(db: Database, revision: str = "head") -> tuple[str | None, str | None]:
