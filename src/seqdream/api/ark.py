@@ -17,11 +17,11 @@ from seqdream.api.deps import CallerDep, ServicesDep
 from seqdream.api.dialects import Submission, image_item, input_error, model_id, parse_wxh, run_to_end, submit
 from seqdream.api.envelope import APIError, JSONLine, error_format
 from seqdream.api.events import sse
+from seqdream.api.field_rules import field_rules
 from seqdream.api.notifier import follow
 from seqdream.api.schemas import (
     MAX_IMAGES_OUT,
     MAX_MODEL_NAME_CHARS,
-    MAX_PROMPT_CHARS,
     MAX_REFERENCES,
     MAX_SIDE,
     V45_MIN_PIXELS,
@@ -37,21 +37,6 @@ PRESETS = {"1K": 1024, "2K": 2048, "4K": 4096}
 MAX_PIXELS = MAX_SIDE * MAX_SIDE
 ARK_TOTAL_IMAGES = 15  # references + generated images
 
-FIELD_RULES = {
-    "model": f'a model name of at most {MAX_MODEL_NAME_CHARS} characters, e.g. "seedream-4-0-250828"',
-    "prompt": f"a non-empty string of at most {MAX_PROMPT_CHARS} characters",
-    "image": f"a string or an array of at most {MAX_REFERENCES} strings: http(s) URLs or base64 data URIs",
-    "size": '"1K", "2K", "4K" or "WIDTHxHEIGHT" (at most 4096x4096 pixels in all, aspect ratio 1/16 to 16)',
-    "seed": f"an integer from -1 to {SEED_MAX}",
-    "sequential_image_generation": '"auto" or "disabled"',
-    "sequential_image_generation_options": (
-        f'{{"max_images": 1 to {ARK_TOTAL_IMAGES}}}: references plus images at most {ARK_TOTAL_IMAGES}, '
-        f"at most {MAX_IMAGES_OUT} images"
-    ),
-    "response_format": '"url" or "b64_json"',
-    "watermark": "true or false",
-    "stream": "true or false",
-}
 _ERROR_CODES = {
     400: ("InvalidParameter", "BadRequest"),
     401: ("AuthenticationError", "Unauthorized"),
@@ -95,6 +80,22 @@ class ArkImageRequest(BaseModel):
     def _null_is_default(cls, data: Any) -> Any:
         # Ark's SDK sends every parameter it was not given as null.
         return {key: value for key, value in data.items() if value is not None} if isinstance(data, dict) else data
+
+
+# What a 400 of the Ark route quotes for each field.
+FIELD_RULES = field_rules(
+    ArkImageRequest,
+    by_validator={
+        "size": '"1K", "2K", "4K" or "WIDTHxHEIGHT" (at most 4096x4096 pixels in all, aspect ratio 1/16 to 16)'
+    },
+    notes={
+        "model": 'e.g. "seedream-4-0-250828"',
+        "image": f"at most {MAX_REFERENCES}: http(s) URLs or base64 data URIs",
+        "sequential_image_generation_options": (
+            f"references plus images at most {ARK_TOTAL_IMAGES}, at most {MAX_IMAGES_OUT} images"
+        ),
+    },
+)
 
 
 def _family(model: str) -> tuple[str, int]:

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from seqdream.api.deps import CallerDep, ServicesDep, base_url
 from seqdream.api.envelope import APIError, success
+from seqdream.api.field_rules import field_rules
 from seqdream.db import Upload
 from seqdream.images.decode import DECLARED_TYPES, MIME_TYPES, ImageInputError, open_image, sniff_format
 from seqdream.locations import output_key_from_url_parts, upload_put_url, upload_url
@@ -29,19 +30,19 @@ def safe_filename(name: str) -> str:
     return (cleaned or "upload")[:120]
 
 
-FIELD_RULES = {
-    "filename": "a non-empty string of at most 255 characters",
-    "size": "the file's size in bytes, an integer of at least 1",
-    "content_type": "one of image/png, image/jpeg, image/webp, image/gif, image/bmp",
-}
-
-
 class UploadTicketRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     filename: StrictStr = Field(min_length=1, max_length=255)
     size: StrictInt = Field(ge=1)
     content_type: StrictStr | None = None
+
+
+FIELD_RULES = field_rules(
+    UploadTicketRequest,
+    by_validator={"content_type": "one of " + ", ".join(MIME_TYPES.values())},
+    notes={"size": "the file's size in bytes"},
+)
 
 
 def _download_url(base: str, upload: Upload) -> str:

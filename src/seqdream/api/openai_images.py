@@ -19,7 +19,8 @@ from starlette.datastructures import UploadFile
 from seqdream.api.deps import Caller, CallerDep, ServicesDep
 from seqdream.api.dialects import Submission, image_item, input_error, model_id, parse_wxh, run_to_end, submit
 from seqdream.api.envelope import APIError, JSONLine, error_format
-from seqdream.api.schemas import MAX_IMAGES_OUT, MAX_MODEL_NAME_CHARS, MAX_PROMPT_CHARS, MAX_REFERENCES, Prompt
+from seqdream.api.field_rules import field_rules
+from seqdream.api.schemas import MAX_IMAGES_OUT, MAX_MODEL_NAME_CHARS, MAX_REFERENCES, Prompt
 from seqdream.db import JobStatus
 from seqdream.numbers import ascii_int
 from seqdream.services import Services
@@ -28,16 +29,6 @@ router = APIRouter(prefix="/v1")
 MIN_SIDE, MAX_SIDE = 256, 4096
 DEFAULT_SIZE = "1024x1024"  # also what "auto" means
 
-FIELD_RULES = {
-    "prompt": f"a non-empty string of at most {MAX_PROMPT_CHARS} characters",
-    "n": f"an integer from 1 to {MAX_IMAGES_OUT} (one consistent group)",
-    "size": f'"auto" or "WIDTHxHEIGHT" with each side {MIN_SIDE} to {MAX_SIDE}, e.g. "1024x1024"',
-    "response_format": '"url" or "b64_json"',
-    "output_format": '"png" (default), "jpeg" or "webp"',
-    "output_compression": "an integer from 0 to 100 (JPEG and WebP quality)",
-    "image": f"1 to {MAX_REFERENCES} image files",
-    "model": f"a string of at most {MAX_MODEL_NAME_CHARS} characters (any: the service runs its loaded model)",
-}
 _ERROR_TYPES = {
     401: "authentication_error",
     402: "insufficient_quota",
@@ -72,6 +63,20 @@ class OpenAIImageRequest(BaseModel):
             if not MIN_SIDE <= side <= MAX_SIDE:
                 raise APIError(400, f"size: {name} {side} is outside {MIN_SIDE}-{MAX_SIDE}")
         return width, height
+
+
+# What a 400 of the OpenAI routes quotes for each field (`image` is the edits form's files).
+FIELD_RULES = field_rules(
+    OpenAIImageRequest,
+    by_validator={"size": f'"auto" or "WIDTHxHEIGHT" with each side {MIN_SIDE} to {MAX_SIDE}, e.g. "1024x1024"'},
+    notes={
+        "n": "one consistent group",
+        "output_format": "png by default",
+        "output_compression": "JPEG and WebP quality",
+        "image": f"1 to {MAX_REFERENCES} image files",
+        "model": "any: the service runs its loaded model",
+    },
+)
 
 
 async def _respond(

@@ -4,7 +4,6 @@ from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from seqdream.api.admission import submit_task
@@ -12,7 +11,7 @@ from seqdream.api.deps import Caller, CallerDep, ServicesDep, base_url, own_base
 from seqdream.api.envelope import APIError, success
 from seqdream.api.intake import accept_images, accept_webhook
 from seqdream.api.notifier import wait_for_end
-from seqdream.api.schemas import MAX_URL_CHARS, MODELS, ModelSpec, SeedreamRequest
+from seqdream.api.schemas import MAX_URL_CHARS, MODELS, DeleteRequest, ListingQuery, ModelSpec, SeedreamRequest
 from seqdream.api.state import running
 from seqdream.db import Job, JobStatus
 from seqdream.jobs.janitor import remove_job_files
@@ -144,10 +143,6 @@ async def delete_prediction(
     return success(await run_in_threadpool(shown, services, job, base_url(request)))
 
 
-class DeleteRequest(BaseModel):
-    ids: list[str] = Field(..., min_length=1, max_length=100, description="Task ids to delete.")
-
-
 @router.post("/predictions/delete", tags=["predictions"], summary="Delete several tasks")
 async def delete_predictions(
     body: DeleteRequest,
@@ -168,9 +163,9 @@ async def list_predictions(
     request: Request,
     caller: CallerDep,
     services: ServicesDep,
-    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
-    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    listing: Annotated[ListingQuery, Query()],
 ) -> dict[str, Any]:
+    page, page_size = listing.page, listing.page_size
     jobs = await run_in_threadpool(services.jobs.recent, page_size, (page - 1) * page_size, caller.key_id)
     base = base_url(request)
     items = [shown(services, job, base, as_urls=True) | {"prompt": JobRequest.of(job.request).prompt} for job in jobs]

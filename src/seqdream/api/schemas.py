@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from seqdream.api.field_rules import field_rules
 from seqdream.jobs.planner import MAX_IMAGES_OUT, SEED_MAX
 from seqdream.numbers import size_pair
 
@@ -28,21 +29,6 @@ MAX_PROMPT_CHARS = 10_000
 MAX_URL_CHARS = 4096  # a reference or webhook URL
 MAX_MODEL_NAME_CHARS = 128  # the Ark and OpenAI dialects' `model`
 _ALLOWED_CONTROLS = {"\n", "\r", "\t"}
-
-FIELD_RULES = {
-    "prompt": f"a non-empty string of at most {MAX_PROMPT_CHARS} characters",
-    "images": f"an array of at most {MAX_REFERENCES} strings, each an http(s) URL, a data: URI or base64 image data",
-    "size": f'a string "W*H" with each side from {MIN_SIDE} to {MAX_SIDE}, e.g. "2048*2048"',
-    "max_images": f"an integer from 1 to {MAX_IMAGES_OUT}",
-    "seed": f"an integer from -1 to {SEED_MAX}; -1 picks a random seed",
-    "enable_base64_output": "true or false",
-    "enable_sync_mode": "true or false",
-    "webhook_url": f"an http(s) URL of at most {MAX_URL_CHARS} characters that receives the task when it ends",
-    "webhook": f"an http(s) URL of at most {MAX_URL_CHARS} characters that receives the task when it ends",
-    "ids": "an array of 1 to 100 task ids",
-    "page": "an integer from 1 to 10000",
-    "page_size": "an integer from 1 to 100",
-}
 
 
 def check_prompt(value: str) -> str:
@@ -55,8 +41,8 @@ def check_prompt(value: str) -> str:
     return value
 
 
-# The prompt field of every dialect: a string of at most MAX_PROMPT_CHARS that `check_prompt` accepts.
-Prompt = Annotated[StrictStr, Field(max_length=MAX_PROMPT_CHARS), AfterValidator(check_prompt)]
+# The prompt field of every dialect: 1 to MAX_PROMPT_CHARS characters that `check_prompt` accepts.
+Prompt = Annotated[StrictStr, Field(min_length=1, max_length=MAX_PROMPT_CHARS), AfterValidator(check_prompt)]
 
 
 class SeedreamRequest(BaseModel):
@@ -145,6 +131,33 @@ class EditSequentialRequest(SeedreamRequest):
 AnyRequest = TextToImageRequest | SequentialRequest | EditRequest | EditSequentialRequest
 
 
+class DeleteRequest(BaseModel):
+    """POST /api/v3/predictions/delete."""
+
+    ids: list[str] = Field(..., min_length=1, max_length=100, description="Task ids to delete.")
+
+
+class ListingQuery(BaseModel):
+    """GET /api/v3/predictions: a page of the calling key's tasks."""
+
+    page: int = Field(1, ge=1, le=10_000, description="Page, from 1.")
+    page_size: int = Field(20, ge=1, le=100, description="Tasks per page.")
+
+
+SIZE_RULE = f'a string "W*H" with each side from {MIN_SIDE} to {MAX_SIDE}, e.g. "2048*2048"'
+_NOTES = {
+    "images": "each an http(s) URL, a data: URI or base64 image data",
+    "seed": "-1 picks a random seed",
+    "webhook_url": "an http(s) URL that receives the task when it ends",
+    "ids": "task ids",
+}
+# What a 400 of the WaveSpeed routes quotes for each field (`?webhook=` is the body's webhook_url).
+FIELD_RULES = field_rules(
+    EditSequentialRequest, DeleteRequest, ListingQuery, by_validator={"size": SIZE_RULE}, notes=_NOTES
+)
+FIELD_RULES["webhook"] = FIELD_RULES["webhook_url"]
+
+
 class _V45:
     """Seedream v4.5's rules on top of v4's: no 1K sizes, references and outputs at most 15 together."""
 
@@ -171,7 +184,7 @@ class EditSequentialV45Request(_V45, EditSequentialRequest):
 
 V45_FIELD_RULES = FIELD_RULES | {
     "size": f'a string "W*H", each side {MIN_SIDE} to {MAX_SIDE}, at least 2560*1440 pixels in all, e.g. "2048*2048"',
-    "max_images": f"an integer from 1 to {MAX_IMAGES_OUT}; images + max_images at most 15",
+    "max_images": f"{FIELD_RULES['max_images']}; images + max_images at most {_V45.MAX_TOTAL_IMAGES}",
 }
 
 
