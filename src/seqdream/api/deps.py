@@ -51,10 +51,10 @@ async def require_key(
     secret = credentials.credentials.strip() if credentials else ""
     if not secret:
         raise APIError(401, "Unauthorized: send your API key as 'Authorization: Bearer <key>'")
-    key = await run_in_threadpool(services.keys.verify, secret)
-    if key is None:
+    key_id = await run_in_threadpool(services.keys.verify, secret)
+    if key_id is None:
         raise APIError(401, "Unauthorized: the API key is invalid or revoked")
-    return Caller(key_id=key.id)
+    return Caller(key_id=key_id)
 
 
 CallerDep = Annotated[Caller, Depends(require_key)]  # the authenticated caller, in a route's signature

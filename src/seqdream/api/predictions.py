@@ -52,6 +52,19 @@ def _create_job(
     return submit_task(services, request, caller, spec.id, fields, body.seed, make_request)
 
 
+def _accepted(
+    services: Services,
+    spec: ModelSpec,
+    body: SeedreamRequest,
+    caller: Caller,
+    request: Request,
+    webhook: str | None,
+    base: str,
+) -> dict[str, Any]:
+    """The answer to an asynchronous submit: the queued task as it stands."""
+    return shown(services, _create_job(services, spec, body, caller, request, webhook), base, standing=False)
+
+
 def _submit_route(spec: ModelSpec):  # type: ignore[no-untyped-def]
     schema = spec.schema
 
@@ -66,9 +79,9 @@ def _submit_route(spec: ModelSpec):  # type: ignore[no-untyped-def]
     ) -> dict[str, Any]:
         fields: SeedreamRequest = body  # each model's schema extends it
         base = base_url(request)
+        if not fields.enable_sync_mode:  # queued and shown in one trip to the thread pool
+            return success(await run_in_threadpool(_accepted, services, spec, fields, caller, request, webhook, base))
         job = await run_in_threadpool(_create_job, services, spec, fields, caller, request, webhook)
-        if not fields.enable_sync_mode:
-            return success(await run_in_threadpool(partial(shown, standing=False), services, job, base))
         timeout = services.settings.sync_timeout_s
         job = await wait_for_end(services, running(request.app).job_events, job.id, timeout)
         if not JobStatus(job.status).is_terminal:

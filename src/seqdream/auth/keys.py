@@ -100,12 +100,12 @@ class KeyRing:
                     top_up(current.credits if current else 0, add_credits)  # raises with the reason
             return session.get(ApiKey, key.id, populate_existing=True)
 
-    def verify(self, secret: str) -> ApiKey | None:
-        with self.db.session() as session:
-            key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_secret(secret)))
-        if key is None or key.revoked_at is not None:
-            return None
-        return key
+    def verify(self, secret: str) -> str | None:
+        """The id of the active key whose secret this is, or None (unknown or revoked). Read on every
+        request: one indexed row, no ORM object."""
+        query = select(ApiKey.id).where(ApiKey.key_hash == hash_secret(secret), ApiKey.revoked_at.is_(None))
+        with self.db.connection() as connection:
+            return connection.execute(query).scalar()
 
 
 LIMIT_COLUMNS = ("rate_per_min", "max_active", "credits", "weight")

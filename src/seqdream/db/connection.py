@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, create_engine, event
+from sqlalchemy import Connection, CursorResult, Result, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -65,6 +65,19 @@ class Database:
                 except SQLAlchemyError:  # the connection is gone: nothing to roll back
                     pass
                 raise
+        DATABASE.ok()
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A plain connection, for a hot read that needs no ORM objects (the API key of every
+        request); whether the database answered is recorded as for `session`."""
+        try:
+            with self.engine.connect() as connection:
+                yield connection
+        except BaseException as exc:
+            if is_database_outage(exc):
+                DATABASE.failed(exc)
+            raise
         DATABASE.ok()
 
     def dispose(self) -> None:
