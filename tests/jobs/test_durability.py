@@ -76,7 +76,7 @@ def test_kill_9_mid_job_then_restart_completes_every_job(slow_server: LocalServe
 def test_sync_mode_timeout_returns_the_running_task(slow_server: LocalServer) -> None:
     with slow_server.client() as api:
         response = api.post(
-            EDIT_SEQ, json={"prompt": "a series of 3 images of a dune", "max_images": 3, "enable_sync_mode": True}
+            EDIT_SEQ, json={"prompt": "a series of 2 images of a dune", "max_images": 2, "enable_sync_mode": True}
         ).json()
     data = response["data"]
     assert response["code"] == 200 and data["code"] == 5004
@@ -88,7 +88,7 @@ def test_sync_mode_timeout_returns_the_running_task(slow_server: LocalServer) ->
     sdk = Client(api_key=slow_server.api_key, base_url=slow_server.base_url)
     outcome = sdk.run_no_throw(
         "bytedance/seedream-v4/edit-sequential",
-        {"prompt": "a series of 3 images of a dune", "max_images": 3},
+        {"prompt": "a series of 2 images of a dune", "max_images": 2},
         enable_sync_mode=True,
     )
     assert outcome["status"] == "processing" and outcome["task_id"] != "unknown"
