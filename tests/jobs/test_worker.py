@@ -198,8 +198,8 @@ def test_stale_jobs_are_requeued_then_given_up(services: Services) -> None:
     for attempt in range(1, 4):
         claimed = services.jobs.claim(f"crashy-{attempt}")
         assert claimed is not None and claimed.attempts == attempt
-        time.sleep(1.1)  # the lease (1 s) runs out: the worker "died"
-        report = services.jobs.recover_stale(lease_s=1, max_attempts=3)
+        time.sleep(0.25)  # the lease (0.2 s) runs out: the worker "died"
+        report = services.jobs.recover_stale(lease_s=0.2, max_attempts=3)
         if attempt < 3:
             assert report.requeued == [job.id]
     final = services.jobs.get(job.id)
