@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -71,7 +72,8 @@ def test_the_parts_of_the_service_import_each_other_without_cycles() -> None:
     assert upward == [], upward
 
 
-def _eager_imports(module: str, root: Path) -> set[str]:
+@functools.cache
+def _eager_imports(module: str, root: Path) -> frozenset[str]:
     """What a module of `seqdream` imports when it is imported: top-level statements only (lazy
     imports inside functions and `if TYPE_CHECKING:` blocks excluded), submodules resolved."""
     parts = module.split(".")[1:]
@@ -91,7 +93,7 @@ def _eager_imports(module: str, root: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
             found |= {f"{node.module}.{alias.name}" for alias in node.names}
-    return found
+    return frozenset(found)
 
 
 def _loaded_when_importing(start: str) -> set[str]:

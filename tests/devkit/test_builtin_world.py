@@ -49,7 +49,7 @@ def as_delivered(image: Image.Image, size: int = 1024) -> Image.Image:
 @pytest.mark.parametrize("size", [None, 1024, 2048])
 def test_parser_reads_every_rendered_scene(size: int | None) -> None:
     rng = random.Random(size or 64)
-    for _ in range({None: 200, 1024: 80, 2048: 30}[size]):  # delivered sizes cost a resize and a JPEG each
+    for _ in range({None: 200, 1024: 40, 2048: 15}[size]):  # delivered sizes cost a resize and a JPEG each
         scene = random_scene(rng)
         image = render(scene) if size is None else as_delivered(render(scene), size)
         assert parse(image) == scene, scene.caption()

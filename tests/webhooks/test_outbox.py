@@ -96,7 +96,7 @@ def test_secrets_are_per_key_and_sign_as_wavespeed_documents(db: Database) -> No
 def test_the_dispatcher_claims_only_as_many_deliveries_as_it_has_free_senders(db: Database, tmp_path: Path) -> None:
     """A delivery claimed while every sender is busy would wait in the pool past its lease and be
     claimed, and sent, again: only free senders claim."""
-    receiver = Receiver(delay_s=0.5)
+    receiver = Receiver(delay_s=0.25)
     webhooks, jobs = WebhookStore(db), JobStore(db)
     ids = [finished_job(db, receiver.url) for _ in range(6)]
     settings = Settings(webhook_concurrency=2, webhook_poll_s=0.05, webhook_timeout_s=5)
