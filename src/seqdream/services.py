@@ -6,7 +6,6 @@ The engine and the NSFW detector are built on first use: API-only processes neve
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,8 +35,6 @@ from seqdream.storage import TrackedBlobStore, open_blob_store
 from seqdream.storage.uploads import UploadStore
 from seqdream.webhooks.dispatcher import WebhookDispatcher
 from seqdream.webhooks.store import WebhookStore
-
-log = logging.getLogger(__name__)
 
 
 def build_engine(settings: Settings) -> Engine:

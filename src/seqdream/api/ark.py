@@ -86,7 +86,9 @@ class ArkImageRequest(BaseModel):
 FIELD_RULES = field_rules(
     ArkImageRequest,
     by_validator={
-        "size": '"1K", "2K", "4K" or "WIDTHxHEIGHT" (at most 4096x4096 pixels in all, aspect ratio 1/16 to 16)'
+        "size": (
+            f'"1K", "2K", "4K" or "WIDTHxHEIGHT" (at most {MAX_SIDE}x{MAX_SIDE} pixels in all, aspect ratio 1/16 to 16)'
+        )
     },
     notes={
         "model": 'e.g. "seedream-4-0-250828"',

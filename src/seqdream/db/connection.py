@@ -53,27 +53,29 @@ class Database:
     def session(self) -> Iterator[Session]:
         """A session that commits on success and rolls back on error. Whether the database answered
         is recorded in `seqdream.dependencies.DATABASE` (one log line per outage, not per call)."""
-        with self._sessions() as session:
+        with self._answered(), self._sessions() as session:
             try:
                 yield session
                 session.commit()
-            except BaseException as exc:
-                if is_database_outage(exc):
-                    DATABASE.failed(exc)
+            except BaseException:
                 try:
                     session.rollback()
                 except SQLAlchemyError:  # the connection is gone: nothing to roll back
                     pass
                 raise
-        DATABASE.ok()
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:
         """A plain connection, for a hot read that needs no ORM objects (the API key of every
         request); whether the database answered is recorded as for `session`."""
+        with self._answered(), self.engine.connect() as connection:
+            yield connection
+
+    @contextmanager
+    def _answered(self) -> Iterator[None]:
+        """Record in `DATABASE` whether the database answered the work done inside."""
         try:
-            with self.engine.connect() as connection:
-                yield connection
+            yield
         except BaseException as exc:
             if is_database_outage(exc):
                 DATABASE.failed(exc)
