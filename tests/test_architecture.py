@@ -104,6 +104,9 @@ def _loaded_when_importing(start: str) -> set[str]:
         path = root.joinpath(*name.split(".")[1:])
         return path.is_dir() or path.with_suffix(".py").is_file()
 
+    def ours(name: str) -> bool:
+        return name == "seqdream" or name.startswith("seqdream.")
+
     seen: set[str] = set()
     todo = [start]
     while todo:
@@ -111,13 +114,10 @@ def _loaded_when_importing(start: str) -> set[str]:
         if name in seen:
             continue
         seen.add(name)
-        if name.startswith("seqdream."):
-            parents = [".".join(name.split(".")[:i]) for i in range(2, name.count(".") + 1)]
-            todo += [found for found in _eager_imports(name, root) | set(parents)
-                     if not found.startswith("seqdream.") or exists(found)]  # fmt: skip
-    return {name.split(".")[0] for name in seen if not name.startswith("seqdream")} | {
-        name for name in seen if name.startswith("seqdream.")
-    }
+        if ours(name):
+            parents = [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]  # seqdream itself too
+            todo += [found for found in _eager_imports(name, root) | set(parents) if not ours(found) or exists(found)]
+    return {name if ours(name) else name.split(".")[0] for name in seen}
 
 
 @pytest.mark.parametrize("entry", ["seqdream.cli.main", "seqdream.api.app", "seqdream.services"])
