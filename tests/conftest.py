@@ -22,6 +22,16 @@ from support.servers import LocalServer
 os.environ.setdefault("SEQDREAM_THREADS_FOLLOW_LOAD", "false")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`-n N`) every model runs on one thread, in this worker and in the servers it
+    starts: N workers each spreading torch over every core would have their spinning threads fight."""
+    if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+        os.environ["SEQDREAM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
+
+
 # Tests that start processes, servers, browsers or training are `slow` (`pytestmark = pytest.mark.slow`
 # in such a module, or the mark on the test); `pytest -m "not slow"` is the fast, in-process layer.
 # CI runs both. A fast test that starts a process fails, so the fast layer stays fast.

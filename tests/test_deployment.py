@@ -4,7 +4,6 @@ KEDA query that counts the real queue on real PostgreSQL. (Images are not built 
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -19,10 +18,10 @@ from seqdream.config import Settings
 from seqdream.db import Database, migrate
 from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
+from support.postgres import empty_postgres, needs_postgres
 
 ROOT = Path(__file__).parent.parent
 KUBERNETES = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
-POSTGRES_URL = os.environ.get("SEQDREAM_TEST_POSTGRES_URL")
 
 
 def documents() -> list[dict]:
@@ -78,14 +77,12 @@ def test_probes_point_at_routes_the_app_serves(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.skipif(not POSTGRES_URL, reason="SEQDREAM_TEST_POSTGRES_URL is not set")
+@needs_postgres
 def test_the_keda_query_counts_work_in_flight_on_real_postgres() -> None:
     scaled = kube("ScaledObject", "seqdream-worker")
     assert scaled["spec"]["scaleTargetRef"]["name"] == "seqdream-worker"
     (trigger,) = scaled["spec"]["triggers"]
-    db = Database(POSTGRES_URL or "")
-    with db.engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    db = Database(empty_postgres())
     migrate.upgrade(db)
     store = JobStore(db)
     ids = [store.create(model="m", request=JobRequest(prompt="p"), seed=i, api_key_id=None).id for i in range(6)]

@@ -17,9 +17,9 @@ from sqlalchemy import JSON, column, insert, inspect, table, text
 from seqdream.db import Base, Database, migrate
 from seqdream.db.models import UTCDateTime
 from seqdream.jobs.store import JobStore
+from support.postgres import empty_postgres, needs_postgres
 from support.servers import TEST_ENV
 
-POSTGRES_URL = os.environ.get("SEQDREAM_TEST_POSTGRES_URL")
 HEAD = migrate.head_revision()  # the newest migration
 
 
@@ -61,11 +61,9 @@ def test_new_database_gets_todays_models(tmp_path: Path) -> None:
     assert schema_differences(db) == []
 
 
-@pytest.mark.skipif(not POSTGRES_URL, reason="SEQDREAM_TEST_POSTGRES_URL is not set")
+@needs_postgres
 def test_postgres_upgrade_from_the_first_schema_gets_todays_models() -> None:
-    db = Database(POSTGRES_URL or "")
-    with db.engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    db = Database(empty_postgres())
     first_schema_without_version(db)
     insert_old_job(db, seed=1, status="created")
     migrate.upgrade(db)

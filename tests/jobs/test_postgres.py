@@ -6,7 +6,6 @@ Runs when SEQDREAM_TEST_POSTGRES_URL points at a database (CI starts one with .c
 from __future__ import annotations
 
 import multiprocessing
-import os
 import subprocess
 import sys
 import time
@@ -18,25 +17,23 @@ from sqlalchemy import text
 from seqdream.db import Database, migrate
 from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
+from support.postgres import empty_postgres, needs_postgres, own_database
 from support.servers import LocalServer
 
-URL = os.environ.get("SEQDREAM_TEST_POSTGRES_URL")
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not URL, reason="SEQDREAM_TEST_POSTGRES_URL is not set")]
+pytestmark = [pytest.mark.slow, needs_postgres]
 REQUEST = JobRequest(prompt="p", size="1024*1024")
 T2I = "/api/v3/bytedance/seedream-v4"
 
 
 @pytest.fixture()
 def fresh_db() -> Database:
-    db = Database(URL)
-    with db.engine.begin() as connection:  # an empty database, as a new deployment has
-        connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    db = Database(empty_postgres())  # an empty database, as a new deployment has
     migrate.upgrade(db)
     return db
 
 
-def _claim_all(name: str, most: int, queue) -> None:  # runs in a child process
-    store = JobStore(Database(URL))
+def _claim_all(url: str, name: str, most: int, queue) -> None:  # runs in a child process
+    store = JobStore(Database(url))
     claimed = []
     while jobs := store.claim_batch(name, most):
         claimed += [job.id for job in jobs]
@@ -50,7 +47,7 @@ def test_processes_claim_each_job_once(fresh_db: Database, most: int) -> None:
     ids = {store.create(model="m", request=REQUEST, seed=i, api_key_id=None).id for i in range(60)}
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    processes = [context.Process(target=_claim_all, args=(f"p{i}", most, queue)) for i in range(4)]
+    processes = [context.Process(target=_claim_all, args=(own_database(), f"p{i}", most, queue)) for i in range(4)]
     for process in processes:
         process.start()
     claimed = [job_id for _ in processes for job_id in queue.get(timeout=120)]
@@ -70,7 +67,7 @@ def test_stale_recovery_on_postgres(fresh_db: Database) -> None:
 
 
 def test_server_on_postgres(fresh_db: Database, tiny_model: Path, tmp_path: Path) -> None:
-    server = LocalServer(tmp_path / "pg", tiny_model, SEQDREAM_DATABASE_URL=URL).start()
+    server = LocalServer(tmp_path / "pg", tiny_model, SEQDREAM_DATABASE_URL=own_database()).start()
     try:
         with server.client() as api:
             data = api.post(
@@ -85,7 +82,7 @@ def test_server_on_postgres(fresh_db: Database, tiny_model: Path, tmp_path: Path
 def test_listen_notify_wakes_other_processes_at_once(fresh_db: Database, tiny_model: Path, tmp_path: Path) -> None:
     """Polling every 30 s, a worker process still picks a new task up at once and the API process
     answers the sync request at once: both are woken by NOTIFY, not by their poll."""
-    slow_poll = {"SEQDREAM_DATABASE_URL": URL or "", "SEQDREAM_POLL_INTERVAL_S": "30"}
+    slow_poll = {"SEQDREAM_DATABASE_URL": own_database(), "SEQDREAM_POLL_INTERVAL_S": "30"}
     api_server = LocalServer(tmp_path / "notify", tiny_model, "--workers", "0", **slow_poll).start()
     worker = subprocess.Popen(
         [sys.executable, "-m", "seqdream.cli.main", "worker"], env=api_server.env,

@@ -4,7 +4,6 @@ none is completed twice, and the only repeated model calls are the ones the kill
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import subprocess
@@ -19,20 +18,19 @@ from sqlalchemy import text
 
 from seqdream.config import Settings
 from seqdream.db import Database, Job
+from support.postgres import empty_postgres, needs_postgres
 from support.servers import LocalServer
 
-URL = os.environ.get("SEQDREAM_TEST_POSTGRES_URL")
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not URL, reason="SEQDREAM_TEST_POSTGRES_URL is not set")]
+pytestmark = [pytest.mark.slow, needs_postgres]
 T2I = "/api/v3/bytedance/seedream-v4"
 TASKS, WORKERS, KILLS = 200, 4, 4
 
 
 def test_four_workers_two_apis_and_kill_9_lose_nothing_and_repeat_nothing(tiny_model: Path, tmp_path: Path) -> None:
-    db = Database(URL or "")
-    with db.engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    url = empty_postgres()
+    db = Database(url)
     shared = {
-        "SEQDREAM_DATABASE_URL": URL or "",
+        "SEQDREAM_DATABASE_URL": url,
         "SEQDREAM_STORAGE_DIR": str(tmp_path / "blobs"),
         "SEQDREAM_THREADS": "1",
         "SEQDREAM_NSFW_CHECK": "false",
