@@ -147,8 +147,10 @@ def test_a_slow_receiver_does_not_hold_up_the_worker(hook_server: LocalServer) -
         receiver.close()
     finished = job_row(hook_server.data_dir / "seqdream.db", second.json()["data"]["id"])["finished_at"]
     second_done = datetime.fromisoformat(finished).replace(tzinfo=UTC).timestamp()
-    # The one worker finished the next task while the first task's webhook was still being answered.
-    assert item.started < second_done < item.finished
+    # The one worker finished the next task before the first task's webhook was answered (a worker held
+    # by the delivery would finish it only after the receiver's 4 s). Whether the delivery had reached
+    # the receiver by then depends on the machine's load, so it is not asserted.
+    assert second_done < item.finished
 
 
 @pytest.mark.parametrize(

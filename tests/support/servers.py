@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
+from typer.testing import CliRunner
+
+from seqdream.cli.main import app
 from seqdream_devkit.server_process import ServerProcess
 
 TEST_ENV = {
@@ -16,6 +20,9 @@ TEST_ENV = {
     # following the load is tested on its own (tests/test_threads.py, tests/jobs/test_cpu_sharing.py).
     "SEQDREAM_THREADS_FOLLOW_LOAD": "false",
 }
+# Commands that only read and write the database run in the test process, through typer's runner (a
+# process start costs more than the command); the others get a process of their own.
+IN_PROCESS = ("keys", "usage")
 
 
 class LocalServer(ServerProcess):
@@ -23,3 +30,15 @@ class LocalServer(ServerProcess):
 
     def __init__(self, data_dir: Path, model: Path | None, *serve_args: str, **env: str) -> None:
         super().__init__(data_dir, model, *serve_args, **{**TEST_ENV, **env})
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """`seqdream ARGS` with the server's settings, answered as a finished process is."""
+        if args[0] not in IN_PROCESS:
+            return super().cli(*args, check=check)
+        result = CliRunner().invoke(app, list(args), env=self.env, prog_name="seqdream")
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception  # a crash, which a process would have shown as a traceback
+        done = subprocess.CompletedProcess(["seqdream", *args], result.exit_code, result.stdout, result.stderr)
+        if check:
+            done.check_returncode()
+        return done
