@@ -7,6 +7,12 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from seqdream.cpu.threads import SPIN_COUNT
+
+# OpenMP threads that wait briefly, as the service's do (seqdream.cpu.threads): set before torch loads,
+# so that this process's models and the servers of another test process share the cores without spinning.
+os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
+
 import httpx
 import pytest
 from fastapi.testclient import TestClient
@@ -20,16 +26,6 @@ from support.servers import LocalServer
 # busy the machine is; following the load is tested where it is asked for (tests/test_threads.py,
 # tests/jobs/test_cpu_sharing.py). Servers get the same from support.servers.TEST_ENV.
 os.environ.setdefault("SEQDREAM_THREADS_FOLLOW_LOAD", "false")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist (`-n N`) every model runs on one thread, in this worker and in the servers it
-    starts: N workers each spreading torch over every core would have their spinning threads fight."""
-    if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
-        os.environ["SEQDREAM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "1"
-        import torch
-
-        torch.set_num_threads(1)
 
 
 # Tests that start processes, servers, browsers or training are `slow` (`pytestmark = pytest.mark.slow`

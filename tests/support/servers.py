@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -20,6 +21,10 @@ TEST_ENV = {
     # following the load is tested on its own (tests/test_threads.py, tests/jobs/test_cpu_sharing.py).
     "SEQDREAM_THREADS_FOLLOW_LOAD": "false",
 }
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    # Several test processes (pytest-xdist) each start servers: one model thread per server, so that
+    # their pools never put several times the threads on the cores.
+    TEST_ENV["SEQDREAM_THREADS"] = "1"
 # Commands that only read and write the database run in the test process, through typer's runner (a
 # process start costs more than the command); the others get a process of their own.
 IN_PROCESS = ("keys", "usage")
