@@ -38,23 +38,7 @@ class ServerProcess:
         self.log_path = data_dir / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.prefix: list[str] = []  # a command the server runs under (taskset, a cgroup mover), if any
-        self.api_key = self.create_key("tests")
-
-    def create_key(self, name: str, **limits: int | float | None) -> str:
-        """A new API key's secret, made in this process on the server's database (as `seqdream keys
-        create` makes it, without a process start)."""
-        from seqdream.auth.keys import KeyRing
-        from seqdream.config import Settings
-        from seqdream.db.migrate import open_database
-
-        settings = Settings(
-            data_dir=Path(self.env["SEQDREAM_DATA_DIR"]), database_url=self.env.get("SEQDREAM_DATABASE_URL")
-        )
-        db = open_database(settings)
-        try:
-            return KeyRing(db).create(name, **limits).secret
-        finally:
-            db.dispose()
+        self.api_key = self.cli("keys", "create", "--name", "tests").stdout.strip()
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
