@@ -449,10 +449,12 @@ def main(argv: list[str] | None = None) -> None:
         if not args.vae_from:
             train_vae(vae, Budget(args.vae_steps, args.vae_minutes), rng)
             calibrate_latent_norm(pipe, rng)
+            accuracy = reconstruction_accuracy(vae)  # the gate; a reused VAE was measured when it was trained
+            print(
+                f"vae done in {time.monotonic() - started:.0f}s; scenes read back exactly: {accuracy:.0%}", flush=True
+            )
     transformer, text_encoder = pipe.transformer, pipe.text_encoder
     pipe.vae.requires_grad_(False)
-    accuracy = reconstruction_accuracy(pipe.vae)
-    print(f"vae done in {time.monotonic() - started:.0f}s; scenes read back exactly: {accuracy:.0%}", flush=True)
 
     params = list(transformer.parameters()) + list(text_encoder.parameters())
     optimiser = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)

@@ -7,6 +7,7 @@ sees exactly the per-image prompts the engine will send.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from dataclasses import dataclass, replace
@@ -320,9 +321,11 @@ def sequence(
 VOCABULARY_TASKS = ("t2i", "edit", "compose", "sequence", "compose_many", "marked")
 
 
-def vocabulary(samples: int = 1500, trained: tuple[str, ...] = VOCABULARY_TASKS) -> list[str]:
+@functools.cache
+def vocabulary(samples: int = 1500, trained: tuple[str, ...] = VOCABULARY_TASKS) -> tuple[str, ...]:
     """Every word the grammar uses in the `trained` tasks, in any wording (trained and held-out forms
-    alike): what the built-in model declares it knows (its seqdream.json `vocabulary`)."""
+    alike): what the built-in model declares it knows (its seqdream.json `vocabulary`). Drawn from a
+    fixed seed, so the same arguments give the same words: computed once a process."""
     rng = random.Random(0)
     draws = {
         "t2i": lambda: [text_to_image(rng, held=None).prompt for _ in range(samples)],
@@ -338,4 +341,4 @@ def vocabulary(samples: int = 1500, trained: tuple[str, ...] = VOCABULARY_TASKS)
         ],  # fmt: skip
     }
     prompts = [prompt for task in trained for prompt in draws[task]()]
-    return sorted({word for prompt in prompts for word in re.findall(r"[a-z]+", prompt.lower())})
+    return tuple(sorted({word for prompt in prompts for word in re.findall(r"[a-z]+", prompt.lower())}))

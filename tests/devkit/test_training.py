@@ -32,7 +32,7 @@ def train(cwd: Path, *args: str) -> str:
 
 
 def test_short_training_in_two_stages_gives_a_loadable_pipeline(tmp_path: Path) -> None:
-    vae_only = train(tmp_path, "--out", str(tmp_path / "vae"), "--vae-steps", "20", "--steps", "0")
+    vae_only = train(tmp_path, "--out", str(tmp_path / "vae"), "--vae-steps", "4", "--steps", "0")
     assert "trained 0 steps" in vae_only and "scenes read back exactly:" in vae_only  # the VAE gate is reported
     out = tmp_path / "builtin"
     output = train(tmp_path, "--out", str(out), "--vae-from", str(tmp_path / "vae"), "--steps", "6")
