@@ -149,6 +149,7 @@ def test_the_log_has_one_line_per_start_up_step_and_no_library_chatter(tiny_mode
     for chatter in ("alembic", "Loading pipeline components", "Loading weights", "it/s]", "Started server process",
                     "Waiting for application", "Uvicorn running", "torchao", "Shutting down"):  # fmt: skip
         assert chatter not in log, (chatter, log)
+    assert not list((tmp_path / "data").glob("seqdream.db-*"))  # stopped, it closed the database: one file
     (tmp_path / "data" / "seqdream.db").unlink()  # an empty database is migrated, in one line
     server.start()
     _wait_until_ready(server)

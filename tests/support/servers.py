@@ -40,10 +40,16 @@ class LocalServer(ServerProcess):
         """`seqdream ARGS` with the server's settings, answered as a finished process is."""
         if args[0] not in IN_PROCESS:
             return super().cli(*args, check=check)
-        result = CliRunner().invoke(app, list(args), env=self.env, prog_name="seqdream")
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception  # a crash, which a process would have shown as a traceback
-        done = subprocess.CompletedProcess(["seqdream", *args], result.exit_code, result.stdout, result.stderr)
-        if check:
-            done.check_returncode()
-        return done
+        return cli_in_process(self.env, *args, check=check)
+
+
+def cli_in_process(env: dict[str, str], *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """`seqdream ARGS` run here through typer's runner with `env` set, answered as a finished process
+    is (exit status, stdout, stderr); a crash is raised, as a process would have shown its traceback."""
+    result = CliRunner().invoke(app, list(args), env=env, prog_name="seqdream")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    done = subprocess.CompletedProcess(["seqdream", *args], result.exit_code, result.stdout, result.stderr)
+    if check:
+        done.check_returncode()
+    return done

@@ -1,21 +1,17 @@
-"""`seqdream keys create/update/list` with limits, as an operator runs them."""
+"""`seqdream keys create/update/list` with limits, as an operator runs them; and every command that
+opens the database closes it."""
 
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
-from support.servers import TEST_ENV
-
-pytestmark = pytest.mark.slow  # starts servers or processes
+from support.servers import TEST_ENV, cli_in_process
 
 
 def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**TEST_ENV, "SEQDREAM_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "-m", "seqdream.cli.main", *args], env=env, capture_output=True, text=True)
+    """The command as an operator runs it, in this process (it only reads and writes the database)."""
+    return cli_in_process({**TEST_ENV, "SEQDREAM_DATA_DIR": str(data_dir)}, *args)
 
 
 def test_limits_are_set_shown_and_changed(tmp_path: Path) -> None:
@@ -47,3 +43,18 @@ def test_bad_limits_are_refused_with_the_form_to_use(tmp_path: Path) -> None:
         result = cli(tmp_path, "keys", "create", option, value)
         assert result.returncode == 2 and hint in result.stderr, (option, result.stderr)
     assert cli(tmp_path, "keys", "update", "sqd_nothing", "--rate", "5").returncode == 1
+
+
+def test_every_command_that_opens_the_database_leaves_it_in_one_file(tmp_path: Path) -> None:
+    """A command closes every connection it opened, so SQLite folds its write-ahead log back into
+    seqdream.db: a copy of that one file is the whole database, and nothing of the command stays open."""
+    secret = cli(tmp_path, "keys", "create", "--name", "ops").stdout.strip()
+    commands = [
+        ("keys", "list"), ("keys", "update", "ops", "--rate", "5/min"), ("keys", "revoke", secret[:10]),
+        ("usage",), ("db", "current"), ("db", "upgrade"), ("watch", "no-such-task"),
+    ]  # fmt: skip
+    assert not list(tmp_path.glob("seqdream.db-*")), "keys create"
+    for command in commands:
+        result = cli(tmp_path, *command)
+        assert result.returncode in (0, 2), (command, result.stderr)  # watch: 2, no such task
+        assert not list(tmp_path.glob("seqdream.db-*")), command

@@ -8,14 +8,21 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from seqdream.config import Settings
 from seqdream.logs import configure as configure_logging
 from seqdream.numbers import CREDITS, MAX_ACTIVE, RATE_PER_MIN, BadValue, Quantity, day_span, parse_weight
+
+if TYPE_CHECKING:  # imported where used: a command loads only what it needs
+    from seqdream.auth.keys import KeyRing
+    from seqdream.db import Database
+    from seqdream.services import Services
 
 # Plain help text (click's): no type noise such as "<bool>" beside every flag.
 app = typer.Typer(
@@ -63,18 +70,43 @@ def _exit_now(pool: Any) -> None:
     os._exit(0)
 
 
-def _services(settings: Settings):  # type: ignore[no-untyped-def]
+@contextmanager
+def _services(settings: Settings) -> Iterator[Services]:
+    """The services for a command, closed when it ends: every database connection with them, so
+    that SQLite folds its write-ahead log back into the database file (no -wal file is left beside it)."""
     from seqdream.services import Services
 
-    return Services.from_settings(settings)
+    services = Services.from_settings(settings)
+    try:
+        yield services
+    finally:
+        services.close()
 
 
-def _keys(settings: Settings):  # type: ignore[no-untyped-def]
-    """The key ring alone: key commands open the database, not the services (a fraction of a second)."""
+@contextmanager
+def _keys(settings: Settings) -> Iterator[KeyRing]:
+    """The key ring alone, closed as `_services` is: key commands open the database, not the services
+    (a fraction of a second)."""
     from seqdream.auth.keys import KeyRing
     from seqdream.db.migrate import open_database
 
-    return KeyRing(open_database(settings))
+    db = open_database(settings)
+    try:
+        yield KeyRing(db)
+    finally:
+        db.dispose()
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[Database]:
+    """The configured database as it is (not migrated), closed as `_services` is."""
+    from seqdream.db import Database
+
+    db = Database(settings.resolved_database_url)
+    try:
+        yield db
+    finally:
+        db.dispose()
 
 
 def _check_provenance(services: Any) -> None:
@@ -103,29 +135,30 @@ def serve(
     """Run the HTTP API (and, by default, one in-process worker)."""
     from seqdream.api.app import create_app
     from seqdream.api.server import serve as run_server
+    from seqdream.api.state import running_or_none
     from seqdream.cpu.threads import thread_report
 
     settings = _settings(host=host, port=port, inline_workers=workers, model=model, auth_disabled=no_auth or None)
     configure_logging(settings.log_level)
-    services = _services(settings)
-    if settings.inline_workers:
-        _check_provenance(services)
-    if not settings.auth_disabled and services.keys.count_active() == 0:
-        created = services.keys.create("default")
-        typer.secho(
-            f"No API keys yet, so one was created. It is shown only this once:\n\n    {created.secret}\n\n"
-            f"Use it as 'Authorization: Bearer <key>'. Manage keys with 'seqdream keys'.",
-            fg=typer.colors.GREEN,
-            err=True,
-        )
-    services.close()
+    with _services(settings) as services:
+        if settings.inline_workers:
+            _check_provenance(services)
+        if not settings.auth_disabled and services.keys.count_active() == 0:
+            created = services.keys.create("default")
+            typer.secho(
+                f"No API keys yet, so one was created. It is shown only this once:\n\n    {created.secret}\n\n"
+                f"Use it as 'Authorization: Bearer <key>'. Manage keys with 'seqdream keys'.",
+                fg=typer.colors.GREEN,
+                err=True,
+            )
     report = thread_report()
     logging.getLogger("seqdream").info(
         "CPU thread pools: torch %s, images %s (from %s)", report["torch"], report["images"], report["reason"]
     )
     application = create_app(settings)
     run_server(application, settings)
-    _exit_now(getattr(application.state, "workers", None))
+    state = running_or_none(application)
+    _exit_now(state.workers if state is not None else None)
 
 
 @app.command(short_help="Run workers against the configured database, here.")
@@ -149,42 +182,41 @@ def worker(
 
     settings = _settings(device=device)
     configure_logging(settings.log_level)
-    services = _services(settings)
-    _check_provenance(services)
-    url = None
-    pool: WorkerPool | None = None  # the readiness probe reads it once the workers start
-    if metrics_port is not None:
-        from prometheus_client import generate_latest
+    with _services(settings) as services:
+        _check_provenance(services)
+        url = None
+        pool: WorkerPool | None = None  # the readiness probe reads it once the workers start
+        if metrics_port is not None:
+            from prometheus_client import generate_latest
 
-        from seqdream.metrics import process_registry
+            from seqdream.metrics import process_registry
 
-        registry = process_registry(
-            services.jobs, services.webhooks, lambda: services.engines.state, settings.metrics_key_labels
-        )
+            registry = process_registry(
+                services.jobs, services.webhooks, lambda: services.engines.state, settings.metrics_key_labels
+            )
 
-        url = serve_worker_status(
-            metrics_host,
-            metrics_port,
-            lambda: generate_latest(registry),
-            lambda: services.readiness(pool, runs_workers=True),
-        )
-    announce(url)
-    dispatcher = services.start_webhooks()
-    wake = threading.Event()  # set by a NOTIFY of a new task (PostgreSQL): claim at once, not at the next poll
-    pool = services.start_workers(concurrency, wake=wake, on_finished=lambda _job_id: dispatcher.wake.set())
-    listener = services.listen(on_new_job=wake.set, on_job_ended=lambda _job_id: dispatcher.wake.set())
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: pool.on_signal())
-    beats = 0
-    while not pool.stop.wait(0.5):  # the pool restarts a worker thread that ends; only a signal stops this
-        beats += 1
-        if beats % 10 == 0:  # every 5 s: `seqdream health` reads a fresh heartbeat
-            heartbeat()
-    pool.shutdown(settings.shutdown_grace_s)
-    dispatcher.shutdown()
-    if listener is not None:
-        listener.close()
-    services.close()
+            url = serve_worker_status(
+                metrics_host,
+                metrics_port,
+                lambda: generate_latest(registry),
+                lambda: services.readiness(pool, runs_workers=True),
+            )
+        announce(url)
+        dispatcher = services.start_webhooks()
+        wake = threading.Event()  # set by a NOTIFY of a new task (PostgreSQL): claim at once, not at the next poll
+        pool = services.start_workers(concurrency, wake=wake, on_finished=lambda _job_id: dispatcher.wake.set())
+        listener = services.listen(on_new_job=wake.set, on_job_ended=lambda _job_id: dispatcher.wake.set())
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: pool.on_signal())
+        beats = 0
+        while not pool.stop.wait(0.5):  # the pool restarts a worker thread that ends; only a signal stops this
+            beats += 1
+            if beats % 10 == 0:  # every 5 s: `seqdream health` reads a fresh heartbeat
+                heartbeat()
+        pool.shutdown(settings.shutdown_grace_s)
+        dispatcher.shutdown()
+        if listener is not None:
+            listener.close()
     _exit_now(pool)
 
 
@@ -364,9 +396,9 @@ def keys_create(
 ) -> None:
     """Create an API key and print it (it is shown only once)."""
     settings = Settings()
-    keys = _keys(settings)
-    created = keys.create(name, **_limits(rate, max_active, credits, weight))
-    key = keys.find(created.id)
+    with _keys(settings) as keys:
+        created = keys.create(name, **_limits(rate, max_active, credits, weight))
+        key = keys.find(created.id)
     typer.echo(created.secret)
     typer.echo(f"created key {created.id} ({name}; {_describe(key, settings)}); store it now, it cannot be shown again",
                err=True)  # fmt: skip
@@ -385,11 +417,11 @@ def keys_update(
 ) -> None:
     """Change a key's limits, credits or weight; they apply to the next submit, in every process."""
     settings = Settings()
-    keys = _keys(settings)
     limits = _limits(rate, max_active, credits, weight)
     added = _option(Quantity("add-credits", -CREDITS.high, CREDITS.high).parse, add_credits, signed=True)
     try:
-        found = keys.update_limits(key, add_credits=added, **limits)
+        with _keys(settings) as keys:
+            found = keys.update_limits(key, add_credits=added, **limits)
     except BadValue as exc:
         typer.echo(f"not changed: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -403,8 +435,9 @@ def keys_update(
 def keys_list() -> None:
     """List keys (prefix, name, created, revoked, limits)."""
     settings = Settings()
-    keys = _keys(settings)
-    for key in keys.list():
+    with _keys(settings) as keys:
+        listed = keys.list()
+    for key in listed:
         state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
         typer.echo(f"{key.id}  {key.prefix}…  {key.name:<20} created {key.created_at:%Y-%m-%d %H:%M}  {state}  "
                    f"{_describe(key, settings)}")  # fmt: skip
@@ -479,13 +512,13 @@ def _tasks_with_tag(settings: Settings, tag: int | None) -> list[str]:
     is one here (verify works on any machine: without one, or unreadable, it names none)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from seqdream.db import Database
     from seqdream.jobs.store import JobStore
 
     if tag is None or (settings.database_url is None and not (settings.data_dir / "seqdream.db").exists()):
         return []
     try:
-        return JobStore(Database(settings.resolved_database_url)).with_content_tag(tag)
+        with _database(settings) as db:
+            return JobStore(db).with_content_tag(tag)
     except SQLAlchemyError:
         return []
 
@@ -508,25 +541,25 @@ def watch(
     from seqdream.db import JobStatus
     from seqdream.jobs.presentation import progress
 
-    services = _services(Settings())
     last = ""
-    while True:
-        job = services.jobs.get(task) if len(task) <= 64 else None
-        if job is None:
-            typer.echo(f"no task {task!r} in this service's database", err=True)
-            raise typer.Exit(2)
-        where = progress(job, *services.jobs.standing(job))
-        line = _standing_line(job.status, where)
-        if line != last:
-            typer.echo(line)
-            last = line
-        if JobStatus(job.status).is_terminal:
-            for key in job.outputs if job.status == JobStatus.COMPLETED.value else []:
-                typer.echo(f"  {key}")
-            if job.error:
-                typer.echo(f"  {job.error}", err=True)
-            raise typer.Exit(0 if job.status == JobStatus.COMPLETED.value else 1)
-        time.sleep(interval)
+    with _services(Settings()) as services:
+        while True:
+            job = services.jobs.get(task) if len(task) <= 64 else None
+            if job is None:
+                typer.echo(f"no task {task!r} in this service's database", err=True)
+                raise typer.Exit(2)
+            where = progress(job, *services.jobs.standing(job))
+            line = _standing_line(job.status, where)
+            if line != last:
+                typer.echo(line)
+                last = line
+            if JobStatus(job.status).is_terminal:
+                for key in job.outputs if job.status == JobStatus.COMPLETED.value else []:
+                    typer.echo(f"  {key}")
+                if job.error:
+                    typer.echo(f"  {job.error}", err=True)
+                raise typer.Exit(0 if job.status == JobStatus.COMPLETED.value else 1)
+            time.sleep(interval)
 
 
 def _standing_line(status: str, where: dict[str, Any]) -> str:
@@ -553,10 +586,10 @@ def usage_command(
     from seqdream.tenancy.usage import MAX_DAYS, USAGE_DAYS, day_range, totals, usage
 
     first, last = _option(day_span, start, end, utcnow().date(), default_days=USAGE_DAYS, max_days=MAX_DAYS)
-    services = _services(Settings())
-    names = {key.id: f"{key.name} ({key.prefix}…)" for key in services.keys.list()}
-    with services.db.session() as session:
-        by_key = usage(session, *day_range(first, last))
+    with _services(Settings()) as services:
+        names = {key.id: f"{key.name} ({key.prefix}…)" for key in services.keys.list()}
+        with services.db.session() as session:
+            by_key = usage(session, *day_range(first, last))
     typer.echo(f"usage {first} to {last} (UTC)")
     if not by_key:
         typer.echo("no finished tasks")
@@ -574,8 +607,9 @@ def keys_revoke(
     key: str = typer.Argument(..., metavar="KEY", help="Key id or prefix from 'seqdream keys list'"),
 ) -> None:
     """Revoke a key: requests using it get 401 from then on."""
-    keys = _keys(Settings())
-    if not keys.revoke(key):
+    with _keys(Settings()) as keys:
+        revoked = keys.revoke(key)
+    if not revoked:
         typer.echo(f"no active key matches {key!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {key}")
@@ -584,24 +618,22 @@ def keys_revoke(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations to the configured database and print its revision."""
-    from seqdream.db import Database, migrate
+    from seqdream.db import migrate
 
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.resolved_database_url)
-    migrate.upgrade(db)
-    typer.echo(f"database at revision {migrate.current_revision(db)}")
-    db.dispose()
+    with _database(settings) as db:
+        migrate.upgrade(db)
+        typer.echo(f"database at revision {migrate.current_revision(db)}")
 
 
 @db_app.command("current")
 def db_current() -> None:
     """Print the configured database's schema revision (none before the first start)."""
-    from seqdream.db import Database, migrate
+    from seqdream.db import migrate
 
-    db = Database(Settings().resolved_database_url)
-    typer.echo(migrate.current_revision(db) or "none")
-    db.dispose()
+    with _database(Settings()) as db:
+        typer.echo(migrate.current_revision(db) or "none")
 
 
 if __name__ == "__main__":
