@@ -106,26 +106,37 @@ class Postgres:
         self.port = free_port()
         self._as_postgres(f"{self.bin}/initdb -D {self.dir}/data --auth=trust -U postgres")
         self.start()
-        self._as_postgres(f"{self.bin}/createdb -h 127.0.0.1 -p {self.port} seqdream")
-        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/seqdream"
+        self.databases = 0
+        self.name = ""
+        self.url = ""
+
+    def new_database(self) -> str:
+        """A fresh database for the next test (the cluster is the module's): its URL."""
+        self.databases += 1
+        self.name = f"seqdream{self.databases}"
+        self._as_postgres(f"{self.bin}/createdb -h 127.0.0.1 -p {self.port} {self.name}")
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{self.name}"
+        return self.url
 
     def _as_postgres(self, command: str) -> None:
         subprocess.run(["su", "postgres", "-c", command], check=True, capture_output=True, timeout=120)
 
     def start(self) -> None:
+        self.stopped = False
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
         self._as_postgres(f"{self.bin}/pg_ctl -D {self.dir}/data -o '{options}' -l {self.dir}/log -w start")
 
     def stop(self) -> None:
+        self.stopped = True
         self._as_postgres(f"{self.bin}/pg_ctl -D {self.dir}/data -m fast -w stop")
 
     def terminate_connections(self) -> int:
         import psycopg
 
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=seqdream") as connection:
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname={self.name}") as connection:
             rows = connection.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'seqdream' "
-                "AND pid <> pg_backend_pid()"
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (self.name,),
             ).fetchall()
         return len(rows)
 
@@ -170,11 +181,21 @@ class Deployment:
         self.api.stop()
 
 
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Postgres]:
+    """One private cluster for the module (an initdb costs seconds); each test gets a database of its own."""
+    made = Postgres()
+    yield made
+    made.remove()
+
+
 @pytest.fixture()
-def postgres() -> Iterator[Postgres]:
-    cluster = Postgres()
+def postgres(cluster: Postgres) -> Iterator[Postgres]:
+    """The cluster, running, with a fresh database (a test that stops it leaves it stopped)."""
+    if cluster.stopped:
+        cluster.start()
+    cluster.new_database()
     yield cluster
-    cluster.remove()
 
 
 def assert_quiet(deployment: Deployment) -> None:
@@ -249,7 +270,7 @@ def test_terminated_connections_are_reopened_and_every_task_completes(
 
 
 def test_a_stalled_worker_never_rewrites_a_completed_tasks_files(tiny_model: Path, tmp_path: Path) -> None:
-    slow = {"SEQDREAM_NUM_INFERENCE_STEPS": "120", "SEQDREAM_JOB_LEASE_S": "2"}
+    slow = {"SEQDREAM_NUM_INFERENCE_STEPS": "60", "SEQDREAM_JOB_LEASE_S": "2"}  # each task runs for seconds
     deployment = Deployment(tmp_path, tiny_model, **slow)
     db = deployment.api.data_dir / "seqdream.db"
     try:
