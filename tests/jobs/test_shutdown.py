@@ -117,6 +117,7 @@ def test_a_job_in_a_slow_step_is_handed_back_without_waiting_for_the_step(tiny_m
     log = server.log_path.read_text()
     assert code == 0 and took < 15, (took, log)
     assert f"job {job_id}: handed back to the queue (shutdown)" in log
+    assert "exiting while a handed-back job's step winds down" in log  # it knew, and did not wait for the step
     row = job_row(server.data_dir / "seqdream.db", job_id)
     assert (row["status"], row["attempts"], row["worker_id"]) == ("created", 0, None)
 
