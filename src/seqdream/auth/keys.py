@@ -9,13 +9,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from seqdream.db import ApiKey, Database, rows_changed
 from seqdream.db.models import utcnow
 from seqdream.numbers import CREDITS, MAX_ACTIVE, RATE_PER_MIN, WEIGHT, BadValue, top_up
 
 KEY_PREFIX = "sqd_"
+# Built once (every request runs it): its compiled form is then found by a cached key.
+_ACTIVE_KEY = select(ApiKey.id).where(ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None))
 
 
 def hash_secret(secret: str) -> str:
@@ -103,9 +105,8 @@ class KeyRing:
     def verify(self, secret: str) -> str | None:
         """The id of the active key whose secret this is, or None (unknown or revoked). Read on every
         request: one indexed row, no ORM object."""
-        query = select(ApiKey.id).where(ApiKey.key_hash == hash_secret(secret), ApiKey.revoked_at.is_(None))
         with self.db.connection() as connection:
-            return connection.execute(query).scalar()
+            return connection.execute(_ACTIVE_KEY, {"key_hash": hash_secret(secret)}).scalar()
 
 
 LIMIT_COLUMNS = ("rate_per_min", "max_active", "credits", "weight")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,6 +50,36 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine, "connect", _tune_sqlite)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._version_lock = threading.Lock()
+        self._version_connection: Any = None  # SQLite: kept for `data_version`, never writes
+
+    def data_version(self) -> int | None:
+        """SQLite: a number that changes whenever another connection commits to the database
+        (`PRAGMA data_version`, read on a connection kept for it, which never writes); None on
+        another database or when it cannot be read (callers then look as they would without it)."""
+        if not self.is_sqlite:
+            return None
+        with self._version_lock:
+            try:
+                if self._version_connection is None:
+                    self._version_connection = self.engine.raw_connection()
+                cursor = self._version_connection.cursor()
+                try:
+                    cursor.execute("PRAGMA data_version")
+                    return int(cursor.fetchone()[0])
+                finally:
+                    cursor.close()
+            except (SQLAlchemyError, sqlite3.Error):
+                self._close_version_connection()
+                return None
+
+    def _close_version_connection(self) -> None:
+        if self._version_connection is not None:
+            try:
+                self._version_connection.close()
+            except (SQLAlchemyError, sqlite3.Error):
+                pass
+            self._version_connection = None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -83,4 +115,6 @@ class Database:
         DATABASE.ok()
 
     def dispose(self) -> None:
+        with self._version_lock:
+            self._close_version_connection()
         self.engine.dispose()

@@ -12,9 +12,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import false, update
+from sqlalchemy import Table, false, update
 from sqlalchemy.orm import Session
 
 from seqdream.db.connection import Database
@@ -22,6 +22,9 @@ from seqdream.db.models import Job
 
 T = TypeVar("T")
 MOST_PER_GROUP = 64  # writes in one transaction at most: a long one would hold the write lock too long
+# A write that changes nothing, on the table (no ORM bookkeeping), built once: it opens the transaction.
+_JOBS = cast(Table, Job.__table__)
+_TAKE_WRITE_LOCK = update(_JOBS).where(false()).values(status=_JOBS.c.status)
 
 
 @dataclass
@@ -68,7 +71,7 @@ class GroupCommit:
                 # A write first: the driver opens the transaction (BEGIN) before it, and the write lock
                 # is taken before any write of the group reads, so the savepoints below nest inside one
                 # transaction and see each other's rows in order.
-                session.execute(update(Job).where(false()).values(status=Job.status))
+                session.execute(_TAKE_WRITE_LOCK)
                 for write in group:
                     try:
                         with session.begin_nested():

@@ -62,6 +62,9 @@ class JobStore:
         self._times: tuple[float, dict[str, TaskTimes]] = (-math.inf, {})  # (read at, by model)
         self._submits = GroupCommit(db)
         self.tasks_per_batch = tasks_per_batch  # how many single images a worker draws together
+        # SQLite: after a claim found nothing, the database's data version then and when the earliest
+        # task held back by `not_before` becomes runnable; until either changes, claims find nothing.
+        self._empty: tuple[int, datetime | None] | None = None
 
     def _task_times(self, session: Session) -> dict[str, TaskTimes]:
         """The measured task times by model, read at most every TASK_TIMES_TTL_S (they move slowly)."""
@@ -202,6 +205,9 @@ class JobStore:
         `most - 1` more runnable jobs of its batch key in the queue's order, in one transaction;
         [] when none is runnable. Safe against concurrent claimers."""
         now = utcnow()
+        version = self.db.data_version()  # read before looking: a commit after this shows as a change
+        if version is not None and self._still_empty(version, now):
+            return []  # an idle poll: one pragma, not a transaction
         runnable, taken = _runnable(now), _taken(worker_id, now)
         in_queue = select(Job.id, Job.batch_key).where(runnable).order_by(Job.fair_rank, Job.created_at)
         with self.db.session() as session:
@@ -216,13 +222,25 @@ class JobStore:
                 return self._in_order(session, ids)
             # SQLite has one writer at a time: race on a few candidates with conditional updates; the
             # first won holds the write lock, so its batch mates are taken in the same transaction.
-            for candidate in session.execute(in_queue.limit(8)).all():
+            candidates = session.execute(in_queue.limit(8)).all()
+            for candidate in candidates:
                 if self._take(session, candidate.id, taken):
                     ids = [candidate.id] + self._take_mates(session, candidate.batch_key, most - 1, taken)
                     session.commit()
                     return self._in_order(session, ids)
                 session.commit()
+            if not candidates and version is not None:
+                held = select(func.min(Job.not_before)).where(Job.status == JobStatus.CREATED.value)
+                self._empty = (version, session.scalar(held))
         return []
+
+    def _still_empty(self, version: int, now: datetime) -> bool:
+        """Whether the last claim found nothing and nothing changed since (no commit by any
+        connection, no held-back task come due)."""
+        if self._empty is None:
+            return False
+        seen, next_due = self._empty
+        return version == seen and (next_due is None or now < next_due)
 
     def claim_mates(self, worker_id: str, key: str, most: int) -> list[Job]:
         """Up to `most` more runnable jobs of batch key `key`, in the fair queue's order, for a

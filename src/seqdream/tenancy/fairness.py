@@ -9,7 +9,9 @@ submission order, which is first-in first-out as before.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from seqdream.db import Job, JobStatus
@@ -18,12 +20,25 @@ from seqdream.db import Job, JobStatus
 _SERVED = (JobStatus.PROCESSING.value, JobStatus.COMPLETED.value, JobStatus.FAILED.value)
 
 
-def next_rank(session: Session, api_key_id: str | None, weight: float) -> float:
-    """The rank of a job the key queues now (call with the key's row locked): one statement, an
-    index seek for each served status and one for the key's queued work."""
-    owner = Job.api_key_id == api_key_id if api_key_id is not None else Job.api_key_id.is_(None)
+def _ranks(owner: ColumnElement[bool]) -> Select[Any]:
+    """The highest rank of each served status, then the highest of the owner's queued work: an index
+    seek each, in one statement."""
     highest = [select(func.max(Job.fair_rank)).where(Job.status == status).scalar_subquery() for status in _SERVED]
     queued = select(func.max(Job.fair_rank)).where(owner, Job.status == JobStatus.CREATED.value).scalar_subquery()
-    *served, last_queued = session.execute(select(*highest, queued)).one()
-    now = max((rank for rank in served if rank is not None), default=0.0)  # the virtual time
+    return select(*highest, queued)
+
+
+# Built once (every submit runs one): the statement's compiled form is then found by a cached key.
+_KEYS_RANKS = _ranks(Job.api_key_id == bindparam("api_key_id"))
+_KEYLESS_RANKS = _ranks(Job.api_key_id.is_(None))
+
+
+def next_rank(session: Session, api_key_id: str | None, weight: float) -> float:
+    """The rank of a job the key queues now (call with the key's row locked)."""
+    if api_key_id is None:
+        row = session.execute(_KEYLESS_RANKS).one()
+    else:
+        row = session.execute(_KEYS_RANKS, {"api_key_id": api_key_id}).one()
+    *served, last_queued = cast(tuple[float | None, ...], tuple(row))
+    now: float = max((rank for rank in served if rank is not None), default=0.0)  # the virtual time
     return now if last_queued is None else max(now, last_queued + 1.0 / weight)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Table, and_, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from seqdream.db import ApiKey, Job, JobStatus
@@ -65,9 +66,18 @@ class OutOfCredits(LimitExceeded):
     """The key's credits cannot cover the images the task may make."""
 
 
+# Built once (every submit runs it), on the table: no ORM bookkeeping for a row not loaded yet.
+_KEYS = cast(Table, ApiKey.__table__)
+_TOUCH_KEY = (
+    update(_KEYS)
+    .where(_KEYS.c.id == bindparam("key_id"))
+    .values(last_submit_at=bindparam("now", type_=_KEYS.c.last_submit_at.type))
+)
+
+
 def lock_key(session: Session, key_id: str) -> ApiKey | None:
     """The key's row, locked until the transaction ends (None for an id with no row)."""
-    session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_submit_at=utcnow()))
+    session.execute(_TOUCH_KEY, {"key_id": key_id, "now": utcnow()})
     return session.get(ApiKey, key_id, populate_existing=True)
 
 
