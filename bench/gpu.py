@@ -132,10 +132,11 @@ def reset_peak(device: str) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def timed(device: str, repeats: int, run: Callable[[], object]) -> tuple[float | None, float | None]:
-    """Median seconds over `repeats` runs after one untimed run, and the peak memory; None on OOM."""
+def timed(device: str, repeats: int, run: Callable[[], object], warmups: int = 1) -> tuple[float | None, float | None]:
+    """Median seconds over `repeats` runs after `warmups` untimed ones, and the peak memory; None on OOM."""
     try:
-        run()
+        for _ in range(warmups):
+            run()
         reset_peak(device)
         seconds = []
         for _ in range(repeats):
@@ -164,14 +165,16 @@ def plain_call(engine: Flux2KleinEngine, plan: GenerationPlan) -> Callable[[], o
     )
 
 
-def tasks_batched(engine: Flux2KleinEngine, name: str, scale: Scale, count: int, repeats: int) -> None:
+def tasks_batched(
+    engine: Flux2KleinEngine, name: str, scale: Scale, count: int, repeats: int, warmups: int = 1
+) -> None:
     """Single-image tasks of one size, drawn one after another and as one batch of independent images
     (what a worker does with tasks that arrive together, SEQDREAM_BATCH_TASKS): seconds for all."""
     for side, size in ((scale.small, "1K"), (scale.large, "2K")):
         plans = [GenerationPlan([f"task {k + 1}"], [k], side, side) for k in range(count)]
         together = GenerationPlan([plan.prompts[0] for plan in plans], list(range(count)), side, side, independent=True)
-        alone, _ = timed(scale.device, repeats, lambda plans=plans: [engine.generate(plan) for plan in plans])
-        batched, peak = timed(scale.device, repeats, lambda plan=together: engine.generate(plan))
+        alone, _ = timed(scale.device, repeats, lambda plans=plans: [engine.generate(plan) for plan in plans], warmups)
+        batched, peak = timed(scale.device, repeats, lambda plan=together: engine.generate(plan), warmups)
         for label, seconds in (("one by one", alone), ("batched", batched)):
             per_image = seconds / count if seconds else None
             memory = fmt(peak, "{:.1f}") if scale.device == "cuda" and label == "batched" else "-"
@@ -194,6 +197,7 @@ def main() -> None:
     parser.add_argument("--scale", choices=sorted(SCALES), default="full")
     parser.add_argument("--settings", default="plain,compile,fp8,compile+fp8", help=f"from: {','.join(SETTINGS)}")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--warmups", type=int, default=1, help="untimed runs before each timing (0: the toy test)")
     parser.add_argument("--max-batch", type=int, default=4)
     parser.add_argument("--model", type=Path, help="an existing model folder instead of building one")
     parser.add_argument("--groups", default="4,14", help="group sizes to time, besides one image")
@@ -236,9 +240,11 @@ def main() -> None:
                 height=side,
                 references=references(case.references, side),
             )
-            seconds, peak = timed(scale.device, args.repeats, lambda run=engine.generate, plan=plan: run(plan))
+            seconds, peak = timed(
+                scale.device, args.repeats, lambda run=engine.generate, plan=plan: run(plan), args.warmups
+            )
             if name == "plain":  # the same pipeline, called the plain way
-                plain_seconds[case.label] = timed(scale.device, args.repeats, plain_call(engine, plan))[0]
+                plain_seconds[case.label] = timed(scale.device, args.repeats, plain_call(engine, plan), args.warmups)[0]
             plain = plain_seconds.get(case.label)
             ratio = f"x{seconds / plain:.2f}" if seconds and plain else "-"
             one_image = seconds if case.label == "1 image 1K" else one_image
@@ -251,7 +257,7 @@ def main() -> None:
             if case.count > 1 and case.references == 0 and seconds and one_image:
                 goal = " (goal <= x4)" if case.count == 14 else ""
                 print(f"| {name} | {case.count}-image group ÷ 1 image | x{seconds / one_image:.1f}{goal} | | | | |")
-        tasks_batched(engine, name, scale, args.max_batch, args.repeats)
+        tasks_batched(engine, name, scale, args.max_batch, args.repeats, args.warmups)
         print(f"| {name} | load (+ compile warm-up) | {load_s:.1f} | | | | |", flush=True)
         del engine
         gc.collect()

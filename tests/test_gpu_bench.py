@@ -35,7 +35,7 @@ def test_full_size_configs_are_klein_4b() -> None:
 
 def test_toy_scale_prints_a_row_per_setting_and_case(tiny_model: Path) -> None:
     command = [sys.executable, str(BENCH), "--scale", "toy", "--model", str(tiny_model), "--settings", "plain,int8"]
-    command += ["--groups", "4", "--refs", "0,3", "--repeats", "1"]
+    command += ["--groups", "4", "--refs", "0,3", "--repeats", "1", "--warmups", "0"]  # CPU: nothing to warm
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line.split("|")[1:-1] for line in result.stdout.splitlines() if line.startswith("| ")]
