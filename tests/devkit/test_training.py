@@ -8,6 +8,7 @@ import importlib.util
 import io
 import json
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,23 @@ def train(cwd: Path, *args: str) -> str:
     with contextlib.chdir(cwd), contextlib.redirect_stdout(printed):
         training_script().main(["--batch", "4", *args])
     return printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model trained one step from scratch (a 2-step VAE), and beside it the optimizer moments that
+    run saved (`build/builtin-state.pt`, for its 400-token vocabulary): what the resume tests start from."""
+    folder = tmp_path_factory.mktemp("trained")
+    train(folder, "--out", str(folder / "base"), "--vae-steps", "2", "--steps", "1")
+    return folder
+
+
+def started_from(base: Path, tmp_path: Path) -> Path:
+    """A copy of the base run's folder and moments in `tmp_path` (a test changes what it resumes)."""
+    shutil.copytree(base / "base", tmp_path / "base")
+    (tmp_path / "build").mkdir()
+    shutil.copy(base / "build" / "builtin-state.pt", tmp_path / "build" / "builtin-state.pt")
+    return tmp_path / "base"
 
 
 def test_short_training_in_two_stages_gives_a_loadable_pipeline(tmp_path: Path) -> None:
@@ -76,12 +94,12 @@ def test_short_training_in_two_stages_gives_a_loadable_pipeline(tmp_path: Path) 
     assert len(redeclared["mag_ratios"]) == 20 and 9.0 not in redeclared["mag_ratios"]
 
 
-def test_resuming_with_a_grown_vocabulary_keeps_old_ids_and_loads(tmp_path: Path) -> None:
+def test_resuming_with_a_grown_vocabulary_keeps_old_ids_and_loads(base: Path, tmp_path: Path) -> None:
     """New whole-word tokens are added after the old ones; old prompts tokenize exactly as before,
     the text encoder's embedding grows to match, and the service loads the result."""
     from transformers import AutoTokenizer
 
-    train(tmp_path, "--out", str(tmp_path / "base"), "--vae-steps", "2", "--steps", "1")
+    started_from(base, tmp_path)
     output = train(tmp_path, "--resume", str(tmp_path / "base"), "--out", str(tmp_path / "grown"),
                    "--grow-vocab", "700", "--state", str(tmp_path / "state.pt"), "--steps", "1")  # fmt: skip
     assert "vocabulary grown by" in output
@@ -119,13 +137,13 @@ def test_uncased_keeps_every_id_and_survives_a_save(tmp_path: Path) -> None:
     assert uncased(lowered).backend_tokenizer.to_str() == lowered.backend_tokenizer.to_str()  # idempotent
 
 
-def test_moments_of_another_model_are_set_aside_not_crashed_on(tmp_path: Path) -> None:
-    train(tmp_path, "--out", str(tmp_path / "a"), "--vae-steps", "2", "--steps", "1")
-    state = tmp_path / "build" / "builtin-state.pt"  # written by that run, for its 400-token vocabulary
-    output = train(tmp_path, "--resume", str(tmp_path / "a"), "--out", str(tmp_path / "b"), "--grow-vocab", "700",
+def test_moments_of_another_model_are_set_aside_not_crashed_on(base: Path, tmp_path: Path) -> None:
+    first = started_from(base, tmp_path)
+    state = tmp_path / "build" / "builtin-state.pt"  # written by the base run, for its 400-token vocabulary
+    output = train(tmp_path, "--resume", str(first), "--out", str(tmp_path / "b"), "--grow-vocab", "700",
                    "--steps", "1")  # fmt: skip
     assert "vocabulary grown by" in output  # a grown vocabulary starts fresh moments and saves its own
-    output = train(tmp_path, "--resume", str(tmp_path / "a"), "--out", str(tmp_path / "c"), "--steps", "1")
+    output = train(tmp_path, "--resume", str(first), "--out", str(tmp_path / "c"), "--steps", "1")
     assert "belongs to another model: fresh moments" in output and "trained 1 steps" in output
     assert state.is_file()
 
