@@ -84,29 +84,25 @@ def _services(settings: Settings) -> Iterator[Services]:
 
 
 @contextmanager
-def _keys(settings: Settings) -> Iterator[KeyRing]:
-    """The key ring alone, closed as `_services` is: key commands open the database, not the services
-    (a fraction of a second)."""
-    from seqdream.auth.keys import KeyRing
-    from seqdream.db.migrate import open_database
+def _database(settings: Settings, *, migrated: bool = False) -> Iterator[Database]:
+    """The configured database (`migrated`: brought up to date first, its folder made, as serve and
+    worker open it), closed as `_services` is."""
+    from seqdream.db import Database, migrate
 
-    db = open_database(settings)
+    db = migrate.open_database(settings) if migrated else Database(settings.resolved_database_url)
     try:
-        yield KeyRing(db)
+        yield db
     finally:
         db.dispose()
 
 
 @contextmanager
-def _database(settings: Settings) -> Iterator[Database]:
-    """The configured database as it is (not migrated), closed as `_services` is."""
-    from seqdream.db import Database
+def _keys(settings: Settings) -> Iterator[KeyRing]:
+    """The key ring alone: key commands open the database, not the services (a fraction of a second)."""
+    from seqdream.auth.keys import KeyRing
 
-    db = Database(settings.resolved_database_url)
-    try:
-        yield db
-    finally:
-        db.dispose()
+    with _database(settings, migrated=True) as db:
+        yield KeyRing(db)
 
 
 def _check_provenance(services: Any) -> None:
@@ -620,10 +616,7 @@ def db_upgrade() -> None:
     """Apply pending migrations to the configured database and print its revision."""
     from seqdream.db import migrate
 
-    settings = Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with _database(settings) as db:
-        migrate.upgrade(db)
+    with _database(Settings(), migrated=True) as db:
         typer.echo(f"database at revision {migrate.current_revision(db)}")
 
 

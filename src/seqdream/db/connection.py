@@ -70,16 +70,10 @@ class Database:
                 finally:
                     cursor.close()
             except (SQLAlchemyError, sqlite3.Error):
-                self._close_version_connection()
+                if self._version_connection is not None:  # it failed: discarded, never handed to a session
+                    self._version_connection.invalidate()
+                    self._version_connection = None
                 return None
-
-    def _close_version_connection(self) -> None:
-        if self._version_connection is not None:
-            try:
-                self._version_connection.close()
-            except (SQLAlchemyError, sqlite3.Error):
-                pass
-            self._version_connection = None
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -116,5 +110,7 @@ class Database:
 
     def dispose(self) -> None:
         with self._version_lock:
-            self._close_version_connection()
+            if self._version_connection is not None:  # back to the pool, which closes it now
+                self._version_connection.close()
+                self._version_connection = None
         self.engine.dispose()

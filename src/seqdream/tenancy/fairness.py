@@ -39,6 +39,6 @@ def next_rank(session: Session, api_key_id: str | None, weight: float) -> float:
         row = session.execute(_KEYLESS_RANKS).one()
     else:
         row = session.execute(_KEYS_RANKS, {"api_key_id": api_key_id}).one()
-    *served, last_queued = cast(tuple[float | None, ...], tuple(row))
+    *served, last_queued = cast(tuple[float | None, ...], row)  # a Row unpacks as a tuple
     now: float = max((rank for rank in served if rank is not None), default=0.0)  # the virtual time
     return now if last_queued is None else max(now, last_queued + 1.0 / weight)
