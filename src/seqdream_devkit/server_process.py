@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from seqdream_devkit.forked import Process, start_seqdream
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -36,8 +38,9 @@ class ServerProcess:
             **env,
         }
         self.log_path = data_dir / "server.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: Process | subprocess.Popen[bytes] | None = None
         self.prefix: list[str] = []  # a command the server runs under (taskset, a cgroup mover), if any
+        self.fresh = True  # a fresh interpreter; False: forked from one with the libraries loaded (tests)
         self.api_key = self.cli("keys", "create", "--name", "tests").stdout.strip()
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -52,13 +55,16 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [*self.prefix, sys.executable, "-m", "seqdream.cli.main", "serve", *self.serve_args],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        if self.prefix:
+            with open(self.log_path, "ab") as log:
+                self.process = subprocess.Popen(
+                    [*self.prefix, sys.executable, "-m", "seqdream.cli.main", "serve", *self.serve_args],
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+        else:
+            self.process = start_seqdream(["serve", *self.serve_args], self.env, self.log_path, fresh=self.fresh)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

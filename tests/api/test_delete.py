@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +10,7 @@ import httpx
 import pytest
 
 from support.database import job_row
-from support.servers import LocalServer
+from support.servers import LocalServer, start_worker
 
 pytestmark = pytest.mark.slow  # starts servers or processes
 
@@ -98,10 +96,8 @@ def test_deleting_a_finished_task_removes_its_files_and_keys_are_isolated(slow_s
 
 def test_a_separate_worker_process_stops_a_deleted_task(tiny_model: Path, tmp_path: Path) -> None:
     api_server = LocalServer(tmp_path / "split", tiny_model, "--workers", "0", **SLOW).start()
-    log = open(tmp_path / "worker.log", "wb")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "seqdream.cli.main", "worker"], env=api_server.env, stdout=log, stderr=subprocess.STDOUT
-    )
+    log = tmp_path / "worker.log"
+    worker = start_worker(api_server.env, log=log)
     try:
         with api_server.client() as api:
             job_id = api.post(EDIT_SEQ, json=GROUP).json()["data"]["id"]

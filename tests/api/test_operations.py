@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from seqdream_devkit.server_process import free_port
-from support.servers import LocalServer
+from support.servers import LocalServer, start_seqdream, start_worker
 
 pytestmark = pytest.mark.slow  # starts servers or processes
 
@@ -70,10 +68,7 @@ def test_liveness_and_readiness(server: LocalServer, tiny_model: Path, tmp_path:
 
     # A worker whose model cannot load is alive but not ready: it keeps jobs queued.
     broken = LocalServer(tmp_path / "broken", tmp_path / "no-model-here")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "seqdream.cli.main", "serve"], env=broken.env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    process = start_seqdream(["serve"], broken.env)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -94,10 +89,7 @@ def test_liveness_and_readiness(server: LocalServer, tiny_model: Path, tmp_path:
 
 def test_a_worker_process_serves_its_own_metrics(server: LocalServer) -> None:
     port = free_port()
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "seqdream.cli.main", "worker", "--metrics-port", str(port)],
-        env=server.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    worker = start_worker(server.env, "--metrics-port", str(port))
     try:
         deadline = time.monotonic() + 60
         while True:

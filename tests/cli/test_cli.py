@@ -10,16 +10,15 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from typer.testing import CliRunner, Result
 
-from seqdream.cli.main import app
 from seqdream_devkit.images import png_bytes
-from support.servers import TEST_ENV
+from support.servers import TEST_ENV, cli_in_process
 
 
-def run_cli(tmp_path: Path, model: Path, *args: str) -> Result:
+def run_cli(tmp_path: Path, model: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`seqdream ARGS` in this process, on a data folder of its own and the given model."""
     env = {**TEST_ENV, "SEQDREAM_DATA_DIR": str(tmp_path / "data"), "SEQDREAM_MODEL": str(model)}
-    return CliRunner().invoke(app, list(args), env=env)
+    return cli_in_process(env, *args)
 
 
 def test_generate_writes_the_group(tiny_model: Path, tmp_path: Path) -> None:
@@ -41,7 +40,7 @@ def test_generate_writes_the_group(tiny_model: Path, tmp_path: Path) -> None:
         "-o",
         str(tmp_path / "out"),
     )
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result.stderr
     paths = [Path(line) for line in result.stdout.split()]
     assert [p.name for p in paths] == ["seqdream-9-1.png", "seqdream-9-2.png", "seqdream-9-3.png"]
     assert all(Image.open(p).size == (1024, 1536) for p in paths)
@@ -53,11 +52,11 @@ def test_generate_writes_the_group(tiny_model: Path, tmp_path: Path) -> None:
 
 def test_generate_rejects_bad_arguments(tiny_model: Path, tmp_path: Path) -> None:
     result = run_cli(tmp_path, tiny_model, "generate", "x", "--size", "100*100")
-    assert result.exit_code != 0 and "1024-4096" in result.stderr
+    assert result.returncode != 0 and "1024-4096" in result.stderr
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
     result = run_cli(tmp_path, tiny_model, "generate", "x", "-i", str(bad))
-    assert result.exit_code != 0 and "could not be decoded" in result.stderr
+    assert result.returncode != 0 and "could not be decoded" in result.stderr
 
 
 def test_keys_lifecycle(tiny_model: Path, tmp_path: Path) -> None:
@@ -66,9 +65,9 @@ def test_keys_lifecycle(tiny_model: Path, tmp_path: Path) -> None:
     listing = run_cli(tmp_path, tiny_model, "keys", "list").stdout
     assert "ci" in listing and "active" in listing and secret not in listing
     key_id = listing.split()[0]
-    assert run_cli(tmp_path, tiny_model, "keys", "revoke", key_id).exit_code == 0
+    assert run_cli(tmp_path, tiny_model, "keys", "revoke", key_id).returncode == 0
     assert "revoked" in run_cli(tmp_path, tiny_model, "keys", "list").stdout
-    assert run_cli(tmp_path, tiny_model, "keys", "revoke", key_id).exit_code == 1
+    assert run_cli(tmp_path, tiny_model, "keys", "revoke", key_id).returncode == 1
 
 
 @pytest.mark.slow  # the settings act at a process's start
@@ -103,4 +102,4 @@ def test_the_nsfw_detector_runs_one_thread_without_spinning() -> None:
 
 def test_worker_device_is_validated_with_a_clear_message(tiny_model: Path, tmp_path: Path) -> None:
     result = run_cli(tmp_path, tiny_model, "worker", "--device", "cuda:x")
-    assert result.exit_code == 2 and "invalid setting: device" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "invalid setting: device" in result.stderr and "Traceback" not in result.stderr

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from seqdream_devkit.server_process import free_port
-from support.servers import TEST_ENV, LocalServer
+from support.servers import TEST_ENV, LocalServer, start_worker
 
 pytestmark = pytest.mark.slow  # starts servers and workers
 
@@ -51,9 +51,7 @@ def test_a_worker_answers_probes_on_its_metrics_port(tiny_model: Path, tmp_path:
     port = free_port()
     env = {**os.environ, **TEST_ENV, "SEQDREAM_DATA_DIR": str(tmp_path), "SEQDREAM_MODEL": str(tiny_model),
            "SEQDREAM_HEALTH_FILE": str(tmp_path / "health.json")}  # fmt: skip
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "seqdream.cli.main", "worker", "--metrics-port", str(port)], env=env
-    )
+    worker = start_worker(env, "--metrics-port", str(port))
     try:
         result = wait_healthy(env)
         assert result.returncode == 0 and f":{port}/health/live" in result.stdout, result.stderr
@@ -75,7 +73,7 @@ def test_a_worker_answers_probes_on_its_metrics_port(tiny_model: Path, tmp_path:
 def test_a_worker_without_a_port_is_healthy_by_its_heartbeat(tiny_model: Path, tmp_path: Path) -> None:
     env = {**os.environ, **TEST_ENV, "SEQDREAM_DATA_DIR": str(tmp_path), "SEQDREAM_MODEL": str(tiny_model),
            "SEQDREAM_HEALTH_FILE": str(tmp_path / "health.json")}  # fmt: skip
-    worker = subprocess.Popen([sys.executable, "-m", "seqdream.cli.main", "worker"], env=env)
+    worker = start_worker(env)
     try:
         result = wait_healthy(env)
         assert result.returncode == 0 and "heartbeat" in result.stdout, result.stderr

@@ -24,7 +24,7 @@ def threads_report(server: LocalServer) -> dict:
 
 def test_beside_busy_processes_the_model_runs_on_the_cores_they_leave(tiny_model: Path, tmp_path: Path) -> None:
     cores = available_cores()
-    server = LocalServer(tmp_path / "data", tiny_model, SEQDREAM_THREADS_FOLLOW_LOAD="true")
+    server = LocalServer(tmp_path / "data", tiny_model, fresh=True, SEQDREAM_THREADS_FOLLOW_LOAD="true")
     server.env.pop("SEQDREAM_THREADS", None)  # what a parallel test run pins (support.servers.TEST_ENV)
     server.start()
     try:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +15,7 @@ from seqdream_devkit.images import decode
 from seqdream_devkit.server_process import free_port
 from support.database import job_row
 from support.disk import fill
-from support.servers import LocalServer
+from support.servers import LocalServer, start_worker
 
 pytestmark = pytest.mark.slow  # starts servers or processes
 
@@ -103,15 +101,7 @@ def test_separate_worker_processes_share_the_queue(tiny_model: Path, tmp_path: P
         tmp_path / "shared", tiny_model, SEQDREAM_INLINE_WORKERS="0", SEQDREAM_JOB_LEASE_S="60"
     ).start()
     ports = [free_port() for _ in range(2)]
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "seqdream.cli.main", "worker", "--metrics-port", str(port)],
-            env=api_only.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for port in ports
-    ]
+    workers = [start_worker(api_only.env, "--metrics-port", str(port)) for port in ports]
     try:
         for port in ports:
             wait_ready(f"http://127.0.0.1:{port}/health/ready")
@@ -148,15 +138,7 @@ def wait_ready(url: str, timeout: float = 180) -> None:
 def test_kill_9_of_the_api_and_a_separate_worker_mid_job_loses_nothing(tiny_model: Path, tmp_path: Path) -> None:
     api_server = LocalServer(tmp_path / "shared", tiny_model, "--workers", "0", **SLOW, **KILLED_LEASE).start()
 
-    def start_worker() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "seqdream.cli.main", "worker"],
-            env=api_server.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    first = start_worker()
+    first = start_worker(api_server.env)
     with api_server.client() as api:
         ids = [
             api.post(EDIT_SEQ, json={"prompt": f"a series of 2 images of kite {i}", "max_images": 2,
@@ -172,7 +154,7 @@ def test_kill_9_of_the_api_and_a_separate_worker_mid_job_loses_nothing(tiny_mode
 
     api_server.env.update(QUICK)
     api_server.start()
-    second = start_worker()
+    second = start_worker(api_server.env)
     try:
         finished = [api_server.wait_for(job_id, timeout=180) for job_id in ids]
     finally:

@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ import pytest
 from seqdream_devkit.server_process import free_port
 from support.database import job_row
 from support.disk import fill
-from support.servers import LocalServer
+from support.servers import LocalServer, start_worker
 
 pytestmark = pytest.mark.slow  # starts servers or processes
 
@@ -33,13 +32,6 @@ T2I = "/api/v3/bytedance/seedream-v4"
 # Enough work per task that tasks are running when the fault lands (a second or two each on a CPU).
 PACED = {"SEQDREAM_NATIVE_RESOLUTION": "128", "SEQDREAM_NUM_INFERENCE_STEPS": "40", "SEQDREAM_NSFW_CHECK": "false"}
 RECOVERY_S = 10  # every accepted task done within this (plus its own work) of the dependency returning
-
-
-def start_worker(env: dict[str, str], log: Path, port: int | None = None) -> subprocess.Popen[bytes]:
-    args = ["worker", *(["--metrics-port", str(port)] if port else [])]
-    return subprocess.Popen(
-        [sys.executable, "-m", "seqdream.cli.main", *args], env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT
-    )
 
 
 def submit(api: LocalServer, count: int, tag: str) -> list[str]:
@@ -154,7 +146,7 @@ class Deployment:
         self.ports = [free_port(), free_port()]
         self.worker_logs = [root / f"worker-{n}.log" for n in range(2)]
         pairs = zip(self.worker_logs, self.ports, strict=True)
-        self.workers = [start_worker(self.api.env, log, port) for log, port in pairs]
+        self.workers = [start_worker(self.api.env, "--metrics-port", str(port), log=log) for log, port in pairs]
         for port in self.ports:
             deadline = time.monotonic() + 120
             while ready_status(f"http://127.0.0.1:{port}/health/ready") != 200:

@@ -6,8 +6,6 @@ Runs when SEQDREAM_TEST_POSTGRES_URL points at a database (CI starts one with .c
 from __future__ import annotations
 
 import multiprocessing
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from seqdream.db import Database, migrate
 from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
 from support.postgres import empty_postgres, needs_postgres, own_database
-from support.servers import LocalServer
+from support.servers import LocalServer, start_worker
 
 pytestmark = [pytest.mark.slow, needs_postgres]
 REQUEST = JobRequest(prompt="p", size="1024*1024")
@@ -84,10 +82,7 @@ def test_listen_notify_wakes_other_processes_at_once(fresh_db: Database, tiny_mo
     answers the sync request at once: both are woken by NOTIFY, not by their poll."""
     slow_poll = {"SEQDREAM_DATABASE_URL": own_database(), "SEQDREAM_POLL_INTERVAL_S": "30"}
     api_server = LocalServer(tmp_path / "notify", tiny_model, "--workers", "0", **slow_poll).start()
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "seqdream.cli.main", "worker"], env=api_server.env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    worker = start_worker(api_server.env)
     try:
         with api_server.client() as api:
             body = {"prompt": "a bell", "size": "1024*1024", "enable_sync_mode": True}

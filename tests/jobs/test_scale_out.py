@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import random
 import re
-import subprocess
-import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +17,7 @@ from sqlalchemy import text
 from seqdream.config import Settings
 from seqdream.db import Database, Job
 from support.postgres import empty_postgres, needs_postgres
-from support.servers import LocalServer
+from support.servers import LocalServer, Process, start_worker
 
 pytestmark = [pytest.mark.slow, needs_postgres]
 T2I = "/api/v3/bytedance/seedream-v4"
@@ -41,13 +39,11 @@ def test_four_workers_two_apis_and_kill_9_lose_nothing_and_repeat_nothing(tiny_m
     logs.mkdir()
     starts = Counter[int]()
 
-    def start_worker(index: int) -> subprocess.Popen[bytes]:
+    def start(index: int) -> Process:
         starts[index] += 1
-        log = open(logs / f"worker{index}-{starts[index]}.log", "wb")
-        command = [sys.executable, "-m", "seqdream.cli.main", "worker"]
-        return subprocess.Popen(command, env=apis[0].env, stdout=log, stderr=subprocess.STDOUT)
+        return start_worker(apis[0].env, log=logs / f"worker{index}-{starts[index]}.log")
 
-    workers = [start_worker(i) for i in range(WORKERS)]
+    workers = [start(i) for i in range(WORKERS)]
     try:
         clients = [api.client() for api in apis]
 
@@ -72,7 +68,7 @@ def test_four_workers_two_apis_and_kill_9_lose_nothing_and_repeat_nothing(tiny_m
                 victim = chaos.randrange(WORKERS)
                 workers[victim].kill()  # kill -9: no handlers, the job it held is mid-flight
                 workers[victim].wait(timeout=10)
-                workers[victim] = start_worker(victim)
+                workers[victim] = start(victim)
                 kills += 1
             time.sleep(0.2)
         for client in clients:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from seqdream.cli.main import app
+from seqdream_devkit.forked import Process, start_seqdream
 from seqdream_devkit.server_process import ServerProcess
 
 TEST_ENV = {
@@ -31,10 +32,13 @@ IN_PROCESS = ("keys", "usage")
 
 
 class LocalServer(ServerProcess):
-    """`seqdream serve` on loopback with the test settings; `env` overrides them."""
+    """`seqdream serve` on loopback with the test settings; `env` overrides them. Forked from a process
+    that has the libraries loaded (seqdream_devkit.forked); `fresh=True`: a fresh interpreter, for
+    tests of what happens as one starts."""
 
-    def __init__(self, data_dir: Path, model: Path | None, *serve_args: str, **env: str) -> None:
+    def __init__(self, data_dir: Path, model: Path | None, *serve_args: str, fresh: bool = False, **env: str) -> None:
         super().__init__(data_dir, model, *serve_args, **{**TEST_ENV, **env})
+        self.fresh = fresh
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """`seqdream ARGS` with the server's settings, answered as a finished process is."""
@@ -53,3 +57,8 @@ def cli_in_process(env: dict[str, str], *args: str, check: bool = False) -> subp
     if check:
         done.check_returncode()
     return done
+
+
+def start_worker(env: dict[str, str], *args: str, log: Path | None = None) -> Process:
+    """`seqdream worker ARGS` with `env`, forked like LocalServer; its output appended to `log`."""
+    return start_seqdream(["worker", *args], env, log)
