@@ -57,3 +57,28 @@ def test_the_clock_of_a_submit_is_read_after_the_lock_it_waited_for(database_url
         stamp = session.scalar(select(ApiKey.last_submit_at).where(ApiKey.id == key_id))
         assert session.scalar(select(Job.created_at).where(Job.id == job.id)) >= stamp
     holder.close()
+
+
+@pytest.mark.parametrize("returning", [True, False], ids=["update-returning", "update-then-select"])
+def test_the_lock_reads_the_keys_current_terms_and_stamps_its_submit(
+    db: Database, returning: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One statement where the database returns what an UPDATE wrote; a second read where it cannot
+    (SQLite before 3.35): the same terms either way, as they stand at the lock, not when first read."""
+    monkeypatch.setattr(db.engine.dialect, "update_returning", returning)
+    ring = KeyRing(db)
+    key_id = ring.create("metered", rate_per_min=7, max_active=3, credits=40, weight=2.5).id
+    ring.update_limits(key_id, add_credits=-28)  # changed after the key was made: the lock reads the row as it is now
+    with db.session() as session:
+        before = utcnow()
+        key = lock_key(session, key_id)
+        assert key is not None and (key.id, key.rate_per_min, key.max_active, key.credits, key.weight) == (
+            key_id, 7, 3, 12, 2.5
+        )  # fmt: skip
+        assert session.scalar(select(ApiKey.last_submit_at).where(ApiKey.id == key_id)) >= before
+        assert lock_key(session, "no-such-key") is None
+    job = JobStore(db).create(
+        model="m", request=REQUEST.model_copy(update={"max_images": 5}), seed=1, api_key_id=key_id
+    )
+    with db.session() as session:  # the submit reserved its images from the credits it read
+        assert session.scalar(select(ApiKey.credits).where(ApiKey.id == key_id)) == 7 and job.credits_reserved == 5

@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from seqdream.db import ApiKey, Database, Job, JobStatus, TaskTime, rows_changed
+from seqdream.db import Database, Job, JobStatus, TaskTime, rows_changed
 from seqdream.db.group_commit import GroupCommit
 from seqdream.db.models import utcnow
 from seqdream.db.notify import JOB_ENDED, NEW_JOB, notify
@@ -33,7 +33,7 @@ from seqdream.jobs.request import JobRequest
 from seqdream.tenancy import idempotency
 from seqdream.tenancy.fairness import next_rank
 from seqdream.tenancy.idempotency import IdempotentSubmit
-from seqdream.tenancy.limits import Defaults, KeyLimits, admit, lock_key
+from seqdream.tenancy.limits import Defaults, KeyLimits, LockedKey, admit, lock_key
 from seqdream.tenancy.usage import settle
 from seqdream.webhooks.store import queue_delivery
 
@@ -48,7 +48,7 @@ class RecoveryReport:
 
 
 def _admit(
-    session: Session, key: ApiKey, limits: Defaults | None, request: JobRequest, now: datetime
+    session: Session, key: LockedKey, limits: Defaults | None, request: JobRequest, now: datetime
 ) -> tuple[int, float]:
     """Check the key's limits for this request (LimitExceeded); the credits it reserves and its weight."""
     key_limits = KeyLimits.of(key, limits or Defaults())
@@ -153,7 +153,7 @@ class JobStore:
         self._notify(session, NEW_JOB)
         return job, True
 
-    def _lock_submitter(self, session: Session, api_key_id: str | None) -> ApiKey | None:
+    def _lock_submitter(self, session: Session, api_key_id: str | None) -> LockedKey | None:
         """Lock the submitting key's row (its limits and idempotency keys are decided one submit at a time)."""
         if api_key_id is not None:
             return lock_key(session, api_key_id)

@@ -30,6 +30,17 @@ class Defaults:
 
 
 @dataclass(frozen=True)
+class LockedKey:
+    """A key's terms, read as its submit locked the row."""
+
+    id: str
+    rate_per_min: int | None
+    max_active: int | None
+    credits: int | None
+    weight: float | None
+
+
+@dataclass(frozen=True)
 class KeyLimits:
     rate_per_min: int  # 0: unlimited
     max_active: int  # 0: unlimited
@@ -37,7 +48,7 @@ class KeyLimits:
     weight: float
 
     @classmethod
-    def of(cls, key: ApiKey, defaults: Defaults) -> KeyLimits:
+    def of(cls, key: LockedKey, defaults: Defaults) -> KeyLimits:
         return cls(
             rate_per_min=defaults.rate_per_min if key.rate_per_min is None else key.rate_per_min,
             max_active=defaults.max_active if key.max_active is None else key.max_active,
@@ -66,22 +77,31 @@ class OutOfCredits(LimitExceeded):
     """The key's credits cannot cover the images the task may make."""
 
 
-# Built once (every submit runs it), on the table: no ORM bookkeeping for a row not loaded yet.
+# Built once (every submit runs them), on the table: no ORM bookkeeping for a row read only for its terms.
 _KEYS = cast(Table, ApiKey.__table__)
+_TERMS = (_KEYS.c.id, _KEYS.c.rate_per_min, _KEYS.c.max_active, _KEYS.c.credits, _KEYS.c.weight)
 _TOUCH_KEY = (
     update(_KEYS)
     .where(_KEYS.c.id == bindparam("key_id"))
     .values(last_submit_at=bindparam("now", type_=_KEYS.c.last_submit_at.type))
 )
+_TOUCH_KEY_RETURNING_TERMS = _TOUCH_KEY.returning(*_TERMS)
+_KEY_TERMS = select(*_TERMS).where(_KEYS.c.id == bindparam("key_id"))
 
 
-def lock_key(session: Session, key_id: str) -> ApiKey | None:
-    """The key's row, locked until the transaction ends (None for an id with no row)."""
-    session.execute(_TOUCH_KEY, {"key_id": key_id, "now": utcnow()})
-    return session.get(ApiKey, key_id, populate_existing=True)
+def lock_key(session: Session, key_id: str) -> LockedKey | None:
+    """The key's terms, its row locked until the transaction ends (None for an id with no row): one
+    statement where the database returns what an UPDATE wrote (PostgreSQL, SQLite 3.35+)."""
+    params = {"key_id": key_id, "now": utcnow()}
+    if session.get_bind().dialect.update_returning:
+        row = session.execute(_TOUCH_KEY_RETURNING_TERMS, params).first()
+    else:
+        session.execute(_TOUCH_KEY, params)
+        row = session.execute(_KEY_TERMS, params).first()
+    return None if row is None else LockedKey(*row)
 
 
-def admit(session: Session, key: ApiKey, limits: KeyLimits, images: int, now: datetime | None = None) -> None:
+def admit(session: Session, key: LockedKey, limits: KeyLimits, images: int, now: datetime | None = None) -> None:
     """Raise LimitExceeded unless the key may queue a task of up to `images` images now; with
     credits, reserve them (what the task does not make is refunded when it ends)."""
     now = now or utcnow()
