@@ -20,11 +20,9 @@ import httpx
 import pytest
 from PIL import Image
 
-schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402  (schemathesis brings hypothesis)
-
-from seqdream_devkit.images import png_bytes  # noqa: E402
-from support.servers import LocalServer  # noqa: E402
+from seqdream_devkit.images import png_bytes
+from support.made import Made, made
+from support.servers import LocalServer
 
 EDIT = "/api/v3/bytedance/seedream-v4/edit"
 EDIT_SEQ = "/api/v3/bytedance/seedream-v4/edit-sequential"
@@ -44,6 +42,8 @@ def api_only(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 def fuzz(operation, headers: dict[str, str], seen: dict[str, set[int]]) -> None:  # type: ignore[no-untyped-def]
+    from hypothesis import HealthCheck, given, settings  # schemathesis brings hypothesis
+
     @given(case=operation.as_strategy())
     @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
               database=None)  # fmt: skip
@@ -68,6 +68,7 @@ def fuzz(operation, headers: dict[str, str], seen: dict[str, set[int]]) -> None:
 @pytest.mark.slow
 def test_fuzzed_requests_never_get_a_5xx(api_only: LocalServer) -> None:
     """Every operation of /openapi.json, with bounded, reproducible examples, authenticated."""
+    schemathesis = pytest.importorskip("schemathesis")  # imported here: the fast layer never needs it
     schema = schemathesis.openapi.from_url(f"{api_only.base_url}/openapi.json")
     seen: dict[str, set[int]] = {}
     for result in schema.get_all_operations():
@@ -86,8 +87,11 @@ _FRAMES = [Image.new("RGB", (80, 80), colour) for colour in ("red", "blue", "gre
 ANIMATED_GIF = _b64(_FRAMES[0], "GIF", save_all=True, append_images=_FRAMES[1:], loop=0)
 SVG = base64.b64encode(b'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"><rect/></svg>').decode()
 TRUNCATED_PNG = base64.b64encode(png_bytes()[:60]).decode()
-WEBP_BOMB = _b64(Image.new("L", (16000, 16000)), "WEBP", lossless=True)
-GIF_BOMB = _b64(Image.new("P", (12000, 12000)), "GIF")
+
+
+# A few bytes each that decode to 256 and 144 million pixels.
+WEBP_BOMB = Made(lambda: _b64(Image.new("L", (16000, 16000)), "WEBP", lossless=True))
+GIF_BOMB = Made(lambda: _b64(Image.new("P", (12000, 12000)), "GIF"))
 HUGE_HEADER_PNG = base64.b64encode(
     png_bytes()[:16] + (50000).to_bytes(4, "big") + (50000).to_bytes(4, "big") + png_bytes()[24:]
 ).decode()
@@ -160,7 +164,7 @@ CASES = [
     ("binary upload broken multipart", "post", "/api/v3/media/upload/binary",
      {"content": b"raw", "headers": {"content-type": "multipart/form-data; boundary=zzz"}}, 400, []),
     ("binary upload bomb", "post", "/api/v3/media/upload/binary",
-     {"files": {"file": ("b.webp", base64.b64decode(WEBP_BOMB), "image/webp")}}, 415, []),
+     {"files": {"file": ("b.webp", Made(lambda: base64.b64decode(made(WEBP_BOMB))), "image/webp")}}, 415, []),
     ("huge bearer token", "get", "/api/v3/predictions", {"headers": {"Authorization": "Bearer " + "k" * 100_000}},
      401, []),
     ("basic auth scheme", "get", "/api/v3/predictions", {"headers": {"Authorization": "Basic dXNlcjpwYXNz"}},
@@ -181,7 +185,7 @@ def test_hostile_input_gets_a_clear_4xx(
     if "content" in options:
         headers["Content-Type"] = "application/json"
     headers.update(options.get("headers", {}))  # case-insensitive: a case's own Content-Type wins
-    request = {key: value for key, value in options.items() if key != "headers"}
+    request = {key: made(value) for key, value in options.items() if key != "headers"}
     response = app_client.request(method, path, headers=headers, **request)
     assert response.status_code == status, response.text[:500]
     body = response.json()
