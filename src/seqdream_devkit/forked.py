@@ -130,13 +130,20 @@ class ForkedProcess:
         self.send_signal(signal.SIGKILL)
 
 
-def start_seqdream(args: list[str], env: Mapping[str, str], log: Path | None = None, *, fresh: bool = False) -> Process:
+def start_seqdream(
+    args: list[str],
+    env: Mapping[str, str],
+    log: Path | None = None,
+    *,
+    fresh: bool = False,
+    prefix: list[str] | None = None,
+) -> Process:
     """`seqdream ARGS` with `env`, its output appended to `log` (None: discarded): forked, or a fresh
-    interpreter."""
+    interpreter (always under a `prefix` command, such as taskset)."""
     log = log or Path(os.devnull)
-    if fresh or fresh_processes() or not loads_a_model(args, env):
+    if fresh or prefix or fresh_processes() or not loads_a_model(args, env):
         with open(log, "ab") as sink:
-            return subprocess.Popen([sys.executable, "-m", "seqdream.cli.main", *args], env=dict(env),
+            return subprocess.Popen([*(prefix or []), sys.executable, "-m", "seqdream.cli.main", *args], env=dict(env),
                                     stdout=sink, stderr=subprocess.STDOUT)  # fmt: skip
     process = _fork_server().Process(target=_run, args=(list(args), dict(env), os.getcwd(), str(log)), daemon=True)
     process.start()

@@ -55,16 +55,9 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if self.prefix:
-            with open(self.log_path, "ab") as log:
-                self.process = subprocess.Popen(
-                    [*self.prefix, sys.executable, "-m", "seqdream.cli.main", "serve", *self.serve_args],
-                    env=self.env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-        else:
-            self.process = start_seqdream(["serve", *self.serve_args], self.env, self.log_path, fresh=self.fresh)
+        self.process = start_seqdream(
+            ["serve", *self.serve_args], self.env, self.log_path, fresh=self.fresh, prefix=self.prefix
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
