@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, update
+from sqlalchemy.orm import Session
 
 from seqdream.auth.keys import KeyRing
-from seqdream.db import Database, migrate
+from seqdream.db import ApiKey, Database, migrate
+from seqdream.db.group_commit import GroupCommit
 from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
 from seqdream.tenancy.limits import RateLimited
@@ -47,21 +48,68 @@ def submit_from_threads(store: JobStore, key_id: str, count: int) -> list[object
 
 def test_concurrent_submits_share_commits_and_every_accepted_one_is_stored(db: Database) -> None:
     """Counted as SQLite sees them: a savepoint opened outside a transaction would be committed (and
-    flushed to disk) on its own when released."""
-    statements: Counter[str] = Counter()
+    flushed to disk) on its own when released. A write alone in its transaction needs none."""
+    statements: list[str] = []
     event.listen(db.engine, "connect", lambda connection, _record: connection.set_trace_callback(
-        lambda sql: statements.update([sql.split()[0].upper()])))  # fmt: skip
+        lambda sql: statements.append(sql.split()[0].upper())))  # fmt: skip
     db.engine.dispose()  # connections from here on are traced
     key_id = KeyRing(db).create("many").id
     statements.clear()
     outcomes = submit_from_threads(JobStore(db), key_id, 48)
     assert all(isinstance(outcome, str) for outcome in outcomes)
-    assert statements["SAVEPOINT"] == 48  # one per submit, each inside a transaction:
-    assert 1 <= statements["BEGIN"] == statements["COMMIT"] < 48  # grouped: fewer commits than submits
+    groups, inserts, savepoints, open_ = [], 0, 0, False
+    for statement in statements:
+        if statement == "BEGIN":
+            open_, inserts, savepoints = True, 0, 0
+        elif statement == "SAVEPOINT":
+            assert open_, "a savepoint outside a transaction"
+            savepoints += 1
+        elif statement == "INSERT" and open_:
+            inserts += 1
+        elif statement == "COMMIT":
+            groups.append((inserts, savepoints))
+            open_ = False
+    submits = [inserts for inserts, _ in groups if inserts]
+    assert sum(submits) == 48 and 1 <= len(submits) < 48  # grouped: fewer commits than submits
+    assert all(savepoints == (inserts if inserts > 1 else 0) for inserts, savepoints in groups if inserts)
     reread = JobStore(Database(str(db.engine.url)))  # another connection: only what was committed
     assert all(reread.get(job_id) is not None for job_id in outcomes)  # type: ignore[arg-type]
     ranks = [reread.get(job_id).fair_rank for job_id in outcomes]  # type: ignore[arg-type,union-attr]
     assert len(set(ranks)) == 48  # each saw the ones before it, within its group too
+
+
+@pytest.mark.filterwarnings("ignore:New instance")  # the clash under test
+def test_a_lone_write_that_fails_leaves_nothing_of_itself(db: Database) -> None:
+    """A submit alone in its transaction runs without a savepoint: when it fails after reserving the
+    key's credits (its task id clashes at the insert), the whole transaction is rolled back."""
+    from sqlalchemy.exc import IntegrityError
+
+    keys, store = KeyRing(db), JobStore(db)
+    key_id = keys.create("metered", credits=100).id
+    store.queue(model="m", request=REQUEST, seed=1, api_key_id=key_id, job_id="taken")
+    left = keys.find(key_id).credits  # type: ignore[union-attr]
+    assert left is not None and left < 100  # the first submit reserved some
+    with pytest.raises(IntegrityError):
+        store.queue(model="m", request=REQUEST, seed=2, api_key_id=key_id, job_id="taken")
+    assert keys.find(key_id).credits == left  # type: ignore[union-attr]
+    assert store.counts() == {"created": 1}
+    assert store.queue(model="m", request=REQUEST, seed=3, api_key_id=key_id)[1]  # the next one is accepted
+
+
+def test_a_lone_write_that_raises_after_writing_keeps_nothing(db: Database) -> None:
+    """Whatever a write raises, after it changed rows or not, the caller gets it and none of its
+    changes are committed, alone in its transaction or not."""
+    commits = GroupCommit(db)
+    key_id = KeyRing(db).create("k").id
+
+    def rename_then_fail(session: Session) -> None:
+        session.execute(update(ApiKey).where(ApiKey.id == key_id).values(name="changed"))
+        raise ValueError("after the write")
+
+    with pytest.raises(ValueError, match="after the write"):
+        commits.run(rename_then_fail)
+    assert KeyRing(db).find(key_id).name == "k"  # type: ignore[union-attr]
+    assert commits.run(lambda session: session.execute(update(ApiKey).values(name="renamed")).rowcount) == 1
 
 
 def test_a_refused_submit_in_a_group_leaves_the_others_accepted(db: Database) -> None:

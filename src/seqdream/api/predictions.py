@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from seqdream.api.admission import submit_task
-from seqdream.api.deps import Caller, CallerDep, ServicesDep, base_url, own_bases
+from seqdream.api.deps import Caller, CallerDep, PresentedKey, PresentedKeyDep, ServicesDep, base_url, own_bases
 from seqdream.api.envelope import APIError, success
 from seqdream.api.intake import accept_images, accept_webhook
 from seqdream.api.notifier import wait_for_end
@@ -35,8 +35,10 @@ def shown(
 
 
 def _create_job(
-    services: Services, spec: ModelSpec, body: SeedreamRequest, caller: Caller, request: Request, webhook: str | None
+    services: Services, spec: ModelSpec, body: SeedreamRequest, key: PresentedKey, request: Request, webhook: str | None
 ) -> Job:
+    caller = key.caller(services)  # in this trip to the thread pool: a 401 before anything is read or stored
+
     def make_request(job_id: str) -> JobRequest:
         return JobRequest(
             prompt=body.prompt,
@@ -56,13 +58,13 @@ def _accepted(
     services: Services,
     spec: ModelSpec,
     body: SeedreamRequest,
-    caller: Caller,
+    key: PresentedKey,
     request: Request,
     webhook: str | None,
     base: str,
 ) -> dict[str, Any]:
     """The answer to an asynchronous submit: the queued task as it stands."""
-    return shown(services, _create_job(services, spec, body, caller, request, webhook), base, standing=False)
+    return shown(services, _create_job(services, spec, body, key, request, webhook), base, standing=False)
 
 
 def _submit_route(spec: ModelSpec):  # type: ignore[no-untyped-def]
@@ -71,7 +73,7 @@ def _submit_route(spec: ModelSpec):  # type: ignore[no-untyped-def]
     async def submit(
         request: Request,
         body: schema,  # type: ignore[valid-type]
-        caller: CallerDep,
+        key: PresentedKeyDep,
         services: ServicesDep,
         webhook: Annotated[
             str | None, Query(max_length=MAX_URL_CHARS, description="POSTed the task when it ends")
@@ -80,8 +82,8 @@ def _submit_route(spec: ModelSpec):  # type: ignore[no-untyped-def]
         fields: SeedreamRequest = body  # each model's schema extends it
         base = base_url(request)
         if not fields.enable_sync_mode:  # queued and shown in one trip to the thread pool
-            return success(await run_in_threadpool(_accepted, services, spec, fields, caller, request, webhook, base))
-        job = await run_in_threadpool(_create_job, services, spec, fields, caller, request, webhook)
+            return success(await run_in_threadpool(_accepted, services, spec, fields, key, request, webhook, base))
+        job = await run_in_threadpool(_create_job, services, spec, fields, key, request, webhook)
         timeout = services.settings.sync_timeout_s
         job = await wait_for_end(services, running(request.app).job_events, job.id, timeout)
         if not JobStatus(job.status).is_terminal:

@@ -72,13 +72,16 @@ class GroupCommit:
                 # is taken before any write of the group reads, so the savepoints below nest inside one
                 # transaction and see each other's rows in order.
                 session.execute(_TAKE_WRITE_LOCK)
+                if len(group) == 1:  # alone, a write needs no savepoint: its error rolls back the transaction
+                    group[0].result = group[0].work(session)
+                    return
                 for write in group:
                     try:
                         with session.begin_nested():
                             write.result = write.work(session)
                     except Exception as exc:  # noqa: BLE001 - it belongs to the thread that asked
                         write.error, write.result = exc, None
-        except Exception as exc:  # noqa: BLE001 - the commit failed: no write of the group is kept
+        except Exception as exc:  # noqa: BLE001 - the commit (or a lone write) failed: no write of the group is kept
             for write in group:
                 if write.error is None:
                     write.error, write.result = exc, None
