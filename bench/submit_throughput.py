@@ -65,64 +65,85 @@ def claim_latency_ms(url: str, count: int = 200) -> list[float]:
     return times
 
 
-def measure_floor(work: Path, seconds: float, clients: int) -> float:
-    """Submits a second of the bare app, with the same client."""
-    port = free_port()
-    floor = subprocess.Popen([sys.executable, str(Path(__file__).with_name("intake_floor.py")), str(port),
-                              str(work / "floor.db")])  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
+class Floor:
+    """The bare app (bench/intake_floor.py) in a process of its own, on loopback."""
+
+    def __init__(self, work: Path) -> None:
+        port = free_port()
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("intake_floor.py")), str(port),
+                                         str(work / "floor.db")])  # fmt: skip
         deadline = time.monotonic() + 30
         while True:
             try:
-                httpx.post(f"{base}/api/v3/bytedance/seedream-v4", json={"prompt": "up?"}, timeout=1)
-                break
+                httpx.post(f"{self.base_url}{T2I}", json={"prompt": "up?"}, timeout=1)
+                return
             except httpx.HTTPError:
-                assert time.monotonic() < deadline and floor.poll() is None, "the floor app did not start"
+                assert time.monotonic() < deadline and self.process.poll() is None, "the floor app did not start"
                 time.sleep(0.1)
-        asyncio.run(fire(base, "none", 1.0, clients))  # warm-up
-        accepted, refused = asyncio.run(fire(base, "none", seconds, clients))
-    finally:
-        floor.terminate()
-        floor.wait(10)
-    print(f"{'floor':<10} {accepted / seconds:8.0f} submits/s  ({accepted} accepted, {refused} refused; bare FastAPI + "
-          "one SQLite insert)")  # fmt: skip
-    return accepted / seconds
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
 
 
-def measure(name: str, work: Path, seconds: float, clients: int, **env: str) -> float:
+def api_only_server(work: Path, name: str, **env: str) -> tuple[ServerProcess, str]:
+    """An API-only `seqdream serve` and the secret of a key without limits."""
     server = ServerProcess(work / name, None, "--workers", "0", SEQDREAM_LOG_LEVEL="warning", **env).start()
-    try:
-        key = server.cli("keys", "create", "--name", "bench", "--rate", "unlimited", "--max-active", "unlimited")
-        secret = key.stdout.strip()
-        asyncio.run(fire(server.base_url, secret, 1.0, clients))  # warm-up
-        accepted, refused = asyncio.run(fire(server.base_url, secret, seconds, clients))
-    finally:
-        server.stop()
-    url = env.get("SEQDREAM_DATABASE_URL") or f"sqlite:///{work / name / 'seqdream.db'}"
-    claims = claim_latency_ms(url)
-    print(
-        f"{name:<10} {accepted / seconds:8.0f} submits/s  ({accepted} accepted, {refused} refused, {clients} clients)"
-        f"   claim: median {statistics.median(claims):.2f} ms, p95 {sorted(claims)[int(len(claims) * 0.95)]:.2f} ms"
-    )
-    return accepted / seconds
+    key = server.cli("keys", "create", "--name", "bench", "--rate", "unlimited", "--max-active", "unlimited")
+    return server, key.stdout.strip()
+
+
+def interleaved(targets: dict[str, tuple[str, str]], seconds: float, clients: int, rounds: int) -> dict[str, float]:
+    """Submits per second of each target (name: base URL, key), fired in turn for `seconds` / `rounds`
+    at a time, `rounds` times: a machine whose speed drifts within minutes drifts for all of them."""
+    for base, key in targets.values():  # warm-up
+        asyncio.run(fire(base, key, 1.0, clients))
+    totals = dict.fromkeys(targets, 0)
+    for _ in range(rounds):
+        for name, (base, key) in targets.items():
+            accepted, refused = asyncio.run(fire(base, key, seconds / rounds, clients))
+            assert refused == 0, f"{name} refused {refused} submits"
+            totals[name] += accepted
+    return {name: total / seconds for name, total in totals.items()}
+
+
+def claims(url: str) -> str:
+    times = claim_latency_ms(url)
+    return f"claim: median {statistics.median(times):.2f} ms, p95 {sorted(times)[int(len(times) * 0.95)]:.2f} ms"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--seconds", type=float, default=10, help="firing time per target, in all")
+    parser.add_argument("--rounds", type=int, default=5, help="turns the floor and the service take")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--postgres", default=os.environ.get("SEQDREAM_TEST_POSTGRES_URL"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="seqdream-submit-"))
-    print(f"submits for {args.seconds:g}s from {args.clients} clients, API-only server, {os.cpu_count()} cores")
-    floor = measure_floor(work, args.seconds, args.clients)
-    sqlite = measure("sqlite", work, args.seconds, args.clients)
-    print(f"SQLite intake / floor: {sqlite / floor:.2f}x (target >= 0.6x)")
+    print(f"submits for {args.seconds:g}s each from {args.clients} clients, floor and API-only server in "
+          f"{args.rounds} alternating turns, {os.cpu_count()} cores")  # fmt: skip
+    floor = Floor(work)
+    server, secret = api_only_server(work, "sqlite")
+    try:
+        rates = interleaved({"floor": (floor.base_url, "none"), "sqlite": (server.base_url, secret)},
+                            args.seconds, args.clients, args.rounds)  # fmt: skip
+    finally:
+        server.stop()
+        floor.stop()
+    print(f"{'floor':<10} {rates['floor']:8.0f} submits/s  (bare FastAPI + one SQLite insert)")
+    sqlite_url = f"sqlite:///{work / 'sqlite' / 'seqdream.db'}"
+    print(f"{'sqlite':<10} {rates['sqlite']:8.0f} submits/s  {claims(sqlite_url)}")
+    print(f"SQLite intake / floor: {rates['sqlite'] / rates['floor']:.2f}x (target >= 0.6x)")
     if args.postgres:
         with Database(args.postgres).engine.begin() as connection:
             connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        measure("postgresql", work, args.seconds, args.clients, SEQDREAM_DATABASE_URL=args.postgres)
+        server, secret = api_only_server(work, "postgresql", SEQDREAM_DATABASE_URL=args.postgres)
+        try:
+            rate = interleaved({"postgresql": (server.base_url, secret)}, args.seconds, args.clients, 1)["postgresql"]
+        finally:
+            server.stop()
+        print(f"{'postgresql':<10} {rate:8.0f} submits/s  {claims(args.postgres)}")
 
 
 if __name__ == "__main__":
