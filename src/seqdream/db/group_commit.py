@@ -4,8 +4,9 @@ SQLite takes one writer at a time and, with `synchronous=FULL`, pays a disk flus
 many concurrent submits most of a submit's time is spent waiting for the write lock and the flush.
 Here the first thread to arrive leads: it runs every write queued so far in one transaction, each
 in a savepoint of its own when there are several (one write's error rolls back only that write; a
-write alone needs none), commits once, and hands each thread its own result or error. Nobody returns before the commit that holds their write, so
-a write that returned is as durable as with a commit of its own."""
+write alone needs none), commits once, and hands each thread its own result or error. Nobody
+returns before the commit that holds their write, so a write that returned is as durable as with a
+commit of its own."""
 
 from __future__ import annotations
 
