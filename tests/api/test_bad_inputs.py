@@ -89,7 +89,11 @@ CASES = [
     ("second image bad", {"prompt": "p", "images": [GOOD_IMAGE, "%%%"]}, 400, ["images[1]"]),
     ("body is a list", ["prompt"], 400, ["body", "object"]),
     ("body is a string", "a prompt", 400, ["body", "object"]),
-    ("body not json", b"{prompt: nope", 400, ["JSON"]),
+    ("body not json", b"{prompt: nope", 400, ["JSON", "property name", "character 1"]),
+    ("body cut short", b'{"prompt": "p"', 400, ["JSON", "delimiter", "character 14"]),
+    ("body number of 5000 digits", b'{"prompt": "p", "seed": 1' + b"0" * 5000 + b"}", 400, ["JSON", "4300 digits"]),
+    ("body nested 100000 deep", b"[" * 100_000, 400, ["JSON", "nested too deeply"]),
+    ("body not utf-8", b'{"prompt": "\xff\xfe"}', 400, ["UTF-8", "byte 12"]),
 ]
 
 
@@ -122,3 +126,25 @@ def test_oversized_body_is_413(app_client) -> None:
     response = api.post(EDIT_SEQ, content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 413
     assert response.json()["code"] == 413 and "larger than" in response.json()["message"]
+
+
+UNDECODABLE = {
+    "nested 100000 deep": (b"[" * 100_000, "nested too deeply"),
+    "a number of 5000 digits": (b'{"prompt": "p", "image": 1' + b"0" * 5000 + b"}", "4300 digits"),
+    "not utf-8": (b'{"prompt": "\xff"}', "UTF-8"),
+    "cut short": (b'{"prompt": "p"', "character 14"),
+}
+
+
+@pytest.mark.parametrize("route", ["/api/v3/bytedance/seedream-v4", "/api/v3/images/generations",
+                                   "/v1/images/generations", "/api/v3/provenance/verify"])  # fmt: skip
+@pytest.mark.parametrize("case", UNDECODABLE)
+def test_a_body_json_cannot_decode_is_a_400_saying_why_on_every_json_route(app_client, route, case) -> None:
+    """Whatever `json.loads` raises (a deep nest raises RecursionError, not a ValueError) is a 400 in
+    the route's own shape, never a 500."""
+    body, words = UNDECODABLE[case]
+    response = app_client.post(route, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    payload = response.json()
+    message = payload["error"]["message"] if "error" in payload else payload["message"]
+    assert words in message and message.startswith("body: "), message

@@ -7,6 +7,7 @@ handlers, validation, the body limit, the HTTP protocol's head limits) renders i
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -88,8 +89,8 @@ def describe_validation_error(exc: RequestValidationError, rules: dict[str, str]
     lines = []
     for error in exc.errors():
         where = _location(tuple(error.get("loc", ())))
-        if error.get("type") == "json_invalid":
-            lines.append("body: is not valid JSON")
+        if error.get("type") == "json_invalid":  # where the decoder stopped, and why
+            lines.append(not_json((error.get("ctx") or {}).get("error"), error.get("loc", (None,))[-1]))
             continue
         if error.get("type") in ("model_attributes_type", "dict_type", "model_type"):
             hint = " sent with 'Content-Type: application/json'" if isinstance(error.get("input"), bytes) else ""
@@ -116,6 +117,28 @@ def _by_prefix(table: dict[str, Any], path: str, default: Any) -> Any:
     return table[max(matching, key=len)] if matching else default
 
 
+_UNREADABLE_BODY = "There was an error parsing the body"  # FastAPI's words for a body json.loads raised on
+
+
+def not_json(reason: str | None = None, position: object = None) -> str:
+    at = f" at character {position}" if isinstance(position, int) else ""
+    return "body: is not valid JSON" + (f" ({reason}{at})" if reason else "")
+
+
+def unreadable_body(cause: BaseException | None) -> str:
+    """Why a JSON body could not be decoded, from what `json.loads` raised (any of it: a deep nest
+    raises RecursionError, not a ValueError)."""
+    if isinstance(cause, json.JSONDecodeError):
+        return not_json(cause.msg, cause.pos)
+    if isinstance(cause, RecursionError):
+        return not_json("its arrays or objects are nested too deeply")
+    if isinstance(cause, UnicodeDecodeError):
+        return f"body: is not UTF-8 text (byte {cause.start} cannot be decoded)"
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        return not_json("a number in it has more than 4300 digits")
+    return not_json()
+
+
 def install_error_handlers(app: FastAPI, rules_by_prefix: dict[str, dict[str, str]]) -> None:
     """`rules_by_prefix`: what each field allows, by path prefix (the longest matching one wins),
     since the same field name can mean different things on different routes. Errors take the shape
@@ -140,6 +163,8 @@ def install_error_handlers(app: FastAPI, rules_by_prefix: dict[str, dict[str, st
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         if exc.status_code == 404 and message == "Not Found":  # no such route: say which there are
             message = f"no route {request.method} {request.url.path[:200]}; {ROUTES_HINT}"
+        if message == _UNREADABLE_BODY:  # FastAPI names no cause: the JSON decoder's exception does
+            message = unreadable_body(exc.__cause__)
         if message.startswith("Part exceeded maximum size"):  # Starlette's multipart limit names no field
             message = (
                 "multipart: a text field is larger than the 1 MiB a text part may carry "

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from seqdream.api.deps import CallerDep, ServicesDep, own_bases
-from seqdream.api.envelope import APIError, success
+from seqdream.api.envelope import APIError, success, unreadable_body
 from seqdream.api.intake import check_remote_url, own_path
 from seqdream.api.schemas import MAX_URL_CHARS
 from seqdream.images.decode import ImageInputError, decode_base64_image, looks_like_url
@@ -87,8 +87,9 @@ async def verify_image(request: Request, caller: CallerDep, services: ServicesDe
     else:
         try:
             body = await request.json()
-        except ValueError:
-            raise APIError(400, "body: send JSON {\"image\": URL or base64} or a multipart file named 'file'") from None
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
+            hint = "; send JSON {\"image\": URL or base64} or a multipart file named 'file'"
+            raise APIError(400, unreadable_body(exc) + hint) from None
         if not isinstance(body, dict) or not isinstance(body.get("image"), str):
             raise APIError(400, 'image: required, a URL, a data URI or base64 (JSON {"image": ...})')
         data = await run_in_threadpool(_image_bytes, services, request, body["image"])
