@@ -70,9 +70,11 @@ LATENT_CHANNELS = 8
 # groups' and edits' shares (leg 20: edit 0.32, compose 0.06, sequence 0.38, sequence_first 0.12).
 # Leg 22 gives both more (leg 21 ended with 3-10 reference compositions at 0 %, marked moves at 20 %):
 # leg 21 was t2i 0.12, edit 0.28, compose 0.04, compose_many 0.10, marked 0.08, sequence 0.30.
+# Leg 29 adds colour-tone edits (swap two colours, every object one colour, black and white) at 0.06,
+# from text-to-image (0.10, 99.7 % on leg 27) and groups (0.27); their words need --grow-vocab.
 TASK_MIX = {
-    "t2i": 0.10, "edit": 0.24, "compose": 0.03, "compose_many": 0.16, "marked": 0.12, "sequence": 0.27,
-    "sequence_first": 0.08,
+    "t2i": 0.07, "edit": 0.24, "compose": 0.03, "compose_many": 0.16, "marked": 0.12, "tone": 0.06,
+    "sequence": 0.24, "sequence_first": 0.08,
 }  # fmt: skip
 # A batch of many references costs about (references + 1) times a plain one: its batch shrinks so a
 # step costs about what a two-reference step does (the same tokens through the transformer).
@@ -101,6 +103,7 @@ EDIT_MIX = {"add": 0.6, "remove": 1.2, "recolour": 3.4, "resize": 2.2, "move": 6
 # leg 28 draws picks and marked moves twice as often as the others.
 COMPOSE_MANY_MIX = {"gather": 1.0, "pick": 2.0, "swap": 1.0}
 MARKED_MIX = {"remove": 0.7, "recolour": 1.0, "move": 2.0}
+TONE_MIX = {"swap": 1.0, "all": 1.0, "mono": 1.0}
 # Recolour, resize and move misses pick the wrong object (leg 16: every recolour miss), which only a
 # scene of several objects can teach: this share of their one-object scenes is drawn again.
 BINDING_EDITS = ("recolour", "resize", "move")
@@ -164,6 +167,7 @@ def prompt_corpus(rng: random.Random) -> list[str]:
     corpus += [tasks.compose(rng).prompt for _ in range(200)]
     corpus += [tasks.compose_many(rng).prompt for _ in range(1500)]
     corpus += [tasks.marked_edit(rng).prompt for _ in range(600)]
+    corpus += [tasks.tone_edit(rng).prompt for _ in range(600)]
     return corpus + [e.prompt for _ in range(300) for e in group(rng)]
 
 
@@ -332,6 +336,8 @@ def sample_batch(rng: random.Random, task: str, batch: int):  # type: ignore[no-
             return [tasks.compose_many(rng, way, references=count) for way in ways]
         elif task == "marked":
             examples.append(tasks.marked_edit(rng, rng.choices(list(MARKED_MIX), weights=list(MARKED_MIX.values()))[0]))
+        elif task == "tone":
+            examples.append(tasks.tone_edit(rng, rng.choices(list(TONE_MIX), weights=list(TONE_MIX.values()))[0]))
         elif task == "sequence_first":  # a group's first frame comes from its prompt alone
             examples.append(group(rng, motion(rng))[0])
         elif (kind := motion(rng)) == "growing" and rng.random() < EARLY_GROWING_SHARE:
@@ -473,13 +479,15 @@ def main(argv: list[str] | None = None) -> None:
     rng = random.Random(args.seed * 1_000_003 + done_before)
     budget, losses = Budget(args.steps, args.minutes), []
     run = {"steps": 0, "batch": args.batch, "lr": args.lr, "task_mix": TASK_MIX, "edit_mix": EDIT_MIX,
-           "compose_many_mix": COMPOSE_MANY_MIX, "marked_mix": MARKED_MIX, "motion_mix": MOTION_MIX,
+           "compose_many_mix": COMPOSE_MANY_MIX, "marked_mix": MARKED_MIX, "tone_mix": TONE_MIX,
+           "motion_mix": MOTION_MIX,
            "frame_prompt": FRAME_PROMPT, "late_frame_share": LATE_FRAME_SHARE,
            "early_growing_share": EARLY_GROWING_SHARE,
            "one_object_redraw": {"kinds": BINDING_EDITS, "share": ONE_OBJECT_REDRAW},
            "unknown_caption_share": UNKNOWN_SHARE, "vocabulary": len(pipe.tokenizer),
            "compositions": f"{', '.join(tasks.COMPOSITIONS)} of 3-{tasks.MAX_REFERENCES} references",
            "marked_edits": tasks.MARKED_EDITS, "mark": f"{MARK_WIDTH}-px box on the cell's edge",
+           "tone_edits": tasks.TONE_EDITS,
            "position_first_share": wording.POSITION_FIRST_SHARE,
            "groups": f"2-{tasks.MAX_GROUP} frames", "wordings": "seqdream_devkit.wording, trained forms"}  # fmt: skip
     next_save = time.monotonic() + args.save_every_minutes * 60

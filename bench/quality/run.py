@@ -9,6 +9,8 @@ Measures, through the production engine:
   * phrasing: captions and edits in wordings training never uses (`wording.held_out`);
   * references: compositions of 3-10 references (gather, pick, swap), drawn exactly;
   * marked: edits of the object the user boxed (remove, recolour, move), with no mark left;
+  * tone: colour-tone edits of the whole picture (swap two colours, every object one colour, black and
+    white), exact;
   * positions: captions that put each position first ("at the top a red circle"), drawn exactly.
 Usage: python bench/quality/run.py [--model DIR] [--n 40] [--seed 1000003] [--parts ...] [--motions ...]
 
@@ -37,7 +39,7 @@ from seqdream_devkit.world import CANVAS, Scene, mark_pixels
 
 HELD_OUT_SEED = 1_000_003  # training draws from seed 0's stream; this stream is never trained on
 SIZE = 1024
-PARTS = ("t2i", "edits", "compose", "groups", "phrasing", "references", "marked", "positions")
+PARTS = ("t2i", "edits", "compose", "groups", "phrasing", "references", "marked", "tone", "positions")
 LENGTHS = {"2-4": (2, 4), "5-9": (5, 9), "10-14": (10, 14)}  # group lengths, scored apart
 
 
@@ -203,6 +205,14 @@ def main() -> None:
             success = score_edit(example.source, example.scene, parse(output))[0]
             marked[kind].append((success, float(mark_pixels(output) == 0)))
 
+    tone: dict[str, list[float]] = defaultdict(list)  # exact, per kind
+    for kind in tasks.TONE_EDITS if "tone" in parts else ():
+        rng = stream(args.seed, f"tone/{kind}")
+        for index in range(args.n):
+            example = tasks.tone_edit(rng, kind, held=None)
+            output = generate(engine, example.prompt, example.references, index)
+            tone[kind].append(float(parse(output) == example.scene))
+
     positions: list[float] = []  # captions with every position first, drawn exactly
     rng = stream(args.seed, "positions")
     while "positions" in parts and len(positions) < args.n:
@@ -238,6 +248,7 @@ def main() -> None:
     for kind, pairs in marked.items():
         rows.append((f"marked {kind} success", statistics.mean(s for s, _ in pairs), 0.90))
         rows.append((f"marked {kind}: no mark left", statistics.mean(m for _, m in pairs), 0.90))
+    rows += [(f"tone {kind} exact", statistics.mean(values), 0.90) for kind, values in tone.items()]
     if positions:
         rows.append(("captions with positions first exact", statistics.mean(positions), 0.90))
     for name, value, target in rows:

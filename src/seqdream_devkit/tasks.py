@@ -8,6 +8,7 @@ sees exactly the per-image prompts the engine will send.
 from __future__ import annotations
 
 import functools
+import itertools
 import random
 import re
 from dataclasses import dataclass, replace
@@ -35,6 +36,7 @@ from seqdream_devkit.world import (
 
 EDITS = ("add", "remove", "recolour", "resize", "move", "replace", "background")
 MARKED_EDITS = ("remove", "recolour", "move")  # edits of the object a user marked with a box
+TONE_EDITS = ("swap", "all", "mono")  # colour tone: two colours swapped, all objects one colour, black and white
 COMPOSITIONS = ("gather", "pick", "swap")  # the ways of composing 3-10 references
 MAX_REFERENCES = 10
 MAX_OBJECTS = 6  # the most objects a composition puts together
@@ -154,6 +156,45 @@ def marked_edit(rng: random.Random, kind: str | None = None, *, held: bool | str
     else:
         raise ValueError(f"unknown marked edit {kind!r}")
     return Example(f"marked-{kind}", prompt, (render_marked(source, old),), render(target), target, source=source)
+
+
+def tone_edit(rng: random.Random, kind: str | None = None, *, held: bool | str | None = False) -> Example:
+    """A colour-tone edit of the whole picture, one of TONE_EDITS:
+
+    swap: two objects of different colours exchange their colours;
+    all:  every object takes one named colour (the background stays);
+    mono: black and white: every object black on a white background.
+    """
+    kind = kind or rng.choice(TONE_EDITS)
+    while True:
+        source = random_scene(rng, count=rng.randint(2, 3))
+        made = _tone(rng, kind, source, held)
+        if made is not None:
+            prompt, target = made
+            return Example(f"tone-{kind}", prompt, (render(source),), render(target), target, source=source)
+
+
+def _tone(rng: random.Random, kind: str, source: Scene, held: bool | str | None) -> tuple[str, Scene] | None:
+    things = list(source.things)
+    if kind == "swap":
+        indices = itertools.combinations(range(len(things)), 2)
+        pairs = [(i, j) for i, j in indices if things[i].colour != things[j].colour]
+        if not pairs:
+            return None
+        i, j = rng.choice(pairs)
+        first, second = things[i], things[j]
+        things[i], things[j] = replace(first, colour=second.colour), replace(second, colour=first.colour)
+        prompt = wording.tone_instruction(kind, rng, names=(first, second), scene=source, held=held)
+        return prompt, source.with_things(things)
+    if kind == "all":
+        colours = [c for c in COLOURS if c != source.background and any(t.colour != c for t in things)]
+        colour = rng.choice(colours)
+        target = source.with_things([replace(thing, colour=colour) for thing in things])
+        return wording.tone_instruction(kind, rng, value=colour, held=held), target
+    if kind == "mono":
+        target = Scene("white", tuple(replace(thing, colour="black") for thing in things))
+        return (wording.tone_instruction(kind, rng, held=held), target) if target != source else None
+    raise ValueError(f"unknown tone edit {kind!r}")
 
 
 def compose_many(
@@ -318,7 +359,7 @@ def sequence(
     ]
 
 
-VOCABULARY_TASKS = ("t2i", "edit", "compose", "sequence", "compose_many", "marked")
+VOCABULARY_TASKS = ("t2i", "edit", "compose", "sequence", "compose_many", "marked", "tone")
 
 
 @functools.cache
@@ -331,6 +372,7 @@ def vocabulary(samples: int = 1500, trained: tuple[str, ...] = VOCABULARY_TASKS)
         "t2i": lambda: [text_to_image(rng, held=None).prompt for _ in range(samples)],
         "edit": lambda: [edit(rng, held=None).prompt for _ in range(samples)],
         "marked": lambda: [marked_edit(rng, held=None).prompt for _ in range(samples // 3)],
+        "tone": lambda: [tone_edit(rng, held=None).prompt for _ in range(samples // 3)],
         "compose": lambda: [compose(rng, held=None).prompt for _ in range(samples // 10)],
         "compose_many": lambda: [compose_many(rng, held=None).prompt for _ in range(samples)],
         "sequence": lambda: [

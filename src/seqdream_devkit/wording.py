@@ -57,8 +57,12 @@ picked   := "the " kind " from image " I " and the " kind " from image " J   (2 
 marked   := ("remove" | "delete" | "erase") mark | ("make" | "turn") mark " " colour | "change " mark " to " colour
           | "move " mark " to the " place | ("put" | "place") mark " " position
 mark     := "the marked object" | "the marked shape" | "the object in the box"   (the box the user drew)
+tone     := ("swap" | "exchange" | "switch") " the colours of " name " and " name
+          | ("make all the objects " | "turn all the shapes " | "make every shape " | "colour every object ") colour
+          | ("make it" | "turn the picture" | "make the image" | "draw it in") " black and white"
+          (black and white: every object black on a white background)
 """
-ROUND3_TASKS = ("compose_many", "marked")
+ROUND3_TASKS = ("compose_many", "marked", "tone")
 
 
 def grammar(trained: tuple[str, ...]) -> str:
@@ -276,6 +280,34 @@ def marked_instruction(
     if destination is not None:
         value = position_phrase(*destination, destination=verbs[verb].startswith("move"))
     text = verbs[verb].format(name=MARK_NAMES[name], value=value)
+    return Style(bool(capital), FINALS[final]).apply(text)
+
+
+TONE_VERBS: dict[str, tuple[str, ...]] = {
+    "swap": ("swap the colours of {a} and {b}", "exchange the colours of {a} and {b}",
+             "switch the colours of {a} and {b}"),
+    "all": ("make all the objects {value}", "turn all the shapes {value}", "make every shape {value}",
+            "colour every object {value}"),
+    "mono": ("make it black and white", "turn the picture black and white", "make the image black and white",
+             "draw it in black and white"),
+}  # fmt: skip
+
+
+def tone_instruction(
+    kind: str, rng: random.Random, *, names: tuple[Thing, Thing] | None = None, scene: Scene | None = None,
+    value: str = "", held: bool | str | None = False,
+) -> str:  # fmt: skip
+    """A colour-tone edit of `kind` (swap, all, mono); a swap names its two objects as they are in `scene`."""
+    verbs = TONE_VERBS[kind]
+
+    def build(r: random.Random) -> tuple[int, ...]:
+        return (r.randrange(len(verbs)), r.randrange(2) if names else 0, r.randrange(2), r.randrange(2))
+
+    verb, short, capital, final = _draw(rng, held, build)
+    a = b = ""
+    if names is not None and scene is not None:
+        a, b = (object_name(scene, thing, short=bool(short)) for thing in names)
+    text = verbs[verb].format(a=a, b=b, value=value)
     return Style(bool(capital), FINALS[final]).apply(text)
 
 

@@ -18,12 +18,14 @@ from seqdream_devkit.tasks import (
     MARKED_EDITS,
     MAX_OBJECTS,
     MAX_REFERENCES,
+    TONE_EDITS,
     compose,
     compose_many,
     edit,
     marked_edit,
     sequence,
     text_to_image,
+    tone_edit,
 )
 from seqdream_devkit.world import (
     CANVAS,
@@ -150,6 +152,32 @@ def test_marked_edits_change_the_boxed_object_and_leave_no_mark(kind: str) -> No
         assert "marked" in example.prompt.lower() or "in the box" in example.prompt.lower()
         source, target = parse(render(Scene(example.scene.background, ()))), parse(example.target)
         assert target == example.scene and source.background == target.background
+
+
+@pytest.mark.parametrize("kind", TONE_EDITS)
+def test_tone_edits_change_colours_only_as_the_prompt_says(kind: str) -> None:
+    rng = random.Random(kind)
+    for held in (False, True):
+        for _ in range(30):
+            example = tone_edit(rng, kind, held=held)
+            source, target = parse(example.references[0]), parse(example.target)
+            assert source == example.source and target == example.scene and source != target
+            text = example.prompt.lower()
+            # Only colours change: every object keeps its kind, size and cell.
+            shapes = [[(t.kind, t.size, t.cell) for t in scene.things] for scene in (source, target)]
+            assert shapes[0] == shapes[1]
+            changed = [(s, t) for s, t in zip(source.things, target.things, strict=True) if s.colour != t.colour]
+            if kind == "swap":  # the two named objects, and only they, exchange colours
+                assert "colours of" in text and target.background == source.background
+                (a, b), (c, d) = changed
+                assert (a.colour, c.colour) == (d.colour, b.colour), text
+                assert all(f"the {s.kind}" in text or f"{s.colour} {s.kind}" in text for s, _ in changed), text
+            elif kind == "all":  # every object in the one colour named last, on the same background
+                colour = re.findall(r"[a-z]+", text)[-1]
+                assert {t.colour for t in target.things} == {colour} and target.background == source.background
+            else:
+                assert "black and white" in text
+                assert target.background == "white" and {t.colour for t in target.things} == {"black"}
 
 
 def test_composition_takes_objects_and_background_from_different_images() -> None:
