@@ -57,18 +57,25 @@ picked   := "the " kind " from image " I " and the " kind " from image " J   (2 
 marked   := ("remove" | "delete" | "erase") mark | ("make" | "turn") mark " " colour | "change " mark " to " colour
           | "move " mark " to the " place | ("put" | "place") mark " " position
 mark     := "the marked object" | "the marked shape" | "the object in the box"   (the box the user drew)
+"""
+ROUND3_TASKS = ("compose_many", "marked", "tone")
+# Colour tone (leg 29 on): a model trained before it has the rest of round 3 without these lines.
+GRAMMAR_TONE = """
 tone     := ("swap" | "exchange" | "switch") " the colours of " name " and " name
           | ("make all the objects " | "turn all the shapes " | "make every shape " | "colour every object ") colour
           | ("make it" | "turn the picture" | "make the image" | "draw it in") " black and white"
           (black and white: every object black on a white background)
 """
-ROUND3_TASKS = ("compose_many", "marked", "tone")
 
 
 def grammar(trained: tuple[str, ...]) -> str:
     """The grammar of a model trained on `trained` (the task names of its training.json's task mix)."""
-    text = GRAMMAR.strip()
-    return text + "\n" + GRAMMAR_ROUND3.strip() if set(ROUND3_TASKS) & set(trained) else text
+    parts = [GRAMMAR]
+    if set(ROUND3_TASKS) & set(trained):
+        parts.append(GRAMMAR_ROUND3)
+    if "tone" in trained:
+        parts.append(GRAMMAR_TONE)
+    return "\n".join(part.strip() for part in parts)
 
 
 PREFIXES = ("", "an image of ", "a picture of ", "a drawing of ")

@@ -41,3 +41,15 @@ def test_group_prompts_leave_out_what_defaults_cover() -> None:
     for group in minimal:
         assert tasks.DEFAULT_BACKGROUND == "white"
         assert all(frame.target.getpixel((0, 0)) == (245, 245, 245) for frame in group)
+
+
+def test_a_models_grammar_names_the_tone_edits_only_when_it_was_trained_on_them() -> None:
+    tone = wording.grammar(("t2i", "edit", "marked", "tone"))
+    before = wording.grammar(("t2i", "edit", "marked"))
+    for verbs in wording.TONE_VERBS.values():
+        for verb in verbs:
+            words = verb.split(" {")[0]  # "swap the colours of", "make it black and white"
+            assert all(word in tone for word in words.split()), verb
+    assert "swap" in tone and "black and white" in tone
+    assert "swap" not in before and "black and white" not in before and "marked" in before
+    assert "marked" not in wording.grammar(("t2i", "edit"))
