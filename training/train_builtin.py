@@ -70,7 +70,7 @@ LATENT_CHANNELS = 8
 # groups' and edits' shares (leg 20: edit 0.32, compose 0.06, sequence 0.38, sequence_first 0.12).
 # Leg 22 gives both more (leg 21 ended with 3-10 reference compositions at 0 %, marked moves at 20 %):
 # leg 21 was t2i 0.12, edit 0.28, compose 0.04, compose_many 0.10, marked 0.08, sequence 0.30.
-# Leg 29 adds colour-tone edits (swap two colours, every object one colour, black and white) at 0.06,
+# Leg 28 adds colour-tone edits (swap two colours, every object one colour, black and white) at 0.06,
 # from text-to-image (0.10, 99.7 % on leg 27) and groups (0.27); their words need --grow-vocab.
 TASK_MIX = {
     "t2i": 0.07, "edit": 0.24, "compose": 0.03, "compose_many": 0.16, "marked": 0.12, "tone": 0.06,

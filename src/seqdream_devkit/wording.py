@@ -59,7 +59,7 @@ marked   := ("remove" | "delete" | "erase") mark | ("make" | "turn") mark " " co
 mark     := "the marked object" | "the marked shape" | "the object in the box"   (the box the user drew)
 """
 ROUND3_TASKS = ("compose_many", "marked", "tone")
-# Colour tone (leg 29 on): a model trained before it has the rest of round 3 without these lines.
+# Colour tone (leg 28 on): a model trained before it has the rest of round 3 without these lines.
 GRAMMAR_TONE = """
 tone     := ("swap" | "exchange" | "switch") " the colours of " name " and " name
           | ("make all the objects " | "turn all the shapes " | "make every shape " | "colour every object ") colour
