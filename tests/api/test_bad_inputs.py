@@ -87,6 +87,24 @@ CASES = [
         ["images[0]", "upload"],
     ),
     ("second image bad", {"prompt": "p", "images": [GOOD_IMAGE, "%%%"]}, 400, ["images[1]"]),
+    (
+        "image url ipv6 unclosed",
+        {"prompt": "p", "images": ["http://[::1/a.png"]},
+        400,
+        ["images[0]", "not a valid URL"],
+    ),
+    ("image url ipv6 not hex", {"prompt": "p", "images": ["http://[zz::1]/a.png"]}, 400, ["images[0]", "URL"]),
+    (
+        "image url port too big",
+        {"prompt": "p", "images": ["http://example.com:99999/a.png"]},
+        400,
+        ["images[0]", "URL"],
+    ),
+    ("webhook ipv6 unclosed", {"prompt": "p", "webhook_url": "http://[::1"}, 400, ["webhook", "not a valid URL"]),
+    ("webhook ipv6 not hex", {"prompt": "p", "webhook_url": "https://[v1.fe]/hook"}, 400, ["webhook"]),
+    ("webhook port not a number", {"prompt": "p", "webhook_url": "http://example.com:port/"}, 400, ["webhook", "URL"]),
+    ("webhook with a space", {"prompt": "p", "webhook_url": "http://exa mple.com/"}, 400, ["webhook"]),
+    ("webhook ftp", {"prompt": "p", "webhook_url": "ftp://example.com/"}, 400, ["webhook", "http(s)"]),
     ("body is a list", ["prompt"], 400, ["body", "object"]),
     ("body is a string", "a prompt", 400, ["body", "object"]),
     ("body not json", b"{prompt: nope", 400, ["JSON", "property name", "character 1"]),
@@ -114,6 +132,23 @@ def test_bad_input_is_refused_clearly(app_client, body, status, words) -> None:
     for word in words:
         assert word.lower() in payload["message"].lower(), payload["message"]
     assert "Traceback" not in payload["message"]
+
+
+@pytest.mark.parametrize("webhook", ["http://[::1", "http://[::1]:99999/", "http://[fe80::1%25eth0/"])
+def test_a_webhook_query_that_does_not_split_is_a_400(app_client, webhook) -> None:
+    response = app_client.post(EDIT_SEQ, params={"webhook": webhook}, json={"prompt": "p"})
+    assert response.status_code == 400, response.text
+    assert "webhook" in response.json()["message"] and response.json()["data"] is None
+
+
+@pytest.mark.parametrize("host", ["[::1", "[::1]:x", "a b", "[zz::1]:80", "example.com:99999"])
+def test_a_host_header_that_does_not_split_does_not_break_a_submit_with_urls(app_client, host) -> None:
+    """A request's own base (from its Host header) is compared with every image URL: a Host that is
+    no URL's host is just not ours."""
+    body = {"prompt": "p", "images": ["http://127.0.0.1:1/a.png"]}
+    response = app_client.post(EDIT_SEQ, json=body, headers={"Host": host})
+    assert response.status_code == 400, response.text
+    assert "images[0]" in response.json()["message"]
 
 
 def test_there_are_at_least_thirty_cases() -> None:

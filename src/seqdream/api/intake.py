@@ -9,7 +9,7 @@ fetch policy refuses) is a 400 here rather than a failed job later.
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from seqdream.api.envelope import APIError
 from seqdream.api.examples import example_file
@@ -17,7 +17,7 @@ from seqdream.api.schemas import MAX_URL_CHARS
 from seqdream.images.decode import ImageInputError, check_header, decode_base64_image, looks_like_url, open_image
 from seqdream.jobs.request import Reference
 from seqdream.locations import OWN_EXAMPLE, OWN_OUTPUT, OWN_UPLOAD, input_key, output_key_from_url_parts
-from seqdream.net.addresses import HostError, is_loopback_name, normalise_host, refusal
+from seqdream.net.addresses import HostError, is_loopback_name, normalise_host, refusal, url_host
 from seqdream.services import Services
 from seqdream.storage import BlobNotFound
 
@@ -40,14 +40,17 @@ def own_path(url: str, bases: list[str]) -> str | None:
     base), or a loopback host on the port the request came in on."""
     try:
         parts = urlsplit(url)
-        host, address = normalise_host(parts.hostname or "")
+        host, address = normalise_host(url_host(parts))
         port = parts.port or _default_port(parts.scheme)
     except (HostError, ValueError):  # not a host or port we could be reached at
         return None
     loopback = is_loopback_name(host) or (address is not None and (address.is_loopback or address.is_unspecified))
     for base in bases:
-        ours = urlsplit(base)
-        our_port = ours.port or _default_port(ours.scheme)
+        try:  # the request's base comes from its Host header, which may be anything
+            ours = urlsplit(base)
+            our_port = ours.port or _default_port(ours.scheme)
+        except ValueError:
+            continue
         same = (parts.scheme, host, port) == (ours.scheme, (ours.hostname or "").lower(), our_port)
         if same or (loopback and port == our_port):
             path = unquote(parts.path)
@@ -101,19 +104,27 @@ def _store(services: Services, key: str, data: bytes, label: str) -> str:
     return key
 
 
+def split_url(value: str, label: str) -> SplitResult:
+    """`value` split into its parts, or a 400 for one that does not split (an unclosed "[" of an IPv6 host)."""
+    try:
+        return urlsplit(value)
+    except ValueError as exc:
+        raise APIError(400, f"{label}: {value[:200]!r} is not a valid URL ({exc})") from exc
+
+
 def check_remote_url(value: str, label: str, services: Services) -> str:
     """The URL as it will be dialled (its host normalised as browsers do), or a 400 now for one the
     fetch policy can never allow: a name that cannot be valid, a loopback name, a literal private
     address in any notation."""
     if len(value) > MAX_URL_CHARS:
         raise APIError(400, f"{label}: the URL is longer than {MAX_URL_CHARS} characters")
+    parts = split_url(value, label)
     try:
-        parts = urlsplit(value)
         port = parts.port
-        host, address = normalise_host(parts.hostname or "")
+        host, address = normalise_host(url_host(parts))
     except HostError as exc:
         raise APIError(400, f"{label}: {value[:200]!r}: {exc}") from exc
-    except ValueError as exc:  # urlsplit: a bad port or bracketed host
+    except ValueError as exc:  # a port out of range or not a number
         raise APIError(400, f"{label}: {value[:200]!r} is not a valid URL ({exc})") from exc
     if is_loopback_name(host) and refusal(ipaddress.IPv4Address("127.0.0.1"), services.settings.allowed_networks):
         raise APIError(400, f"{label}: {value[:200]!r} points to a loopback address, which is not allowed{_ALLOW_HINT}")
@@ -132,7 +143,7 @@ def accept_webhook(url: str | None, services: Services) -> str | None:
     if url is None or not url.strip():
         return None
     url = url.strip()
-    if urlsplit(url).scheme not in ("http", "https"):
+    if split_url(url, "webhook").scheme not in ("http", "https"):
         raise APIError(400, f"webhook: {url[:200]!r} is not an http(s) URL")
     return check_remote_url(url, "webhook", services)
 

@@ -16,6 +16,7 @@ import ipaddress
 import re
 import socket
 from collections.abc import Iterable
+from urllib.parse import SplitResult
 
 import idna
 
@@ -98,6 +99,15 @@ def _ipv4_from_labels(host: str) -> ipaddress.IPv4Address:
         return ipaddress.IPv4Address(socket.inet_aton(host))
     except OSError:
         raise HostError(f"host {host!r} is not a valid IPv4 address") from None
+
+
+def url_host(parts: SplitResult) -> str:
+    """The host of a split URL, as `normalise_host` takes it. urlsplit drops the brackets of an IPv6
+    literal, and with them what marks "[v1.x]" (IPvFuture, which no browser dials) as no host name."""
+    hostname = parts.hostname or ""
+    if parts.netloc.rpartition("@")[2].startswith("[") and ":" not in hostname:
+        raise HostError(f"host [{hostname}] is in brackets but is not an IPv6 address")
+    return hostname
 
 
 def normalise_host(host: str) -> tuple[str, IPAddress | None]:
