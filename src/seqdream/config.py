@@ -6,18 +6,41 @@ from functools import cached_property
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from seqdream.builtin import BUILTIN_MODEL
-from seqdream.numbers import size_pair
+from seqdream.numbers import MAX_ACTIVE, RATE_PER_MIN, size_pair
 
 DEFAULT_MODEL = BUILTIN_MODEL  # offline, CPU-sized; e.g. black-forest-labs/FLUX.2-klein-4B on a GPU
+# Upper bounds: generous, and within what the clocks, timers and columns that take each value can hold.
+DAY_S = 86_400.0
+TIB = 2**40
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def storage_location(url: str) -> tuple[str, str, str]:
+    """("file", folder, "") or ("s3", bucket, prefix) of a SEQDREAM_STORAGE_URL; a ValueError for any other."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # an unclosed "[" in the host
+        raise ValueError(
+            f"unsupported SEQDREAM_STORAGE_URL {url!r} ({exc}): use file:///path or s3://bucket/prefix"
+        ) from None
+    if parts.scheme == "file" and parts.path:
+        return "file", parts.path, ""
+    if parts.scheme == "s3" and parts.netloc:
+        return "s3", parts.netloc, parts.path
+    raise ValueError(f"unsupported SEQDREAM_STORAGE_URL {url!r}: use file:///path or s3://bucket/prefix")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SEQDREAM_", env_file=".env", extra="ignore")
+    # No infinity or NaN: every number is a duration, a count or a size that timers and columns must hold.
+    model_config = SettingsConfigDict(env_prefix="SEQDREAM_", env_file=".env", extra="ignore", allow_inf_nan=False)
 
     # Where things live.
     data_dir: Path = Path("seqdream-data")
@@ -29,7 +52,7 @@ class Settings(BaseSettings):
 
     # HTTP server.
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(8000, ge=0, le=65535)
     auth_disabled: bool = False  # development only: accept requests without a key
     log_level: str = "info"
 
@@ -38,23 +61,24 @@ class Settings(BaseSettings):
 
     # Jobs.
     inline_workers: int = Field(1, ge=0, le=16)
-    sync_timeout_s: float = Field(300.0, gt=0)
-    job_lease_s: float = Field(60.0, gt=0)  # a processing job silent this long is taken back
-    job_max_attempts: int = Field(3, ge=1)
-    poll_interval_s: float = Field(0.2, gt=0)
-    shutdown_grace_s: float = Field(20.0, ge=0)  # on SIGINT/SIGTERM running jobs may finish this long
-    storage_retry_s: float = Field(2.0, gt=0)  # a job handed back after an outage runs again no sooner than this
+    sync_timeout_s: float = Field(300.0, gt=0, le=DAY_S)
+    job_lease_s: float = Field(60.0, gt=0, le=DAY_S)  # a processing job silent this long is taken back
+    job_max_attempts: int = Field(3, ge=1, le=100)
+    poll_interval_s: float = Field(0.2, gt=0, le=60)
+    shutdown_grace_s: float = Field(20.0, ge=0, le=DAY_S)  # on SIGINT/SIGTERM running jobs may finish this long
+    # A job handed back after an outage runs again no sooner than this.
+    storage_retry_s: float = Field(2.0, gt=0, le=3600)
     # Attempts a job may spend on outages of the database or storage (workers pause while one lasts,
     # so each outage costs a running job one attempt) before it fails with the outage as its error.
-    job_max_dependency_attempts: int = Field(12, ge=1)
-    retention_hours: float = Field(168.0, gt=0)  # outputs and uploads are deleted after this
+    job_max_dependency_attempts: int = Field(12, ge=1, le=1000)
+    retention_hours: float = Field(168.0, gt=0, le=100 * 366 * 24)  # outputs and uploads are deleted after this
 
     # Webhooks (WaveSpeed's `webhook`): signed POSTs from a durable outbox, retried with back-off.
-    webhook_timeout_s: float = Field(10.0, gt=0)
+    webhook_timeout_s: float = Field(10.0, gt=0, le=600)
     webhook_concurrency: int = Field(4, ge=1, le=64)  # deliveries in flight per process
     webhook_max_attempts: int = Field(8, ge=1, le=50)
-    webhook_retry_base_s: float = Field(15.0, gt=0)  # waits 15 s, 1 min, 4 min ... (x4, at most 6 h)
-    webhook_poll_s: float = Field(1.0, gt=0)
+    webhook_retry_base_s: float = Field(15.0, gt=0, le=6 * 3600)  # waits 15 s, 1 min, 4 min ... (x4, at most 6 h)
+    webhook_poll_s: float = Field(1.0, gt=0, le=60)
 
     # Engine.
     engine: str = "flux2-klein"
@@ -64,7 +88,7 @@ class Settings(BaseSettings):
     # Sampling: unset means the model's own defaults (its seqdream.json, else by model kind).
     native_resolution: int | None = Field(None, ge=64, le=4096)  # renders at most ~this squared, aspect kept
     num_inference_steps: int | None = Field(None, ge=1, le=200)
-    guidance_scale: float | None = Field(None, ge=0)
+    guidance_scale: float | None = Field(None, ge=0, le=100)
     guidance_until: float | None = Field(None, gt=0, le=1)  # share of steps, from the first, that use CFG
     max_sequence_length: int | None = Field(None, ge=16, le=2048)
     max_batch: int = Field(4, ge=1, le=14)  # images denoised together in a group
@@ -92,18 +116,18 @@ class Settings(BaseSettings):
     nsfw_threshold: float = Field(0.5, ge=0, le=1)
 
     # Reference images in.
-    max_image_bytes: int = Field(30 * 1024 * 1024, gt=0)
-    max_image_pixels: int = Field(6000 * 6000, gt=0)
-    fetch_connect_timeout_s: float = Field(5.0, gt=0)
-    fetch_read_timeout_s: float = Field(20.0, gt=0)
-    fetch_max_redirects: int = Field(5, ge=0)
+    max_image_bytes: int = Field(30 * 1024 * 1024, gt=0, le=TIB)
+    max_image_pixels: int = Field(6000 * 6000, gt=0, le=TIB)
+    fetch_connect_timeout_s: float = Field(5.0, gt=0, le=600)
+    fetch_read_timeout_s: float = Field(20.0, gt=0, le=600)
+    fetch_max_redirects: int = Field(5, ge=0, le=20)
     fetch_allow_networks: Annotated[list[str], NoDecode] = []  # CIDRs allowed despite being private
-    max_upload_bytes: int = Field(30 * 1024 * 1024, gt=0)
-    max_request_bytes: int = Field(256 * 1024 * 1024, gt=0)  # JSON bodies carry base64 images
+    max_upload_bytes: int = Field(30 * 1024 * 1024, gt=0, le=TIB)
+    max_request_bytes: int = Field(256 * 1024 * 1024, gt=0, le=TIB)  # JSON bodies carry base64 images
 
     # Sharing between keys (a key's own limits, set with `seqdream keys update`, override these).
-    key_rate_per_min: int = Field(600, ge=0)  # submits per key per minute; 0: unlimited
-    key_max_active: int = Field(1000, ge=0)  # queued + running tasks per key; 0: unlimited
+    key_rate_per_min: int = Field(600, ge=0, le=RATE_PER_MIN.high)  # submits per key per minute; 0: unlimited
+    key_max_active: int = Field(1000, ge=0, le=MAX_ACTIVE.high)  # queued + running tasks per key; 0: unlimited
     metrics_key_labels: int = Field(0, ge=0, le=100)  # label usage metrics by key name for this many keys
 
     # Provenance: every output says it was AI-made.
@@ -121,6 +145,51 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("fetch_allow_networks")
+    @classmethod
+    def _check_networks(cls, networks: list[str]) -> list[str]:
+        for cidr in networks:
+            ip_network(cidr, strict=False)  # its ValueError names the value
+        return networks
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, level: str) -> str:
+        if level.lower() not in LOG_LEVELS:
+            raise ValueError(f"{level!r} is not one of {', '.join(LOG_LEVELS)}")
+        return level.lower()
+
+    @field_validator("public_base_url", "s3_endpoint_url")
+    @classmethod
+    def _check_http_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - a port that is no number, or out of range, raises here
+        except ValueError as exc:
+            raise ValueError(f"{url!r} is not a valid URL ({exc})") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not an http(s) URL with a host")
+        return url
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            try:
+                make_url(url)
+            except (ArgumentError, ValueError) as exc:
+                raise ValueError(f"not a database URL ({exc}); e.g. postgresql+psycopg://user:pass@host/db") from None
+        return url
+
+    @field_validator("storage_url")
+    @classmethod
+    def _check_storage_url(cls, url: str | None) -> str | None:
+        if url:
+            storage_location(url)
+        return url
 
     @field_validator("compile_warmup")
     @classmethod

@@ -37,19 +37,24 @@ db_app = typer.Typer(
 app.add_typer(db_app, name="db")
 
 
-def _settings(**overrides: object) -> Settings:
-    """Settings for a command, with the CPU thread pools sized before anything imports torch."""
+def _read_settings(**overrides: object) -> Settings:
+    """The settings every command reads: a bad one is reported by name (exit status 2), not a traceback."""
     from pydantic import ValidationError
-
-    from seqdream.cpu.threads import configure_threads, model_thread_hint
 
     values: dict[str, Any] = {name: value for name, value in overrides.items() if value is not None}
     try:
-        settings = Settings(**values)
+        return Settings(**values)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors())
         typer.secho(f"invalid setting: {problems}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from exc
+
+
+def _settings(**overrides: object) -> Settings:
+    """Settings for a command that runs a model, with the CPU thread pools sized before anything imports torch."""
+    from seqdream.cpu.threads import configure_threads, model_thread_hint
+
+    settings = _read_settings(**overrides)
     from seqdream.builtin import resolve_model
     from seqdream.cpu.allocator import keep_large_buffers
 
@@ -391,7 +396,7 @@ def keys_create(
     weight: str = typer.Option(_UNSET, metavar="W", help=_WEIGHT_HELP, show_default=False),
 ) -> None:
     """Create an API key and print it (it is shown only once)."""
-    settings = Settings()
+    settings = _read_settings()
     with _keys(settings) as keys:
         created = keys.create(name, **_limits(rate, max_active, credits, weight))
         key = keys.find(created.id)
@@ -412,7 +417,7 @@ def keys_update(
     weight: str = typer.Option(_UNSET, metavar="W", help=_WEIGHT_HELP, show_default=False),
 ) -> None:
     """Change a key's limits, credits or weight; they apply to the next submit, in every process."""
-    settings = Settings()
+    settings = _read_settings()
     limits = _limits(rate, max_active, credits, weight)
     added = _option(Quantity("add-credits", -CREDITS.high, CREDITS.high).parse, add_credits, signed=True)
     try:
@@ -430,7 +435,7 @@ def keys_update(
 @keys_app.command("list")
 def keys_list() -> None:
     """List keys (prefix, name, created, revoked, limits)."""
-    settings = Settings()
+    settings = _read_settings()
     with _keys(settings) as keys:
         listed = keys.list()
     for key in listed:
@@ -453,7 +458,7 @@ def verify_command(
 
     from seqdream.provenance.verify import UnreadableImage, trust_anchors, verify
 
-    settings = Settings()
+    settings = _read_settings()
     anchors = trust_anchors(settings.c2pa_trust_anchors, settings.data_dir)
     status = 0
     for path in images:
@@ -538,7 +543,7 @@ def watch(
     from seqdream.jobs.presentation import progress
 
     last = ""
-    with _services(Settings()) as services:
+    with _services(_read_settings()) as services:
         while True:
             job = services.jobs.get(task) if len(task) <= 64 else None
             if job is None:
@@ -582,7 +587,7 @@ def usage_command(
     from seqdream.tenancy.usage import MAX_DAYS, USAGE_DAYS, day_range, totals, usage
 
     first, last = _option(day_span, start, end, utcnow().date(), default_days=USAGE_DAYS, max_days=MAX_DAYS)
-    with _services(Settings()) as services:
+    with _services(_read_settings()) as services:
         names = {key.id: f"{key.name} ({key.prefix}…)" for key in services.keys.list()}
         with services.db.session() as session:
             by_key = usage(session, *day_range(first, last))
@@ -603,7 +608,7 @@ def keys_revoke(
     key: str = typer.Argument(..., metavar="KEY", help="Key id or prefix from 'seqdream keys list'"),
 ) -> None:
     """Revoke a key: requests using it get 401 from then on."""
-    with _keys(Settings()) as keys:
+    with _keys(_read_settings()) as keys:
         revoked = keys.revoke(key)
     if not revoked:
         typer.echo(f"no active key matches {key!r}", err=True)
@@ -616,7 +621,7 @@ def db_upgrade() -> None:
     """Apply pending migrations to the configured database and print its revision."""
     from seqdream.db import migrate
 
-    with _database(Settings(), migrated=True) as db:
+    with _database(_read_settings(), migrated=True) as db:
         typer.echo(f"database at revision {migrate.current_revision(db)}")
 
 
@@ -625,7 +630,7 @@ def db_current() -> None:
     """Print the configured database's schema revision (none before the first start)."""
     from seqdream.db import migrate
 
-    with _database(Settings()) as db:
+    with _database(_read_settings()) as db:
         typer.echo(migrate.current_revision(db) or "none")
 
 
