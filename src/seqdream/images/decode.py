@@ -6,7 +6,10 @@ import base64
 import binascii
 import io
 import re
+import struct
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from PIL import Image, UnidentifiedImageError
 
@@ -39,30 +42,42 @@ def decode_base64_image(value: str) -> bytes:
         raise ImageInputError(f"is not valid base64 ({exc})") from exc
 
 
+_ACCEPTED = ", ".join(sorted(ACCEPTED_FORMATS))
+
+
+@contextmanager
+def _pillow() -> Iterator[None]:
+    """Pillow at work on untrusted bytes: each way it can fail becomes an ImageInputError with a message
+    safe to show (a bomb, an unknown format, a damaged file: a bad header, a chunk that inflates past
+    Pillow's limits, a truncated stream). Pillow's warning of a possible bomb is not heeded: the
+    callers check the pixels against the service's own limit before anything is decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    except ImageInputError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageInputError(f"was refused as a decompression bomb ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageInputError(f"could not be decoded as an image (accepted formats: {_ACCEPTED})") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+        raise ImageInputError(f"could not be decoded as an image: the file is damaged ({exc})") from exc
+
+
 def open_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
     """Decode image bytes, refusing other formats, oversize files and decompression bombs."""
     if len(data) > max_bytes:
         raise ImageInputError(f"is {len(data)} bytes; the limit is {max_bytes} bytes")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            fmt = image.format
-            if fmt not in ACCEPTED_FORMATS:
-                raise ImageInputError(f"has format {fmt}; accepted formats are {', '.join(sorted(ACCEPTED_FORMATS))}")
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ImageInputError(f"is {width}x{height} pixels; the limit is {max_pixels} pixels in all")
-            image.load()
-    except ImageInputError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageInputError(f"was refused as a decompression bomb ({exc})") from exc
-    except UnidentifiedImageError as exc:
-        accepted = ", ".join(sorted(ACCEPTED_FORMATS))
-        raise ImageInputError(f"could not be decoded as an image (accepted formats: {accepted})") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageInputError(f"could not be decoded as an image: the file is damaged ({exc})") from exc
+    with _pillow():
+        image = Image.open(io.BytesIO(data))
+        fmt = image.format
+        if fmt not in ACCEPTED_FORMATS:
+            raise ImageInputError(f"has format {fmt}; accepted formats are {_ACCEPTED}")
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageInputError(f"is {width}x{height} pixels; the limit is {max_pixels} pixels in all")
+        image.load()
     if image.mode != "RGB":
         converted = image.convert("RGBA") if image.mode in ("P", "LA", "PA") else image
         converted = converted.convert("RGB")
@@ -80,16 +95,8 @@ def check_header(data: bytes, *, max_bytes: int, max_pixels: int) -> None:
     """The size limits of `open_image`, read from the header alone (no pixel is decoded)."""
     if len(data) > max_bytes:
         raise ImageInputError(f"is {len(data)} bytes; the limit is {max_bytes} bytes")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is checked below
-            with Image.open(io.BytesIO(data)) as image:
-                width, height = image.size
-    except Image.DecompressionBombError:
-        raise ImageInputError(f"has more pixels than the limit of {max_pixels} in all") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        accepted = ", ".join(sorted(ACCEPTED_FORMATS))
-        raise ImageInputError(f"could not be decoded as an image (accepted formats: {accepted})") from exc
+    with _pillow(), Image.open(io.BytesIO(data)) as image:
+        width, height = image.size
     if width * height > max_pixels:
         raise ImageInputError(f"is {width}x{height} pixels; the limit is {max_pixels} pixels in all")
 
@@ -97,7 +104,7 @@ def check_header(data: bytes, *, max_bytes: int, max_pixels: int) -> None:
 def sniff_format(data: bytes) -> str | None:
     """The image format of `data`, or None; reads headers only."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with _pillow(), Image.open(io.BytesIO(data)) as image:
             return image.format if image.format in ACCEPTED_FORMATS else None
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+    except ImageInputError:
         return None

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-
-from seqdream.images.decode import ImageInputError, check_header
+from seqdream.images.decode import ImageInputError, open_image
 from seqdream.provenance import watermark
 from seqdream.provenance.content_credentials import MIME, ManifestReport, read_manifest
 from seqdream.provenance.credentials import local_ca
@@ -79,14 +76,9 @@ def verify(
     """The marks `data` carries. UnreadableImage (a message safe to show) for what is not an
     image, or is past the byte or pixel limits: those are read from the header, before decoding."""
     try:
-        check_header(data, max_bytes=max_bytes, max_pixels=max_pixels)
+        image = open_image(data, max_bytes=max_bytes, max_pixels=max_pixels)  # limits checked before decoding
     except ImageInputError as exc:
         raise UnreadableImage(str(exc)) from exc
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise UnreadableImage("could not be decoded as an image: the file is damaged") from exc
     fmt = image.format or "?"
     mime = MIME.get(fmt.lower())
     manifest = read_manifest(data, mime, trust_anchors) if mime else ManifestReport(present=False)

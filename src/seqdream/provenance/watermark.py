@@ -186,11 +186,10 @@ def read(image: Image.Image) -> Payload | None:
     """The payload found on any grid a copy of a marked image could be on (None: no watermark)."""
     image = image if image.mode == "RGB" else image.convert("RGB")
     for k in dict.fromkeys((grid_factor(image.width, image.height), 1, 2, 4, 8)):
-        if min(image.width, image.height) // k > 4 * GRID_SIDE:
-            continue  # no copy of a mark lands on so fine a grid: skip it (and its memory)
+        side = min(image.width, image.height) // k  # the grid's shorter side
+        if side > 4 * GRID_SIDE or side < 64:
+            continue  # no copy of a mark lands on so fine a grid (or one so coarse): skip it
         grid = _on_grid(image, k)
-        if min(grid.shape[:2]) < 64:
-            continue
         bits = read_bits(grid)
         found = Payload.of(bits) if bits is not None else None
         if found is not None:
