@@ -48,3 +48,19 @@ def test_verify_reads_an_image_of_any_shape_it_accepts(app_client, size: tuple[i
     assert response.status_code == 200, response.text
     data = response.json()["data"]
     assert data["format"] == "png" and data["marked"] is False and data["watermark"]["found"] is False
+
+
+@pytest.mark.parametrize("size", [(60000, 1), (1100, 128)])
+def test_a_reference_longer_than_eight_to_one_is_refused_where_it_arrives(app_client, size: tuple[int, int]) -> None:
+    """It was accepted, then failed its task in the model call; verify (above) still reads such a file."""
+    api = app_client
+    buffer = io.BytesIO()
+    Image.new("L", size, 128).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    answer = api.post("/api/v3/media/upload/binary", files={"file": ("long.png", data, "image/png")})
+    _refused(answer)
+    assert "at most 8 times" in answer.json()["message"]
+    body = {"prompt": "make the circle blue", "images": [base64.b64encode(data).decode()]}
+    answer = api.post("/api/v3/bytedance/seedream-v4/edit", json=body)
+    _refused(answer, "images[0]")
+    assert f"{size[0]}x{size[1]}" in answer.json()["message"]

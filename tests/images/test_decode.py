@@ -4,11 +4,16 @@ no image, and every way Pillow can fail is an ImageInputError (a 4xx), never ano
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from seqdream.images.decode import ImageInputError, check_header, open_image, sniff_format
+from seqdream.images.decode import REFERENCE_MAX_ASPECT, ImageInputError, check_header, open_image, sniff_format
+from seqdream.images.fetch import FetchPolicy
+from seqdream.jobs.references import load_references
+from seqdream.jobs.request import Reference
+from seqdream.storage import LocalBlobStore
 from seqdream_devkit.images import png_bytes
 from support.damaged import BAD
 
@@ -46,3 +51,28 @@ def test_an_image_in_an_accepted_format_reads_the_same_everywhere() -> None:
     data = png_bytes((64, 48))
     check_header(data, **LIMITS)
     assert sniff_format(data) == "PNG" and open_image(data, **LIMITS).size == (64, 48)
+
+
+@pytest.mark.parametrize("size", [(8 * 64 + 1, 64), (64, 8 * 64 + 1), (60000, 1), (1, 60000)])
+def test_a_reference_longer_than_eight_times_its_width_is_refused_before_decoding(size: tuple[int, int]) -> None:
+    """FLUX.2's image processor takes at most 8:1; a longer reference was accepted, then failed its task."""
+    data = png_bytes(size)
+    for read in (open_image, check_header):
+        with pytest.raises(ImageInputError, match=f"is {size[0]}x{size[1]} pixels; .* at most 8 times"):
+            read(data, **LIMITS, max_aspect=REFERENCE_MAX_ASPECT)
+        read(data, **LIMITS)  # an image that is no reference (verify's) may have any shape
+
+
+def test_a_reference_of_exactly_eight_to_one_is_taken() -> None:
+    for size in ((512, 64), (64, 512), (1, 1)):
+        assert open_image(png_bytes(size), **LIMITS, max_aspect=REFERENCE_MAX_ASPECT).size == size
+
+
+def test_a_stored_reference_past_the_shape_limit_fails_its_task_naming_the_image(tmp_path: Path) -> None:
+    """A blob stored before the limit (or by an older version) is held to it when its task runs."""
+    blobs = LocalBlobStore(tmp_path)
+    blobs.put("inputs/a.png", png_bytes((64, 64)))
+    blobs.put("inputs/b.png", png_bytes((1000, 100)))
+    sources = [Reference(blob="inputs/a.png"), Reference(blob="inputs/b.png")]
+    with pytest.raises(ImageInputError, match=r"^images\[1\] is 1000x100 pixels; .* at most 8 times"):
+        load_references(sources, blobs=blobs, policy=FetchPolicy(), max_pixels=LIMITS["max_pixels"])

@@ -14,7 +14,14 @@ from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 from seqdream.api.envelope import APIError
 from seqdream.api.examples import example_file
 from seqdream.api.schemas import MAX_URL_CHARS
-from seqdream.images.decode import ImageInputError, check_header, decode_base64_image, looks_like_url, open_image
+from seqdream.images.decode import (
+    ImageInputError,
+    check_header,
+    decode_base64_image,
+    looks_like_url,
+    open_image,
+    reference_limits,
+)
 from seqdream.jobs.request import Reference
 from seqdream.locations import OWN_EXAMPLE, OWN_OUTPUT, OWN_UPLOAD, input_key, output_key_from_url_parts
 from seqdream.net.addresses import HostError, is_loopback_name, normalise_host, refusal, url_host
@@ -89,7 +96,7 @@ def _check_stored(services: Services, key: str, label: str) -> None:
     """The limits a task will apply to a stored reference, checked now (they may have changed since)."""
     settings = services.settings
     try:
-        check_header(services.blobs.get(key), max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+        check_header(services.blobs.get(key), **reference_limits(settings))
     except BlobNotFound:
         raise APIError(400, f"{label}: the upload is no longer stored (it may have expired)") from None
     except ImageInputError as exc:
@@ -166,7 +173,7 @@ def accept_images(images: list[str], job_id: str, services: Services, bases: lis
             raise APIError(400, f"{label}: only http(s) URLs, data: URIs and base64 are accepted{_UPLOAD_HINT}")
         try:
             data = decode_base64_image(value)
-            image = open_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+            image = open_image(data, **reference_limits(settings))
         except ImageInputError as exc:
             if _looks_like_a_path(value):  # base64 may start with "/" too ("/9j/" is a JPEG): only when it is none
                 raise APIError(

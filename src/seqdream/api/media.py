@@ -15,7 +15,14 @@ from seqdream.api.deps import CallerDep, ServicesDep, base_url
 from seqdream.api.envelope import APIError, success
 from seqdream.api.field_rules import field_rules
 from seqdream.db import Upload
-from seqdream.images.decode import DECLARED_TYPES, MIME_TYPES, ImageInputError, open_image, sniff_format
+from seqdream.images.decode import (
+    DECLARED_TYPES,
+    MIME_TYPES,
+    ImageInputError,
+    open_image,
+    reference_limits,
+    sniff_format,
+)
 from seqdream.locations import output_key_from_url_parts, upload_put_url, upload_url
 from seqdream.services import Services
 from seqdream.storage import BlobNotFound
@@ -61,7 +68,7 @@ def _check_image(services: Services, data: bytes, declared: int | None = None) -
     if fmt is None:
         raise APIError(415, "file: is not an image in an accepted format (JPEG, PNG, WebP, GIF, BMP)")
     try:  # decoded in full once: the limits a task applies, and no damaged file
-        open_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels).close()
+        open_image(data, **reference_limits(settings)).close()
     except ImageInputError as exc:
         raise APIError(400, f"file: {exc}") from exc
     return fmt

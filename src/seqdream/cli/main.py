@@ -266,7 +266,7 @@ def generate(
 
     from seqdream.api.schemas import EditSequentialRequest
     from seqdream.engines.base import Steps
-    from seqdream.images.decode import ImageInputError, open_image
+    from seqdream.images.decode import ImageInputError, open_image, reference_limits
     from seqdream.jobs.planner import plan_job, resolve_seed
     from seqdream.jobs.request import JobRequest
     from seqdream.services import build_engine
@@ -280,10 +280,7 @@ def generate(
     except ValidationError as exc:
         raise typer.BadParameter("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from exc
     try:
-        references = [
-            open_image(path.read_bytes(), max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
-            for path in image
-        ]
+        references = [open_image(path.read_bytes(), **reference_limits(settings)) for path in image]
     except ImageInputError as exc:
         raise typer.BadParameter(f"reference image {exc}") from exc
     used_seed = resolve_seed(request.seed)

@@ -10,12 +10,35 @@ import struct
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Protocol, TypedDict
 
 from PIL import Image, UnidentifiedImageError
 
 ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP"}
+# A reference's longer side at most this many times its shorter one: what FLUX.2's image processor
+# takes (a 60000x1 reference was accepted, then failed its task in the model call).
+REFERENCE_MAX_ASPECT = 8
 _DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w=.+-]+)*);base64,(?P<data>.*)$", re.S)
 _BASE64_CHARS = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")
+
+
+class ReferenceLimits(TypedDict):
+    max_bytes: int
+    max_pixels: int
+    max_aspect: float | None
+
+
+class _ImageSettings(Protocol):
+    max_image_bytes: int
+    max_image_pixels: int
+
+
+def reference_limits(settings: _ImageSettings) -> ReferenceLimits:
+    """What a reference image is held to wherever it arrives (inline, uploaded, stored, fetched, on
+    the command line), as `open_image` and `check_header` take it."""
+    return ReferenceLimits(
+        max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels, max_aspect=REFERENCE_MAX_ASPECT
+    )
 
 
 class ImageInputError(ValueError):
@@ -65,8 +88,19 @@ def _pillow() -> Iterator[None]:
         raise ImageInputError(f"could not be decoded as an image: the file is damaged ({exc})") from exc
 
 
-def open_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
-    """Decode image bytes, refusing other formats, oversize files and decompression bombs."""
+def _check_shape(size: tuple[int, int], max_pixels: int, max_aspect: float | None) -> None:
+    width, height = size
+    if width * height > max_pixels:
+        raise ImageInputError(f"is {width}x{height} pixels; the limit is {max_pixels} pixels in all")
+    if max_aspect is not None and max(width, height) > max_aspect * min(width, height):
+        raise ImageInputError(
+            f"is {width}x{height} pixels; a reference's longer side may be at most {max_aspect:g} times its shorter one"
+        )
+
+
+def open_image(data: bytes, *, max_bytes: int, max_pixels: int, max_aspect: float | None = None) -> Image.Image:
+    """Decode image bytes, refusing other formats, oversize files, decompression bombs and (with
+    `max_aspect`, for references) shapes longer than that many times their width."""
     if len(data) > max_bytes:
         raise ImageInputError(f"is {len(data)} bytes; the limit is {max_bytes} bytes")
     with _pillow():
@@ -74,9 +108,7 @@ def open_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
         fmt = image.format
         if fmt not in ACCEPTED_FORMATS:
             raise ImageInputError(f"has format {fmt}; accepted formats are {_ACCEPTED}")
-        width, height = image.size
-        if width * height > max_pixels:
-            raise ImageInputError(f"is {width}x{height} pixels; the limit is {max_pixels} pixels in all")
+        _check_shape(image.size, max_pixels, max_aspect)
         image.load()
     if image.mode != "RGB":
         converted = image.convert("RGBA") if image.mode in ("P", "LA", "PA") else image
@@ -91,14 +123,13 @@ MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "G
 DECLARED_TYPES = {**{mime: fmt for fmt, mime in MIME_TYPES.items()}, "image/jpg": "JPEG", "image/x-ms-bmp": "BMP"}
 
 
-def check_header(data: bytes, *, max_bytes: int, max_pixels: int) -> None:
-    """The size limits of `open_image`, read from the header alone (no pixel is decoded)."""
+def check_header(data: bytes, *, max_bytes: int, max_pixels: int, max_aspect: float | None = None) -> None:
+    """The size and shape limits of `open_image`, read from the header alone (no pixel is decoded)."""
     if len(data) > max_bytes:
         raise ImageInputError(f"is {len(data)} bytes; the limit is {max_bytes} bytes")
     with _pillow(), Image.open(io.BytesIO(data)) as image:
-        width, height = image.size
-    if width * height > max_pixels:
-        raise ImageInputError(f"is {width}x{height} pixels; the limit is {max_pixels} pixels in all")
+        size = image.size
+    _check_shape(size, max_pixels, max_aspect)
 
 
 def sniff_format(data: bytes) -> str | None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from seqdream.images.decode import ImageInputError, open_image
+from seqdream.images.decode import REFERENCE_MAX_ASPECT, ImageInputError, ReferenceLimits, open_image
 from seqdream.images.fetch import FetchPolicy, fetch_image_bytes
 from seqdream.jobs.request import Reference
 from seqdream.storage import BlobNotFound, BlobStore
@@ -37,7 +37,8 @@ def load_references(
                     raise ImageInputError("is no longer stored (it expired or was deleted)") from exc
             else:
                 data = fetch_image_bytes(str(source.url), policy)
-            images.append(LoadedReference(open_image(data, max_bytes=policy.max_bytes, max_pixels=max_pixels), data))
+            limits = ReferenceLimits(max_bytes=policy.max_bytes, max_pixels=max_pixels, max_aspect=REFERENCE_MAX_ASPECT)
+            images.append(LoadedReference(open_image(data, **limits), data))
         except ImageInputError as exc:
             where = f" ({source.url})" if source.url else ""
             raise ImageInputError(f"{label}{where} {exc}") from exc
