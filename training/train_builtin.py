@@ -72,10 +72,12 @@ LATENT_CHANNELS = 8
 # leg 21 was t2i 0.12, edit 0.28, compose 0.04, compose_many 0.10, marked 0.08, sequence 0.30.
 # Leg 28 adds colour-tone edits (swap two colours, every object one colour, black and white) at 0.06,
 # from text-to-image (0.10, 99.7 % on leg 27) and groups (0.27); their words need --grow-vocab.
+# Leg 29 adds groups of the object from one of 1-4 references at 0.04, from the plain groups (0.24).
 TASK_MIX = {
     "t2i": 0.07, "edit": 0.24, "compose": 0.03, "compose_many": 0.16, "marked": 0.12, "tone": 0.06,
-    "sequence": 0.24, "sequence_first": 0.08,
+    "sequence": 0.20, "sequence_ref": 0.04, "sequence_first": 0.08,
 }  # fmt: skip
+GROUP_REFERENCES = (1, 4)  # how many references a group of "the object from image K" is given
 # A batch of many references costs about (references + 1) times a plain one: its batch shrinks so a
 # step costs about what a two-reference step does (the same tokens through the transformer).
 MANY_REFERENCE_TOKENS = 3
@@ -303,9 +305,11 @@ def motion(rng: random.Random) -> str:
     return rng.choices(list(MOTION_MIX), weights=list(MOTION_MIX.values()))[0]
 
 
-def group(rng: random.Random, motion: str | None = None, count: int | None = None) -> list[tasks.Example]:
+def group(
+    rng: random.Random, motion: str | None = None, count: int | None = None, references: int = 0
+) -> list[tasks.Example]:
     """A group's frames, each worded as this model declares (FRAME_PROMPT)."""
-    return tasks.sequence(rng, motion, count, frame_template=FRAME_PROMPT)
+    return tasks.sequence(rng, motion, count, frame_template=FRAME_PROMPT, references=references)
 
 
 def binding_edit(rng: random.Random, kind: str) -> tasks.Example:
@@ -338,6 +342,12 @@ def sample_batch(rng: random.Random, task: str, batch: int):  # type: ignore[no-
             examples.append(tasks.marked_edit(rng, rng.choices(list(MARKED_MIX), weights=list(MARKED_MIX.values()))[0]))
         elif task == "tone":
             examples.append(tasks.tone_edit(rng, rng.choices(list(TONE_MIX), weights=list(TONE_MIX.values()))[0]))
+        elif task == "sequence_ref":  # one reference count per batch, as for compose_many
+            given = rng.randint(*GROUP_REFERENCES)
+            first = rng.random() < TASK_MIX["sequence_first"] / (TASK_MIX["sequence"] + TASK_MIX["sequence_first"])
+            size = min(batch, max(2, batch * MANY_REFERENCE_TOKENS // (given + 1 + (not first))))
+            frames = [group(rng, motion(rng), references=given) for _ in range(size)]
+            return [group_frames[0] if first else rng.choice(group_frames[1:]) for group_frames in frames]
         elif task == "sequence_first":  # a group's first frame comes from its prompt alone
             examples.append(group(rng, motion(rng))[0])
         elif (kind := motion(rng)) == "growing" and rng.random() < EARLY_GROWING_SHARE:
@@ -488,6 +498,7 @@ def main(argv: list[str] | None = None) -> None:
            "compositions": f"{', '.join(tasks.COMPOSITIONS)} of 3-{tasks.MAX_REFERENCES} references",
            "marked_edits": tasks.MARKED_EDITS, "mark": f"{MARK_WIDTH}-px box on the cell's edge",
            "tone_edits": tasks.TONE_EDITS,
+           "group_references": GROUP_REFERENCES,
            "position_first_share": wording.POSITION_FIRST_SHARE,
            "groups": f"2-{tasks.MAX_GROUP} frames", "wordings": "seqdream_devkit.wording, trained forms"}  # fmt: skip
     next_save = time.monotonic() + args.save_every_minutes * 60

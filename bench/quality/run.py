@@ -11,6 +11,8 @@ Measures, through the production engine:
   * marked: edits of the object the user boxed (remove, recolour, move), with no mark left;
   * tone: colour-tone edits of the whole picture (swap two colours, every object one colour, black and
     white), exact;
+  * group_refs: groups of "the object from image K" given 1-4 references: consistency, progression and
+    whether frame 1 is that object (its kind and colour);
   * positions: captions that put each position first ("at the top a red circle"), drawn exactly.
 Usage: python bench/quality/run.py [--model DIR] [--n 40] [--seed 1000003] [--parts ...] [--motions ...]
 
@@ -39,7 +41,7 @@ from seqdream_devkit.world import CANVAS, Scene, mark_pixels
 
 HELD_OUT_SEED = 1_000_003  # training draws from seed 0's stream; this stream is never trained on
 SIZE = 1024
-PARTS = ("t2i", "edits", "compose", "groups", "phrasing", "references", "marked", "tone", "positions")
+PARTS = ("t2i", "edits", "compose", "groups", "phrasing", "references", "marked", "tone", "group_refs", "positions")
 LENGTHS = {"2-4": (2, 4), "5-9": (5, 9), "10-14": (10, 14)}  # group lengths, scored apart
 
 
@@ -177,6 +179,19 @@ def main() -> None:
                 plan = GenerationPlan(prompts=group.prompts, seeds=group.seeds, width=SIZE, height=SIZE)
                 groups[motion, bucket].append(score_group(motion, engine.generate(plan).images))
 
+    group_refs: dict[str, list[tuple[float, float, float]]] = defaultdict(list)  # + frame 1 is the object
+    for motion in motions if "group_refs" in parts else ():
+        rng = stream(args.seed, f"group_refs/{motion}")
+        for index in range(args.n):
+            frames = tasks.sequence(rng, motion, count=rng.randint(2, 14), held=None, references=rng.randint(1, 4))
+            group = plan_group(frames[0].group_prompt, 14, index, engine.frame_prompt)
+            refs = [image.resize((SIZE, SIZE), Image.Resampling.LANCZOS) for image in frames[0].references]
+            plan = GenerationPlan(prompts=group.prompts, seeds=group.seeds, width=SIZE, height=SIZE, references=refs)
+            images = engine.generate(plan).images
+            wanted, drawn = parse(frames[0].target).things[0], parse(images[0]).things
+            same = len(drawn) == 1 and (drawn[0].kind, drawn[0].colour) == (wanted.kind, wanted.colour)
+            group_refs[motion].append((*score_group(motion, images), float(same)))
+
     phrasing: dict[str, list[float]] = defaultdict(list)  # held-out wordings: exact captions, edit success
     rng = stream(args.seed, "phrasing")
     for index in range(args.n if "phrasing" in parts else 0):
@@ -241,6 +256,10 @@ def main() -> None:
     for (motion, bucket), pairs in groups.items():
         rows.append((f"group {bucket} {motion} consistency", statistics.mean(c for c, _ in pairs), 0.90))
         rows.append((f"group {bucket} {motion} progression", statistics.mean(q for _, q in pairs), 0.85))
+    for motion, triples in group_refs.items():
+        rows.append((f"image K's group {motion} consistency", statistics.mean(t[0] for t in triples), 0.90))
+        rows.append((f"image K's group {motion} progression", statistics.mean(t[1] for t in triples), 0.85))
+        rows.append((f"image K's group {motion} object", statistics.mean(t[2] for t in triples), 0.90))
     if phrasing:
         rows.append(("held-out wording: captions exact", statistics.mean(phrasing["captions"]), 0.90))
         rows.append(("held-out wording: edit success", statistics.mean(phrasing["edits"]), 0.85))

@@ -320,6 +320,7 @@ def sequence(
     *,
     held: bool | str | None = False,
     frame_template: str = FRAME_PROMPT,
+    references: int = 0,
 ) -> list[Example]:
     """A group: frame 1 from the prompt alone, frame k from the prompt and frame 1, each frame's
     prompt worded by the planner with `frame_template` (as the model being trained declares it).
@@ -327,6 +328,10 @@ def sequence(
     The prompt is worded by `wording.group_prompt`; what it leaves out takes a default that
     is the same for every group (white background, left to right, starting from red), so
     every prompt has one right first frame.
+
+    With `references` (1-MAX_REFERENCES), the group is of "the object from image K": image K holds
+    one object, whose kind and colour every frame takes (the others are distractors); every frame
+    is drawn from those images, the later ones from frame 1 too, as the engine orders them.
     """
     motion = motion or rng.choice(MOTIONS)
     count = count or rng.randint(2, MAX_GROUP)
@@ -334,7 +339,7 @@ def sequence(
     background = rng.choice(BACKGROUNDS) if form.names_background else DEFAULT_BACKGROUND
     kind = rng.choice(KINDS)
     cycle = recolour_cycle(background)
-    colour = rng.choice(cycle) if form.names_colour or motion != "recolouring" else cycle[0]
+    colour = rng.choice(cycle) if form.names_colour or motion != "recolouring" or references else cycle[0]
     margin = SIZES["small"] * CANVAS / 2 + 2
     # Every motion is on the canvas's middle line: a target that depends on an unnamed choice
     # teaches an under-trained model to draw all choices at once.
@@ -351,15 +356,30 @@ def sequence(
         colours = [cycle[(start + k) % len(cycle)] for k in range(count)]
         frames = [_frame(background, kind, c, (CANVAS / 2, CANVAS / 2), SIZES["large"]) for c in colours]
     end_colour = cycle[(cycle.index(colour) + count - 1) % len(cycle)]
-    prompt = wording.group_prompt(form, motion, count, kind, colour, end_colour, background)
+    given, source = _group_references(rng, references, kind, colour)
+    prompt = wording.group_prompt(form, motion, count, kind, colour, end_colour, background, source=source)
     plan = plan_group(prompt, MAX_GROUP, seed=0, frame_template=frame_template)
     return [
-        Example(f"sequence-{motion}", text, () if index == 0 else (frames[0],), frame, group_prompt=prompt)
+        Example(f"sequence-{motion}", text, given if index == 0 else (*given, frames[0]), frame, group_prompt=prompt)
         for index, (text, frame) in enumerate(zip(plan.prompts, frames, strict=True))
     ]
 
 
-VOCABULARY_TASKS = ("t2i", "edit", "compose", "sequence", "compose_many", "marked", "tone")
+def _group_references(
+    rng: random.Random, count: int, kind: str, colour: str
+) -> tuple[tuple[Image.Image, ...], int | None]:
+    """`count` reference images, one of which (its number is returned) holds the group's object alone."""
+    if not count:
+        return (), None
+    source = rng.randint(1, count)
+    scenes = [random_scene(rng) for _ in range(count)]
+    column, row = rng.choice(CELLS)
+    thing = Thing(kind=kind, colour=colour, size=rng.choice(tuple(SIZES)), column=column, row=row)
+    scenes[source - 1] = Scene(rng.choice([b for b in BACKGROUNDS if b != colour]), (thing,))
+    return tuple(render(scene) for scene in scenes), source
+
+
+VOCABULARY_TASKS = ("t2i", "edit", "compose", "sequence", "compose_many", "marked", "tone", "sequence_ref")
 
 
 @functools.cache
@@ -381,6 +401,10 @@ def vocabulary(samples: int = 1500, trained: tuple[str, ...] = VOCABULARY_TASKS)
             for _ in range(samples // 20)
             for frame in sequence(rng, count=count, held=None)[:2]
         ],  # fmt: skip
+        "sequence_ref": lambda: [
+            sequence(rng, count=rng.randint(2, MAX_GROUP), held=None, references=rng.randint(1, 4))[0].prompt
+            for _ in range(samples // 10)
+        ],
     }
     prompts = [prompt for task in trained for prompt in draws[task]()]
     return tuple(sorted({word for prompt in prompts for word in re.findall(r"[a-z]+", prompt.lower())}))

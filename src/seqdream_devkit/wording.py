@@ -68,6 +68,13 @@ tone     := ("swap" | "exchange" | "switch") " the colours of " name " and " nam
 """
 
 
+# Groups of an object from a reference (leg 29 on).
+GRAMMAR_GROUP_REFERENCES = """
+what     := ... | "the object from image " K (" moving from left to right" | " moving" | " in the center growing"
+          | " growing" | " in the center changing colour" | " changing colour")   (the one object of image K)
+"""
+
+
 def grammar(trained: tuple[str, ...]) -> str:
     """The grammar of a model trained on `trained` (the task names of its training.json's task mix)."""
     parts = [GRAMMAR]
@@ -75,6 +82,8 @@ def grammar(trained: tuple[str, ...]) -> str:
         parts.append(GRAMMAR_ROUND3)
     if "tone" in trained:
         parts.append(GRAMMAR_TONE)
+    if "sequence_ref" in trained:
+        parts.append(GRAMMAR_GROUP_REFERENCES)
     return "\n".join(part.strip() for part in parts)
 
 
@@ -340,6 +349,15 @@ GROUP_WHAT = {  # (names everything, leaves position/direction/colours to the de
     "recolouring": ("a large {kind} in the center changing colour from {colour} to {end}", "a {kind} changing colour"),
 }
 
+GROUP_WHAT_REFERENCED = {  # a group of the object in one of the references: its kind and colour come from there
+    "moving": ("the object from image {k} moving from left to right", "the object from image {k} moving"),
+    "growing": ("the object from image {k} in the center growing", "the object from image {k} growing"),
+    "recolouring": (
+        "the object from image {k} in the center changing colour",
+        "the object from image {k} changing colour",
+    ),
+}
+
 
 @dataclass(frozen=True)
 class GroupForm:
@@ -368,9 +386,16 @@ def group_form(rng: random.Random, *, held: bool | str | None = False) -> GroupF
     return GroupForm(lead, bool(word), bool(minimal), bool(background), bool(capital), FINALS[final])
 
 
-def group_prompt(form: GroupForm, motion: str, count: int, kind: str, colour: str, end: str, background: str) -> str:
+def group_prompt(
+    form: GroupForm, motion: str, count: int, kind: str, colour: str, end: str, background: str,
+    source: int | None = None,
+) -> str:  # fmt: skip
+    """`source`: the reference image whose object the group shows ("the object from image 2")."""
     number = NUMBER_NAMES[count] if form.number_word else str(count)
-    what = GROUP_WHAT[motion][form.minimal].format(colour=colour, kind=kind, end=end)
+    if source is not None:
+        what = GROUP_WHAT_REFERENCED[motion][form.minimal].format(k=source)
+    else:
+        what = GROUP_WHAT[motion][form.minimal].format(colour=colour, kind=kind, end=end)
     what = "an " + what[2:] if what.startswith("a ") and what[2] in "aeiou" else what
     text = GROUP_LEADS[form.lead].format(n=number) + what
     if form.names_background:

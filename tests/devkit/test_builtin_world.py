@@ -231,3 +231,23 @@ def test_sequences_progress_and_stay_consistent(motion: str) -> None:
         assert colours == [cycle[(start + k) % len(cycle)] for k in range(4)]
     if motion != "recolouring":
         assert len({(item.thing.kind, item.thing.colour) for item in objects}) == 1
+
+
+@pytest.mark.parametrize("motion", ["moving", "growing", "recolouring"])
+def test_groups_of_the_object_from_a_reference_take_its_kind_and_colour(motion: str) -> None:
+    rng = random.Random(f"refs/{motion}")
+    for _ in range(20):
+        given = rng.randint(1, MAX_REFERENCES)
+        frames = sequence(rng, motion, count=rng.randint(2, 14), held=None, references=given)
+        prompt = frames[0].group_prompt
+        k = int(re.search(r"the object from image (\d+)", prompt).group(1))
+        assert 1 <= k <= given and requested_count(prompt) == len(frames), prompt
+        references = frames[0].references
+        assert len(references) == given
+        assert all(frame.references == (*references, frames[0].target) for frame in frames[1:])  # the engine's order
+        (source,) = parse(references[k - 1]).things  # image K holds the object alone
+        first = parse(frames[0].target).things[0]
+        assert (first.kind, first.colour) == (source.kind, source.colour), prompt
+        kinds = {parse(frame.target).things[0].kind for frame in frames}
+        colours = {parse(frame.target).things[0].colour for frame in frames}
+        assert kinds == {source.kind} and (motion == "recolouring" or colours == {source.colour})

@@ -53,3 +53,15 @@ def test_a_models_grammar_names_the_tone_edits_only_when_it_was_trained_on_them(
     assert "swap" in tone and "black and white" in tone
     assert "swap" not in before and "black and white" not in before and "marked" in before
     assert "marked" not in wording.grammar(("t2i", "edit"))
+
+
+def test_a_models_grammar_names_groups_of_a_references_object_only_when_trained_on_them() -> None:
+    with_them = wording.grammar(("t2i", "sequence", "sequence_ref"))
+    assert "the object from image" in with_them
+    assert "the object from image" not in wording.grammar(("t2i", "sequence", "marked", "tone"))
+    added = with_them.removeprefix(wording.grammar(("t2i", "sequence")))  # the lines these groups add
+    rng = random.Random(2)
+    for _ in range(30):  # every wording the task draws is one those lines name
+        prompt = tasks.sequence(rng, count=rng.randint(2, 14), held=None, references=rng.randint(1, 4))[0].group_prompt
+        what = prompt.lower().split("the object from image ")[1].split(" on a ")[0].rstrip(".")
+        assert f'" {what.split(" ", 1)[1]}"' in added, what
