@@ -58,3 +58,13 @@ def test_every_command_that_opens_the_database_leaves_it_in_one_file(tmp_path: P
         result = cli(tmp_path, *command)
         assert result.returncode in (0, 2), (command, result.stderr)  # watch: 2, no such task
         assert not list(tmp_path.glob("seqdream.db-*")), command
+
+
+def test_a_key_name_fits_its_column_on_every_database(tmp_path: Path) -> None:
+    """128 characters (PostgreSQL refuses more; SQLite would have kept 5000), and not blank."""
+    for name in ("x" * 129, "x" * 5000, "   ", ""):
+        result = cli(tmp_path, "keys", "create", "--name", name)
+        assert result.returncode == 2 and "1 to 128 characters" in result.stderr, result.stderr
+    assert cli(tmp_path, "keys", "create", "--name", "é" * 128).returncode == 0
+    listed = cli(tmp_path, "keys", "list").stdout
+    assert "é" * 128 in listed and "x" * 129 not in listed

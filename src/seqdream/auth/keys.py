@@ -16,6 +16,7 @@ from seqdream.db.models import utcnow
 from seqdream.numbers import CREDITS, MAX_ACTIVE, RATE_PER_MIN, WEIGHT, BadValue, top_up
 
 KEY_PREFIX = "sqd_"
+KEY_NAME_MAX = 128  # characters: the column's length (PostgreSQL refuses more, SQLite would keep it)
 # Built once (every request runs it): its compiled form is then found by a cached key.
 _ACTIVE_KEY = select(ApiKey.id).where(ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None))
 
@@ -37,6 +38,10 @@ class KeyRing:
         self.db = db
 
     def create(self, name: str, **limits: int | float | None) -> CreatedKey:
+        if not name.strip() or len(name) > KEY_NAME_MAX:
+            raise BadValue(
+                "name", f"a key's name is 1 to {KEY_NAME_MAX} characters, not all spaces ({len(name)} given)"
+            )
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         key = ApiKey(
             id=uuid.uuid4().hex,

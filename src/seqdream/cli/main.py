@@ -395,7 +395,7 @@ def keys_create(
     """Create an API key and print it (it is shown only once)."""
     settings = _read_settings()
     with _keys(settings) as keys:
-        created = keys.create(name, **_limits(rate, max_active, credits, weight))
+        created = _option(keys.create, name, **_limits(rate, max_active, credits, weight))
         key = keys.find(created.id)
     typer.echo(created.secret)
     typer.echo(f"created key {created.id} ({name}; {_describe(key, settings)}); store it now, it cannot be shown again",
