@@ -119,6 +119,15 @@ def score_group(motion: str, frames: list[Image.Image]) -> tuple[float, float]:
     return consistency, float(spans and all(b > a for a, b in zip(values, values[1:], strict=False)))
 
 
+def score_reference_group(
+    motion: str, frames: list[tasks.Example], images: list[Image.Image]
+) -> tuple[float, float, float]:
+    """(consistency, progression, frame 1 is image K's object) of a group of a reference's object."""
+    wanted, drawn = parse(frames[0].target).things[0], parse(images[0]).things
+    same = len(drawn) == 1 and (drawn[0].kind, drawn[0].colour) == (wanted.kind, wanted.colour)
+    return (*score_group(motion, images), float(same))
+
+
 def stream(seed: int, part: str) -> random.Random:
     """The held-out stream of one part, the same whichever other parts run beside it."""
     return random.Random(f"{seed}/{part}")
@@ -187,10 +196,7 @@ def main() -> None:
             group = plan_group(frames[0].group_prompt, 14, index, engine.frame_prompt)
             refs = [image.resize((SIZE, SIZE), Image.Resampling.LANCZOS) for image in frames[0].references]
             plan = GenerationPlan(prompts=group.prompts, seeds=group.seeds, width=SIZE, height=SIZE, references=refs)
-            images = engine.generate(plan).images
-            wanted, drawn = parse(frames[0].target).things[0], parse(images[0]).things
-            same = len(drawn) == 1 and (drawn[0].kind, drawn[0].colour) == (wanted.kind, wanted.colour)
-            group_refs[motion].append((*score_group(motion, images), float(same)))
+            group_refs[motion].append(score_reference_group(motion, frames, engine.generate(plan).images))
 
     phrasing: dict[str, list[float]] = defaultdict(list)  # held-out wordings: exact captions, edit success
     rng = stream(args.seed, "phrasing")

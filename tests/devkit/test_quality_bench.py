@@ -13,7 +13,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "quality"))
 
-from run import edit_parts, score_edit, score_group, score_t2i, stream  # noqa: E402
+from run import edit_parts, score_edit, score_group, score_reference_group, score_t2i, stream  # noqa: E402
 
 from seqdream_devkit import tasks  # noqa: E402
 from seqdream_devkit.parser import parse  # noqa: E402
@@ -60,6 +60,17 @@ def test_every_true_group_scores_full_marks(motion: str) -> None:
             frames = tasks.sequence(rng, motion, count=count)
             images = [frame.target.resize((1024, 1024), Image.Resampling.LANCZOS) for frame in frames]
             assert score_group(motion, images) == (1.0, 1.0), frames[0].prompt
+
+
+@pytest.mark.parametrize("motion", tasks.MOTIONS)
+def test_a_true_group_of_a_references_object_scores_full_marks_and_another_object_does_not(motion: str) -> None:
+    frames = tasks.sequence(random.Random(motion), motion, count=5, references=3)
+    truth = [frame.target for frame in frames]
+    assert score_reference_group(motion, frames, truth) == (1.0, 1.0, 1.0)
+    kind = parse(frames[0].target).things[0].kind
+    others = (tasks.sequence(random.Random(seed), motion, count=5, references=3) for seed in range(100))
+    other = next(group for group in others if parse(group[0].target).things[0].kind != kind)
+    assert score_reference_group(motion, frames, [frame.target for frame in other])[2] == 0.0
 
 
 def test_sampling_sweep_draws_one_sample_and_measures_each_setting() -> None:
