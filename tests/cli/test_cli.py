@@ -4,6 +4,7 @@ with typer's runner (the commands that serve or start workers are tested as proc
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +104,21 @@ def test_the_nsfw_detector_runs_one_thread_without_spinning() -> None:
 def test_worker_device_is_validated_with_a_clear_message(tiny_model: Path, tmp_path: Path) -> None:
     result = run_cli(tmp_path, tiny_model, "worker", "--device", "cuda:x")
     assert result.returncode == 2 and "invalid setting: device" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("port", ["65536", "-1", "99999"])
+def test_a_metrics_port_out_of_range_is_a_usage_error(tiny_model: Path, tmp_path: Path, port: str) -> None:
+    result = run_cli(tmp_path, tiny_model, "worker", "--metrics-port", port)
+    assert result.returncode == 2 and "--metrics-port" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_metrics_address_that_cannot_be_bound_stops_the_worker_saying_why(tiny_model: Path, tmp_path: Path) -> None:
+    """Before any worker starts: a host that does not resolve, and a port another process holds."""
+    result = run_cli(tmp_path, tiny_model, "worker", "--metrics-host", "999.1.1.1", "--metrics-port", "9")
+    assert result.returncode == 1 and "cannot serve metrics on 999.1.1.1:9" in result.stderr, result.stderr
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = str(held.getsockname()[1])
+        result = run_cli(tmp_path, tiny_model, "worker", "--metrics-port", port)
+    assert result.returncode == 1 and f"cannot serve metrics on 127.0.0.1:{port}" in result.stderr, result.stderr

@@ -168,7 +168,7 @@ def worker(
         1, metavar="N", min=1, max=16, help="Worker threads in this process (they share one model)."
     ),
     metrics_port: int | None = typer.Option(
-        None, metavar="PORT", help="Serve /metrics, /health/live and /health/ready on PORT."
+        None, metavar="PORT", min=0, max=65535, help="Serve /metrics, /health/live and /health/ready on PORT."
     ),
     metrics_host: str = typer.Option(
         "127.0.0.1", metavar="HOST", help="Interface the metrics port binds (0.0.0.0: every one, as in a container)."
@@ -196,12 +196,18 @@ def worker(
                 services.jobs, services.webhooks, lambda: services.engines.state, settings.metrics_key_labels
             )
 
-            url = serve_worker_status(
-                metrics_host,
-                metrics_port,
-                lambda: generate_latest(registry),
-                lambda: services.readiness(pool, runs_workers=True),
-            )
+            try:
+                url = serve_worker_status(
+                    metrics_host,
+                    metrics_port,
+                    lambda: generate_latest(registry),
+                    lambda: services.readiness(pool, runs_workers=True),
+                )
+            except OSError as exc:  # a host that does not resolve, a port in use or not ours to bind
+                typer.secho(
+                    f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc}", fg=typer.colors.RED, err=True
+                )
+                raise typer.Exit(1) from exc
         announce(url)
         dispatcher = services.start_webhooks()
         wake = threading.Event()  # set by a NOTIFY of a new task (PostgreSQL): claim at once, not at the next poll
