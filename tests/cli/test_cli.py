@@ -122,3 +122,16 @@ def test_a_metrics_address_that_cannot_be_bound_stops_the_worker_saying_why(tiny
         port = str(held.getsockname()[1])
         result = run_cli(tmp_path, tiny_model, "worker", "--metrics-port", port)
     assert result.returncode == 1 and f"cannot serve metrics on 127.0.0.1:{port}" in result.stderr, result.stderr
+
+
+def test_generate_reads_a_reference_only_up_to_the_limit(tiny_model: Path, tmp_path: Path) -> None:
+    """/dev/zero never ends: it was read whole (memory without end); now one byte past the limit."""
+    result = run_cli(tmp_path, tiny_model, "generate", "a red circle", "--image", "/dev/zero")
+    assert result.returncode == 2 and "the limit is 31457280 bytes" in result.stderr, result.stderr
+
+
+def test_generate_checks_its_output_folder_before_the_model_runs(tiny_model: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run_cli(tmp_path, tiny_model, "generate", "a red circle", "--out", str(blocker / "images"))
+    assert result.returncode == 2 and "cannot make the folder" in result.stderr and "loading" not in result.stderr

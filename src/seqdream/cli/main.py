@@ -285,10 +285,18 @@ def generate(
         )
     except ValidationError as exc:
         raise typer.BadParameter("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from exc
-    try:
-        references = [open_image(path.read_bytes(), **reference_limits(settings)) for path in image]
+    try:  # read as verify reads: at most one byte past the limit (a device or a pipe may never end)
+        references = [
+            open_image(_read_bounded(path, settings.max_image_bytes), **reference_limits(settings)) for path in image
+        ]
+    except OSError as exc:
+        raise typer.BadParameter(f"reference image cannot be read: {exc.strerror or exc}") from exc
     except ImageInputError as exc:
         raise typer.BadParameter(f"reference image {exc}") from exc
+    try:  # before the model runs, not after
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot make the folder {out}: {exc.strerror or exc}", param_hint="'--out'") from exc
     used_seed = resolve_seed(request.seed)
     job = JobRequest(prompt=request.prompt, size=request.size, max_images=request.max_images)
     typer.echo(f"loading {settings.model} ...", err=True)
@@ -306,7 +314,6 @@ def generate(
                 typer.echo(f"step {steps.done} of {steps.total} ({steps.fraction:.0%})", err=True)
 
         result = engine.generate(plan, progress)
-    out.mkdir(parents=True, exist_ok=True)
     for index, picture in enumerate(result.images):
         path = out / f"seqdream-{used_seed}-{index + 1}.png"
         picture.save(path)
