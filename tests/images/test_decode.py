@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from seqdream.images.decode import REFERENCE_MAX_ASPECT, ImageInputError, check_header, open_image, sniff_format
+from seqdream.config import Settings
+from seqdream.images.decode import (
+    REFERENCE_MAX_ASPECT,
+    ImageInputError,
+    check_header,
+    open_image,
+    reference_limits,
+    sniff_format,
+)
 from seqdream.images.fetch import FetchPolicy
 from seqdream.jobs.references import load_references
 from seqdream.jobs.request import Reference
@@ -75,4 +83,4 @@ def test_a_stored_reference_past_the_shape_limit_fails_its_task_naming_the_image
     blobs.put("inputs/b.png", png_bytes((1000, 100)))
     sources = [Reference(blob="inputs/a.png"), Reference(blob="inputs/b.png")]
     with pytest.raises(ImageInputError, match=r"^images\[1\] is 1000x100 pixels; .* at most 8 times"):
-        load_references(sources, blobs=blobs, policy=FetchPolicy(), max_pixels=LIMITS["max_pixels"])
+        load_references(sources, blobs=blobs, policy=FetchPolicy(), limits=reference_limits(Settings()))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from seqdream.images.decode import REFERENCE_MAX_ASPECT, ImageInputError, ReferenceLimits, open_image
+from seqdream.images.decode import ImageInputError, ReferenceLimits, open_image
 from seqdream.images.fetch import FetchPolicy, fetch_image_bytes
 from seqdream.jobs.request import Reference
 from seqdream.storage import BlobNotFound, BlobStore
@@ -23,9 +23,10 @@ def load_references(
     *,
     blobs: BlobStore,
     policy: FetchPolicy,
-    max_pixels: int,
+    limits: ReferenceLimits,
 ) -> list[LoadedReference]:
-    """Errors name the offending image, `images[i]`."""
+    """Each reference held to `limits` (`reference_limits`, as at intake); errors name the offending
+    image, `images[i]`."""
     images = []
     for index, source in enumerate(sources):
         label = f"images[{index}]"
@@ -37,7 +38,6 @@ def load_references(
                     raise ImageInputError("is no longer stored (it expired or was deleted)") from exc
             else:
                 data = fetch_image_bytes(str(source.url), policy)
-            limits = ReferenceLimits(max_bytes=policy.max_bytes, max_pixels=max_pixels, max_aspect=REFERENCE_MAX_ASPECT)
             images.append(LoadedReference(open_image(data, **limits), data))
         except ImageInputError as exc:
             where = f" ({source.url})" if source.url else ""

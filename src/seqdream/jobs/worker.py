@@ -23,7 +23,7 @@ from seqdream.db import Job, JobStatus
 from seqdream.db.models import utcnow
 from seqdream.dependencies import STORAGE, Backoff, is_database_outage, is_outage, one_line
 from seqdream.engines.base import Engine, EngineError, GenerationPlan, Interrupted, Steps
-from seqdream.images.decode import ImageInputError
+from seqdream.images.decode import ImageInputError, reference_limits
 from seqdream.images.encode import data_uri
 from seqdream.images.fetch import FetchPolicy
 from seqdream.jobs.attempt import Attempt, Detector, Outlets
@@ -325,7 +325,7 @@ class Worker:
             request.images,
             blobs=self.blobs,
             policy=self.fetch_policy,
-            max_pixels=self.settings.max_image_pixels,
+            limits=reference_limits(self.settings),
         )
         ingredients = [
             Ingredient(loaded.data, Image.MIME.get(str(loaded.image.format), "application/octet-stream"))
