@@ -77,7 +77,6 @@ TASK_MIX = {
     "t2i": 0.07, "edit": 0.24, "compose": 0.03, "compose_many": 0.16, "marked": 0.12, "tone": 0.06,
     "sequence": 0.20, "sequence_ref": 0.04, "sequence_first": 0.08,
 }  # fmt: skip
-GROUP_REFERENCES = (1, 4)  # how many references a group of "the object from image K" is given
 # A batch of many references costs about (references + 1) times a plain one: its batch shrinks so a
 # step costs about what a two-reference step does (the same tokens through the transformer).
 MANY_REFERENCE_TOKENS = 3
@@ -343,7 +342,7 @@ def sample_batch(rng: random.Random, task: str, batch: int):  # type: ignore[no-
         elif task == "tone":
             examples.append(tasks.tone_edit(rng, rng.choices(list(TONE_MIX), weights=list(TONE_MIX.values()))[0]))
         elif task == "sequence_ref":  # one reference count per batch, as for compose_many
-            given = rng.randint(*GROUP_REFERENCES)
+            given = rng.randint(*tasks.GROUP_REFERENCES)
             first = rng.random() < TASK_MIX["sequence_first"] / (TASK_MIX["sequence"] + TASK_MIX["sequence_first"])
             size = min(batch, max(2, batch * MANY_REFERENCE_TOKENS // (given + 1 + (not first))))
             frames = [group(rng, motion(rng), references=given) for _ in range(size)]
@@ -498,7 +497,7 @@ def main(argv: list[str] | None = None) -> None:
            "compositions": f"{', '.join(tasks.COMPOSITIONS)} of 3-{tasks.MAX_REFERENCES} references",
            "marked_edits": tasks.MARKED_EDITS, "mark": f"{MARK_WIDTH}-px box on the cell's edge",
            "tone_edits": tasks.TONE_EDITS,
-           "group_references": GROUP_REFERENCES,
+           "group_references": tasks.GROUP_REFERENCES,
            "position_first_share": wording.POSITION_FIRST_SHARE,
            "groups": f"2-{tasks.MAX_GROUP} frames", "wordings": "seqdream_devkit.wording, trained forms"}  # fmt: skip
     next_save = time.monotonic() + args.save_every_minutes * 60

@@ -192,7 +192,9 @@ def main() -> None:
     for motion in motions if "group_refs" in parts else ():
         rng = stream(args.seed, f"group_refs/{motion}")
         for index in range(args.n):
-            frames = tasks.sequence(rng, motion, count=rng.randint(2, 14), held=None, references=rng.randint(1, 4))
+            frames = tasks.sequence(
+                rng, motion, count=rng.randint(2, 14), held=None, references=rng.randint(*tasks.GROUP_REFERENCES)
+            )
             group = plan_group(frames[0].group_prompt, 14, index, engine.frame_prompt)
             refs = [image.resize((SIZE, SIZE), Image.Resampling.LANCZOS) for image in frames[0].references]
             plan = GenerationPlan(prompts=group.prompts, seeds=group.seeds, width=SIZE, height=SIZE, references=refs)

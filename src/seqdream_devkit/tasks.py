@@ -39,6 +39,7 @@ MARKED_EDITS = ("remove", "recolour", "move")  # edits of the object a user mark
 TONE_EDITS = ("swap", "all", "mono")  # colour tone: two colours swapped, all objects one colour, black and white
 COMPOSITIONS = ("gather", "pick", "swap")  # the ways of composing 3-10 references
 MAX_REFERENCES = 10
+GROUP_REFERENCES = (1, 4)  # how many images a group of "the object from image K" is given (trained and scored)
 MAX_OBJECTS = 6  # the most objects a composition puts together
 COLOUR_CYCLE = ("red", "orange", "yellow", "green", "blue", "purple")
 
@@ -402,8 +403,11 @@ def vocabulary(samples: int = 1500, trained: tuple[str, ...] = VOCABULARY_TASKS)
             for frame in sequence(rng, count=count, held=None)[:2]
         ],  # fmt: skip
         "sequence_ref": lambda: [
-            sequence(rng, count=rng.randint(2, MAX_GROUP), held=None, references=rng.randint(1, 4))[0].prompt
+            frames[0].prompt
             for _ in range(samples // 10)
+            for frames in [
+                sequence(rng, count=rng.randint(2, MAX_GROUP), held=None, references=rng.randint(*GROUP_REFERENCES))
+            ]
         ],
     }
     prompts = [prompt for task in trained for prompt in draws[task]()]

@@ -62,6 +62,8 @@ def test_a_models_grammar_names_groups_of_a_references_object_only_when_trained_
     added = with_them.removeprefix(wording.grammar(("t2i", "sequence")))  # the lines these groups add
     rng = random.Random(2)
     for _ in range(30):  # every wording the task draws is one those lines name
-        prompt = tasks.sequence(rng, count=rng.randint(2, 14), held=None, references=rng.randint(1, 4))[0].group_prompt
+        prompt = tasks.sequence(
+            rng, count=rng.randint(2, 14), held=None, references=rng.randint(*tasks.GROUP_REFERENCES)
+        )[0].group_prompt
         what = prompt.lower().split("the object from image ")[1].split(" on a ")[0].rstrip(".")
         assert f'" {what.split(" ", 1)[1]}"' in added, what
