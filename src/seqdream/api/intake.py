@@ -53,11 +53,8 @@ def own_path(url: str, bases: list[str]) -> str | None:
         return None
     loopback = is_loopback_name(host) or (address is not None and (address.is_loopback or address.is_unspecified))
     for base in bases:
-        try:  # the request's base comes from its Host header, which may be anything
-            ours = urlsplit(base)
-            our_port = ours.port or _default_port(ours.scheme)
-        except ValueError:
-            continue
+        ours = urlsplit(base)
+        our_port = ours.port or _default_port(ours.scheme)
         same = (parts.scheme, host, port) == (ours.scheme, (ours.hostname or "").lower(), our_port)
         if same or (loopback and port == our_port):
             path = unquote(parts.path)
