@@ -10,7 +10,7 @@ from fastapi import Request
 from sqlalchemy.exc import SQLAlchemyError
 
 from seqdream.api.deps import Caller
-from seqdream.api.envelope import RETRY_AFTER_OUTAGE_S, APIError
+from seqdream.api.envelope import RETRY_AFTER_OUTAGE_S, APIError, storage_unavailable
 from seqdream.api.state import running
 from seqdream.db import Job
 from seqdream.dependencies import is_database_outage
@@ -102,8 +102,8 @@ def _refusal(exc: Exception) -> APIError:
     if isinstance(exc, IdempotencyConflict):
         return APIError(409, str(exc))
     if isinstance(exc, OSError):
-        what = "storage is unavailable or full"
-    elif is_database_outage(exc):
+        return storage_unavailable(exc, nothing_queued=True)
+    if is_database_outage(exc):
         what = "the database is unavailable"
     else:
         what = "the task could not be recorded"

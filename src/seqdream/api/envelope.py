@@ -47,6 +47,19 @@ class APIError(Exception):
         self.headers = headers or {}  # e.g. Retry-After
 
 
+def storage_unavailable(exc: OSError, stored: str = "", *, nothing_queued: bool = False) -> APIError:
+    """The one 503 of storage that failed under a request (a full disk, a bucket that cannot be
+    reached): what could not be stored, the store's public reason (never a path or an address), and
+    when to try again."""
+    head = f"could not store {stored}: " if stored else ""
+    tail = "nothing was queued, try again shortly" if nothing_queued else "try again shortly"
+    return APIError(
+        503,
+        f"{head}storage is unavailable ({StorageError.of(exc).reason}); {tail}",
+        {"Retry-After": str(RETRY_AFTER_OUTAGE_S)},
+    )
+
+
 def success(data: Any) -> dict[str, Any]:
     return {"code": 200, "message": "success", "data": data}
 
@@ -179,7 +192,7 @@ def install_error_handlers(app: FastAPI, rules_by_prefix: dict[str, dict[str, st
     @app.exception_handler(StorageError)
     async def _storage(request: Request, exc: StorageError) -> JSONResponse:
         STORAGE.failed(exc)  # one log line per outage
-        return unavailable(request, "storage")
+        return await _api_error(request, storage_unavailable(exc))
 
     def unavailable(request: Request, what: str) -> JSONResponse:
         response = respond(request, 503, f"{what} is unavailable; try again shortly")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
-from seqdream.api.envelope import APIError
+from seqdream.api.envelope import APIError, storage_unavailable
 from seqdream.api.examples import example_file
 from seqdream.api.schemas import MAX_URL_CHARS
 from seqdream.images.decode import (
@@ -104,7 +104,7 @@ def _store(services: Services, key: str, data: bytes, label: str) -> str:
     try:
         services.blobs.put(key, data)
     except OSError as exc:
-        raise APIError(503, f"could not store {label} ({exc.strerror or exc}); nothing was queued") from exc
+        raise storage_unavailable(exc, label, nothing_queued=True) from exc
     return key
 
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.concurrency import run_in_threadpool
 
 from seqdream.api.deps import CallerDep, ServicesDep, base_url
-from seqdream.api.envelope import APIError, success
+from seqdream.api.envelope import APIError, storage_unavailable, success
 from seqdream.api.field_rules import field_rules
 from seqdream.db import Upload
 from seqdream.images.decode import (
@@ -78,7 +78,7 @@ def _store(services: Services, upload: Upload, data: bytes) -> None:
     try:
         services.uploads.complete(upload, data)
     except OSError as exc:
-        raise APIError(503, f"could not store the file ({exc.strerror or exc})") from exc
+        raise storage_unavailable(exc, "the file") from exc
 
 
 @router.post("/uploads", summary="Start an upload: returns a PUT URL and the final download URL")

@@ -43,7 +43,7 @@ from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
 from seqdream.provenance.content_credentials import Ingredient
 from seqdream.provenance.marking import Marker
-from seqdream.storage import BlobStore
+from seqdream.storage import BlobStore, StorageError
 from seqdream.storage.tracked import probe
 
 log = logging.getLogger(__name__)
@@ -339,7 +339,14 @@ class Worker:
         the job back (a later attempt runs it again), or fail it once it has had its share of attempts."""
         kind = "storage" if isinstance(exc, OSError) else "database"
         FAILURES.labels(kind).inc()
-        cause = f"{kind} unavailable: {one_line(exc)}"
+        # The task's error is read by its caller: the disk's words or S3's code, never an address or a
+        # path (a database's error names its host); the log has the whole line.
+        cause = (
+            f"storage unavailable ({StorageError.of(exc).reason})"
+            if isinstance(exc, OSError)
+            else f"{kind} unavailable"
+        )
+        detail = one_line(exc)
         backoff = Backoff()
         while True:
             try:
@@ -347,11 +354,11 @@ class Worker:
                     error = f"{cause} (gave up after {job.attempts} attempts)"
                     if self.jobs.fail(job.id, self.worker_id, error, kind):
                         _observe_end(job, "failed")
-                    log.error("job %s: %s", job.id, error)
+                    log.error("job %s: %s: %s", job.id, error, detail)
                     return
                 retry = self.settings.storage_retry_s
                 if self.jobs.release(job.id, self.worker_id, retry_in_s=retry, error=cause):
-                    log.warning("job %s: %s; queued again in %.0f s", job.id, cause, retry)
+                    log.warning("job %s: %s: %s; queued again in %.0f s", job.id, cause, detail, retry)
                     self._remove_unrecorded(job.id, stored)
                 return
             except SQLAlchemyError as again:

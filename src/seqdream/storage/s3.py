@@ -32,7 +32,7 @@ class S3BlobStore:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "404", "NotFound"):
                 raise BlobNotFound(key) from exc
-            raise StorageError(f"S3 {method} of {key!r} failed: {code or exc}") from exc
+            raise StorageError(f"S3 {method} of {key!r} failed: {code or exc}", code or "refused") from exc
         except BotoCoreError as exc:
             raise StorageError(f"S3 {method} of {key!r} failed: {exc}") from exc
 

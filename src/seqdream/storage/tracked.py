@@ -1,4 +1,5 @@
-"""A blob store that records whether storage answers (`seqdream.dependencies.STORAGE`)."""
+"""A blob store that records whether storage answers (`seqdream.dependencies.STORAGE`), and whose
+every failure is a StorageError, whichever store it wraps."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from seqdream.dependencies import STORAGE
-from seqdream.storage.base import BlobNotFound, BlobStore
+from seqdream.storage.base import BlobNotFound, BlobStore, StorageError
 
 T = TypeVar("T")
 PROBE_PREFIX = "probes/"  # where `probe` writes and removes its few bytes
@@ -27,7 +28,10 @@ class TrackedBlobStore:
             raise
         except OSError as exc:  # a full disk, a bucket that cannot be reached (StorageError)
             STORAGE.failed(exc)
-            raise
+            failure = StorageError.of(exc)
+            if failure is exc:
+                raise
+            raise failure from exc
         STORAGE.ok()
         return result
 
