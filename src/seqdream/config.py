@@ -120,6 +120,7 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(6000 * 6000, gt=0, le=TIB)
     fetch_connect_timeout_s: float = Field(5.0, gt=0, le=600)
     fetch_read_timeout_s: float = Field(20.0, gt=0, le=600)
+    fetch_total_timeout_s: float = Field(60.0, gt=0, le=3600)  # a whole fetch, redirects included
     fetch_max_redirects: int = Field(5, ge=0, le=20)
     fetch_allow_networks: Annotated[list[str], NoDecode] = []  # CIDRs allowed despite being private
     max_upload_bytes: int = Field(30 * 1024 * 1024, gt=0, le=TIB)

@@ -57,6 +57,7 @@ def fetch_policy(settings: Settings) -> FetchPolicy:
     return FetchPolicy(
         connect_timeout_s=settings.fetch_connect_timeout_s,
         read_timeout_s=settings.fetch_read_timeout_s,
+        total_timeout_s=settings.fetch_total_timeout_s,
         max_bytes=settings.max_image_bytes,
         max_redirects=settings.fetch_max_redirects,
         allowed_networks=tuple(settings.allowed_networks),

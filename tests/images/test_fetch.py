@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import gzip
 import ipaddress
 import socket
 import threading
 import time
+import tracemalloc
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -19,8 +23,21 @@ from seqdream_devkit.images import png_bytes
 PNG = png_bytes((70, 70), "teal")
 
 
+@functools.cache
+def bomb() -> bytes:
+    """590 bytes that inflate twice to 256 MiB of zeros: a decoder that honours "gzip, gzip" holds
+    them all before a size check could see its first chunk."""
+    inner = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip
+    zeros = bytes(1 << 20)
+    return gzip.compress(b"".join(inner.compress(zeros) for _ in range(256)) + inner.flush(), 9)
+
+
+ASKED: dict[str, str] = {}  # the last request's Accept-Encoding, by path
+
+
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
+        ASKED[self.path] = self.headers.get("Accept-Encoding", "")
         if self.path == "/image.png":
             self._send(200, PNG)
         elif self.path == "/to-image":
@@ -36,11 +53,27 @@ class Handler(BaseHTTPRequestHandler):
         elif self.path == "/slow":
             time.sleep(2)
             self._send(200, PNG)
+        elif self.path in ("/bomb", "/gzip"):
+            body = bomb() if self.path == "/bomb" else gzip.compress(PNG)
+            self._send(200, body, {"Content-Encoding": "gzip, gzip" if self.path == "/bomb" else "gzip"})
+        elif self.path == "/drip":  # a byte every 50 ms: each read is quick, the whole never ends
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            try:
+                for _ in range(100000):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            except OSError:
+                pass
         else:
             self._send(404, b"missing")
 
-    def _send(self, status: int, body: bytes) -> None:
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -118,6 +151,29 @@ def test_size_cap_and_read_timeout(origin: str) -> None:
         fetch_image_bytes(f"{origin}/big", small)
     with pytest.raises(ImageInputError, match="timed out"):
         fetch_image_bytes(f"{origin}/slow", LOOPBACK_ONE)
+
+
+def test_a_compressed_answer_is_refused_not_inflated(origin: str) -> None:
+    bomb()  # made before memory is traced
+    tracemalloc.start()
+    try:
+        for path in ("/bomb", "/gzip"):  # even an honest gzip: images are compressed already
+            with pytest.raises(ImageInputError, match=r"was sent compressed \(Content-Encoding: gzip"):
+                fetch_image_bytes(f"{origin}{path}", LOOPBACK_ONE)
+        peak_mib = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+    assert peak_mib < 16, f"{peak_mib:.0f} MiB were held at once"
+    assert ASKED["/bomb"] == "identity"  # and the image's own bytes were asked for
+    assert fetch_image_bytes(f"{origin}/image.png", LOOPBACK_ONE) == PNG and ASKED["/image.png"] == "identity"
+
+
+def test_a_server_that_drips_is_given_up_at_the_total_timeout(origin: str) -> None:
+    policy = FetchPolicy(allowed_networks=LOOPBACK_ONE.allowed_networks, read_timeout_s=1, total_timeout_s=1.5)
+    started = time.monotonic()
+    with pytest.raises(ImageInputError, match=r"took longer than 1.5 s in all"):
+        fetch_image_bytes(f"{origin}/drip", policy)
+    assert time.monotonic() - started < 1.5 + 1 + 1  # the total, one read timeout past it at most, slack
 
 
 def test_unresolvable_host() -> None:

@@ -18,11 +18,15 @@ class Received:
 
 
 class Receiver:
-    """Answers each POST with the next of `statuses` (the last one repeats), after `delay_s`."""
+    """Answers each POST with the next of `statuses` (the last one repeats), after `delay_s`; with
+    `endless_answer`, a body that never ends (bytes every 50 ms until the sender hangs up)."""
 
-    def __init__(self, statuses: tuple[int, ...] = (200,), delay_s: float = 0.0, port: int = 0) -> None:
+    def __init__(
+        self, statuses: tuple[int, ...] = (200,), delay_s: float = 0.0, port: int = 0, endless_answer: bool = False
+    ) -> None:
         self.statuses = list(statuses)
         self.delay_s = delay_s
+        self.endless_answer = endless_answer
         self.received: list[Received] = []
         receiver = self
 
@@ -33,9 +37,19 @@ class Receiver:
                 time.sleep(receiver.delay_s)
                 status = receiver.statuses.pop(0) if len(receiver.statuses) > 1 else receiver.statuses[0]
                 self.send_response(status)
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                if receiver.endless_answer:
+                    self.send_header("content-length", str(2**40))
+                    self.end_headers()
+                    receiver.received.append(Received(self.path, headers, body, started, time.time()))
+                    try:
+                        while True:
+                            self.wfile.write(b"x" * 1024)
+                            time.sleep(0.05)
+                    except OSError:  # the sender hung up
+                        return
                 self.send_header("content-length", "0")
                 self.end_headers()
-                headers = {name.lower(): value for name, value in self.headers.items()}
                 receiver.received.append(Received(self.path, headers, body, started, time.time()))
 
             def log_message(self, *_: object) -> None:

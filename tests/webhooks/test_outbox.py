@@ -123,3 +123,30 @@ def test_the_dispatcher_claims_only_as_many_deliveries_as_it_has_free_senders(db
     deliveries = [d for job_id in ids for d in webhooks.for_job(job_id)]
     assert {(d.status, d.attempts) for d in deliveries} == {("delivered", 1)}
     assert len({r.headers["webhook-id"] for r in receiver.received}) == 6  # each sent once
+
+
+def test_a_receivers_answer_is_its_status_alone_however_long_its_body(db: Database, tmp_path: Path) -> None:
+    """A receiver that answers 200 and then a body without end (or gigabytes, or a compression bomb)
+    is delivered to at once: the sender reads the status, never the body."""
+    receiver = Receiver(endless_answer=True)
+    webhooks, jobs = WebhookStore(db), JobStore(db)
+    job_id = finished_job(db, receiver.url)
+    settings = Settings(webhook_poll_s=0.05, webhook_timeout_s=2)
+    policy = FetchPolicy(allowed_networks=(ip_network("127.0.0.0/8"),))
+    blobs = LocalBlobStore(tmp_path / "blobs")
+
+    def view(job_id: str) -> dict[str, Any] | None:
+        job = jobs.get(job_id)
+        return None if job is None else present(job, "http://127.0.0.1", blobs, as_urls=True)
+
+    dispatcher = WebhookDispatcher(webhooks, view, policy, settings).start()
+    try:
+        receiver.wait_for(1, timeout=10)
+        deadline = time.monotonic() + 10
+        while (delivery := webhooks.for_job(job_id)[0]).status != "delivered":
+            assert time.monotonic() < deadline, (delivery.status, delivery.attempts, delivery.last_error)
+            time.sleep(0.05)
+        assert delivery.attempts == 1
+    finally:
+        dispatcher.shutdown()
+        receiver.close()

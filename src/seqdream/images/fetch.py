@@ -3,12 +3,18 @@
 Every connection, including each redirect hop, resolves the host name once, checks every
 address DNS returned against the policy and then connects to exactly that checked
 address, so a name cannot re-resolve to a private address between check and use.
+
+A fetch is bounded in bytes and in time however the far end behaves: it asks for the image's own
+bytes (`Accept-Encoding: identity`) and refuses a compressed answer rather than inflating it (a few
+hundred bytes of nested gzip inflate to gigabytes before any size check could see them), and it gives
+up once `total_timeout_s` has passed, however steadily a slow server drips.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +31,7 @@ from seqdream.numbers import ascii_int
 class FetchPolicy:
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 20.0
+    total_timeout_s: float = 60.0  # for the whole fetch, redirects included; checked before each read
     max_bytes: int = 30 * 1024 * 1024
     max_redirects: int = 5
     allowed_networks: tuple[Network, ...] = field(default_factory=tuple)
@@ -76,10 +83,22 @@ class GuardedTransport(httpx.HTTPTransport):
         )
 
 
+_ASKED = {"Accept": "image/*", "Accept-Encoding": "identity"}
+
+
 def fetch_image_bytes(url: str, policy: FetchPolicy) -> bytes:
-    """GET `url` following at most `max_redirects` redirects, each one re-checked."""
-    timeout = httpx.Timeout(policy.read_timeout_s, connect=policy.connect_timeout_s)
-    with httpx.Client(transport=GuardedTransport(policy), timeout=timeout, follow_redirects=False) as client:
+    """GET `url` following at most `max_redirects` redirects, each one re-checked, within the policy's
+    bytes and time."""
+    deadline = time.monotonic() + policy.total_timeout_s
+
+    def left() -> float:
+        """Seconds left to the whole fetch; an ImageInputError once there are none."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ImageInputError(f"took longer than {policy.total_timeout_s:g} s in all")
+        return remaining
+
+    with httpx.Client(transport=GuardedTransport(policy), follow_redirects=False) as client:
         try:
             current = httpx.URL(url)
         except httpx.InvalidURL as exc:
@@ -87,8 +106,9 @@ def fetch_image_bytes(url: str, policy: FetchPolicy) -> bytes:
         for _hop in range(policy.max_redirects + 1):
             if current.scheme not in ("http", "https"):
                 raise ImageInputError(f"redirects to an unsupported scheme {current.scheme!r}")
+            timeout = httpx.Timeout(min(policy.read_timeout_s, left()), connect=policy.connect_timeout_s)
             try:
-                with client.stream("GET", current, headers={"Accept": "image/*"}) as response:
+                with client.stream("GET", current, headers=_ASKED, timeout=timeout) as response:
                     if response.is_redirect:
                         try:
                             current = current.join(response.headers["location"])
@@ -97,14 +117,20 @@ def fetch_image_bytes(url: str, policy: FetchPolicy) -> bytes:
                         continue
                     if response.status_code != 200:
                         raise ImageInputError(f"answered HTTP {response.status_code}")
+                    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+                    if encoding not in ("", "identity"):
+                        raise ImageInputError(
+                            f"was sent compressed (Content-Encoding: {encoding[:60]}); serve the image's own bytes"
+                        )
                     declared = ascii_int(response.headers.get("content-length"))
                     if declared is not None and declared > policy.max_bytes:
                         raise ImageInputError(f"is {declared} bytes; the limit is {policy.max_bytes} bytes")
                     body = bytearray()
-                    for chunk in response.iter_bytes():
+                    for chunk in response.iter_raw():  # the bytes as sent: nothing is inflated
                         body.extend(chunk)
                         if len(body) > policy.max_bytes:
                             raise ImageInputError(f"is larger than the limit of {policy.max_bytes} bytes")
+                        left()
                     return bytes(body)
             except httpx.TimeoutException as exc:
                 raise ImageInputError(f"timed out ({type(exc).__name__})") from exc
