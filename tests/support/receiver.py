@@ -19,7 +19,7 @@ class Received:
 
 class Receiver:
     """Answers each POST with the next of `statuses` (the last one repeats), after `delay_s`; with
-    `endless_answer`, a body that never ends (bytes every 50 ms until the sender hangs up)."""
+    `endless_answer`, a body that never ends (bytes every 50 ms until the sender hangs up or `close`)."""
 
     def __init__(
         self, statuses: tuple[int, ...] = (200,), delay_s: float = 0.0, port: int = 0, endless_answer: bool = False
@@ -27,6 +27,7 @@ class Receiver:
         self.statuses = list(statuses)
         self.delay_s = delay_s
         self.endless_answer = endless_answer
+        self.closed = False
         self.received: list[Received] = []
         receiver = self
 
@@ -43,7 +44,7 @@ class Receiver:
                     self.end_headers()
                     receiver.received.append(Received(self.path, headers, body, started, time.time()))
                     try:
-                        while True:
+                        while not receiver.closed:
                             self.wfile.write(b"x" * 1024)
                             time.sleep(0.05)
                     except OSError:  # the sender hung up
@@ -69,5 +70,6 @@ class Receiver:
         return self.received
 
     def close(self) -> None:
+        self.closed = True  # an endless answer ends
         self.server.shutdown()
         self.server.server_close()

@@ -42,6 +42,18 @@ def finished_job(db: Database, webhook: str | None, worker: str = "w1") -> str:
     return job.id
 
 
+def start_dispatcher(db: Database, tmp_path: Path, **settings: Any) -> WebhookDispatcher:
+    """A dispatcher over `db` that may reach loopback receivers, polling every 50 ms."""
+    jobs, blobs = JobStore(db), LocalBlobStore(tmp_path / "blobs")
+
+    def view(job_id: str) -> dict[str, Any] | None:
+        job = jobs.get(job_id)
+        return None if job is None else present(job, "http://127.0.0.1", blobs, as_urls=True)
+
+    policy = FetchPolicy(allowed_networks=(ip_network("127.0.0.0/8"),))
+    return WebhookDispatcher(WebhookStore(db), view, policy, Settings(webhook_poll_s=0.05, **settings)).start()
+
+
 def test_a_delivery_is_queued_only_for_tasks_with_a_webhook(db: Database) -> None:
     webhooks = WebhookStore(db)
     with_hook = finished_job(db, "https://example.com/hook")
@@ -97,17 +109,9 @@ def test_the_dispatcher_claims_only_as_many_deliveries_as_it_has_free_senders(db
     """A delivery claimed while every sender is busy would wait in the pool past its lease and be
     claimed, and sent, again: only free senders claim."""
     receiver = Receiver(delay_s=0.25)
-    webhooks, jobs = WebhookStore(db), JobStore(db)
+    webhooks = WebhookStore(db)
     ids = [finished_job(db, receiver.url) for _ in range(6)]
-    settings = Settings(webhook_concurrency=2, webhook_poll_s=0.05, webhook_timeout_s=5)
-    policy = FetchPolicy(allowed_networks=(ip_network("127.0.0.0/8"),))
-    blobs = LocalBlobStore(tmp_path / "blobs")
-
-    def view(job_id: str) -> dict[str, Any] | None:
-        job = jobs.get(job_id)
-        return None if job is None else present(job, "http://127.0.0.1", blobs, as_urls=True)
-
-    dispatcher = WebhookDispatcher(webhooks, view, policy, settings).start()
+    dispatcher = start_dispatcher(db, tmp_path, webhook_concurrency=2, webhook_timeout_s=5)
     most_claimed = 0
     try:
         deadline = time.monotonic() + 30
@@ -129,17 +133,9 @@ def test_a_receivers_answer_is_its_status_alone_however_long_its_body(db: Databa
     """A receiver that answers 200 and then a body without end (or gigabytes, or a compression bomb)
     is delivered to at once: the sender reads the status, never the body."""
     receiver = Receiver(endless_answer=True)
-    webhooks, jobs = WebhookStore(db), JobStore(db)
+    webhooks = WebhookStore(db)
     job_id = finished_job(db, receiver.url)
-    settings = Settings(webhook_poll_s=0.05, webhook_timeout_s=2)
-    policy = FetchPolicy(allowed_networks=(ip_network("127.0.0.0/8"),))
-    blobs = LocalBlobStore(tmp_path / "blobs")
-
-    def view(job_id: str) -> dict[str, Any] | None:
-        job = jobs.get(job_id)
-        return None if job is None else present(job, "http://127.0.0.1", blobs, as_urls=True)
-
-    dispatcher = WebhookDispatcher(webhooks, view, policy, settings).start()
+    dispatcher = start_dispatcher(db, tmp_path, webhook_timeout_s=2)
     try:
         receiver.wait_for(1, timeout=10)
         deadline = time.monotonic() + 10
@@ -148,5 +144,5 @@ def test_a_receivers_answer_is_its_status_alone_however_long_its_body(db: Databa
             time.sleep(0.05)
         assert delivery.attempts == 1
     finally:
+        receiver.close()  # first: a sender still reading the answer is let go
         dispatcher.shutdown()
-        receiver.close()
