@@ -17,6 +17,11 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 log = logging.getLogger("seqdream.dependencies")
 
 
+class CannotStart(RuntimeError):
+    """A dependency (the database, the storage folder) cannot be used as a process starts: one line
+    that says which and why, printed instead of a traceback."""
+
+
 def one_line(exc: BaseException) -> str:
     """An exception's first line, without SQLAlchemy's statement and link (safe for a log line)."""
     cause = getattr(exc, "orig", None) or exc

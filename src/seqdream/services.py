@@ -18,7 +18,7 @@ from seqdream.auth.keys import KeyRing
 from seqdream.config import Settings
 from seqdream.db import Database, migrate
 from seqdream.db.notify import JOB_ENDED, NEW_JOB, Listener
-from seqdream.dependencies import STORAGE, one_line
+from seqdream.dependencies import STORAGE, CannotStart, one_line
 from seqdream.engines.base import Engine
 from seqdream.engines.registry import load_engine
 from seqdream.engines.vocabulary import declared_vocabulary
@@ -77,7 +77,11 @@ class Services:
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
         db = migrate.open_database(settings)
-        blobs = open_blob_store(settings.storage_url, settings.resolved_storage_dir, settings.s3_endpoint_url)
+        try:
+            blobs = open_blob_store(settings.storage_url, settings.resolved_storage_dir, settings.s3_endpoint_url)
+        except OSError as exc:  # a storage folder that cannot be made
+            db.dispose()
+            raise CannotStart(f"cannot use the storage folder: {exc}") from exc
         return cls(
             settings=settings,
             db=db,

@@ -135,3 +135,43 @@ def test_generate_checks_its_output_folder_before_the_model_runs(tiny_model: Pat
     blocker.write_text("not a folder")
     result = run_cli(tmp_path, tiny_model, "generate", "a red circle", "--out", str(blocker / "images"))
     assert result.returncode == 2 and "cannot make the folder" in result.stderr and "loading" not in result.stderr
+
+
+def _unusable_databases(tmp_path: Path) -> list[tuple[dict[str, str], str]]:
+    """Settings whose database or folders cannot be used, with what the one line must say."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    not_a_database = tmp_path / "not-a-database.db"
+    not_a_database.write_text("not a database")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    refused = f"postgresql+psycopg://seqdream:hunter2@127.0.0.1:{closed}/seqdream"
+    return [
+        ({"SEQDREAM_DATA_DIR": str(a_file / "data")}, f"cannot make the data folder SEQDREAM_DATA_DIR={a_file}/data"),
+        ({"SEQDREAM_DATABASE_URL": f"sqlite:///{not_a_database}"}, "file is not a database"),
+        (
+            {"SEQDREAM_DATABASE_URL": refused},
+            f"cannot open the database postgresql+psycopg://seqdream:***@127.0.0.1:{closed}/seqdream",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("command", [("keys", "list"), ("usage",), ("db", "current"), ("db", "upgrade"), ("serve",)])
+def test_a_database_that_cannot_be_opened_is_one_line_and_exit_1(
+    tiny_model: Path, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """A data folder that cannot be made, a file that is not a database, a server that refuses: every
+    command says which and why in one line (the password hidden), not a traceback."""
+    for env, said in _unusable_databases(tmp_path):
+        result = cli_in_process({**TEST_ENV, "SEQDREAM_MODEL": str(tiny_model), **env}, *command)
+        assert result.returncode == 1 and said in result.stderr, (env, result.stderr)
+        assert "Traceback" not in result.stderr and "hunter2" not in result.stderr
+
+
+def test_a_storage_folder_that_cannot_be_made_stops_the_start(tiny_model: Path, tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    env = {"SEQDREAM_STORAGE_DIR": str(a_file / "blobs"), "SEQDREAM_DATA_DIR": str(tmp_path / "data")}
+    result = cli_in_process({**TEST_ENV, "SEQDREAM_MODEL": str(tiny_model), **env}, "serve")
+    assert result.returncode == 1 and "cannot use the storage folder" in result.stderr, result.stderr

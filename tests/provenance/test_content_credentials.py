@@ -181,8 +181,23 @@ def test_a_configured_certificate_signs_and_a_broken_one_stops_the_start(tiny_mo
             (tmp_path / "signed.jpeg").write_bytes(client.get(data["outputs"][0]).content)
         report = json.loads(verify_cli(server, tmp_path / "signed.jpeg", json_out=True).stdout)
         assert report["c2pa"]["trusted"] and not (server.data_dir / "provenance").exists()
+        anchors = own.local_ca.read_bytes()
+        own.local_ca.write_text("not a certificate")  # replaced by a broken file while the server runs
+        with server.client() as client:
+            signed = {"file": ("signed.jpeg", (tmp_path / "signed.jpeg").read_bytes())}
+            answer = client.post("/api/v3/provenance/verify", files=signed)
+            assert answer.status_code == 503 and "trust anchors cannot be used" in answer.json()["message"]
+            assert str(own.local_ca) not in answer.text  # the operator's path stays in the log
+            own.local_ca.write_bytes(anchors)
+            assert client.post("/api/v3/provenance/verify", files=signed).json()["data"]["c2pa"]["trusted"]
+        own.local_ca.write_text("not a certificate")
+        broken_anchors = verify_cli(server, tmp_path / "signed.jpeg")
+        assert broken_anchors.returncode == 2 and "it holds no PEM certificate" in broken_anchors.stderr
+        assert "Traceback" not in broken_anchors.stderr
+        own.local_ca.write_bytes(anchors)
     finally:
         server.stop()
+    assert "SEQDREAM_C2PA_TRUST_ANCHORS" in server.log_path.read_text()
     (tmp_path / "key.pem").write_text("not a key")
     broken = subprocess.run([sys.executable, "-m", "seqdream.cli.main", "serve"], env=server.env, capture_output=True,
                             text=True, timeout=120)  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,10 +16,11 @@ from seqdream.api.schemas import MAX_URL_CHARS
 from seqdream.images.decode import ImageInputError, decode_base64_image, looks_like_url
 from seqdream.images.fetch import fetch_image_bytes
 from seqdream.locations import OWN_OUTPUT, OWN_UPLOAD, output_key_from_url_parts
-from seqdream.provenance.verify import UnreadableImage, trust_anchors, verify
+from seqdream.provenance.verify import TrustAnchorsError, UnreadableImage, trust_anchors, verify
 from seqdream.services import Services
 from seqdream.storage import BlobNotFound
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v3/provenance", tags=["provenance"])
 
 _FORM = {
@@ -95,7 +97,11 @@ async def verify_image(request: Request, caller: CallerDep, services: ServicesDe
         data = await run_in_threadpool(_image_bytes, services, request, body["image"])
     if len(data) > settings.max_image_bytes:
         raise APIError(413, f"image: larger than {settings.max_image_bytes} bytes")
-    anchors = trust_anchors(settings.c2pa_trust_anchors, settings.data_dir)
+    try:  # read per request, so anchors can be replaced without a restart (serve checks them at start)
+        anchors = await run_in_threadpool(trust_anchors, settings.c2pa_trust_anchors, settings.data_dir)
+    except TrustAnchorsError as exc:
+        log.error("%s", exc)
+        raise APIError(503, "verification is unavailable: this server's trust anchors cannot be used") from exc
     try:
         report = await run_in_threadpool(
             lambda: verify(

@@ -76,12 +76,25 @@ def _exit_now(pool: Any) -> None:
 
 
 @contextmanager
+def _starting() -> Iterator[None]:
+    """A dependency that cannot be used as a command starts is one red line and exit status 1."""
+    from seqdream.dependencies import CannotStart
+
+    try:
+        yield
+    except CannotStart as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+
+
+@contextmanager
 def _services(settings: Settings) -> Iterator[Services]:
     """The services for a command, closed when it ends: every database connection with them, so
     that SQLite folds its write-ahead log back into the database file (no -wal file is left beside it)."""
     from seqdream.services import Services
 
-    services = Services.from_settings(settings)
+    with _starting():
+        services = Services.from_settings(settings)
     try:
         yield services
     finally:
@@ -90,11 +103,12 @@ def _services(settings: Settings) -> Iterator[Services]:
 
 @contextmanager
 def _database(settings: Settings, *, migrated: bool = False) -> Iterator[Database]:
-    """The configured database (`migrated`: brought up to date first, its folder made, as serve and
-    worker open it), closed as `_services` is."""
-    from seqdream.db import Database, migrate
+    """The configured database (`migrated`: brought up to date first, as serve and worker open it),
+    closed as `_services` is."""
+    from seqdream.db import migrate
 
-    db = migrate.open_database(settings) if migrated else Database(settings.resolved_database_url)
+    with _starting():
+        db = migrate.open_database(settings, upgraded=migrated)
     try:
         yield db
     finally:
@@ -121,6 +135,18 @@ def _check_provenance(services: Any) -> None:
         raise typer.Exit(2) from exc
 
 
+def _trust_anchors(settings: Settings) -> str:
+    """The anchors `verify` trusts, read now: a configured file that cannot be used stops the command
+    (serve, verify) with one clear line."""
+    from seqdream.provenance.verify import TrustAnchorsError, trust_anchors
+
+    try:
+        return trust_anchors(settings.c2pa_trust_anchors, settings.data_dir)
+    except TrustAnchorsError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+
+
 @app.command()
 def serve(
     host: str | None = typer.Option(None, metavar="HOST", help="Interface to bind [SEQDREAM_HOST, default 127.0.0.1]."),
@@ -141,6 +167,7 @@ def serve(
 
     settings = _settings(host=host, port=port, inline_workers=workers, model=model, auth_disabled=no_auth or None)
     configure_logging(settings.log_level)
+    _trust_anchors(settings)
     with _services(settings) as services:
         if settings.inline_workers:
             _check_provenance(services)
@@ -466,10 +493,10 @@ def verify_command(
     Exit status: 0 when every image carries them, 1 when any has none, 2 when any cannot be read."""
     import json
 
-    from seqdream.provenance.verify import UnreadableImage, trust_anchors, verify
+    from seqdream.provenance.verify import UnreadableImage, verify
 
     settings = _read_settings()
-    anchors = trust_anchors(settings.c2pa_trust_anchors, settings.data_dir)
+    anchors = _trust_anchors(settings)
     status = 0
     for path in images:
         try:

@@ -13,9 +13,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from seqdream.config import Settings
 from seqdream.db.connection import Database
+from seqdream.dependencies import CannotStart, is_database_outage, one_line
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 BASELINE = "0001"  # the schema `create_all` made before migrations existed
@@ -42,14 +44,27 @@ def _sqlite_lock(db: Database) -> Iterator[None]:
         yield
 
 
-def open_database(settings: Settings) -> Database:
-    """The configured database, its schema upgraded to the newest (the change logged), its data
-    folder made: how every command and process opens it."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+def open_database(settings: Settings, *, upgraded: bool = True) -> Database:
+    """The configured database, its data folder made and its schema upgraded to the newest (the
+    change logged): how every command and process opens it. `upgraded=False`: as it is, read once.
+    A CannotStart that names the database (its password hidden) when it cannot be used."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CannotStart(
+            f"cannot make the data folder SEQDREAM_DATA_DIR={settings.data_dir}: {exc.strerror or exc}"
+        ) from exc
     db = Database(settings.resolved_database_url)
-    before, after = upgrade(db)
+    where = db.engine.url.render_as_string()  # the password hidden
+    try:
+        before, after = upgrade(db) if upgraded else (None, None)
+        current_revision(db)  # a file that is not a database, a server that refuses: said now
+    except (SQLAlchemyError, OSError) as exc:
+        db.dispose()
+        hint = "; is its server running and reachable?" if is_database_outage(exc) and not db.is_sqlite else ""
+        raise CannotStart(f"cannot open the database {where}: {one_line(exc)}{hint}") from exc
     if before != after:
-        log.info("database %s migrated from %s to %s", db.engine.url.render_as_string(), before or "empty", after)
+        log.info("database %s migrated from %s to %s", where, before or "empty", after)
     return db
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import c2pa
@@ -126,9 +125,8 @@ class ManifestReport:
         }  # fmt: skip
 
 
-def read_manifest(data: bytes, mime: str, trust_anchors: list[Path]) -> ManifestReport:
-    """What the c2pa library reads in the bytes, validated against the trust anchors given."""
-    anchors = "".join(path.read_text() for path in trust_anchors if path.is_file())
+def read_manifest(data: bytes, mime: str, anchors: str) -> ManifestReport:
+    """What the c2pa library reads in the bytes, validated against the trust anchors given (PEM)."""
     settings: dict[str, Any] = {"verify": {"verify_trust": bool(anchors)}}
     if anchors:
         settings["trust"] = {"trust_anchors": anchors}

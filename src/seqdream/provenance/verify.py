@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+
 from seqdream.images.decode import ImageInputError, open_image
 from seqdream.provenance import watermark
 from seqdream.provenance.content_credentials import MIME, ManifestReport, read_manifest
@@ -70,9 +72,7 @@ class ProvenanceReport:
         }
 
 
-def verify(
-    data: bytes, *, trust_anchors: list[Path], service_id: str, max_bytes: int, max_pixels: int
-) -> ProvenanceReport:
+def verify(data: bytes, *, trust_anchors: str, service_id: str, max_bytes: int, max_pixels: int) -> ProvenanceReport:
     """The marks `data` carries. UnreadableImage (a message safe to show) for what is not an
     image, or is past the byte or pixel limits: those are read from the header, before decoding."""
     try:
@@ -95,6 +95,23 @@ def verify(
     return ProvenanceReport(format=fmt.lower(), c2pa=manifest, watermark=mark)
 
 
-def trust_anchors(configured: Path | None, data_dir: Path) -> list[Path]:
-    """The configured anchors plus this service's own local CA, when it made one."""
-    return [path for path in (configured, local_ca(data_dir)) if path is not None and path.is_file()]
+class TrustAnchorsError(ValueError):
+    """SEQDREAM_C2PA_TRUST_ANCHORS names a file that cannot be read or holds no certificate."""
+
+
+def trust_anchors(configured: Path | None, data_dir: Path) -> str:
+    """The PEM certificates a manifest's signer may chain to: the configured ones (a TrustAnchorsError
+    when that file cannot be read or holds none) and this service's own local CA, when it made one."""
+    texts = []
+    if configured is not None:
+        try:
+            text = configured.read_bytes().decode("ascii")
+            x509.load_pem_x509_certificates(text.encode())
+        except (OSError, ValueError) as exc:  # missing, a folder, not text, no PEM certificate in it
+            why = exc.strerror if isinstance(exc, OSError) else "it holds no PEM certificate"
+            raise TrustAnchorsError(f"SEQDREAM_C2PA_TRUST_ANCHORS={configured} cannot be used: {why}") from exc
+        texts.append(text)
+    own = local_ca(data_dir)
+    if own.is_file():
+        texts.append(own.read_text())
+    return "".join(texts)
