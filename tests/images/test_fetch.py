@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import gzip
 import ipaddress
@@ -33,11 +34,13 @@ def bomb() -> bytes:
 
 
 ASKED: dict[str, str] = {}  # the last request's Accept-Encoding, by path
+ASKED_TIMES: collections.Counter[str] = collections.Counter()  # requests, by path
 
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         ASKED[self.path] = self.headers.get("Accept-Encoding", "")
+        ASKED_TIMES[self.path] += 1
         if self.path == "/image.png":
             self._send(200, PNG)
         elif self.path == "/to-image":
@@ -48,6 +51,10 @@ class Handler(BaseHTTPRequestHandler):
             self._redirect(f"http://localhost:{self.server.server_port}/image.png")
         elif self.path == "/loop":
             self._redirect("/loop")
+        elif self.path == "/busy-twice":  # busy for now: the third try gets the image
+            self._send(503 if ASKED_TIMES[self.path] <= 2 else 200, b"busy" if ASKED_TIMES[self.path] <= 2 else PNG)
+        elif self.path == "/always-busy":
+            self._send(503, b"busy")
         elif self.path == "/big":
             self._send(200, b"\0" * 5000)
         elif self.path == "/slow":
@@ -97,7 +104,9 @@ def origin() -> Iterator[str]:
     httpd.shutdown()
 
 
-LOOPBACK_ONE = FetchPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),), read_timeout_s=1)
+LOOPBACK_ONE = FetchPolicy(
+    allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),), read_timeout_s=1, retry_waits_s=(0.05, 0.2)
+)
 
 
 def test_loopback_is_refused_by_default(origin: str) -> None:
@@ -174,6 +183,29 @@ def test_a_server_that_drips_is_given_up_at_the_total_timeout(origin: str) -> No
     with pytest.raises(ImageInputError, match=r"took longer than 1.5 s in all"):
         fetch_image_bytes(f"{origin}/drip", policy)
     assert time.monotonic() - started < 1.5 + 1 + 1  # the total, one read timeout past it at most, slack
+
+
+def test_a_request_that_fails_for_now_is_tried_twice_more(origin: str) -> None:
+    ASKED_TIMES.clear()
+    assert fetch_image_bytes(f"{origin}/busy-twice", LOOPBACK_ONE) == PNG and ASKED_TIMES["/busy-twice"] == 3
+    started = time.monotonic()
+    with pytest.raises(ImageInputError, match=r"answered HTTP 503 \(3 tries\)"):
+        fetch_image_bytes(f"{origin}/always-busy", LOOPBACK_ONE)
+    assert ASKED_TIMES["/always-busy"] == 3 and time.monotonic() - started >= 0.25  # waited 0.05 s, then 0.2 s
+    with pytest.raises(ImageInputError, match=r"HTTP 404$"):  # an answer that will not change: once
+        fetch_image_bytes(f"{origin}/not-there", LOOPBACK_ONE)
+    assert ASKED_TIMES["/not-there"] == 1
+    with socket.socket() as probe:  # a port nothing listens on: refused, three times
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    with pytest.raises(ImageInputError, match=r"could not be fetched .*\(3 tries\)"):
+        fetch_image_bytes(f"http://127.0.0.1:{closed}/a.png", LOOPBACK_ONE)
+
+
+def test_retries_stay_inside_the_total_timeout(origin: str) -> None:
+    policy = FetchPolicy(allowed_networks=LOOPBACK_ONE.allowed_networks, total_timeout_s=1.0)  # waits 0.5, 2 s
+    with pytest.raises(ImageInputError, match=r"answered HTTP 503 \(2 tries\)"):  # no time left for the 2 s wait
+        fetch_image_bytes(f"{origin}/always-busy", policy)
 
 
 def test_unresolvable_host() -> None:
