@@ -71,10 +71,19 @@ def check(timeout_s: float = 3.0) -> tuple[bool, str]:
     return age <= HEARTBEAT_STALE_S, f"worker heartbeat {age:.0f} s ago (stale after {HEARTBEAT_STALE_S:.0f} s)"
 
 
-def serve_worker_status(host: str, port: int, metrics: Callable[[], bytes], ready: Callable[[], dict[str, Any]]) -> str:
-    """Serve /metrics, /health/live and /health/ready on `host`:`port` in a daemon thread; returns the live URL."""
+def serve_worker_status(
+    host: str,
+    port: int,
+    metrics: Callable[[], bytes],
+    ready: Callable[[], dict[str, Any]],
+    idle_timeout_s: float = 10.0,
+) -> str:
+    """Serve /metrics, /health/live and /health/ready on `host`:`port` in a daemon thread; returns the
+    live URL. A connection that sends nothing for `idle_timeout_s` is closed (each holds a thread)."""
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = idle_timeout_s  # on the socket: a silent client no longer holds its thread forever
+
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             if self.path == "/metrics":
                 self._send(200, metrics(), "text/plain; version=0.0.4; charset=utf-8")
