@@ -76,7 +76,7 @@ def submit(services: Services, request: Request, caller: Caller, task: Submissio
 async def run_to_end(request: Request, services: Services, job: Job) -> Job:
     """Hold the request until the task ends (these dialects have no polling); 504 past the sync timeout."""
     timeout = services.settings.sync_timeout_s
-    job = await wait_for_end(services, running(request.app).job_events, job.id, timeout)
+    job = await wait_for_end(services, running(request.app).job_events, job, timeout)
     if not JobStatus(job.status).is_terminal:
         raise APIError(504, f"the task did not finish within {timeout:g}s; it keeps running as task {job.id}")
     return job

@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from seqdream.api.deps import CallerDep, ServicesDep, base_url
@@ -26,6 +27,7 @@ from seqdream.api.notifier import follow
 from seqdream.api.predictions import own_job, shown
 from seqdream.api.state import running
 from seqdream.db import JobStatus
+from seqdream.dependencies import is_database_outage
 from seqdream.jobs.presentation import progress
 from seqdream.locations import output_url
 from seqdream.services import Services
@@ -60,10 +62,21 @@ async def task_events(
     if job is None:
         raise APIError(404, f"prediction not found: {job_id}")
     return StreamingResponse(
-        _stream(request, services, job_id, last_event_id, previews),
+        _ended_by_outage(_stream(request, services, job_id, last_event_id, previews)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+async def _ended_by_outage(events: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The stream, ended quietly if the database goes away under one of its reads (the client
+    reconnects with Last-Event-ID and is answered 503 until it returns), not with a traceback."""
+    try:
+        async for event in events:
+            yield event
+    except SQLAlchemyError as exc:
+        if not is_database_outage(exc):
+            raise
 
 
 async def _stream(

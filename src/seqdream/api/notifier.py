@@ -11,9 +11,11 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from seqdream.db import Job, JobStatus
+from seqdream.dependencies import Backoff, is_database_outage
 from seqdream.services import Services
 
 
@@ -52,11 +54,23 @@ class JobEvents:
 
 async def follow(services: Services, events: JobEvents, job_id: str, timeout_s: float) -> AsyncIterator[Job]:
     """The job's state each time it may have changed (it ended, or a poll interval passed), until
-    it ends or `timeout_s` passes."""
+    it ends, no longer exists or `timeout_s` passes. An outage of the database is waited out (the
+    task goes on meanwhile): a stream stays open and a sync request keeps waiting, rather than
+    losing a task the caller was never told the id of."""
     deadline = time.monotonic() + timeout_s
+    backoff = Backoff()
     while True:
-        job = await run_in_threadpool(services.jobs.get, job_id)
-        assert job is not None
+        try:
+            job = await run_in_threadpool(services.jobs.get, job_id)
+        except SQLAlchemyError as exc:
+            remaining = deadline - time.monotonic()
+            if not is_database_outage(exc) or remaining <= 0:
+                raise
+            await asyncio.sleep(min(backoff.next(), remaining))  # the session logged the outage once
+            continue
+        backoff.reset()
+        if job is None:
+            return
         yield job
         remaining = deadline - time.monotonic()
         if JobStatus(job.status).is_terminal or remaining <= 0:
@@ -64,8 +78,10 @@ async def follow(services: Services, events: JobEvents, job_id: str, timeout_s: 
         await events.wait(job_id, min(services.settings.poll_interval_s, remaining))
 
 
-async def wait_for_end(services: Services, events: JobEvents, job_id: str, timeout_s: float) -> Job:
-    """Wait until the job ends or `timeout_s` passes; returns its latest state."""
-    async for job in follow(services, events, job_id, timeout_s):
-        latest = job
+async def wait_for_end(services: Services, events: JobEvents, job: Job, timeout_s: float) -> Job:
+    """Wait until the job ends or `timeout_s` passes; returns its latest state (`job` itself if it
+    could not be read again)."""
+    latest = job
+    async for seen in follow(services, events, job.id, timeout_s):
+        latest = seen
     return latest

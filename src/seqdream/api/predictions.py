@@ -85,7 +85,7 @@ def _submit_route(spec: ModelSpec):  # type: ignore[no-untyped-def]
             return success(await run_in_threadpool(_accepted, services, spec, fields, key, request, webhook, base))
         job = await run_in_threadpool(_create_job, services, spec, fields, key, request, webhook)
         timeout = services.settings.sync_timeout_s
-        job = await wait_for_end(services, running(request.app).job_events, job.id, timeout)
+        job = await wait_for_end(services, running(request.app).job_events, job, timeout)
         if not JobStatus(job.status).is_terminal:
             return success(present_sync_timeout(await run_in_threadpool(shown, services, job, base), timeout))
         return success(await run_in_threadpool(shown, services, job, base))
