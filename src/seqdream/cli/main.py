@@ -76,24 +76,24 @@ def _exit_now(pool: Any) -> None:
 
 
 @contextmanager
-def _starting() -> Iterator[None]:
-    """A dependency that cannot be used as a command starts is one red line and exit status 1."""
-    from seqdream.dependencies import CannotStart
-
+def _stopped_by(error: type[Exception], status: int) -> Iterator[None]:
+    """`error` raised inside stops the command with its message as one red line and exit `status`:
+    1 for a dependency that cannot be used as it starts, 2 for a file a setting names."""
     try:
         yield
-    except CannotStart as exc:
+    except error as exc:
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from exc
+        raise typer.Exit(status) from exc
 
 
 @contextmanager
 def _services(settings: Settings) -> Iterator[Services]:
     """The services for a command, closed when it ends: every database connection with them, so
     that SQLite folds its write-ahead log back into the database file (no -wal file is left beside it)."""
+    from seqdream.dependencies import CannotStart
     from seqdream.services import Services
 
-    with _starting():
+    with _stopped_by(CannotStart, 1):
         services = Services.from_settings(settings)
     try:
         yield services
@@ -106,8 +106,9 @@ def _database(settings: Settings, *, migrated: bool = False) -> Iterator[Databas
     """The configured database (`migrated`: brought up to date first, as serve and worker open it),
     closed as `_services` is."""
     from seqdream.db import migrate
+    from seqdream.dependencies import CannotStart
 
-    with _starting():
+    with _stopped_by(CannotStart, 1):
         db = migrate.open_database(settings, upgraded=migrated)
     try:
         yield db
@@ -128,11 +129,8 @@ def _check_provenance(services: Any) -> None:
     """Load the signer now, so a bad certificate stops the start with one clear line."""
     from seqdream.provenance.marking import ProvenanceSetupError
 
-    try:
+    with _stopped_by(ProvenanceSetupError, 2):
         services.marker  # noqa: B018 - loads it
-    except ProvenanceSetupError as exc:
-        typer.secho(str(exc), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from exc
 
 
 def _trust_anchors(settings: Settings) -> str:
@@ -140,11 +138,8 @@ def _trust_anchors(settings: Settings) -> str:
     (serve, verify) with one clear line."""
     from seqdream.provenance.verify import TrustAnchorsError, trust_anchors
 
-    try:
+    with _stopped_by(TrustAnchorsError, 2):
         return trust_anchors(settings.c2pa_trust_anchors, settings.data_dir)
-    except TrustAnchorsError as exc:
-        typer.secho(str(exc), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from exc
 
 
 @app.command()

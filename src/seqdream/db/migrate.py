@@ -57,8 +57,8 @@ def open_database(settings: Settings, *, upgraded: bool = True) -> Database:
     db = Database(settings.resolved_database_url)
     where = db.engine.url.render_as_string()  # the password hidden
     try:
-        before, after = upgrade(db) if upgraded else (None, None)
-        current_revision(db)  # a file that is not a database, a server that refuses: said now
+        # Read either way: a file that is not a database, a server that refuses, said now.
+        before, after = upgrade(db) if upgraded else (current_revision(db),) * 2
     except (SQLAlchemyError, OSError) as exc:
         db.dispose()
         hint = "; is its server running and reachable?" if is_database_outage(exc) and not db.is_sqlite else ""

@@ -157,7 +157,7 @@ def _get(client: httpx.Client, url: httpx.URL, policy: FetchPolicy, left: Callab
                 left()
             return bytes(body)
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
-        raise _ForNow(f"could not be fetched ({exc or type(exc).__name__})") from exc
+        raise _ForNow(f"could not be fetched ({str(exc) or type(exc).__name__})") from exc
     except httpx.TimeoutException as exc:
         raise ImageInputError(f"timed out ({type(exc).__name__})") from exc
     except (httpx.HTTPError, httpx.InvalidURL) as exc:

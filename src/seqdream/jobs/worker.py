@@ -337,15 +337,13 @@ class Worker:
     def _retry_later(self, job: Job, exc: Exception, stored: list[str]) -> None:
         """The database or storage failed under the job: wait until the database answers, then hand
         the job back (a later attempt runs it again), or fail it once it has had its share of attempts."""
-        kind = "storage" if isinstance(exc, OSError) else "database"
-        FAILURES.labels(kind).inc()
         # The task's error is read by its caller: the disk's words or S3's code, never an address or a
         # path (a database's error names its host); the log has the whole line.
-        cause = (
-            f"storage unavailable ({StorageError.of(exc).reason})"
-            if isinstance(exc, OSError)
-            else f"{kind} unavailable"
-        )
+        if isinstance(exc, OSError):
+            kind, cause = "storage", f"storage unavailable ({StorageError.of(exc).reason})"
+        else:
+            kind, cause = "database", "database unavailable"
+        FAILURES.labels(kind).inc()
         detail = one_line(exc)
         backoff = Backoff()
         while True:

@@ -105,8 +105,9 @@ def trust_anchors(configured: Path | None, data_dir: Path) -> str:
     texts = []
     if configured is not None:
         try:
-            text = configured.read_bytes().decode("ascii")
-            x509.load_pem_x509_certificates(text.encode())
+            pem = configured.read_bytes()
+            x509.load_pem_x509_certificates(pem)
+            text = pem.decode("ascii")
         except (OSError, ValueError) as exc:  # missing, a folder, not text, no PEM certificate in it
             why = exc.strerror if isinstance(exc, OSError) else "it holds no PEM certificate"
             raise TrustAnchorsError(f"SEQDREAM_C2PA_TRUST_ANCHORS={configured} cannot be used: {why}") from exc
