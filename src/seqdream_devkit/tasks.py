@@ -199,19 +199,26 @@ def _tone(rng: random.Random, kind: str, source: Scene, held: bool | str | None)
 
 
 def compose_many(
-    rng: random.Random, way: str | None = None, references: int | None = None, *, held: bool | str | None = False
+    rng: random.Random,
+    way: str | None = None,
+    references: int | None = None,
+    *,
+    held: bool | str | None = False,
+    left_behind: tuple[int, int] = (0, 2),
 ) -> Example:
     """A composition of 3-10 references (`references`), in one of COMPOSITIONS:
 
     gather: the one object of each of images I..J (or a listed few) together on a named background;
     pick:   one named object from each of 2-3 images on the background of another image;
     swap:   the objects of image J on the background of image K (the two-image compose, any indices).
-    The images not named are distractors: random scenes the target takes nothing from.
+    The images not named are distractors: random scenes the target takes nothing from. A picked
+    image draws `left_behind` (fewest, most) other objects, which stay behind; a draw of the named
+    object's kind is dropped, so the name always picks one.
     """
     way = way or rng.choice(COMPOSITIONS)
     count = references or rng.randint(3, MAX_REFERENCES)
     while True:
-        made = _COMPOSERS[way](rng, count, held)
+        made = _pick(rng, count, held, left_behind) if way == "pick" else _COMPOSERS[way](rng, count, held)
         if made is not None:
             prompt, scenes, target = made
             return Example(f"compose-{way}", prompt, tuple(render(scene) for scene in scenes), render(target), target)
@@ -242,7 +249,9 @@ def _gather(rng: random.Random, count: int, held: bool | str | None) -> tuple[st
     return wording.gather_prompt(rng, indices, background, held=held), scenes, Scene(background, tuple(chosen))
 
 
-def _pick(rng: random.Random, count: int, held: bool | str | None) -> tuple[str, list[Scene], Scene] | None:
+def _pick(
+    rng: random.Random, count: int, held: bool | str | None, left_behind: tuple[int, int] = (0, 2)
+) -> tuple[str, list[Scene], Scene] | None:
     taken = rng.randint(2, min(3, count - 1))
     images = rng.sample(range(1, count + 1), taken + 1)
     background_image, picked_images = images[0], images[1:]
@@ -255,7 +264,7 @@ def _pick(rng: random.Random, count: int, held: bool | str | None) -> tuple[str,
             size=rng.choice(tuple(SIZES)), column=column, row=row,
         )  # fmt: skip
         scene = Scene(rng.choice([b for b in BACKGROUNDS if b != thing.colour]), (thing,))
-        for _ in range(rng.randint(0, 2)):  # other objects of the same image stay behind
+        for _ in range(rng.randint(*left_behind)):  # other objects of the same image stay behind
             other = random_thing(rng, scene)
             if other.kind != thing.kind:
                 scene = scene.with_things(scene.things + (other,))
@@ -275,7 +284,7 @@ def _swap(rng: random.Random, count: int, held: bool | str | None) -> tuple[str,
     return wording.swap_prompt(rng, objects_image, background_image, held=held), scenes, target
 
 
-_COMPOSERS = {"gather": _gather, "pick": _pick, "swap": _swap}
+_COMPOSERS = {"gather": _gather, "swap": _swap}  # and _pick, which takes `left_behind` too
 
 
 def _frame(background: str, kind: str, colour: str, centre: tuple[float, float], diameter: float) -> Image.Image:

@@ -141,6 +141,25 @@ def test_compositions_of_three_to_ten_references_take_what_the_prompt_names(way:
     assert len(counts) >= 5  # reference counts spread over 3-10
 
 
+@pytest.mark.parametrize("left_behind", [(0, 2), (1, 2)])
+def test_picked_images_hold_as_many_other_objects_as_asked(left_behind: tuple[int, int]) -> None:
+    """Training draws 1-2 (nearly every picked image a choice); the bench's stream keeps 0-2. A draw of
+    the named object's own kind is dropped, so the name always picks one object."""
+    rng, others = random.Random(7), []
+    for _ in range(40):
+        example = compose_many(rng, "pick", left_behind=left_behind)
+        refs, target = [parse(image) for image in example.references], parse(example.target)
+        picks = re.findall(r"the (\w+) from image (\d+)", example.prompt.lower())
+        assert len(target.things) == len(picks)  # the others stay behind
+        for kind, index in picks:
+            things = refs[int(index) - 1].things
+            others.append(len(things) - 1)
+            assert [t.kind for t in things].count(kind) == 1  # the name picks one object
+    assert set(others) == {0, 1, 2}
+    with_others = sum(count > 0 for count in others) / len(others)
+    assert with_others > 0.8 if left_behind == (1, 2) else with_others < 0.75, with_others
+
+
 @pytest.mark.parametrize("kind", MARKED_EDITS)
 def test_marked_edits_change_the_boxed_object_and_leave_no_mark(kind: str) -> None:
     rng = random.Random(kind)
