@@ -36,6 +36,9 @@ def test_quantities_take_their_whole_range_and_nothing_past_it(quantity) -> None
     assert quantity.parse("0") == 0 and quantity.parse(f" {quantity.high} ") == quantity.high
     with pytest.raises(BadValue, match="outside"):
         quantity.parse(str(quantity.high + 1))
+    for digits in ("9" * 19, "1" + "0" * 4000, "-" + "9" * 30):  # past int64, past int()'s digit limit
+        with pytest.raises(BadValue, match=f"is outside {quantity.low}-{quantity.high}$"):
+            quantity.parse(digits, signed=True)  # a number too big is named so, not "not a whole number"
     assert CREDITS.high == 2**31 - 1  # PostgreSQL's INTEGER column holds it
 
 

@@ -16,6 +16,7 @@ from datetime import date, timedelta
 
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _SIGNED = re.compile(r"[+-]?[0-9]{1,18}")
+_TOO_LONG = re.compile(r"[+-]?[0-9]{19,}")  # digits, but past any quantity's range
 _DAY = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 
 INT32_MAX = 2**31 - 1  # the widest integer column (PostgreSQL's INTEGER)
@@ -65,14 +66,20 @@ class Quantity:
     def parse(self, text: str, *, signed: bool = False) -> int:
         """`text` as a whole number in [low, high] (`signed`: a leading + or - is allowed)."""
         stripped = text.strip()
+        if _TOO_LONG.fullmatch(stripped) and (signed or stripped[0].isdigit()):
+            raise BadValue(self.name, f"{_shown(text)} is outside {self._range}")
         if not (_SIGNED if signed else _DIGITS).fullmatch(stripped):
             form = "a whole number" + (" (+N or -N)" if signed else "")
             raise BadValue(self.name, f"{_shown(text)} is not {form} written in digits 0-9")
         return self.check(int(stripped))
 
+    @property
+    def _range(self) -> str:
+        return f"{self.low}-{self.high}" if self.low >= 0 else f"{self.low} to {self.high}"
+
     def check(self, value: int) -> int:
         if not self.low <= value <= self.high:
-            raise BadValue(self.name, f"{value} is outside {self.low}-{self.high}")
+            raise BadValue(self.name, f"{value} is outside {self._range}")
         return value
 
 

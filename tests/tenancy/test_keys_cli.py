@@ -45,6 +45,26 @@ def test_bad_limits_are_refused_with_the_form_to_use(tmp_path: Path) -> None:
     assert cli(tmp_path, "keys", "update", "sqd_nothing", "--rate", "5").returncode == 1
 
 
+def test_a_rate_is_kept_exactly_or_refused_with_the_nearest_it_can_be(tmp_path: Path) -> None:
+    """A key's rate is whole submits a minute: a finer one was rounded up (1/h became 1/min, sixty
+    times what was asked) and '0/min' became 1/min; now each is refused with what to write."""
+    for value, hint in [
+        ("0/min", "would refuse every submit; for no limit write 'unlimited'"),
+        ("0/h", "would refuse every submit"),
+        ("90/h", "'90/h' is 1.5 a minute; a key's rate is whole submits a minute: write 1/min or 2/min"),
+        ("1/h", "write 1/min"),
+        ("20000/s", "'20000/s' is 1200000 a minute; the most is 1000000/min"),
+        ("9" * 30, "is outside 0-60000000"),
+        ("5/day", "N/min, N/s or N/h"),
+    ]:
+        result = cli(tmp_path, "keys", "create", "--rate", value)
+        assert result.returncode == 2 and hint in " ".join(result.stderr.split()), (value, result.stderr)
+    for value, shown in [("600/h", "rate 10/min"), ("60000000/h", "rate 1000000/min"), ("0", "rate unlimited"),
+                         ("unlimited", "rate unlimited"), ("2/s", "rate 120/min"), ("7", "rate 7/min")]:  # fmt: skip
+        result = cli(tmp_path, "keys", "create", "--rate", value)
+        assert result.returncode == 0 and shown + "," in result.stderr, (value, result.stderr)
+
+
 def test_every_command_that_opens_the_database_leaves_it_in_one_file(tmp_path: Path) -> None:
     """A command closes every connection it opened, so SQLite folds its write-ahead log back into
     seqdream.db: a copy of that one file is the whole database, and nothing of the command stays open."""

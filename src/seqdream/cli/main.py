@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -355,23 +356,40 @@ def _option(parse: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _rate(value: str) -> int | None:
-    """'60/min', '2/s', '600/h' or '60' (per minute) to submits per minute; 'default': the service's."""
+    """'60/min', '2/s', '600/h' or '60' (per minute) to submits per minute; 'default': the service's;
+    '0' or 'unlimited': no limit. A key's rate is whole submits a minute: '90/h' is refused with the
+    nearest two, not rounded, and '0/min' (no submits at all) points to 'unlimited' and to revoking."""
     text = value.strip().lower().replace(" ", "")
     if text == "default":
         return None
     if text in ("0", "unlimited"):
         return 0
     number, _, unit = text.partition("/")
-    per = {"": 1.0, "m": 1.0, "min": 1.0, "minute": 1.0, "s": 60.0, "sec": 60.0, "second": 60.0}
-    per |= {"h": 1 / 60, "hour": 1 / 60}
+    minute, second, hour = Fraction(1), Fraction(60), Fraction(1, 60)  # exact: 600/h is 10/min, no more
+    per = {"": minute, "m": minute, "min": minute, "minute": minute, "s": second, "sec": second, "second": second}
+    per |= {"h": hour, "hour": hour}
     form = "write it as N/min, N/s or N/h (or 'default', 'unlimited')"
     try:
-        if unit not in per:
-            raise BadValue("rate", f"{value!r}: {form}")
-        count = RATE_PER_MIN.parse(number)
-        return RATE_PER_MIN.check(max(1, math.ceil(count * per[unit])))
+        count = Quantity("rate", 0, RATE_PER_MIN.high * 60).parse(number) if unit in per else None  # N/h
     except BadValue as exc:
-        raise typer.BadParameter(f"{exc}" if form in str(exc) else f"{exc}; {form}") from None
+        raise typer.BadParameter(f"{exc}; {form}") from None
+    if count is None:
+        raise typer.BadParameter(f"rate: {value!r}: {form}")
+    if count == 0:
+        raise typer.BadParameter(
+            f"rate: {value!r} would refuse every submit; for no limit write 'unlimited', and to stop a key, revoke it"
+        )
+    per_minute = count * per[unit]
+    if per_minute.denominator != 1:
+        low, high = math.floor(per_minute), math.ceil(per_minute)
+        nearest = f"{high}/min" if low == 0 else f"{low}/min or {high}/min"
+        raise typer.BadParameter(
+            f"rate: {value!r} is {float(per_minute):.3g} a minute; a key's rate is whole submits a minute: "
+            f"write {nearest}"
+        )
+    if per_minute > RATE_PER_MIN.high:
+        raise typer.BadParameter(f"rate: {value!r} is {per_minute} a minute; the most is {RATE_PER_MIN.high}/min")
+    return int(per_minute)
 
 
 def _count(value: str, quantity: Quantity, none_word: str) -> int | None:
@@ -400,8 +418,8 @@ def _limits(rate: str, max_active: str, credits: str, weight: str) -> dict[str, 
     return limits
 
 
-_RATE_HELP = "Submits a minute: N/min, N/s, N/h, 'unlimited' or 'default' (SEQDREAM_KEY_RATE_PER_MIN)."
-_ACTIVE_HELP = "Tasks queued or running at once: N, 'unlimited' or 'default' (SEQDREAM_KEY_MAX_ACTIVE)."
+_RATE_HELP = "Submits a minute: N/min, N/s, N/h, 'unlimited' (or 0) or 'default' (SEQDREAM_KEY_RATE_PER_MIN)."
+_ACTIVE_HELP = "Tasks queued or running at once: N, 'unlimited' (or 0) or 'default' (SEQDREAM_KEY_MAX_ACTIVE)."
 _CREDITS_HELP = "Images the key may still make (each image one credit), or 'unmetered'."
 _WEIGHT_HELP = "Share of the workers when keys compete (default 1; 2 gets twice the turns)."
 
