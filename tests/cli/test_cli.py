@@ -79,7 +79,7 @@ def test_thread_pools_follow_seqdream_threads(tiny_model: Path, tmp_path: Path, 
     threads spin only briefly before sleeping."""
     code = (
         ("import torch;" if torch_first else "")
-        + "import os, sys; from seqdream.cli.main import _settings; settings = _settings();"
+        + "import os, sys; from seqdream.cli.common import model_settings; settings = model_settings();"
         "loaded = 'torch' in sys.modules;"
         "from seqdream.engines.registry import load_engine; load_engine(settings); import torch;"
         "print(loaded, torch.get_num_threads(), torch.get_num_interop_threads(), os.environ['GOMP_SPINCOUNT'],"
