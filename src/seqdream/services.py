@@ -20,15 +20,17 @@ from seqdream.db import Database, migrate
 from seqdream.db.notify import JOB_ENDED, NEW_JOB, Listener
 from seqdream.dependencies import STORAGE, CannotStart, one_line
 from seqdream.engines.base import Engine
+from seqdream.engines.holder import EngineHolder
 from seqdream.engines.registry import load_engine
 from seqdream.engines.vocabulary import declared_vocabulary
 from seqdream.images.fetch import FetchPolicy
 from seqdream.jobs.batching import batch_size
 from seqdream.jobs.janitor import Janitor
+from seqdream.jobs.pool import WorkerPool
 from seqdream.jobs.presentation import present
 from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
-from seqdream.jobs.worker import Detector, EngineHolder, Worker, WorkerPool
+from seqdream.jobs.worker import Detector, Worker
 from seqdream.provenance.marking import Marker
 from seqdream.safety.nsfw import DisabledDetector, NudeNetDetector
 from seqdream.storage import TrackedBlobStore, open_blob_store

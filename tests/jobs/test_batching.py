@@ -13,9 +13,10 @@ import pytest
 from seqdream.config import Settings
 from seqdream.db import Job, JobStatus
 from seqdream.engines.base import EngineError, GenerationPlan, GenerationResult
+from seqdream.engines.holder import EngineHolder
 from seqdream.engines.registry import load_engine
 from seqdream.jobs.request import JobRequest, Reference
-from seqdream.jobs.worker import EngineHolder, Worker
+from seqdream.jobs.worker import Worker
 from seqdream.safety.nsfw import NudeNetDetector
 from seqdream.services import Services
 from seqdream_devkit.images import decode

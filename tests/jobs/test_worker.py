@@ -16,9 +16,11 @@ from seqdream.config import Settings
 from seqdream.db import Job, JobStatus
 from seqdream.db.models import utcnow
 from seqdream.engines.base import EngineError, GenerationPlan, GenerationResult
+from seqdream.engines.holder import EngineHolder
 from seqdream.engines.registry import load_engine
+from seqdream.jobs.pool import WorkerPool
 from seqdream.jobs.request import JobRequest, Reference
-from seqdream.jobs.worker import EngineHolder, Worker, WorkerPool
+from seqdream.jobs.worker import Worker
 from seqdream.safety.nsfw import NudeNetDetector
 from seqdream.services import Services
 

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
 from seqdream.api.notifier import JobEvents
-from seqdream.jobs.worker import WorkerPool
+from seqdream.jobs.pool import WorkerPool
 from seqdream.services import Services
 
 

@@ -69,7 +69,7 @@ def worker(
 ) -> None:
     """Run workers against the configured database, in this process, until interrupted."""
     from seqdream.health import announce, heartbeat, serve_worker_status
-    from seqdream.jobs.worker import WorkerPool
+    from seqdream.jobs.pool import WorkerPool
 
     settings = model_settings(device=device)
     configure_logging(settings.log_level)

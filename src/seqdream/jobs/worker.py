@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -23,6 +23,7 @@ from seqdream.db import Job, JobStatus
 from seqdream.db.models import utcnow
 from seqdream.dependencies import STORAGE, Backoff, is_database_outage, is_outage, one_line
 from seqdream.engines.base import Engine, EngineError, GenerationPlan, Interrupted, Steps
+from seqdream.engines.holder import EngineHolder
 from seqdream.images.decode import ImageInputError, reference_limits
 from seqdream.images.encode import data_uri
 from seqdream.images.fetch import FetchPolicy
@@ -56,39 +57,6 @@ class JobDeleted(Interrupted):
 
 class LeaseLost(Interrupted):
     """Another worker took the job over (this one stalled): stop without touching its files."""
-
-
-class EngineHolder:
-    """Loads the engine once per process and shares it; retries a failed load with back-off."""
-
-    def __init__(self, loader: Callable[[], Engine], retry_s: float = 30.0) -> None:
-        self._loader = loader
-        self._retry_s = retry_s
-        self._engine: Engine | None = None
-        self._lock = threading.Lock()
-        self._next_try = 0.0
-        self.last_error: str | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self._engine is not None
-
-    @property
-    def state(self) -> str:
-        """ "ready", "loading", or "unavailable" (the last load failed; it is retried)."""
-        return "ready" if self.ready else ("unavailable" if self.last_error else "loading")
-
-    def get(self) -> Engine | None:
-        with self._lock:
-            if self._engine is None and time.monotonic() >= self._next_try:
-                try:
-                    self._engine = self._loader()
-                    self.last_error = None
-                except Exception as exc:  # noqa: BLE001 - any load failure keeps jobs queued
-                    self.last_error = f"{type(exc).__name__}: {exc}"
-                    self._next_try = time.monotonic() + self._retry_s
-                    log.error("engine failed to load (retrying in %.0fs): %s", self._retry_s, exc)
-            return self._engine
 
 
 class Worker:
@@ -570,103 +538,3 @@ def _together(plans: list[GenerationPlan]) -> GenerationPlan:
 
 def _observe_end(job: Job, outcome: str) -> None:
     JOB_SECONDS.labels(outcome).observe(max(0.0, (utcnow() - job.created_at).total_seconds()))
-
-
-HAND_BACK_WAIT_S = 0.5  # after handing jobs back, how long shutdown waits for their threads to stop
-SUPERVISE_S = 1.0  # how often a pool looks for worker threads that ended
-
-
-class WorkerPool:
-    """Worker threads of one process, with a graceful stop.
-
-    `shutdown` stops claiming at once, lets running jobs finish for up to `grace_s`, then
-    interrupts them between denoising steps and hands them back to the queue: no job waits
-    out its lease because this process stopped."""
-
-    def __init__(self, workers: list[Worker], grace_s: float = 20.0) -> None:
-        self.workers = workers
-        self.grace_s = grace_s  # what a stop signal announces; `shutdown` is given its own
-        self.stop = threading.Event()
-        self.threads = [
-            threading.Thread(target=worker.run, args=(self.stop,), name=f"worker-{index}", daemon=True)
-            for index, worker in enumerate(workers)
-        ]
-
-    def start(self) -> WorkerPool:
-        for thread in self.threads:
-            thread.start()
-        threading.Thread(target=self._supervise, name="worker-supervisor", daemon=True).start()
-        return self
-
-    def _supervise(self) -> None:
-        """Restart a worker thread that ended while the pool runs (its loop guards every dependency,
-        so this is the last line of defence, not the way outages are handled)."""
-        while not self.stop.wait(SUPERVISE_S):
-            for index, thread in enumerate(self.threads):
-                if not thread.is_alive() and not self.stop.is_set():
-                    log.error("worker thread %s ended unexpectedly; starting it again", thread.name)
-                    self.threads[index] = threading.Thread(
-                        target=self.workers[index].run, args=(self.stop,), name=thread.name, daemon=True
-                    )
-                    self.threads[index].start()
-
-    def alive_count(self) -> int:
-        return sum(thread.is_alive() for thread in self.threads)
-
-    def begin_shutdown(self) -> None:
-        """Stop claiming new jobs (running ones go on)."""
-        self.stop.set()
-        for worker in self.workers:
-            worker.wake.set()
-
-    def on_signal(self) -> None:
-        """A stop signal: the first stops claiming, a second hands running jobs back at once.
-        Each says what happens to the running jobs, by id."""
-        with ExitStack() as claims_paused:  # no worker is between claiming a job and naming it
-            for worker in self.workers:
-                claims_paused.enter_context(worker.claiming)
-            running = ", ".join(self.running_jobs())
-            first = not self.stop.is_set()
-            self.stop.set()
-        if not first:
-            if running:
-                log.warning("stopping now: handing job %s back to the queue", running)
-            self.abort_running()
-        elif running:
-            log.warning(
-                "stopping: job %s may finish within %.0fs, then goes back to the queue; "
-                "press Ctrl-C again to hand it back now",
-                running,
-                self.grace_s,
-            )
-        else:
-            log.info("stopping: no job running")
-        self.begin_shutdown()
-
-    def running_jobs(self) -> list[str]:
-        return [job for worker in self.workers for job in worker.current_jobs]
-
-    def shutdown(self, grace_s: float) -> None:
-        self.begin_shutdown()
-        deadline = time.monotonic() + grace_s
-        for thread in self.threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        if self.alive():
-            log.warning("running jobs did not finish within %.0fs; handing them back to the queue", grace_s)
-            self.abort_running()
-            deadline = time.monotonic() + HAND_BACK_WAIT_S  # the threads are daemons: exit without them
-            for thread in self.threads:
-                thread.join(timeout=max(0.0, deadline - time.monotonic()))
-
-    def notice_deleted(self, job_id: str) -> None:
-        """A job was deleted in this process: the worker running it stops at its next step."""
-        for worker in self.workers:
-            worker.notice_deleted(job_id)
-
-    def abort_running(self) -> None:
-        """Hand running jobs back to the queue now; their threads stop at their next denoising step."""
-        for worker in self.workers:
-            worker.hand_back_now()
-
-    def alive(self) -> bool:
-        return any(thread.is_alive() for thread in self.threads)
