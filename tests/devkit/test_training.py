@@ -79,10 +79,13 @@ def test_short_training_in_two_stages_gives_a_loadable_pipeline(tmp_path: Path) 
     more = str(tmp_path / "more")
     resumed = train(tmp_path, "--resume", str(out), "--out", more, "--state", str(state), "--steps", "3")
     assert "fresh moments" in resumed and "trained 3 steps (9 in all)" in resumed and state.is_file()
-    again = train(tmp_path, "--resume", more, "--out", more, "--state", str(state), "--steps", "2")
+    again = train(
+        tmp_path, "--resume", more, "--out", more, "--state", str(state), "--steps", "2", "--autocast", "bf16"
+    )
     assert "resumed optimizer moments" in again and "trained 2 steps (11 in all)" in again
     record = json.loads((tmp_path / "more" / "training.json").read_text())
     assert record["transformer_steps"] == 11 and [run["steps"] for run in record["runs"]] == [6, 3, 2]
+    assert [run["autocast"] for run in record["runs"]] == ["none", "none", "bf16"]  # each run says how it ran
     assert load_engine(Settings(model=str(tmp_path / "more"))).generate(plan).images[0].size == (1024, 1024)
 
     # --declare-cache re-measures a folder's ratios in place and keeps what else it declares.
