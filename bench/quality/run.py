@@ -27,7 +27,7 @@ import argparse
 import random
 import statistics
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from PIL import Image
 
@@ -128,6 +128,20 @@ def score_reference_group(
     return (*score_group(motion, images), float(same))
 
 
+def misses(expected: Scene, seen: Scene) -> set[str]:
+    """Why a drawing is not the expected scene: background, missing, extra, or an object in its cell
+    with the wrong kind, colour or size (a diagnostic: the measures themselves stay exact)."""
+    found = {thing.cell: thing for thing in seen.things}
+    reasons = {"background"} if seen.background != expected.background else set()
+    for thing in expected.things:
+        there = found.pop(thing.cell, None)
+        if there is None:
+            reasons.add("missing")
+        else:
+            reasons |= {name for name in ("kind", "colour", "size") if getattr(there, name) != getattr(thing, name)}
+    return reasons | ({"extra"} if found else set())
+
+
 def stream(seed: int, part: str) -> random.Random:
     """The held-out stream of one part, the same whichever other parts run beside it."""
     return random.Random(f"{seed}/{part}")
@@ -209,14 +223,19 @@ def main() -> None:
         seen = parse(generate(engine, example.prompt, example.references, index))
         phrasing["edits"].append(score_edit(parse(example.references[0]), example.scene, seen)[0])
 
+    why: dict[str, Counter[str]] = defaultdict(Counter)  # the misses of the exact measures, by reason
+
+    def exact(name: str, expected: Scene, seen: Scene) -> float:
+        why[name].update(misses(expected, seen))
+        return float(seen == expected)
+
     references: dict[str, list[float]] = defaultdict(list)  # exact, per way of composing
     for way in tasks.COMPOSITIONS if "references" in parts else ():
         rng = stream(args.seed, f"references/{way}")
         for index in range(args.n):
             example = tasks.compose_many(rng, way)
-            references[way].append(
-                float(parse(generate(engine, example.prompt, example.references, index)) == example.scene)
-            )
+            seen = parse(generate(engine, example.prompt, example.references, index))
+            references[way].append(exact(f"references: {way}", example.scene, seen))
 
     marked: dict[str, list[tuple[float, float]]] = defaultdict(list)  # (success, no mark left)
     for kind in tasks.MARKED_EDITS if "marked" in parts else ():
@@ -225,7 +244,9 @@ def main() -> None:
             example = tasks.marked_edit(rng, kind, held=None)
             output = generate(engine, example.prompt, example.references, index)
             assert example.source is not None and example.scene is not None
-            success = score_edit(example.source, example.scene, parse(output))[0]
+            seen = parse(output)
+            success = score_edit(example.source, example.scene, seen)[0]
+            why[f"marked {kind}"].update(misses(example.scene, seen) if not success else ())
             marked[kind].append((success, float(mark_pixels(output) == 0)))
 
     tone: dict[str, list[float]] = defaultdict(list)  # exact, per kind
@@ -234,7 +255,7 @@ def main() -> None:
         for index in range(args.n):
             example = tasks.tone_edit(rng, kind, held=None)
             output = generate(engine, example.prompt, example.references, index)
-            tone[kind].append(float(parse(output) == example.scene))
+            tone[kind].append(exact(f"tone {kind}", example.scene, parse(output)))
 
     positions: list[float] = []  # captions with every position first, drawn exactly
     rng = stream(args.seed, "positions")
@@ -285,6 +306,9 @@ def main() -> None:
             continue
         mark = "" if target is None else (" ok" if value >= target else " BELOW")
         print(f"{name:36s} {value:7.1%} {'' if target is None else f'{target:.0%}':>7s}{mark}")
+    for name, counts in why.items():  # e.g. "references: pick misses: extra 15, missing 6, kind 1"
+        if counts:
+            print(f"{name} misses: " + ", ".join(f"{reason} {count}" for reason, count in counts.most_common()))
 
 
 if __name__ == "__main__":

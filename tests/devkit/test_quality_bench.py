@@ -13,7 +13,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "quality"))
 
-from run import edit_parts, score_edit, score_group, score_reference_group, score_t2i, stream  # noqa: E402
+from run import edit_parts, misses, score_edit, score_group, score_reference_group, score_t2i, stream  # noqa: E402
 
 from seqdream_devkit import tasks  # noqa: E402
 from seqdream_devkit.parser import parse  # noqa: E402
@@ -28,6 +28,24 @@ def test_t2i_scores() -> None:
     )
     scores = score_t2i(example.scene, wrong)
     assert scores["colour"] == 0.0 and scores["kind"] == 1.0 and scores["position"] == 0.0
+
+
+def test_misses_name_each_way_a_drawing_differs() -> None:
+    """The bench's diagnostic under each exact measure: why a composition or tone edit missed."""
+    example = tasks.compose_many(random.Random(3), "pick")
+    expected = example.scene
+    first, *rest = expected.things
+    other_colour = next(c for c in ("red", "blue") if c != first.colour and c != expected.background)
+    free = next(cell for cell in [(c, r) for c in ("left", "center", "right") for r in ("top", "middle", "bottom")]
+                if cell not in {t.cell for t in expected.things})  # fmt: skip
+    assert misses(expected, parse(example.target)) == set()
+    assert misses(expected, expected.with_things(rest)) == {"missing"}
+    assert misses(expected, expected.with_things([*expected.things, replace(first, column=free[0], row=free[1])])) == {
+        "extra"
+    }
+    assert misses(expected, expected.with_things([replace(first, colour=other_colour), *rest])) == {"colour"}
+    background = next(b for b in ("white", "black", "blue") if b != expected.background)
+    assert "background" in misses(expected, replace(expected, background=background))
 
 
 @pytest.mark.parametrize("kind", tasks.EDITS)
