@@ -6,7 +6,7 @@ import mimetypes
 import re
 from typing import Any
 
-from fastapi import APIRouter, Request, UploadFile
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.concurrency import run_in_threadpool
@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from seqdream.api.deps import CallerDep, ServicesDep, base_url
 from seqdream.api.envelope import APIError, storage_unavailable, success
 from seqdream.api.field_rules import field_rules
+from seqdream.api.forms import one_file, one_file_form
 from seqdream.db import Upload
 from seqdream.images.decode import (
     DECLARED_TYPES,
@@ -132,13 +133,21 @@ async def put_upload(upload_id: str, token: str, request: Request, services: Ser
     return success({"download_url": _download_url(base_url(request), upload), "size": len(data)})
 
 
-@router.post("/upload/binary", summary="Legacy multipart upload (form field `file`)")
+_BINARY_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": one_file_form("the image: " + ", ".join(MIME_TYPES))}},
+    }
+}
+
+
+@router.post("/upload/binary", summary="Legacy multipart upload (form field `file`)", openapi_extra=_BINARY_FORM)
 async def upload_binary(
-    file: UploadFile,
     request: Request,
     caller: CallerDep,
     services: ServicesDep,
 ) -> dict[str, Any]:
+    file = await one_file(request)
     data = await file.read(services.settings.max_upload_bytes + 1)
     fmt = await run_in_threadpool(_check_image, services, data)
     content_type = MIME_TYPES[fmt]

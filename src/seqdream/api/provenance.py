@@ -7,10 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from seqdream.api.deps import CallerDep, ServicesDep, own_bases
 from seqdream.api.envelope import APIError, success, unreadable_body
+from seqdream.api.forms import is_multipart, one_file, one_file_form
 from seqdream.api.intake import check_remote_url, own_path
 from seqdream.api.schemas import MAX_URL_CHARS
 from seqdream.images.decode import ImageInputError, decode_base64_image, looks_like_url
@@ -34,9 +34,7 @@ _FORM = {
                     "properties": {"image": {"type": "string", "description": "an http(s) URL, a data URI or base64"}},
                 }
             },
-            "multipart/form-data": {
-                "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
-            },
+            "multipart/form-data": {"schema": one_file_form("the image to check")},
         },
     }
 }
@@ -80,11 +78,8 @@ def _image_bytes(services: Services, request: Request, value: str) -> bytes:
 @router.post("/verify", summary="Check an image for this service's C2PA manifest and watermark", openapi_extra=_FORM)
 async def verify_image(request: Request, caller: CallerDep, services: ServicesDep) -> dict[str, Any]:
     settings = services.settings
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=4)
-        upload = form.get("file") or form.get("image")
-        if not isinstance(upload, UploadFile):
-            raise APIError(400, "file: send the image as a file part named 'file'")
+    if is_multipart(request):
+        upload = await one_file(request, "file", "image")
         data = await upload.read(settings.max_image_bytes + 1)
     else:
         try:
