@@ -59,6 +59,10 @@ def test_an_unknown_own_url_is_a_400_at_submit(api: httpx.Client, server: LocalS
     response = api.post(EDIT, json={"prompt": "x", "images": [f"{server.base_url}{path}"]})
     assert response.status_code == 400, response.text
     assert response.json()["message"].startswith("images[0]") and message in response.json()["message"]
+    # verify reads our own URLs the same way (it answered 404 for these, and fetched an example file's URL)
+    checked = api.post("/api/v3/provenance/verify", json={"image": f"{server.base_url}{path}"})
+    assert checked.status_code == 400 and checked.json()["message"].startswith("image: "), checked.text
+    assert message in checked.json()["message"]
 
 
 @pytest.mark.parametrize(

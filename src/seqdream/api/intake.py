@@ -9,6 +9,7 @@ fetch policy refuses) is a 400 here rather than a failed job later.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from seqdream.api.envelope import APIError, storage_unavailable
@@ -63,25 +64,63 @@ def own_path(url: str, bases: list[str]) -> str | None:
     return None
 
 
-def _own_source(path: str, label: str, job_id: str, index: int, services: Services) -> Reference | None:
-    """The stored source behind one of our own paths; a 400 when it is ours but gone."""
+@dataclass(frozen=True)
+class OwnImage:
+    """An image this service handed out: in storage (`key`; `upload`: a client's upload, held to
+    today's reference limits), or a file of the loaded model's examples (`data`, `suffix`)."""
+
+    key: str | None = None
+    upload: bool = False
+    data: bytes | None = None
+    suffix: str = ""
+
+
+def own_image(path: str, label: str, services: Services) -> OwnImage | None:
+    """What one of our own paths names (submit and verify read it this way, never over the network);
+    None when the path is not one of ours, a 400 when it is ours but gone."""
     if match := OWN_UPLOAD.match(path):
         upload = services.uploads.get_ready(match["id"])
         if upload is None:
             raise APIError(400, f"{label}: no completed upload with id {match['id']} (it may have expired)")
-        _check_stored(services, upload.blob_key, label)
-        return Reference(blob=upload.blob_key)
+        return OwnImage(key=upload.blob_key, upload=True)
     if match := OWN_OUTPUT.match(path):
         key = output_key_from_url_parts(match["job"], match["name"])
         if key is None or not services.blobs.exists(key):
             raise APIError(400, f"{label}: no stored output {match['job']}/{match['name']} (it may have expired)")
-        return Reference(blob=key)
+        return OwnImage(key=key)
     if match := OWN_EXAMPLE.match(path):
         found = example_file(services.settings.model, match["name"])
         if found is None:
             raise APIError(400, f"{label}: the loaded model has no example file {match['name']!r}")
-        return Reference(blob=_store(services, input_key(job_id, index, found.suffix), found.read_bytes(), label))
+        return OwnImage(data=found.read_bytes(), suffix=found.suffix)
     return None
+
+
+def _own_source(path: str, label: str, job_id: str, index: int, services: Services) -> Reference | None:
+    """The stored source behind one of our own paths (an example file is copied in with the task's inputs)."""
+    own = own_image(path, label, services)
+    if own is None:
+        return None
+    if own.key is None:
+        assert own.data is not None
+        return Reference(blob=_store(services, input_key(job_id, index, own.suffix), own.data, label))
+    if own.upload:
+        _check_stored(services, own.key, label)
+    return Reference(blob=own.key)
+
+
+def not_an_image(value: str, label: str, exc: ImageInputError) -> APIError:
+    """The 400 for a value that is not a URL and does not decode as an image: a path on the client's
+    machine is named so, with how to upload it (base64 may start with "/" too: "/9j/" is a JPEG)."""
+    if _looks_like_a_path(value):
+        return APIError(400, f"{label}: {value[:200]!r} looks like a path on your machine{_UPLOAD_HINT}")
+    return APIError(400, f"{label} {exc}")
+
+
+def refuse_other_schemes(value: str, label: str) -> None:
+    """ftp://, file:// and the like: named as such, not reported as bad base64."""
+    if value.startswith(("ftp://", "file://", "gopher://")) or "://" in value[:16]:
+        raise APIError(400, f"{label}: only http(s) URLs, data: URIs and base64 are accepted{_UPLOAD_HINT}")
 
 
 def _looks_like_a_path(value: str) -> bool:
@@ -166,17 +205,12 @@ def accept_images(images: list[str], job_id: str, services: Services, bases: lis
                 own = Reference(url=check_remote_url(value, label, services))
             sources.append(own)
             continue
-        if value.startswith(("ftp://", "file://", "gopher://")) or "://" in value[:16]:
-            raise APIError(400, f"{label}: only http(s) URLs, data: URIs and base64 are accepted{_UPLOAD_HINT}")
+        refuse_other_schemes(value, label)
         try:
             data = decode_base64_image(value)
             image = open_image(data, **reference_limits(settings))
         except ImageInputError as exc:
-            if _looks_like_a_path(value):  # base64 may start with "/" too ("/9j/" is a JPEG): only when it is none
-                raise APIError(
-                    400, f"{label}: {value[:200]!r} looks like a path on your machine{_UPLOAD_HINT}"
-                ) from exc
-            raise APIError(400, f"{label} {exc}") from exc
+            raise not_an_image(value, label, exc) from exc
         key = input_key(job_id, index, (image.format or "bin").lower())
         sources.append(Reference(blob=_store(services, key, data, label)))
     return sources

@@ -11,11 +11,10 @@ from starlette.concurrency import run_in_threadpool
 from seqdream.api.deps import CallerDep, ServicesDep, own_bases
 from seqdream.api.envelope import APIError, success, unreadable_body
 from seqdream.api.forms import is_multipart, one_file, one_file_form
-from seqdream.api.intake import check_remote_url, own_path
+from seqdream.api.intake import check_remote_url, not_an_image, own_image, own_path, refuse_other_schemes
 from seqdream.api.schemas import MAX_URL_CHARS
 from seqdream.images.decode import ImageInputError, decode_base64_image, looks_like_url
 from seqdream.images.fetch import fetch_image_bytes
-from seqdream.locations import OWN_OUTPUT, OWN_UPLOAD, output_key_from_url_parts
 from seqdream.provenance.verify import TrustAnchorsError, UnreadableImage, trust_anchors, verify
 from seqdream.services import Services
 from seqdream.storage import BlobNotFound
@@ -41,22 +40,17 @@ _FORM = {
 
 
 def _stored(services: Services, request: Request, url: str) -> bytes | None:
-    """One of this service's own outputs or uploads, read from storage rather than fetched."""
+    """One of this service's own images (an output, an upload, an example file), read as a submit reads
+    it: from storage, not fetched."""
     path = own_path(url, own_bases(request)) if len(url) <= MAX_URL_CHARS else None
-    if path is None:
-        return None
-    key = None
-    if match := OWN_OUTPUT.match(path):
-        key = output_key_from_url_parts(match["job"], match["name"])
-    elif match := OWN_UPLOAD.match(path):
-        upload = services.uploads.get_ready(match["id"])
-        key = upload.blob_key if upload else None
-    if key is None:
-        raise APIError(404, "image: no such output or upload here (it may have expired)")
+    own = own_image(path, "image", services) if path is not None else None
+    if own is None or own.data is not None:
+        return None if own is None else own.data
+    assert own.key is not None
     try:
-        return services.blobs.get(key)
+        return services.blobs.get(own.key)
     except BlobNotFound:
-        raise APIError(404, "image: no such output or upload here (it may have expired)") from None
+        raise APIError(400, "image: no longer stored (it may have expired)") from None
 
 
 def _image_bytes(services: Services, request: Request, value: str) -> bytes:
@@ -69,10 +63,11 @@ def _image_bytes(services: Services, request: Request, value: str) -> bytes:
             return fetch_image_bytes(check_remote_url(value, "image", services), services.fetch_policy)
         except ImageInputError as exc:
             raise APIError(400, f"image: {exc}") from exc
+    refuse_other_schemes(value, "image")
     try:
         return decode_base64_image(value)
     except ImageInputError as exc:
-        raise APIError(400, f"image {exc}") from exc
+        raise not_an_image(value, "image", exc) from exc
 
 
 @router.post("/verify", summary="Check an image for this service's C2PA manifest and watermark", openapi_extra=_FORM)
