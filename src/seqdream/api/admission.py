@@ -10,7 +10,7 @@ from fastapi import Request
 from sqlalchemy.exc import SQLAlchemyError
 
 from seqdream.api.deps import Caller
-from seqdream.api.envelope import RETRY_AFTER_OUTAGE_S, APIError, storage_unavailable
+from seqdream.api.envelope import RETRY_AFTER_OUTAGE_S, APIError, database_unavailable, storage_unavailable
 from seqdream.api.state import running
 from seqdream.db import Job
 from seqdream.dependencies import is_database_outage
@@ -104,7 +104,8 @@ def _refusal(exc: Exception) -> APIError:
     if isinstance(exc, OSError):
         return storage_unavailable(exc, nothing_queued=True)
     if is_database_outage(exc):
-        what = "the database is unavailable"
-    else:
-        what = "the task could not be recorded"
-    return APIError(503, f"{what}; nothing was queued, try again shortly", {"Retry-After": str(RETRY_AFTER_OUTAGE_S)})
+        return database_unavailable(nothing_queued=True)
+    return APIError(
+        503, "the task could not be recorded; nothing was queued, try again shortly",
+        {"Retry-After": str(RETRY_AFTER_OUTAGE_S)},
+    )  # fmt: skip

@@ -60,6 +60,13 @@ def storage_unavailable(exc: OSError, stored: str = "", *, nothing_queued: bool 
     )
 
 
+def database_unavailable(*, nothing_queued: bool = False) -> APIError:
+    """The one 503 of a database outage under a request, and when to try again (`nothing_queued`: a
+    submit, whose task was not recorded)."""
+    tail = "nothing was queued, try again shortly" if nothing_queued else "try again shortly"
+    return APIError(503, f"the database is unavailable; {tail}", {"Retry-After": str(RETRY_AFTER_OUTAGE_S)})
+
+
 def success(data: Any) -> dict[str, Any]:
     return {"code": 200, "message": "success", "data": data}
 
@@ -194,17 +201,12 @@ def install_error_handlers(app: FastAPI, rules_by_prefix: dict[str, dict[str, st
         STORAGE.failed(exc)  # one log line per outage
         return await _api_error(request, storage_unavailable(exc))
 
-    def unavailable(request: Request, what: str) -> JSONResponse:
-        response = respond(request, 503, f"{what} is unavailable; try again shortly")
-        response.headers["Retry-After"] = str(RETRY_AFTER_OUTAGE_S)
-        return response
-
     @app.exception_handler(SQLAlchemyError)
     async def _database(request: Request, exc: SQLAlchemyError) -> JSONResponse:
         # Handled here, not by the catch-all below: Starlette re-raises what reaches that one, and the
         # server then logs a traceback per request. An outage is logged once, where the session failed.
         if is_database_outage(exc):
-            return unavailable(request, "the database")
+            return await _api_error(request, database_unavailable())
         log.error("database error on %s %s", request.method, request.url.path, exc_info=exc)
         return respond(request, 500, "internal error; the server log has the details")
 
