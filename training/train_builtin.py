@@ -111,6 +111,10 @@ COMPOSE_MANY_MIX = {"gather": 0.6, "pick": 3.0, "swap": 0.6}
 # along with the named object (15 of 20 held-out picks' misses), and an image with none teaches no choosing.
 PICK_LEFT_BEHIND = (1, 2)
 MARKED_MIX = {"remove": 0.4, "recolour": 1.0, "move": 2.5}
+# Objects in a marked edit's scene (the bench's stream keeps 2-3). From leg 30, a third of marked moves
+# box the only object: leg 29 moved the boxed object to the right cell in its colour but redrew its
+# shape as a blob (8 of 20 held-out moves), so some moves ask for the copy alone, nothing to choose.
+MARKED_OBJECTS = {"remove": (2, 3), "recolour": (2, 3), "move": (1, 3)}
 TONE_MIX = {"swap": 2.0, "all": 0.5, "mono": 0.3}
 # Recolour, resize and move misses pick the wrong object (leg 16: every recolour miss), which only a
 # scene of several objects can teach: this share of their one-object scenes is drawn again.
@@ -345,7 +349,8 @@ def sample_batch(rng: random.Random, task: str, batch: int):  # type: ignore[no-
             ways = rng.choices(list(COMPOSE_MANY_MIX), weights=list(COMPOSE_MANY_MIX.values()), k=size)
             return [tasks.compose_many(rng, way, references=count, left_behind=PICK_LEFT_BEHIND) for way in ways]
         elif task == "marked":
-            examples.append(tasks.marked_edit(rng, rng.choices(list(MARKED_MIX), weights=list(MARKED_MIX.values()))[0]))
+            kind = rng.choices(list(MARKED_MIX), weights=list(MARKED_MIX.values()))[0]
+            examples.append(tasks.marked_edit(rng, kind, objects=MARKED_OBJECTS[kind]))
         elif task == "tone":
             examples.append(tasks.tone_edit(rng, rng.choices(list(TONE_MIX), weights=list(TONE_MIX.values()))[0]))
         elif task == "sequence_ref":  # one reference count per batch, as for compose_many
@@ -500,7 +505,7 @@ def main(argv: list[str] | None = None) -> None:
     run = {"steps": 0, "batch": args.batch, "lr": args.lr, "autocast": args.autocast,
            "task_mix": TASK_MIX, "edit_mix": EDIT_MIX,
            "compose_many_mix": COMPOSE_MANY_MIX, "pick_left_behind": list(PICK_LEFT_BEHIND),
-           "marked_mix": MARKED_MIX, "tone_mix": TONE_MIX,
+           "marked_mix": MARKED_MIX, "marked_objects": MARKED_OBJECTS, "tone_mix": TONE_MIX,
            "motion_mix": MOTION_MIX,
            "frame_prompt": FRAME_PROMPT, "late_frame_share": LATE_FRAME_SHARE,
            "early_growing_share": EARLY_GROWING_SHARE,

@@ -135,10 +135,17 @@ def compose(rng: random.Random, *, held: bool | str | None = False) -> Example:
             return Example("compose", prompt, (render(first), render(second)), render(target), target)
 
 
-def marked_edit(rng: random.Random, kind: str | None = None, *, held: bool | str | None = False) -> Example:
-    """An edit of the object the user boxed in the reference; the target carries no mark."""
+def marked_edit(
+    rng: random.Random,
+    kind: str | None = None,
+    *,
+    held: bool | str | None = False,
+    objects: tuple[int, int] = (2, 3),
+) -> Example:
+    """An edit of the object the user boxed in the reference, on a scene of `objects` (fewest, most)
+    objects; the target carries no mark."""
     kind = kind or rng.choice(MARKED_EDITS)
-    source = random_scene(rng, count=rng.randint(2, 3))
+    source = random_scene(rng, count=rng.randint(*objects))
     things = list(source.things)
     index = rng.randrange(len(things))
     old = things[index]

@@ -173,6 +173,20 @@ def test_marked_edits_change_the_boxed_object_and_leave_no_mark(kind: str) -> No
         assert target == example.scene and source.background == target.background
 
 
+def test_a_marked_move_of_the_only_object_copies_it_whole() -> None:
+    """Training's simplest marked moves (one object, boxed): the target is that object, moved."""
+    rng, sizes = random.Random(11), set()
+    for _ in range(30):
+        example = marked_edit(rng, "move", objects=(1, 2))
+        source, target = example.source, parse(example.target)
+        assert source is not None and target == example.scene and mark_pixels(example.target) == 0
+        sizes.add(len(source.things))
+        moved = [t for t in target.things if t not in source.things]
+        (old,) = [t for t in source.things if t not in target.things]
+        assert len(moved) == 1 and (moved[0].kind, moved[0].colour, moved[0].size) == (old.kind, old.colour, old.size)
+    assert sizes == {1, 2}
+
+
 @pytest.mark.parametrize("kind", TONE_EDITS)
 def test_tone_edits_change_colours_only_as_the_prompt_says(kind: str) -> None:
     rng = random.Random(kind)
