@@ -11,6 +11,7 @@ import functools
 import itertools
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from PIL import Image, ImageDraw
@@ -205,6 +206,10 @@ def _tone(rng: random.Random, kind: str, source: Scene, held: bool | str | None)
     raise ValueError(f"unknown tone edit {kind!r}")
 
 
+# A way of composing: (rng, reference count, held) -> (prompt, reference scenes, target), or None to draw again.
+Composer = Callable[[random.Random, int, bool | str | None], tuple[str, list[Scene], Scene] | None]
+
+
 def compose_many(
     rng: random.Random,
     way: str | None = None,
@@ -224,8 +229,11 @@ def compose_many(
     """
     way = way or rng.choice(COMPOSITIONS)
     count = references or rng.randint(3, MAX_REFERENCES)
+    composers: dict[str, Composer] = {
+        "gather": _gather, "pick": functools.partial(_pick, left_behind=left_behind), "swap": _swap,
+    }  # fmt: skip
     while True:
-        made = _pick(rng, count, held, left_behind) if way == "pick" else _COMPOSERS[way](rng, count, held)
+        made = composers[way](rng, count, held)
         if made is not None:
             prompt, scenes, target = made
             return Example(f"compose-{way}", prompt, tuple(render(scene) for scene in scenes), render(target), target)
@@ -257,7 +265,7 @@ def _gather(rng: random.Random, count: int, held: bool | str | None) -> tuple[st
 
 
 def _pick(
-    rng: random.Random, count: int, held: bool | str | None, left_behind: tuple[int, int] = (0, 2)
+    rng: random.Random, count: int, held: bool | str | None, *, left_behind: tuple[int, int]
 ) -> tuple[str, list[Scene], Scene] | None:
     taken = rng.randint(2, min(3, count - 1))
     images = rng.sample(range(1, count + 1), taken + 1)
@@ -289,9 +297,6 @@ def _swap(rng: random.Random, count: int, held: bool | str | None) -> tuple[str,
         return None
     target = replace(first, background=second.background)
     return wording.swap_prompt(rng, objects_image, background_image, held=held), scenes, target
-
-
-_COMPOSERS = {"gather": _gather, "swap": _swap}  # and _pick, which takes `left_behind` too
 
 
 def _frame(background: str, kind: str, colour: str, centre: tuple[float, float], diameter: float) -> Image.Image:

@@ -44,9 +44,8 @@ def _stored(services: Services, request: Request, url: str) -> bytes | None:
     it: from storage, not fetched."""
     path = own_path(url, own_bases(request)) if len(url) <= MAX_URL_CHARS else None
     own = own_image(path, "image", services) if path is not None else None
-    if own is None or own.data is not None:
+    if own is None or own.key is None:  # not ours, or an example file (its bytes are in hand)
         return None if own is None else own.data
-    assert own.key is not None
     try:
         return services.blobs.get(own.key)
     except BlobNotFound:

@@ -15,6 +15,7 @@ from seqdream.numbers import CREDITS, MAX_ACTIVE, RATE_PER_MIN, BadValue, Quanti
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True, rich_markup_mode=None)
 
 _UNSET = "keep"  # an option left out of `keys update`
+_RATE_COUNT = Quantity("rate", 0, RATE_PER_MIN.high * 60)  # the N of N/h that can reach the per-minute most
 
 
 def _rate(value: str) -> int | None:
@@ -32,7 +33,7 @@ def _rate(value: str) -> int | None:
     per |= {"h": hour, "hour": hour}
     form = "write it as N/min, N/s or N/h (or 'default', 'unlimited')"
     try:
-        count = Quantity("rate", 0, RATE_PER_MIN.high * 60).parse(number) if unit in per else None  # N/h
+        count = _RATE_COUNT.parse(number) if unit in per else None
     except BadValue as exc:
         raise typer.BadParameter(f"{exc}; {form}") from None
     if count is None:
