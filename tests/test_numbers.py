@@ -148,5 +148,15 @@ def test_one_size_reading_for_every_dialect_and_setting() -> None:
 
     assert size_pair("2048*1024") == (2048, 1024) and size_pair(" 64 * 64 ") == (64, 64)
     assert size_pair("2048x2048") is None and size_pair("2048x2048", separators="xX*") == (2048, 2048)
-    for bad in ("", "2048", "2048*", "２０４８*2048", "2048*2048*2", "-1*5", "123456*1", "1.5*2"):
+    for bad in ("", "2048", "2048*", "２０４８*2048", "2048*2048*2", "-1*5", "1" * 19 + "*1", "1.5*2"):
         assert size_pair(bad, separators="xX*") is None, bad
+    # a side of up to 18 digits is read, so that its range is what a message speaks of, not its form
+    assert size_pair("123456*1") == (123456, 1) and size_pair("1*" + "9" * 18) == (1, 10**18 - 1)
+
+
+def test_a_side_out_of_range_is_named() -> None:
+    from seqdream.numbers import side_outside
+
+    assert side_outside(1024, 4096, 1024, 4096) is None
+    assert side_outside(100000, 2048, 1024, 4096) == "width 100000 is outside 1024-4096"
+    assert side_outside(2048, 1023, 1024, 4096) == "height 1023 is outside 1024-4096"

@@ -39,7 +39,7 @@ def ascii_int(value: str | bytes | None) -> int | None:
     return int(text) if _DIGITS.fullmatch(text) else None
 
 
-_SIZE = re.compile(r"\s*([0-9]{1,5})\s*([*xX])\s*([0-9]{1,5})\s*")
+_SIZE = re.compile(r"\s*([0-9]{1,18})\s*([*xX])\s*([0-9]{1,18})\s*")
 
 
 def size_pair(value: str, separators: str = "*") -> tuple[int, int] | None:
@@ -51,7 +51,16 @@ def size_pair(value: str, separators: str = "*") -> tuple[int, int] | None:
     return int(match.group(1)), int(match.group(3))
 
 
-def _shown(value: str) -> str:
+def side_outside(width: int, height: int, low: int, high: int) -> str | None:
+    """Why a size's side is out of [low, high] ("width 100000 is outside 1024-4096"), or None."""
+    for name, side in (("width", width), ("height", height)):
+        if not low <= side <= high:
+            return f"{name} {side} is outside {low}-{high}"
+    return None
+
+
+def shown(value: str) -> str:
+    """A user's value quoted in a message, cut to its first 40 characters (a value may be megabytes)."""
     return repr(value[:40] + ("…" if len(value) > 40 else ""))
 
 
@@ -67,10 +76,10 @@ class Quantity:
         """`text` as a whole number in [low, high] (`signed`: a leading + or - is allowed)."""
         stripped = text.strip()
         if _TOO_LONG.fullmatch(stripped) and (signed or stripped[0].isdigit()):
-            raise BadValue(self.name, f"{_shown(text)} is outside {self._range}")
+            raise BadValue(self.name, f"{shown(text)} is outside {self._range}")
         if not (_SIGNED if signed else _DIGITS).fullmatch(stripped):
             form = "a whole number" + (" (+N or -N)" if signed else "")
-            raise BadValue(self.name, f"{_shown(text)} is not {form} written in digits 0-9")
+            raise BadValue(self.name, f"{shown(text)} is not {form} written in digits 0-9")
         return self.check(int(stripped))
 
     @property
@@ -106,7 +115,7 @@ def parse_weight(text: str) -> float:
     except ValueError:  # pragma: no cover - the pattern admits only what float() reads
         weight = None
     if weight is None or not low <= weight <= high:
-        raise BadValue("weight", f"{_shown(text)}: a weight is a number from {low:g} to {high:g}")
+        raise BadValue("weight", f"{shown(text)}: a weight is a number from {low:g} to {high:g}")
     return weight
 
 
@@ -122,7 +131,7 @@ def utc_day(text: str, name: str) -> date:
     except ValueError:
         day = None
     if day is None:
-        raise BadValue(name, f"{_shown(text)} is not a day of the form YYYY-MM-DD (UTC)")
+        raise BadValue(name, f"{shown(text)} is not a day of the form YYYY-MM-DD (UTC)")
     return min(max(day, FIRST_DAY), LAST_DAY)
 
 

@@ -44,6 +44,9 @@ CASES = [
     ("size single number", {"prompt": "p", "size": "2048"}, 400, ["size", "W*H"]),
     ("size negative", {"prompt": "p", "size": "-2048*2048"}, 400, ["size", "W*H"]),
     ("size as number", {"prompt": "p", "size": 2048}, 400, ["size", "string"]),
+    ("size of six digits", {"prompt": "p", "size": "100000*2048"}, 400, ["size", "width 100000 is outside 1024-4096"]),
+    ("size of 18 digits", {"prompt": "p", "size": "2048*" + "9" * 18}, 400, ["size", "height 999999999999999999 is"]),
+    ("size of 100000 digits", {"prompt": "p", "size": "9" * 100_000 + "*2048"}, 400, ["size", "'99999", "…' is not"]),
     ("size empty", {"prompt": "p", "size": ""}, 400, ["size"]),
     ("max_images zero", {"prompt": "p", "max_images": 0}, 400, ["max_images", "1 to 14"]),
     ("max_images 15", {"prompt": "p", "max_images": 15}, 400, ["max_images", "1 to 14"]),
@@ -131,7 +134,7 @@ def test_bad_input_is_refused_clearly(app_client, body, status, words) -> None:
     assert payload["code"] == status and payload["data"] is None
     for word in words:
         assert word.lower() in payload["message"].lower(), payload["message"]
-    assert "Traceback" not in payload["message"]
+    assert "Traceback" not in payload["message"] and len(payload["message"]) < 2_000  # nothing echoed whole
 
 
 @pytest.mark.parametrize("webhook", ["http://[::1", "http://[::1]:99999/", "http://[fe80::1%25eth0/"])
@@ -173,3 +176,20 @@ def test_a_body_json_cannot_decode_is_a_400_saying_why_on_every_json_route(app_c
     payload = response.json()
     message = payload["error"]["message"] if "error" in payload else payload["message"]
     assert words in message and message.startswith("body: "), message
+
+
+@pytest.mark.parametrize(
+    "size,words",
+    [
+        ("100000x2048", ["size", "204800000 pixels"]),
+        ("9" * 100_000 + "x2048", ["size", "'99999", "…' is not of the form"]),
+        (" " * 100_000 + "100000x2048", ["size", "100000x2048 is 204800000 pixels"]),
+    ],
+    ids=["six digits", "100000 digits", "100000 blanks"],
+)
+def test_ark_sizes_at_their_limits_are_refused_without_echoing_them(app_client, size, words) -> None:
+    body = {"model": "seedream-4-0", "prompt": "p", "size": size}
+    response = app_client.post("/api/v3/images/generations", json=body)
+    assert response.status_code == 400, response.text
+    message = response.json()["error"]["message"]
+    assert len(message) < 2_000 and all(word in message for word in words), message

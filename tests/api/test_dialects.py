@@ -121,6 +121,11 @@ def test_openai_errors_come_in_openai_shape(openai_client: openai.OpenAI, dialec
     with pytest.raises(openai.BadRequestError) as bad_size:
         openai_client.images.generate(prompt="a fox", size="100x100")
     assert "size" in str(bad_size.value) and bad_size.value.body["type"] == "invalid_request_error"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError, match="width 100000 is outside"):  # out of range, not of form
+        openai_client.images.generate(prompt="a fox", size="100000x1024")  # type: ignore[arg-type]
+    with pytest.raises(openai.BadRequestError) as long_size:  # a megabyte of size is not echoed back
+        openai_client.images.generate(prompt="a fox", size="9" * 100_000 + "x1024")  # type: ignore[arg-type]
+    assert len(long_size.value.body["message"]) < 2_000  # type: ignore[index]
     with pytest.raises(openai.BadRequestError):
         openai_client.images.generate(prompt="a fox", n=15)
     with pytest.raises(openai.BadRequestError, match="mask"):

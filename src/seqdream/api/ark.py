@@ -119,9 +119,10 @@ def to_submission(body: ArkImageRequest) -> Submission:
         width, height = parse_wxh(body.size)
     pixels = width * height
     if not min_pixels <= pixels <= MAX_PIXELS:
-        raise APIError(400, f"size: {body.size} is {pixels} pixels; {body.model} allows {min_pixels} to {MAX_PIXELS}")
+        allowed = f"{body.model} allows {min_pixels} to {MAX_PIXELS}"
+        raise APIError(400, f"size: {width}x{height} is {pixels} pixels; {allowed}")
     if not 1 / 16 <= width / max(height, 1) <= 16:
-        raise APIError(400, f"size: the aspect ratio of {body.size} is outside 1/16 to 16")
+        raise APIError(400, f"size: the aspect ratio of {width}x{height} is outside 1/16 to 16")
     count = 1
     if body.sequential_image_generation == "auto":  # as many as the prompt asks for, within the cap
         options = body.sequential_image_generation_options or SequentialOptions()

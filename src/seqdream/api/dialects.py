@@ -17,7 +17,7 @@ from seqdream.api.state import running
 from seqdream.db import Job, JobStatus
 from seqdream.jobs.request import JobRequest
 from seqdream.locations import output_url
-from seqdream.numbers import size_pair
+from seqdream.numbers import shown, size_pair
 from seqdream.services import Services
 from seqdream.storage import BlobNotFound
 
@@ -25,7 +25,7 @@ from seqdream.storage import BlobNotFound
 def parse_wxh(value: str, label: str = "size") -> tuple[int, int]:
     pair = size_pair(value, separators="xX*")
     if pair is None:
-        raise APIError(400, f'{label}: {value!r} is not of the form "WIDTHxHEIGHT", e.g. "2048x2048"')
+        raise APIError(400, f'{label}: {shown(value)} is not of the form "WIDTHxHEIGHT", e.g. "2048x2048"')
     return pair
 
 

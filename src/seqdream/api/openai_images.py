@@ -22,7 +22,7 @@ from seqdream.api.envelope import APIError, JSONLine, error_format
 from seqdream.api.field_rules import field_rules
 from seqdream.api.schemas import MAX_IMAGES_OUT, MAX_MODEL_NAME_CHARS, MAX_REFERENCES, Prompt
 from seqdream.db import JobStatus
-from seqdream.numbers import ascii_int
+from seqdream.numbers import ascii_int, side_outside
 from seqdream.services import Services
 
 router = APIRouter(prefix="/v1")
@@ -59,9 +59,8 @@ class OpenAIImageRequest(BaseModel):
         if self.size in (None, "auto"):
             return parse_wxh(DEFAULT_SIZE)
         width, height = parse_wxh(self.size)
-        for name, side in (("width", width), ("height", height)):
-            if not MIN_SIDE <= side <= MAX_SIDE:
-                raise APIError(400, f"size: {name} {side} is outside {MIN_SIDE}-{MAX_SIDE}")
+        if outside := side_outside(width, height, MIN_SIDE, MAX_SIDE):
+            raise APIError(400, f"size: {outside}")
         return width, height
 
 

@@ -20,7 +20,7 @@ from pydantic import (
 
 from seqdream.api.field_rules import field_rules
 from seqdream.jobs.planner import MAX_IMAGES_OUT, SEED_MAX
-from seqdream.numbers import size_pair
+from seqdream.numbers import shown, side_outside, size_pair
 
 MIN_SIDE, MAX_SIDE = 1024, 4096
 V45_MIN_PIXELS = 2560 * 1440  # Seedream v4.5 has no 1K sizes
@@ -69,11 +69,10 @@ class SeedreamRequest(BaseModel):
     def _size_in_range(cls, value: str) -> str:
         pair = size_pair(value)
         if pair is None:
-            raise ValueError(f'{value!r} is not of the form "W*H"')
+            raise ValueError(f'{shown(value)} is not of the form "W*H"')
         width, height = pair
-        for name, side in (("width", width), ("height", height)):
-            if not MIN_SIDE <= side <= MAX_SIDE:
-                raise ValueError(f"{name} {side} is outside {MIN_SIDE}-{MAX_SIDE}")
+        if outside := side_outside(width, height, MIN_SIDE, MAX_SIDE):
+            raise ValueError(outside)
         if width * height < cls.MIN_PIXELS:
             raise ValueError(
                 f"{width}*{height} is {width * height} pixels; {cls.FAMILY} needs at least {cls.MIN_PIXELS}"
