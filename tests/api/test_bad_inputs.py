@@ -193,3 +193,11 @@ def test_ark_sizes_at_their_limits_are_refused_without_echoing_them(app_client, 
     assert response.status_code == 400, response.text
     message = response.json()["error"]["message"]
     assert len(message) < 2_000 and all(word in message for word in words), message
+
+
+@pytest.mark.parametrize("method,suffix", [("GET", "/result"), ("GET", ""), ("GET", "/events"), ("DELETE", "")])
+def test_an_unknown_task_id_of_any_length_is_a_404_quoting_it_cut_short(app_client, method, suffix) -> None:
+    for job_id, quoted in (("unknown", "unknown"), ("z" * 6000, "z" * 64 + "…")):
+        response = app_client.request(method, f"/api/v3/predictions/{job_id}{suffix}")
+        assert response.status_code == 404, response.text
+        assert response.json()["message"] == f"prediction not found: {quoted}"

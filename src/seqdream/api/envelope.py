@@ -67,6 +67,11 @@ def database_unavailable(*, nothing_queued: bool = False) -> APIError:
     return APIError(503, f"the database is unavailable; {tail}", {"Retry-After": str(RETRY_AFTER_OUTAGE_S)})
 
 
+def prediction_not_found(job_id: str) -> APIError:
+    """The one 404 of a task id the caller has no task of (an id from a URL, quoted cut short)."""
+    return APIError(404, f"prediction not found: {job_id[:64]}{'…' if len(job_id) > 64 else ''}")
+
+
 def success(data: Any) -> dict[str, Any]:
     return {"code": 200, "message": "success", "data": data}
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from seqdream.api.deps import CallerDep, ServicesDep, base_url
-from seqdream.api.envelope import APIError
+from seqdream.api.envelope import prediction_not_found
 from seqdream.api.notifier import follow
 from seqdream.api.predictions import own_job, shown
 from seqdream.api.state import running
@@ -60,7 +60,7 @@ async def task_events(
 ) -> StreamingResponse:
     job = await run_in_threadpool(own_job, services, job_id, caller)
     if job is None:
-        raise APIError(404, f"prediction not found: {job_id}")
+        raise prediction_not_found(job_id)
     return StreamingResponse(
         _ended_by_outage(_stream(request, services, job_id, last_event_id, previews)),
         media_type="text/event-stream",

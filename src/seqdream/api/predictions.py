@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from seqdream.api.admission import submit_task
 from seqdream.api.deps import Caller, CallerDep, PresentedKey, PresentedKeyDep, ServicesDep, base_url, own_bases
-from seqdream.api.envelope import APIError, success
+from seqdream.api.envelope import prediction_not_found, success
 from seqdream.api.intake import accept_images, accept_webhook
 from seqdream.api.notifier import wait_for_end
 from seqdream.api.schemas import MAX_URL_CHARS, MODELS, DeleteRequest, ListingQuery, ModelSpec, SeedreamRequest
@@ -126,7 +126,7 @@ async def get_result(
 ) -> dict[str, Any]:
     job = await run_in_threadpool(own_job, services, job_id, caller)
     if job is None:
-        raise APIError(404, f"prediction not found: {job_id}")
+        raise prediction_not_found(job_id)
     return success(await run_in_threadpool(partial(shown, preview=preview), services, job, base_url(request)))
 
 
@@ -154,7 +154,7 @@ async def delete_prediction(
 ) -> dict[str, Any]:
     job = await run_in_threadpool(delete_job, services, request, job_id, caller)
     if job is None:
-        raise APIError(404, f"prediction not found: {job_id}")
+        raise prediction_not_found(job_id)
     return success(await run_in_threadpool(shown, services, job, base_url(request)))
 
 
