@@ -76,9 +76,11 @@ LATENT_CHANNELS = 8
 # Leg 30 gives them 0.06, from text-to-image (0.07; 100 % on leg 29): leg 29 drew image K's object
 # 15-37.5 % of the time. Leg 31 gives them 0.08, from the plain groups (0.20; every plain group
 # measure at or above target on leg 30, while image K's object was drawn 42.5-65 % of the time).
+# Leg 32 gives tone edits 0.08 and those groups 0.10, from the edits (0.20; 98.6 % on leg 30): every
+# task still short of target asks for a copy across the picture (a colour, a shape, image K's object).
 TASK_MIX = {
-    "t2i": 0.05, "edit": 0.24, "compose": 0.03, "compose_many": 0.16, "marked": 0.12, "tone": 0.06,
-    "sequence": 0.18, "sequence_ref": 0.08, "sequence_first": 0.08,
+    "t2i": 0.05, "edit": 0.20, "compose": 0.03, "compose_many": 0.16, "marked": 0.12, "tone": 0.08,
+    "sequence": 0.18, "sequence_ref": 0.10, "sequence_first": 0.08,
 }  # fmt: skip
 # A batch of many references costs about (references + 1) times a plain one: its batch shrinks so a
 # step costs about what a two-reference step does (the same tokens through the transformer).
@@ -111,6 +113,10 @@ COMPOSE_MANY_MIX = {"gather": 0.6, "pick": 3.0, "swap": 0.6}
 # Other objects in each picked image (leg 30 on; the bench's stream keeps 0-2): leg 29 copied them
 # along with the named object (15 of 20 held-out picks' misses), and an image with none teaches no choosing.
 PICK_LEFT_BEHIND = (1, 2)
+# The share of those left-behind objects that take the kind another image's pick names (leg 32 on):
+# leg 31's held-out picks that drew an extra object drew one left behind in a picked image (7 of 10),
+# most often of a kind another image's pick names ("the triangle from image 2" and a triangle from image 1).
+PICK_CONFUSERS = 0.5
 MARKED_MIX = {"remove": 0.4, "recolour": 1.0, "move": 2.5}
 # Objects in a marked edit's scene (the bench's stream keeps 2-3). From leg 30, a third of marked moves
 # box the only object: leg 29 moved the boxed object to the right cell in its colour but redrew its
@@ -348,7 +354,10 @@ def sample_batch(rng: random.Random, task: str, batch: int):  # type: ignore[no-
             count = rng.randint(3, tasks.MAX_REFERENCES)
             size = max(2, batch * MANY_REFERENCE_TOKENS // (count + 1))
             ways = rng.choices(list(COMPOSE_MANY_MIX), weights=list(COMPOSE_MANY_MIX.values()), k=size)
-            return [tasks.compose_many(rng, way, references=count, left_behind=PICK_LEFT_BEHIND) for way in ways]
+            return [
+                tasks.compose_many(rng, way, references=count, left_behind=PICK_LEFT_BEHIND, confusers=PICK_CONFUSERS)
+                for way in ways
+            ]
         elif task == "marked":
             kind = rng.choices(list(MARKED_MIX), weights=list(MARKED_MIX.values()))[0]
             examples.append(tasks.marked_edit(rng, kind, objects=MARKED_OBJECTS[kind]))
@@ -506,6 +515,7 @@ def main(argv: list[str] | None = None) -> None:
     run = {"steps": 0, "batch": args.batch, "lr": args.lr, "autocast": args.autocast,
            "task_mix": TASK_MIX, "edit_mix": EDIT_MIX,
            "compose_many_mix": COMPOSE_MANY_MIX, "pick_left_behind": list(PICK_LEFT_BEHIND),
+           "pick_confusers": PICK_CONFUSERS,
            "marked_mix": MARKED_MIX, "marked_objects": MARKED_OBJECTS, "tone_mix": TONE_MIX,
            "motion_mix": MOTION_MIX,
            "frame_prompt": FRAME_PROMPT, "late_frame_share": LATE_FRAME_SHARE,

@@ -217,6 +217,7 @@ def compose_many(
     *,
     held: bool | str | None = False,
     left_behind: tuple[int, int] = (0, 2),
+    confusers: float = 0.0,
 ) -> Example:
     """A composition of 3-10 references (`references`), in one of COMPOSITIONS:
 
@@ -225,13 +226,13 @@ def compose_many(
     swap:   the objects of image J on the background of image K (the two-image compose, any indices).
     The images not named are distractors: random scenes the target takes nothing from. A picked
     image draws `left_behind` (fewest, most) other objects, which stay behind; a draw of the named
-    object's kind is dropped, so the name always picks one.
+    object's kind is dropped, so the name always picks one. A share `confusers` of them takes the
+    kind another image's pick names (a circle left behind in image 5 beside "the circle from image 3").
     """
     way = way or rng.choice(COMPOSITIONS)
     count = references or rng.randint(3, MAX_REFERENCES)
-    composers: dict[str, Composer] = {
-        "gather": _gather, "pick": functools.partial(_pick, left_behind=left_behind), "swap": _swap,
-    }  # fmt: skip
+    pick = functools.partial(_pick, left_behind=left_behind, confusers=confusers)
+    composers: dict[str, Composer] = {"gather": _gather, "pick": pick, "swap": _swap}
     while True:
         made = composers[way](rng, count, held)
         if made is not None:
@@ -265,14 +266,14 @@ def _gather(rng: random.Random, count: int, held: bool | str | None) -> tuple[st
 
 
 def _pick(
-    rng: random.Random, count: int, held: bool | str | None, *, left_behind: tuple[int, int]
+    rng: random.Random, count: int, held: bool | str | None, *, left_behind: tuple[int, int], confusers: float = 0.0
 ) -> tuple[str, list[Scene], Scene] | None:
     taken = rng.randint(2, min(3, count - 1))
     images = rng.sample(range(1, count + 1), taken + 1)
     background_image, picked_images = images[0], images[1:]
     scenes = [random_scene(rng) for _ in range(count)]
     background = scenes[background_image - 1].background
-    picks, chosen = [], []
+    chosen = []
     for index, (column, row) in zip(picked_images, _distinct_cells(rng, taken), strict=True):
         thing = Thing(
             kind=rng.choice(KINDS), colour=rng.choice([c for c in COLOURS if c != background]),
@@ -284,8 +285,14 @@ def _pick(
             if other.kind != thing.kind:
                 scene = scene.with_things(scene.things + (other,))
         scenes[index - 1] = scene
-        picks.append((wording.object_name(scene, thing, short=True), index))
         chosen.append(thing)
+    if confusers:  # left-behind objects of the kinds the other images' picks name
+        for index, thing in zip(picked_images, chosen, strict=True):
+            kinds = sorted({t.kind for t in chosen} - {thing.kind})
+            others = [t for t in scenes[index - 1].things if t != thing]
+            others = [replace(t, kind=rng.choice(kinds)) if kinds and rng.random() < confusers else t for t in others]
+            scenes[index - 1] = scenes[index - 1].with_things((thing, *others))
+    picks = [(wording.object_name(scenes[i - 1], t, short=True), i) for i, t in zip(picked_images, chosen, strict=True)]
     return wording.pick_prompt(rng, picks, background_image, held=held), scenes, Scene(background, tuple(chosen))
 
 

@@ -160,6 +160,26 @@ def test_picked_images_hold_as_many_other_objects_as_asked(left_behind: tuple[in
     assert with_others > 0.8 if left_behind == (1, 2) else with_others < 0.75, with_others
 
 
+@pytest.mark.parametrize("confusers", [0.0, 1.0])
+def test_confusers_leave_behind_the_kinds_other_images_picks_name(confusers: float) -> None:
+    """Training's picks can leave behind, in image 5, a circle beside "the circle from image 3": each
+    name must go with its image. The name still picks one object; the target holds the picks alone."""
+    rng, confusing, left = random.Random(11), 0, 0
+    for _ in range(40):
+        example = compose_many(rng, "pick", left_behind=(1, 2), confusers=confusers)
+        refs, target = [parse(image) for image in example.references], parse(example.target)
+        picks = re.findall(r"the (\w+) from image (\d+)", example.prompt.lower())
+        assert len(target.things) == len(picks) and len(picks) >= 2
+        for kind, index in picks:
+            kinds = [t.kind for t in refs[int(index) - 1].things]
+            assert kinds.count(kind) == 1  # the name picks one object
+            named_elsewhere = {other for other, i in picks if i != index} - {kind}
+            if named_elsewhere:  # (picks of one kind alone leave nothing to confuse)
+                left += len(kinds) - 1
+                confusing += sum(k in named_elsewhere for k in kinds if k != kind)
+    assert left > 40 and (confusing / left > 0.9 if confusers else confusing / left < 0.5), (confusing, left)
+
+
 @pytest.mark.parametrize("kind", MARKED_EDITS)
 def test_marked_edits_change_the_boxed_object_and_leave_no_mark(kind: str) -> None:
     rng = random.Random(kind)
