@@ -106,6 +106,8 @@ CASES = [
     ("webhook ipv6 unclosed", {"prompt": "p", "webhook_url": "http://[::1"}, 400, ["webhook", "not a valid URL"]),
     ("webhook ipv6 not hex", {"prompt": "p", "webhook_url": "https://[v1.fe]/hook"}, 400, ["webhook"]),
     ("webhook port not a number", {"prompt": "p", "webhook_url": "http://example.com:port/"}, 400, ["webhook", "URL"]),
+    ("webhook port 0", {"prompt": "p", "webhook_url": "http://example.com:0/"}, 400, ["webhook", "port 0"]),
+    ("image url port 0", {"prompt": "p", "images": ["https://example.com:0/a.png"]}, 400, ["images[0]", "port 0"]),
     ("webhook with a space", {"prompt": "p", "webhook_url": "http://exa mple.com/"}, 400, ["webhook"]),
     ("webhook ftp", {"prompt": "p", "webhook_url": "ftp://example.com/"}, 400, ["webhook", "http(s)"]),
     ("body is a list", ["prompt"], 400, ["body", "object"]),

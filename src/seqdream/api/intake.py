@@ -169,6 +169,8 @@ def check_remote_url(value: str, label: str, services: Services) -> str:
         raise APIError(400, f"{label}: {value[:200]!r}: {exc}") from exc
     except ValueError as exc:  # a port out of range or not a number
         raise APIError(400, f"{label}: {value[:200]!r} is not a valid URL ({exc})") from exc
+    if port == 0:  # a wildcard for a listener: nothing can be dialled there
+        raise APIError(400, f"{label}: {value[:200]!r} is not a valid URL (port 0 cannot be connected to)")
     if is_loopback_name(host) and refusal(ipaddress.IPv4Address("127.0.0.1"), services.settings.allowed_networks):
         raise APIError(400, f"{label}: {value[:200]!r} points to a loopback address, which is not allowed{_ALLOW_HINT}")
     if address is not None:
