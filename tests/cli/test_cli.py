@@ -175,3 +175,20 @@ def test_a_storage_folder_that_cannot_be_made_stops_the_start(tiny_model: Path, 
     env = {"SEQDREAM_STORAGE_DIR": str(a_file / "blobs"), "SEQDREAM_DATA_DIR": str(tmp_path / "data")}
     result = cli_in_process({**TEST_ENV, "SEQDREAM_MODEL": str(tiny_model), **env}, "serve")
     assert result.returncode == 1 and "cannot use the storage folder" in result.stderr, result.stderr
+
+
+def test_serve_on_an_address_it_cannot_bind_says_which_and_what_to_do(tiny_model: Path, tmp_path: Path) -> None:
+    """Before any worker starts: a port another process holds, a host that does not resolve, an address
+    that is not this machine's. Exit status 3, as uvicorn's own failure to start."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = str(held.getsockname()[1])
+        busy = run_cli(tmp_path, tiny_model, "serve", "--host", "127.0.0.1", "--port", port, "--workers", "0")
+    assert busy.returncode == 3, busy.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use; another program" in busy.stderr
+    assert "--port" in busy.stderr and "Traceback" not in busy.stderr
+    for host, words in (("nowhere.invalid", "check the host"), ("192.0.2.1", "not one of this machine's")):
+        result = run_cli(tmp_path, tiny_model, "serve", "--host", host, "--port", "8799", "--workers", "0")
+        assert result.returncode == 3 and f"cannot listen on {host}:8799" in result.stderr, result.stderr
+        assert words in result.stderr and "Traceback" not in result.stderr

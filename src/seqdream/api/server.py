@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import socket
 from collections.abc import Iterator
 
 import uvicorn
@@ -40,6 +42,38 @@ class GracefulServer(uvicorn.Server):
             self._captured_signals.clear()
 
 
+class CannotListen(OSError):
+    """The address cannot be bound; the message says which and what to do."""
+
+
+STARTUP_FAILURE = 3  # uvicorn's exit status when it cannot start
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, bound as uvicorn binds one, or CannotListen saying why."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family=family, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        hint = _BIND_HINTS.get(exc.errno or 0, "check the host and port")
+        raise CannotListen(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; {hint} (--host and --port, or SEQDREAM_HOST and "
+            "SEQDREAM_PORT)"
+        ) from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+_BIND_HINTS = {
+    errno.EADDRINUSE: "another program (another seqdream?) is listening there: stop it, or choose a free port",
+    errno.EACCES: "a port below 1024 needs root: choose one from 1024 up",
+    errno.EADDRNOTAVAIL: "that address is not one of this machine's (0.0.0.0 listens on all of them)",
+}
+
+
 def serve(app: FastAPI, settings: Settings) -> None:
     config = uvicorn.Config(
         app,
@@ -52,7 +86,7 @@ def serve(app: FastAPI, settings: Settings) -> None:
     )
     logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, logging.getLogger().level))
     # Bind first: the lifespan starts workers, and a busy port must fail before any job is claimed.
-    sock = config.bind_socket()
+    sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host  # IPv6 in a URL
     wildcard = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}

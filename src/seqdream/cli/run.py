@@ -25,6 +25,7 @@ def serve(
 ) -> None:
     """Run the HTTP API (and, by default, one in-process worker)."""
     from seqdream.api.app import create_app
+    from seqdream.api.server import STARTUP_FAILURE, CannotListen
     from seqdream.api.server import serve as run_server
     from seqdream.api.state import running_or_none
     from seqdream.cpu.threads import thread_report
@@ -48,7 +49,11 @@ def serve(
         "CPU thread pools: torch %s, images %s (from %s)", report["torch"], report["images"], report["reason"]
     )
     application = create_app(settings)
-    run_server(application, settings)
+    try:
+        run_server(application, settings)
+    except CannotListen as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(STARTUP_FAILURE) from None
     state = running_or_none(application)
     exit_now(state.workers if state is not None else None)
 
