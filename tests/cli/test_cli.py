@@ -192,3 +192,19 @@ def test_serve_on_an_address_it_cannot_bind_says_which_and_what_to_do(tiny_model
         result = run_cli(tmp_path, tiny_model, "serve", "--host", host, "--port", "8799", "--workers", "0")
         assert result.returncode == 3 and f"cannot listen on {host}:8799" in result.stderr, result.stderr
         assert words in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["--size", "100000*1024"], 'size: width 100000 is outside 1024-4096 (allowed: a string "W*H"'),
+        (["--size", "2048x2048"], "size: '2048x2048' is not of the form \"W*H\" (allowed:"),
+        (["--max-images", "20"], "max_images: Input should be less than or equal to 14 (allowed: an integer from 1"),
+    ],
+)
+def test_generate_refuses_a_bad_option_in_the_words_the_api_uses(
+    tiny_model: Path, tmp_path: Path, args: list[str], words: str
+) -> None:
+    result = run_cli(tmp_path, tiny_model, "generate", "a red circle", *args)
+    assert result.returncode == 2 and words in result.stderr, result.stderr
+    assert "Value error" not in result.stderr and "loading" not in result.stderr

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -109,8 +110,9 @@ def _location(loc: tuple[Any, ...]) -> str:
     return text or "body"
 
 
-def describe_validation_error(exc: RequestValidationError, rules: dict[str, str]) -> str:
-    """One line per problem: the field, what was wrong and what is allowed."""
+def describe_validation_error(exc: RequestValidationError | ValidationError, rules: dict[str, str]) -> str:
+    """One line per problem: the field, what was wrong and what is allowed (a request's, or the
+    command line's, which checks its options with the same request models)."""
     lines = []
     for error in exc.errors():
         where = _location(tuple(error.get("loc", ())))

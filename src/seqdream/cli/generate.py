@@ -26,7 +26,8 @@ def generate(
     from pydantic import ValidationError
     from tqdm import tqdm
 
-    from seqdream.api.schemas import EditSequentialRequest
+    from seqdream.api.envelope import describe_validation_error
+    from seqdream.api.schemas import FIELD_RULES, EditSequentialRequest
     from seqdream.engines.base import Steps
     from seqdream.images.decode import ImageInputError, open_image, reference_limits
     from seqdream.jobs.planner import plan_job, resolve_seed
@@ -40,7 +41,7 @@ def generate(
             prompt=prompt, size=size, max_images=max_images, seed=seed, images=[str(p) for p in image]
         )
     except ValidationError as exc:
-        raise typer.BadParameter("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from exc
+        raise typer.BadParameter(describe_validation_error(exc, FIELD_RULES)) from exc
     try:  # read as verify reads: at most one byte past the limit (a device or a pipe may never end)
         references = [
             open_image(read_bounded(path, settings.max_image_bytes), **reference_limits(settings)) for path in image
