@@ -30,9 +30,16 @@ def read_settings(**overrides: object) -> Settings:
     try:
         return Settings(**values)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors())
+        problems = "; ".join(_setting_problem(error) for error in exc.errors())
         typer.secho(f"invalid setting: {problems}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from exc
+
+
+def _setting_problem(error: Any) -> str:
+    """'port (SEQDREAM_PORT): Input should be ...': the setting, the variable that sets it, and why."""
+    name = ".".join(map(str, error["loc"]))
+    why = str(error["msg"]).removeprefix("Value error, ")
+    return f"{name} (SEQDREAM_{name.upper()}): {why}" if error["loc"] else why
 
 
 def model_settings(**overrides: object) -> Settings:
