@@ -59,10 +59,9 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         hint = _BIND_HINTS.get(exc.errno or 0, "check the host and port")
-        raise CannotListen(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}; {hint} (--host and --port, or SEQDREAM_HOST and "
-            "SEQDREAM_PORT)"
-        ) from exc
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        settings = "--host and --port, or SEQDREAM_HOST and SEQDREAM_PORT"
+        raise CannotListen(f"cannot listen on {where}: {exc.strerror or exc}; {hint} ({settings})") from exc
     sock.set_inheritable(True)
     return sock
 
