@@ -59,9 +59,14 @@ def side_outside(width: int, height: int, low: int, high: int) -> str | None:
     return None
 
 
+def cut(value: str, most: int = 40) -> str:
+    """A user's value as a message shows it: its first `most` characters (a value may be megabytes)."""
+    return value[:most] + ("…" if len(value) > most else "")
+
+
 def shown(value: str) -> str:
-    """A user's value quoted in a message, cut to its first 40 characters (a value may be megabytes)."""
-    return repr(value[:40] + ("…" if len(value) > 40 else ""))
+    """A user's value quoted in a message, cut to its first 40 characters."""
+    return repr(cut(value))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from seqdream.dependencies import STORAGE, is_database_outage
-from seqdream.numbers import BadValue
+from seqdream.numbers import BadValue, cut
 from seqdream.storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def database_unavailable(*, nothing_queued: bool = False) -> APIError:
 
 def prediction_not_found(job_id: str) -> APIError:
     """The one 404 of a task id the caller has no task of (an id from a URL, quoted cut short)."""
-    return APIError(404, f"prediction not found: {job_id[:64]}{'…' if len(job_id) > 64 else ''}")
+    return APIError(404, f"prediction not found: {cut(job_id, 64)}")
 
 
 def success(data: Any) -> dict[str, Any]:
@@ -110,6 +110,11 @@ def _location(loc: tuple[Any, ...]) -> str:
     return text or "body"
 
 
+def validation_message(error: Any) -> str:
+    """What one of pydantic's errors says, without the "Value error, " it puts before a validator's own words."""
+    return str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+
+
 def describe_validation_error(exc: RequestValidationError | ValidationError, rules: dict[str, str]) -> str:
     """One line per problem: the field, what was wrong and what is allowed (a request's, or the
     command line's, which checks its options with the same request models)."""
@@ -123,7 +128,7 @@ def describe_validation_error(exc: RequestValidationError | ValidationError, rul
             hint = " sent with 'Content-Type: application/json'" if isinstance(error.get("input"), bytes) else ""
             lines.append(f"body: must be a JSON object{hint}")
             continue
-        message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+        message = validation_message(error)
         field = where.split("[")[0].split(".")[0]
         rule = rules.get(field)
         if where == "body" and error.get("type") == "missing":

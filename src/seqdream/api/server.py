@@ -59,11 +59,15 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         hint = _BIND_HINTS.get(exc.errno or 0, "check the host and port")
-        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        settings = "--host and --port, or SEQDREAM_HOST and SEQDREAM_PORT"
+        where, settings = f"{in_url(host)}:{port}", "--host and --port, or SEQDREAM_HOST and SEQDREAM_PORT"
         raise CannotListen(f"cannot listen on {where}: {exc.strerror or exc}; {hint} ({settings})") from exc
     sock.set_inheritable(True)
     return sock
+
+
+def in_url(host: str) -> str:
+    """The host as a URL writes it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
 
 
 _BIND_HINTS = {
@@ -87,7 +91,7 @@ def serve(app: FastAPI, settings: Settings) -> None:
     # Bind first: the lifespan starts workers, and a busy port must fail before any job is claimed.
     sock = bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host  # IPv6 in a URL
+    shown = in_url(host)
     wildcard = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}
     probe = wildcard.get(host) or shown
     announce(f"http://{probe}:{port}/health/live")  # what `seqdream health` (the HEALTHCHECK) asks

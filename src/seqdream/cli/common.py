@@ -37,8 +37,10 @@ def read_settings(**overrides: object) -> Settings:
 
 def _setting_problem(error: Any) -> str:
     """'port (SEQDREAM_PORT): Input should be ...': the setting, the variable that sets it, and why."""
+    from seqdream.api.envelope import validation_message
+
     name = ".".join(map(str, error["loc"]))
-    why = str(error["msg"]).removeprefix("Value error, ")
+    why = validation_message(error)
     return f"{name} (SEQDREAM_{name.upper()}): {why}" if error["loc"] else why
 
 
