@@ -128,6 +128,29 @@ def score_reference_group(
     return (*score_group(motion, images), float(same))
 
 
+def group_misses(motion: str, images: list[Image.Image], wanted: tuple[str, str] | None = None) -> set[str]:
+    """Why a group is not consistent and progressing (a diagnostic): a frame without exactly one
+    object ("count"), the object's kind or (but when recolouring) colour or the background changing
+    between frames ("kind", "colour", "background"), frames out of order ("step"), and with `wanted`
+    (kind, colour) frame 1 not being that object ("first kind", "first colour")."""
+    seen = [find(image) for image in images]
+    reasons = {"count"} if any(len(found) != 1 for _, found in seen) else set()
+    objects = [found[0].thing for _, found in seen if len(found) == 1]
+    if len({thing.kind for thing in objects}) > 1:
+        reasons.add("kind")
+    if motion != "recolouring" and len({thing.colour for thing in objects}) > 1:
+        reasons.add("colour")
+    if len({background for background, _ in seen}) > 1:
+        reasons.add("background")
+    if not reasons and score_group(motion, images)[1] == 0.0:
+        reasons.add("step")
+    if wanted is not None and len(seen[0][1]) == 1:
+        first = seen[0][1][0].thing
+        reasons |= {f"first {name}" for name, value in zip(("kind", "colour"), wanted, strict=True)
+                    if getattr(first, name) != value}  # fmt: skip
+    return reasons
+
+
 def misses(expected: Scene, seen: Scene) -> set[str]:
     """Why a drawing is not the expected scene: background, missing, extra, or an object in its cell
     with the wrong kind, colour or size (a diagnostic: the measures themselves stay exact)."""
@@ -202,6 +225,8 @@ def main() -> None:
                 plan = GenerationPlan(prompts=group.prompts, seeds=group.seeds, width=SIZE, height=SIZE)
                 groups[motion, bucket].append(score_group(motion, engine.generate(plan).images))
 
+    # Why the exact measures and the groups of image K's object missed, by reason.
+    why: dict[str, Counter[str]] = defaultdict(Counter)
     group_refs: dict[str, list[tuple[float, float, float]]] = defaultdict(list)  # + frame 1 is the object
     for motion in motions if "group_refs" in parts else ():
         rng = stream(args.seed, f"group_refs/{motion}")
@@ -212,7 +237,10 @@ def main() -> None:
             group = plan_group(frames[0].group_prompt, 14, index, engine.frame_prompt)
             refs = [image.resize((SIZE, SIZE), Image.Resampling.LANCZOS) for image in frames[0].references]
             plan = GenerationPlan(prompts=group.prompts, seeds=group.seeds, width=SIZE, height=SIZE, references=refs)
-            group_refs[motion].append(score_reference_group(motion, frames, engine.generate(plan).images))
+            images = engine.generate(plan).images
+            group_refs[motion].append(score_reference_group(motion, frames, images))
+            wanted = parse(frames[0].target).things[0]
+            why[f"image K's group {motion}"].update(group_misses(motion, images, (wanted.kind, wanted.colour)))
 
     phrasing: dict[str, list[float]] = defaultdict(list)  # held-out wordings: exact captions, edit success
     rng = stream(args.seed, "phrasing")
@@ -222,8 +250,6 @@ def main() -> None:
         example = tasks.edit(rng, rng.choice(tasks.EDITS), held=True)
         seen = parse(generate(engine, example.prompt, example.references, index))
         phrasing["edits"].append(score_edit(parse(example.references[0]), example.scene, seen)[0])
-
-    why: dict[str, Counter[str]] = defaultdict(Counter)  # the misses of the exact measures, by reason
 
     def exact(name: str, expected: Scene, seen: Scene) -> float:
         why[name].update(misses(expected, seen))

@@ -13,7 +13,16 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "quality"))
 
-from run import edit_parts, misses, score_edit, score_group, score_reference_group, score_t2i, stream  # noqa: E402
+from run import (  # noqa: E402
+    edit_parts,
+    group_misses,
+    misses,
+    score_edit,
+    score_group,
+    score_reference_group,
+    score_t2i,
+    stream,
+)
 
 from seqdream_devkit import tasks  # noqa: E402
 from seqdream_devkit.parser import parse  # noqa: E402
@@ -89,6 +98,29 @@ def test_a_true_group_of_a_references_object_scores_full_marks_and_another_objec
     others = (tasks.sequence(random.Random(seed), motion, count=5, references=3) for seed in range(100))
     other = next(group for group in others if parse(group[0].target).things[0].kind != kind)
     assert score_reference_group(motion, frames, [frame.target for frame in other])[2] == 0.0
+
+
+def test_group_misses_name_each_way_a_group_fails() -> None:
+    """The diagnostic under the groups of image K's object: why a group is not consistent or in order."""
+    frames = tasks.sequence(random.Random(11), "moving", count=4, references=2)
+    truth = [frame.target for frame in frames]
+    wanted = parse(truth[0]).things[0]
+    assert group_misses("moving", truth, (wanted.kind, wanted.colour)) == set()
+    assert group_misses("moving", truth[::-1]) == {"step"}
+    other_kind = next(kind for kind in tasks.KINDS if kind != wanted.kind)
+    assert group_misses("moving", truth, (other_kind, wanted.colour)) == {"first kind"}
+    background = next(name for name in ("white", "black") if name != parse(truth[0]).background)
+    centre = (tasks.CANVAS / 2, tasks.CANVAS / 2)
+    changed = tasks._frame(parse(truth[0]).background, other_kind, wanted.colour, centre, tasks.SIZES["small"])
+    assert group_misses("moving", [*truth[:3], changed]) == {"kind"}
+    two = truth[1].copy()
+    two.paste(changed.crop((16, 16, 48, 48)).resize((16, 16)), (0, 0))  # a second, smaller object
+    assert "count" in group_misses("moving", [truth[0], two, *truth[2:]])
+    recoloured = tasks.sequence(random.Random(11), "recolouring", count=3)
+    assert group_misses("recolouring", [frame.target for frame in recoloured]) == set()  # colours may change
+    assert group_misses("recolouring", [recoloured[0].target] * 3) == {"step"}
+    other_background = tasks._frame(background, wanted.kind, wanted.colour, centre, tasks.SIZES["small"])
+    assert "background" in group_misses("moving", [*truth[:3], other_background])
 
 
 def test_sampling_sweep_draws_one_sample_and_measures_each_setting() -> None:
