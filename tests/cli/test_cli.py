@@ -4,6 +4,7 @@ with typer's runner (the commands that serve or start workers are tested as proc
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -135,6 +136,20 @@ def test_generate_checks_its_output_folder_before_the_model_runs(tiny_model: Pat
     blocker.write_text("not a folder")
     result = run_cli(tmp_path, tiny_model, "generate", "a red circle", "--out", str(blocker / "images"))
     assert result.returncode == 2 and "cannot make the folder" in result.stderr and "loading" not in result.stderr
+
+
+def test_generate_stops_with_one_line_when_the_model_cannot_be_loaded(tiny_model: Path, tmp_path: Path) -> None:
+    """A damaged or absent model was a 100-400 line traceback; now the engine's one line, exit status 1."""
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_model, damaged)
+    weights = next((damaged / "transformer").glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:1000])
+    for model, said in ((damaged, "Error while deserializing header"), (tmp_path / "absent", "no such folder")):
+        result = run_cli(tmp_path, model, "generate", "a red circle", "-o", str(tmp_path / "out"))
+        assert result.returncode == 1, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert lines[-1].startswith(f"could not load model '{model}': ") and said in lines[-1], result.stderr
+        assert "Traceback" not in result.stderr and len(lines) == 2, result.stderr  # "loading ..." and why
 
 
 def _unusable_databases(tmp_path: Path) -> list[tuple[dict[str, str], str]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import threading
 from contextlib import contextmanager
 from dataclasses import replace
@@ -218,6 +220,38 @@ def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
         load_engine(Settings(model=str(tmp_path / "absent")))
     with pytest.raises(EngineError, match="unknown engine"):
         load_engine(Settings(engine="nope"))
+
+
+def _damage(folder: Path, how: str) -> None:
+    transformer = folder / "transformer"
+    if how == "truncated weights":  # a copy or download cut short
+        weights = next(transformer.glob("*.safetensors"))
+        weights.write_bytes(weights.read_bytes()[:1000])
+    elif how == "empty weights":
+        next((folder / "vae").glob("*.safetensors")).write_bytes(b"")
+    elif how == "a config of the wrong type":
+        config = json.loads((transformer / "config.json").read_text())
+        (transformer / "config.json").write_text(json.dumps(config | {"num_layers": "three"}))
+    elif how == "a part missing":
+        shutil.rmtree(transformer)
+
+
+@pytest.mark.parametrize(
+    ("how", "said"),
+    [
+        ("truncated weights", r"transformer/diffusion_pytorch_model.safetensors.*\(Error while deserializing header"),
+        ("empty weights", r"vae/diffusion_pytorch_model.safetensors"),
+        ("a config of the wrong type", r"'str' object cannot be interpreted as an integer"),
+        ("a part missing", r"its model_index.json names transformer, which the folder lacks"),
+    ],
+)
+def test_a_damaged_model_folder_is_one_clear_error(tiny_model: Path, tmp_path: Path, how: str, said: str) -> None:
+    """Whatever the loader raises for a damaged folder is the engine's own error, naming the folder and why."""
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    _damage(folder, how)
+    with pytest.raises(EngineError, match=f"could not load model '{folder}': .*{said}"):
+        load_engine(Settings(model=str(folder), nsfw_check=False))
 
 
 def test_group_anchors_later_images_on_the_first() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from seqdream.cli.common import model_settings, read_bounded
+from seqdream.cli.common import model_settings, read_bounded, stopped_by
 from seqdream.logs import configure as configure_logging
 
 
@@ -28,7 +28,7 @@ def generate(
 
     from seqdream.api.envelope import describe_validation_error
     from seqdream.api.schemas import FIELD_RULES, EditSequentialRequest
-    from seqdream.engines.base import Steps
+    from seqdream.engines.base import EngineError, Steps
     from seqdream.images.decode import ImageInputError, open_image, reference_limits
     from seqdream.jobs.planner import plan_job, resolve_seed
     from seqdream.jobs.request import JobRequest
@@ -57,7 +57,8 @@ def generate(
     used_seed = resolve_seed(request.seed)
     job = JobRequest(prompt=request.prompt, size=request.size, max_images=request.max_images)
     typer.echo(f"loading {settings.model} ...", err=True)
-    engine = build_engine(settings)
+    with stopped_by(EngineError, 1):  # a model that cannot be loaded: one line that names it and why
+        engine = build_engine(settings)
     plan = plan_job(job, used_seed, references, engine.frame_prompt)  # exactly as a worker plans a task
     terminal = sys.stderr.isatty()  # a bar on a terminal; piped, a plain line at each quarter
     with tqdm(total=100, desc=f"{plan.count} image(s)", unit="%", file=sys.stderr, disable=not terminal) as bar:
@@ -70,7 +71,8 @@ def generate(
                 said = int(steps.fraction * 4)
                 typer.echo(f"step {steps.done} of {steps.total} ({steps.fraction:.0%})", err=True)
 
-        result = engine.generate(plan, progress)
+        with stopped_by(EngineError, 1):
+            result = engine.generate(plan, progress)
     for index, picture in enumerate(result.images):
         path = out / f"seqdream-{used_seed}-{index + 1}.png"
         picture.save(path)

@@ -17,6 +17,7 @@ from PIL import Image
 from seqdream.cpu.load import fit_threads, follow_load
 from seqdream.cpu.parallel import parallel_map
 from seqdream.cpu.threads import size_torch_pools
+from seqdream.dependencies import one_line
 from seqdream.engines.acceleration import (
     COMPILE_BUCKET,
     Acceleration,
@@ -38,7 +39,7 @@ from seqdream.engines.base import (
 )
 from seqdream.engines.frame_prompt import FRAME_PROMPT, check_frame_prompt
 from seqdream.engines.group import batch_spans, render_group
-from seqdream.engines.model_folder import MODEL_DEFAULTS_FILE, model_defaults
+from seqdream.engines.model_folder import MODEL_DEFAULTS_FILE, check_folder, model_defaults
 from seqdream.engines.preview import TinyDecoder, to_image, vae_input
 from seqdream.engines.reference_cache import ReferenceLatents
 
@@ -146,6 +147,17 @@ def pick_dtype(requested: str, device: str) -> torch.dtype:
     return torch.bfloat16 if device == "cpu" and cpu_has_native_bfloat16() else torch.float32
 
 
+def _with_cause(exc: BaseException) -> str:
+    """A loader's message and, where it adds something, the first line of what started it: diffusers'
+    "unable to load weights" says which file, the first error in its chain what is wrong with it."""
+    text, first, seen = str(exc).strip(), exc, {id(exc)}
+    while (earlier := first.__cause__ or first.__context__) is not None and id(earlier) not in seen:
+        seen.add(id(earlier))
+        first = earlier
+    reason = one_line(first) if first is not exc else ""
+    return f"{text} ({reason})" if reason and reason not in text else text
+
+
 class Flux2KleinEngine:
     name = "flux2-klein"
 
@@ -161,10 +173,11 @@ class Flux2KleinEngine:
         self.device = pick_device(options.device)
         self.dtype = pick_dtype(options.dtype, self.device)
         started = time.perf_counter()
+        check_folder(options.model)
         try:
             pipeline = Flux2KleinPipeline.from_pretrained(options.model, dtype=self.dtype)
-        except (OSError, ValueError) as exc:
-            raise EngineError(f"could not load model {options.model!r}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - a folder that does not load, whatever the loader raises
+            raise EngineError(f"could not load model {options.model!r}: {_with_cause(exc)}") from exc
         self.pipeline = pipeline.to(self.device)
         self.pipeline.set_progress_bar_config(disable=True)
         # Compiled CPU kernels are built for one thread count: a compiled engine keeps its own.

@@ -21,3 +21,26 @@ def model_defaults(model: str) -> dict[str, Any]:
         return dict(json.loads(defaults_file.read_text()))
     except ValueError as exc:
         raise EngineError(f"{defaults_file} is not valid JSON: {exc}") from exc
+
+
+def check_folder(model: str) -> None:
+    """A model that can only be a path is a folder, and a local model folder holds every part its
+    model_index.json names (diffusers, missing one, reports a config.json absent from the folder
+    itself). A hub id ("org/name") is left to the loader."""
+    folder = Path(model)
+    if not folder.is_dir() and (model.startswith(("/", ".", "~")) or model.count("/") > 1):
+        raise EngineError(f"could not load model {model!r}: no such folder")
+    index = folder / "model_index.json"
+    if not index.is_file():
+        return
+    try:
+        parts = dict(json.loads(index.read_text()))
+    except (ValueError, TypeError):
+        return  # not JSON, or not an object: the loader says what is wrong with it
+    named = [name for name, value in parts.items() if isinstance(value, list) and any(value)]  # [library, class]
+    missing = [name for name in named if not (folder / name).is_dir()]
+    if missing:
+        raise EngineError(
+            f"could not load model {model!r}: its model_index.json names {', '.join(missing)}, "
+            "which the folder lacks (copy the whole model folder)"
+        )
