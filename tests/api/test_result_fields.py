@@ -144,3 +144,5 @@ def test_seqdream_watch_follows_a_task_to_its_end(tmp_path, monkeypatch) -> None
     store.delete(second.id)  # it ends deleted: watching it exits 1
     assert CliRunner().invoke(cli, ["watch", second.id]).exit_code == 1
     assert CliRunner().invoke(cli, ["watch", "no-such-task"]).exit_code == 2
+    unknown = CliRunner().invoke(cli, ["watch", "x" * 5000])  # quoted cut short, as the API's 404 quotes it
+    assert unknown.exit_code == 2 and f"no task '{'x' * 64}…'" in unknown.output and len(unknown.output) < 200

@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 from seqdream.cli.common import open_services, parsed, read_settings
-from seqdream.numbers import day_span
+from seqdream.numbers import cut, day_span
 
 
 def watch(
@@ -26,7 +26,7 @@ def watch(
         while True:
             job = services.jobs.get(task) if len(task) <= 64 else None
             if job is None:
-                typer.echo(f"no task {task!r} in this service's database", err=True)
+                typer.echo(f"no task {cut(task, 64)!r} in this service's database", err=True)
                 raise typer.Exit(2)
             where = progress(job, *services.jobs.standing(job))
             line = _standing_line(job.status, where)
