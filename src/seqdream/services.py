@@ -194,7 +194,8 @@ class Services:
         }
         ready = database == "ok" and STORAGE.up
         if runs_workers:  # an API-only process serves without a model
-            checks["engine"] = self.engines.state
+            state, why = self.engines.state, self.engines.last_error
+            checks["engine"] = f"{state}: {why}" if state == "unavailable" and why else state  # as database's
             checks["workers_alive"] = pool.alive_count() if pool is not None else 0
             ready = ready and checks["engine"] == "ready" and checks["workers_alive"] > 0
         return {"status": "ready" if ready else "not ready", **checks}

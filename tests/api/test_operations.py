@@ -74,13 +74,18 @@ def test_liveness_and_readiness(server: LocalServer, tiny_model: Path, tmp_path:
         while True:
             try:
                 response = httpx.get(f"{broken.base_url}/health/ready", timeout=2)
-                if response.json().get("engine") == "unavailable":
+                if response.json().get("engine", "").startswith("unavailable"):
                     break
             except httpx.HTTPError:
                 pass
             assert time.monotonic() < deadline, "the broken server never reported its engine"
             time.sleep(0.2)
         assert response.status_code == 503 and response.json()["status"] == "not ready"
+        # Why, as the database's and storage's reasons are given: the engine's one line.
+        assert (
+            response.json()["engine"]
+            == f"unavailable: EngineError: could not load model '{tmp_path / 'no-model-here'}': no such folder"
+        )
         assert httpx.get(f"{broken.base_url}/health/live").status_code == 200
     finally:
         process.terminate()
