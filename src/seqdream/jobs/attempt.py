@@ -11,8 +11,6 @@ from PIL import Image
 
 from seqdream.cpu.parallel import parallel_map
 from seqdream.db import Job
-from seqdream.images.encode import encode_image
-from seqdream.images.label import add_watermark
 from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
 from seqdream.locations import output_key
@@ -61,17 +59,15 @@ class Attempt:
         def save(indexed: tuple[int, Image.Image]) -> str:
             index, image = indexed
             key = output_key(self.job.id, index, self.fmt, self.name)
-            data = encode_image(image, self.fmt, self.quality)
-            data = outlets.marker.sign(
-                data, self.fmt, model=self.job.model, task_id=self.job.id, index=index, ingredients=self.ingredients
-            )
+            data = outlets.marker.file(
+                image, self.fmt, self.quality,
+                model=self.job.model, task_id=self.job.id, index=index, ingredients=self.ingredients,
+            )  # fmt: skip
             outlets.blobs.put(key, data)
             return key
 
         def on_images(start: int, images: list[Image.Image]) -> None:
-            if self.request.watermark:
-                images = parallel_map(add_watermark, images)
-            images = parallel_map(lambda image: outlets.marker.watermark(image, self.inputs), images)
+            images = outlets.marker.mark(images, self.inputs, visible=self.request.watermark)
             flags = parallel_map(outlets.detector.is_nsfw, images)
             self.keys.extend(parallel_map(save, enumerate(images, start)))
             self.flags.extend(flags)

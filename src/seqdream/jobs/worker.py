@@ -295,10 +295,7 @@ class Worker:
             policy=self.fetch_policy,
             limits=reference_limits(self.settings),
         )
-        ingredients = [
-            Ingredient(loaded.data, Image.MIME.get(str(loaded.image.format), "application/octet-stream"))
-            for loaded in references
-        ]
+        ingredients = [Ingredient.of(loaded.data, loaded.image) for loaded in references]
         images = [loaded.image for loaded in references]
         return plan_job(request, job.seed, images, engine.frame_prompt), ingredients
 

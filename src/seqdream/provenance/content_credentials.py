@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import c2pa
+from PIL import Image
 
 from seqdream import __version__
 from seqdream.provenance.credentials import SigningIdentity
@@ -27,6 +28,11 @@ _ALGORITHMS = {name.lower(): member for name, member in c2pa.C2paSigningAlg.__me
 class Ingredient:
     data: bytes  # the reference as it was received
     mime: str
+
+    @classmethod
+    def of(cls, data: bytes, image: Image.Image) -> Ingredient:
+        """A reference as received and as decoded (its format names its type)."""
+        return cls(data, Image.MIME.get(str(image.format), "application/octet-stream"))
 
 
 class ContentCredentials:

@@ -10,6 +10,9 @@ import c2pa
 from PIL import Image
 
 from seqdream.config import Settings
+from seqdream.cpu.parallel import parallel_map
+from seqdream.images.encode import encode_image
+from seqdream.images.label import add_watermark
 from seqdream.provenance import credentials, watermark
 from seqdream.provenance.content_credentials import ContentCredentials, Ingredient
 
@@ -64,3 +67,25 @@ class Marker:
         if self.credentials is None:
             return data
         return self.credentials.sign(data, fmt, model=model, task_id=task_id, index=index, ingredients=ingredients)
+
+    def mark(self, images: list[Image.Image], inputs: str, *, visible: bool = False) -> list[Image.Image]:
+        """A batch of outputs' pixels as they are delivered: the visible label when the request asks for
+        it, then this service's invisible watermark (a worker's tasks and `seqdream generate` alike)."""
+        if visible:
+            images = parallel_map(add_watermark, images)
+        return parallel_map(lambda image: self.watermark(image, inputs), images)
+
+    def file(
+        self,
+        image: Image.Image,
+        fmt: str,
+        quality: int,
+        *,
+        model: str,
+        task_id: str,
+        index: int,
+        ingredients: list[Ingredient],
+    ) -> bytes:
+        """An output's file: encoded in `fmt`, with the signed manifest in it."""
+        data = encode_image(image, fmt, quality)
+        return self.sign(data, fmt, model=model, task_id=task_id, index=index, ingredients=ingredients)
