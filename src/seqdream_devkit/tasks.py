@@ -350,6 +350,7 @@ def sequence(
     held: bool | str | None = False,
     frame_template: str = FRAME_PROMPT,
     references: int = 0,
+    free_start: bool = False,
 ) -> list[Example]:
     """A group: frame 1 from the prompt alone, frame k from the prompt and frame 1, each frame's
     prompt worded by the planner with `frame_template` (as the model being trained declares it).
@@ -361,6 +362,11 @@ def sequence(
     With `references` (1-MAX_REFERENCES), the group is of "the object from image K": image K holds
     one object, whose kind and colour every frame takes (the others are distractors); every frame
     is drawn from those images, the later ones from frame 1 too, as the engine orders them.
+
+    `free_start`: a recolouring group whose prompt names no colour starts anywhere on the cycle, not
+    at its default. Only its later frames have one right answer (frame 1, given, says where the
+    cycle starts): for training them to step on from the colour frame 1 has, as a group of image K's
+    object must. Without it, the same draws as before it existed.
     """
     motion = motion or rng.choice(MOTIONS)
     count = count or rng.randint(2, MAX_GROUP)
@@ -368,7 +374,8 @@ def sequence(
     background = rng.choice(BACKGROUNDS) if form.names_background else DEFAULT_BACKGROUND
     kind = rng.choice(KINDS)
     cycle = recolour_cycle(background)
-    colour = rng.choice(cycle) if form.names_colour or motion != "recolouring" or references else cycle[0]
+    named = form.names_colour or motion != "recolouring" or references or free_start
+    colour = rng.choice(cycle) if named else cycle[0]
     margin = SIZES["small"] * CANVAS / 2 + 2
     # Every motion is on the canvas's middle line: a target that depends on an unnamed choice
     # teaches an under-trained model to draw all choices at once.

@@ -286,6 +286,23 @@ def test_sequences_progress_and_stay_consistent(motion: str) -> None:
         assert len({(item.thing.kind, item.thing.colour) for item in objects}) == 1
 
 
+def test_a_free_start_lets_an_unnamed_recolouring_start_anywhere_and_changes_nothing_else() -> None:
+    """Training's later frames of plain recolouring groups may start where the prompt does not say
+    (frame 1, their reference, does); without free_start, every draw is as it was."""
+    starts: dict[bool, set[str]] = {True: set(), False: set()}
+    for free in (True, False):
+        rng = random.Random(5)
+        for _ in range(80):
+            frames = sequence(rng, "recolouring", count=3, free_start=free)
+            if not any(colour in frames[0].group_prompt.lower() for colour in COLOUR_CYCLE):
+                starts[free].add(parse(frames[0].target).things[0].colour)
+                assert all(frame.references == (frames[0].target,) for frame in frames[1:])  # frame 1 says where
+    assert starts[False] == {"red"} and len(starts[True]) >= 4, starts
+    for motion in ("moving", "growing"):  # a colour is always drawn for these: the same draws
+        drawn = [[f.prompt for f in sequence(random.Random(9), motion, free_start=free)] for free in (True, False)]
+        assert drawn[0] == drawn[1]
+
+
 @pytest.mark.parametrize("motion", ["moving", "growing", "recolouring"])
 def test_groups_of_the_object_from_a_reference_take_its_kind_and_colour(motion: str) -> None:
     rng = random.Random(f"refs/{motion}")
