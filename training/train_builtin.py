@@ -133,6 +133,9 @@ MARKED_MIX = {"remove": 0.4, "recolour": 1.0, "move": 2.5}
 # shape as a blob (8 of 20 held-out moves), so some moves ask for the copy alone, nothing to choose.
 MARKED_OBJECTS = {"remove": (2, 3), "recolour": (2, 3), "move": (1, 3)}
 TONE_MIX = {"swap": 2.0, "all": 0.5, "mono": 0.3}
+# Leg 32's swap misses (12 of 40) recoloured a third object of a swapped object's colour as well, or
+# instead: from leg 33 half the swaps have such an object, which keeps its colour.
+TONE_CONFUSERS = 0.5
 # Recolour, resize and move misses pick the wrong object (leg 16: every recolour miss), which only a
 # scene of several objects can teach: this share of their one-object scenes is drawn again.
 BINDING_EDITS = ("recolour", "resize", "move")
@@ -382,7 +385,8 @@ def sample_batch(rng: random.Random, task: str, batch: int):  # type: ignore[no-
             kind = rng.choices(list(MARKED_MIX), weights=list(MARKED_MIX.values()))[0]
             examples.append(tasks.marked_edit(rng, kind, objects=MARKED_OBJECTS[kind]))
         elif task == "tone":
-            examples.append(tasks.tone_edit(rng, rng.choices(list(TONE_MIX), weights=list(TONE_MIX.values()))[0]))
+            kind = rng.choices(list(TONE_MIX), weights=list(TONE_MIX.values()))[0]
+            examples.append(tasks.tone_edit(rng, kind, confusers=TONE_CONFUSERS))
         elif task == "sequence_ref":  # one reference count per batch, as for compose_many
             given = rng.randint(*tasks.GROUP_REFERENCES)
             first = rng.random() < TASK_MIX["sequence_first"] / (TASK_MIX["sequence"] + TASK_MIX["sequence_first"])
@@ -536,7 +540,8 @@ def main(argv: list[str] | None = None) -> None:
            "task_mix": TASK_MIX, "edit_mix": EDIT_MIX,
            "compose_many_mix": COMPOSE_MANY_MIX, "pick_left_behind": list(PICK_LEFT_BEHIND),
            "pick_confusers": PICK_CONFUSERS,
-           "marked_mix": MARKED_MIX, "marked_objects": MARKED_OBJECTS, "tone_mix": TONE_MIX,
+           "marked_mix": MARKED_MIX, "marked_objects": MARKED_OBJECTS,
+           "tone_mix": TONE_MIX, "tone_confusers": TONE_CONFUSERS,
            "motion_mix": MOTION_MIX, "free_start_share": FREE_START_SHARE,
            "frame_prompt": FRAME_PROMPT, "late_frame_share": LATE_FRAME_SHARE,
            "early_growing_share": EARLY_GROWING_SHARE,

@@ -167,23 +167,32 @@ def marked_edit(
     return Example(f"marked-{kind}", prompt, (render_marked(source, old),), render(target), target, source=source)
 
 
-def tone_edit(rng: random.Random, kind: str | None = None, *, held: bool | str | None = False) -> Example:
+def tone_edit(
+    rng: random.Random, kind: str | None = None, *, held: bool | str | None = False, confusers: float = 0.0
+) -> Example:
     """A colour-tone edit of the whole picture, one of TONE_EDITS:
 
     swap: two objects of different colours exchange their colours;
     all:  every object takes one named colour (the background stays);
     mono: black and white: every object black on a white background.
+
+    A share `confusers` of swaps has a third object of one swapped object's colour, which keeps its
+    colour (a swap is of two objects, not of two colours). Without it, the same draws as before it.
     """
     kind = kind or rng.choice(TONE_EDITS)
+    confused = kind == "swap" and bool(confusers) and rng.random() < confusers
     while True:
-        source = random_scene(rng, count=rng.randint(2, 3))
-        made = _tone(rng, kind, source, held)
+        source = random_scene(rng, count=3 if confused else rng.randint(2, 3))
+        made = _tone(rng, kind, source, held, confused)
         if made is not None:
-            prompt, target = made
+            prompt, source, target = made
             return Example(f"tone-{kind}", prompt, (render(source),), render(target), target, source=source)
 
 
-def _tone(rng: random.Random, kind: str, source: Scene, held: bool | str | None) -> tuple[str, Scene] | None:
+def _tone(
+    rng: random.Random, kind: str, source: Scene, held: bool | str | None, confused: bool = False
+) -> tuple[str, Scene, Scene] | None:
+    """(prompt, source, target) of a tone edit of `source` (a confused swap recolours its third object first)."""
     things = list(source.things)
     if kind == "swap":
         indices = itertools.combinations(range(len(things)), 2)
@@ -191,18 +200,22 @@ def _tone(rng: random.Random, kind: str, source: Scene, held: bool | str | None)
         if not pairs:
             return None
         i, j = rng.choice(pairs)
+        if confused:  # the third object takes one swapped object's colour, and keeps it
+            (k,) = set(range(len(things))) - {i, j}
+            things[k] = replace(things[k], colour=rng.choice((things[i].colour, things[j].colour)))
+            source = source.with_things(things)
         first, second = things[i], things[j]
         things[i], things[j] = replace(first, colour=second.colour), replace(second, colour=first.colour)
         prompt = wording.tone_instruction(kind, rng, names=(first, second), scene=source, held=held)
-        return prompt, source.with_things(things)
+        return prompt, source, source.with_things(things)
     if kind == "all":
         colours = [c for c in COLOURS if c != source.background and any(t.colour != c for t in things)]
         colour = rng.choice(colours)
         target = source.with_things([replace(thing, colour=colour) for thing in things])
-        return wording.tone_instruction(kind, rng, value=colour, held=held), target
+        return wording.tone_instruction(kind, rng, value=colour, held=held), source, target
     if kind == "mono":
         target = Scene("white", tuple(replace(thing, colour="black") for thing in things))
-        return (wording.tone_instruction(kind, rng, held=held), target) if target != source else None
+        return (wording.tone_instruction(kind, rng, held=held), source, target) if target != source else None
     raise ValueError(f"unknown tone edit {kind!r}")
 
 

@@ -233,6 +233,24 @@ def test_tone_edits_change_colours_only_as_the_prompt_says(kind: str) -> None:
                 assert target.background == "white" and {t.colour for t in target.things} == {"black"}
 
 
+def test_a_confused_swap_has_a_third_object_of_a_swapped_colour_which_keeps_it() -> None:
+    """Training's swaps beside an object of the same colour: only the two named objects change."""
+    rng = random.Random("confused")
+    for _ in range(30):
+        example = tone_edit(rng, "swap", confusers=1.0)
+        source, target = parse(example.references[0]), parse(example.target)
+        assert source == example.source and target == example.scene and len(source.things) == 3
+        changed = [s for s, t in zip(source.things, target.things, strict=True) if s.colour != t.colour]
+        (kept,) = [s for s in source.things if s not in changed]
+        assert kept.colour in {thing.colour for thing in changed}, example.prompt  # it shares one's colour
+        assert kept in target.things  # and keeps it
+        names = [
+            f"the {t.kind}" in example.prompt.lower() or f"{t.colour} {t.kind}" in example.prompt.lower()
+            for t in changed
+        ]
+        assert all(names), example.prompt
+
+
 def test_composition_takes_objects_and_background_from_different_images() -> None:
     example = compose(random.Random(3))
     first, second = (parse(image) for image in example.references)
