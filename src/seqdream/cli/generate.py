@@ -30,8 +30,8 @@ def generate(
     out: Path = typer.Option(Path("."), "--out", "-o", metavar="DIR", file_okay=False, help="Folder for the images."),
     model: str | None = typer.Option(None, metavar="MODEL", help="Model id or local folder [SEQDREAM_MODEL]."),
 ) -> None:
-    """Generate images locally, without a server, with a progress bar. The images carry the marks a
-    worker's outputs carry (the invisible watermark and the signed C2PA manifest, as configured)."""
+    """Generate images locally, without a server, with a progress bar. The images carry the marks the
+    service's outputs carry (its invisible watermark and signed C2PA manifest, as configured)."""
     import uuid
 
     from pydantic import ValidationError
