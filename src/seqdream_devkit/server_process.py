@@ -53,7 +53,9 @@ class ServerProcess:
             timeout=120,
         )
 
-    def start(self) -> ServerProcess:
+    def start(self, engine: tuple[str | None, ...] = ("ready", None)) -> ServerProcess:
+        """Started once /health reports its model in one of the `engine` states (None: no inline workers;
+        "unavailable" for a server whose model cannot be loaded)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.process = start_seqdream(
             ["serve", *self.serve_args], self.env, self.log_path, fresh=self.fresh, prefix=self.prefix
@@ -64,7 +66,7 @@ class ServerProcess:
                 raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
             try:
                 health = httpx.get(f"{self.base_url}/health", timeout=1).json()
-                if health.get("engine") in ("ready", None):  # None: no inline workers
+                if health.get("engine") in engine:
                     return self
             except httpx.HTTPError:
                 pass

@@ -377,6 +377,22 @@ def test_a_prompt_outside_the_models_words_shows_which_words(browser, builtin_se
     context.close()
 
 
+def test_a_model_that_cannot_be_loaded_is_said_on_the_page(browser, tmp_path: Path) -> None:
+    """Tasks wait in the queue while the model cannot be loaded: the page says so, and why."""
+    broken = LocalServer(tmp_path / "data", tmp_path / "no-model-here").start(engine=("unavailable",))
+    try:
+        context, page = open_playground(browser, broken)
+        wait_until(page, "document.querySelector('#engine-notice').textContent.includes('could not be loaded')")
+        text = page.text_content("#engine-notice")
+        assert "tasks wait in the queue" in text and f"'{tmp_path / 'no-model-here'}': no such folder" in text, text
+        assert page.is_visible("#engine-notice")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "playground-model-not-loaded.png"))
+        context.close()
+    finally:
+        broken.stop()
+
+
 def test_max_images_follows_the_count_the_prompt_asks_for(page) -> None:
     page.select_option("#model", "bytedance/seedream-v4/sequential")
     page.fill("#prompt", "a series of 4 images of a small red circle moving from left to right")

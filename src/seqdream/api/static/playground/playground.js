@@ -355,6 +355,20 @@ async function loadHistory() {
   }
 }
 
+// The model, as /health reports it: while it loads or could not be loaded, tasks wait in the queue and
+// the page says why, until it is ready (looked at again every 5 s).
+async function watchEngine() {
+  let health = null;
+  try { health = await (await fetch("/health")).json(); } catch { /* unreachable: a submit says so */ }
+  const engine = health ? health.engine : null;
+  const notice = $("engine-notice");
+  notice.textContent = engine === "unavailable"
+    ? `The model could not be loaded, so tasks wait in the queue (the service keeps trying): ${health.engine_error}`
+    : "The model is loading: tasks wait in the queue until it is ready.";
+  notice.hidden = engine !== "unavailable" && engine !== "loading";
+  if (!notice.hidden) setTimeout(watchEngine, 5000);
+}
+
 // ---- wiring --------------------------------------------------------------------------------
 function init() {
   $("api-key").value = sessionStorage.getItem(KEY_STORAGE) || "";
@@ -397,6 +411,7 @@ function init() {
   syncModelFields();
   loadExamples();
   loadHistory();
+  watchEngine();
 }
 
 init();
