@@ -35,8 +35,8 @@ def check_folder(model: str) -> None:
         return
     try:
         parts = dict(json.loads(index.read_text()))
-    except (ValueError, TypeError):
-        return  # not JSON, or not an object: the loader says what is wrong with it
+    except (OSError, ValueError, TypeError):
+        return  # unreadable, not JSON, or not an object: the loader says what is wrong with it
     named = [name for name, value in parts.items() if isinstance(value, list) and any(value)]  # [library, class]
     missing = [name for name in named if not (folder / name).is_dir()]
     if missing:
