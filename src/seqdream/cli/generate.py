@@ -37,7 +37,7 @@ def generate(
     from pydantic import ValidationError
 
     from seqdream.api.envelope import describe_validation_error
-    from seqdream.api.schemas import FIELD_RULES, EditSequentialRequest
+    from seqdream.api.schemas import FIELD_RULES, MODELS, EditSequentialRequest
     from seqdream.engines.base import EngineError
     from seqdream.jobs.planner import plan_job, resolve_seed
     from seqdream.jobs.request import JobRequest
@@ -69,13 +69,15 @@ def generate(
     plan = plan_job(job, used_seed, [picture for _, picture in references], engine.frame_prompt)  # as a worker plans
     with stopped_by(EngineError, 1):
         result = engine.generate(plan, _progress_reporter(plan.count))
-    # Marked as a worker marks a task's outputs; the manifest names this run as its task.
+    # Marked as a worker marks a task's outputs; the manifest names this run as its task, and as its
+    # model the API model whose request it checked its options with.
+    model_id = next(spec.id for spec in MODELS if spec.schema is EditSequentialRequest)
     ingredients = [Ingredient.of(data, picture) for data, picture in references]
-    images = marker.mark(result.images, job.inputs_key(MODEL, used_seed, [data for data, _ in references]))
+    images = marker.mark(result.images, job.inputs_key(model_id, used_seed, [data for data, _ in references]))
     task_id = uuid.uuid4().hex
     for index, picture in enumerate(images):
         name = f"seqdream-{used_seed}-{index + 1}.png"
-        data = marker.file(picture, "png", 0, model=MODEL, task_id=task_id, index=index, ingredients=ingredients)
+        data = marker.file(picture, "png", 0, model=model_id, task_id=task_id, index=index, ingredients=ingredients)
         try:
             folder.put(name, data)  # whole or not at all: a full disk leaves no half-written image
         except OSError as exc:
@@ -83,9 +85,6 @@ def generate(
             raise typer.Exit(1) from exc
         typer.echo(str(out / name))
     typer.echo(f"seed {used_seed}, {result.inference_ms} ms", err=True)
-
-
-MODEL = "bytedance/seedream-v4/edit-sequential"  # what the manifest says made the images: the API model it runs as
 
 
 def _read_references(paths: list[Path], settings: Settings) -> list[tuple[bytes, Image.Image]]:

@@ -360,13 +360,13 @@ async function loadHistory() {
 async function watchEngine() {
   let health = null;
   try { health = await (await fetch("/health")).json(); } catch { /* unreachable: a submit says so */ }
-  const engine = health ? health.engine : null;
-  const notice = $("engine-notice");
-  notice.textContent = engine === "unavailable"
-    ? `The model could not be loaded, so tasks wait in the queue (the service keeps trying): ${health.engine_error}`
-    : "The model is loading: tasks wait in the queue until it is ready.";
-  notice.hidden = engine !== "unavailable" && engine !== "loading";
-  if (!notice.hidden) setTimeout(watchEngine, 5000);
+  const said = !health ? null : {
+    unavailable: `The model could not be loaded, so tasks wait in the queue (the service keeps trying): ${health.engine_error}`,
+    loading: "The model is loading: tasks wait in the queue until it is ready.",
+  }[health.engine];
+  $("engine-notice").textContent = said || "";
+  $("engine-notice").hidden = !said;
+  if (said) setTimeout(watchEngine, 5000);
 }
 
 // ---- wiring --------------------------------------------------------------------------------
