@@ -113,6 +113,11 @@ def test_group_misses_name_each_way_a_group_fails() -> None:
     centre = (tasks.CANVAS / 2, tasks.CANVAS / 2)
     changed = tasks._frame(parse(truth[0]).background, other_kind, wanted.colour, centre, tasks.SIZES["small"])
     assert group_misses("moving", [*truth[:3], changed]) == {"kind"}
+    other_colour = next(
+        colour for colour in tasks.COLOUR_CYCLE if colour not in (wanted.colour, parse(truth[0]).background)
+    )
+    recoloured_frame = tasks._frame(parse(truth[0]).background, wanted.kind, other_colour, centre, tasks.SIZES["small"])
+    assert group_misses("moving", [*truth[:3], recoloured_frame]) == {"colour"}
     two = truth[1].copy()
     two.paste(changed.crop((16, 16, 48, 48)).resize((16, 16)), (0, 0))  # a second, smaller object
     assert "count" in group_misses("moving", [truth[0], two, *truth[2:]])

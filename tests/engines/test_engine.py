@@ -240,7 +240,7 @@ def _damage(folder: Path, how: str) -> None:
     ("how", "said"),
     [
         ("truncated weights", r"transformer/diffusion_pytorch_model.safetensors.*\(Error while deserializing header"),
-        ("empty weights", r"vae/diffusion_pytorch_model.safetensors"),
+        ("empty weights", r"vae/diffusion_pytorch_model.safetensors.*\(Error while deserializing header"),
         ("a config of the wrong type", r"'str' object cannot be interpreted as an integer"),
         ("a part missing", r"its model_index.json names transformer, which the folder lacks"),
     ],
