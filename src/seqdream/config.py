@@ -82,6 +82,7 @@ class Settings(BaseSettings):
 
     # Engine.
     engine: str = "flux2-klein"
+    engine_retry_s: float = Field(30.0, gt=0, le=3600)  # a model that failed to load is tried again this often
     model: str = DEFAULT_MODEL  # "builtin", a hub id or a local folder
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:[0-9]{1,2})?)$")  # cuda:N picks one GPU
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"

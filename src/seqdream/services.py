@@ -106,13 +106,19 @@ class Services:
         """The process's engine on `device`, loaded by the first worker that asks for it."""
         if device not in self._engine_holders:
             settings = self.settings.model_copy(update={"device": device})
-            self._engine_holders[device] = EngineHolder(lambda: build_engine(settings))
+            self._engine_holders[device] = EngineHolder(lambda: build_engine(settings), settings.engine_retry_s)
         return self._engine_holders[device]
 
     @property
     def engines(self) -> EngineHolder:
         """The engine of this process's first worker (the only one unless workers span GPUs)."""
         return next(iter(self._engine_holders.values()), None) or self.engine_holder(self.settings.device)
+
+    def engine_unavailable(self) -> bool:
+        """Whether this process's workers cannot run tasks: every engine it tried to load failed (an
+        API-only process loads none, so it cannot tell, and says False)."""
+        holders = self._engine_holders.values()
+        return bool(holders) and all(holder.state == "unavailable" for holder in holders)
 
     @property
     def vocabulary(self) -> frozenset[str] | None:

@@ -98,6 +98,53 @@ def test_a_queued_task_says_its_place_in_the_queue(app_client) -> None:  # type:
     assert all("queue_position" not in item for item in listed)  # listings stay cheap
 
 
+def test_a_task_waiting_on_a_model_that_cannot_be_loaded_says_so(tiny_model, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """While the model cannot be loaded a queued task says it waits (without the server's path); once the
+    model is there it is loaded on the next try, the task runs and the warning goes. A process that
+    runs no workers loads no model, so it cannot tell and says nothing."""
+    import shutil
+    import time
+
+    from seqdream.api.app import create_app
+    from seqdream.config import Settings
+    from seqdream.jobs.presentation import ENGINE_UNAVAILABLE
+
+    model = tmp_path / "model"  # not there yet
+    route, body = "/api/v3/bytedance/seedream-v4", {"prompt": "a red circle", "size": "1024*1024"}
+    api_only = Settings(data_dir=tmp_path / "api", model=str(model), inline_workers=0)
+    with TestClient(create_app(api_only)) as client:
+        client.headers["Authorization"] = f"Bearer {client.app.state.seqdream.services.keys.create('t').secret}"  # type: ignore[attr-defined]
+        task = client.post(route, json=body).json()["data"]
+        assert "warnings" not in client.get(f"/api/v3/predictions/{task['id']}/result").json()["data"]
+
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        model=str(model),
+        inline_workers=1,
+        engine_retry_s=0.2,
+        native_resolution=64,
+        max_sequence_length=64,
+        threads_follow_load=False,
+    )  # small renders
+    with TestClient(create_app(settings)) as client:
+        client.headers["Authorization"] = f"Bearer {client.app.state.seqdream.services.keys.create('t').secret}"  # type: ignore[attr-defined]
+        task = client.post(route, json=body).json()["data"]
+        result = f"/api/v3/predictions/{task['id']}/result"
+        deadline = time.monotonic() + 30
+        while ENGINE_UNAVAILABLE not in (data := client.get(result).json()["data"]).get("warnings", []):
+            assert time.monotonic() < deadline, f"a task waiting on a model that cannot load never said so: {data}"
+            time.sleep(0.05)
+        assert data["status"] == "created" and data["queue_position"] == 0 and str(model) not in str(data)
+        assert ENGINE_UNAVAILABLE in client.post(route, json=body).json()["data"]["warnings"]  # a submit says it too
+
+        shutil.copytree(tiny_model, model)  # the model arrives: loaded on the next try
+        deadline = time.monotonic() + 60
+        while (data := client.get(result).json()["data"])["status"] != "completed":
+            assert data["status"] in ("created", "processing") and time.monotonic() < deadline, data
+            time.sleep(0.05)
+        assert "warnings" not in data
+
+
 def test_a_running_group_says_how_many_images_are_stored(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from seqdream.db import Database, migrate
     from seqdream.jobs.presentation import present

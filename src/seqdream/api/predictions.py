@@ -26,12 +26,13 @@ def shown(
     services: Services, job: Job, base: str, *, as_urls: bool = False, standing: bool = True, preview: bool = False
 ) -> dict[str, Any]:
     """A task as every WaveSpeed route shows it: with `warnings` when its prompt steps outside the
-    model's words, and where it stands (its place in the queue, its ETA: not in listings, nor in the
-    answer to a submit, which a client follows by polling)."""
+    model's words or it waits on a model this process cannot load, and where it stands (its place in
+    the queue, its ETA: not in listings, nor in the answer to a submit, which a client follows by
+    polling)."""
     asked = standing and not as_urls and JobStatus(job.status).is_active
     position, eta = services.jobs.standing(job) if asked else (None, None)
     return present(job, base, services.blobs, as_urls=as_urls, vocabulary=services.vocabulary, queue_position=position,
-                   eta_s=eta, preview=preview)  # fmt: skip
+                   eta_s=eta, preview=preview, engine_unavailable=services.engine_unavailable())  # fmt: skip
 
 
 def _create_job(

@@ -42,5 +42,5 @@ class EngineHolder:
                 except Exception as exc:  # noqa: BLE001 - any load failure keeps jobs queued
                     self.last_error = f"{type(exc).__name__}: {exc}"
                     self._next_try = time.monotonic() + self._retry_s
-                    log.error("engine failed to load (retrying in %.0fs): %s", self._retry_s, exc)
+                    log.error("engine failed to load (retrying in %gs): %s", self._retry_s, exc)
             return self._engine

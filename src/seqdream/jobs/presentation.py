@@ -38,6 +38,14 @@ def output_urls(job: Job, base: str, blobs: BlobStore, *, as_urls: bool = False)
     return encoded
 
 
+# Why a queued task does not start, in words for any caller: the load error itself (a server path)
+# is the operator's, on /health/ready and in the log.
+ENGINE_UNAVAILABLE = (
+    "the model cannot be loaded at present, so this task waits in the queue; it starts once the model "
+    "loads (the service's /health/ready and log say why)"
+)
+
+
 def request_warnings(request: JobRequest, vocabulary: frozenset[str] | None) -> list[str]:
     """What a task's answer points out about its request: a prompt asking for more images than
     `max_images` allows (the contract's default is 1), and words outside the model's vocabulary."""
@@ -79,12 +87,16 @@ def present(
     queue_position: int | None = None,
     eta_s: float | None = None,
     preview: bool = False,
+    engine_unavailable: bool = False,
 ) -> dict[str, Any]:
     """`as_urls` lists URLs even for base64 tasks (history listings stay small). With the model's
-    `vocabulary`, a prompt that steps outside it gets `warnings`; a queued task its `queue_position`,
-    a running one `images_done` of `images_total` and its `step` of `steps`, either its `eta_s`
-    (extension fields SDKs ignore)."""
+    `vocabulary`, a prompt that steps outside it gets `warnings`, as does a queued task while the
+    model cannot be loaded (`engine_unavailable`); a queued task its `queue_position`, a running one
+    `images_done` of `images_total` and its `step` of `steps`, either its `eta_s` (extension fields
+    SDKs ignore)."""
     warnings = request_warnings(JobRequest.of(job.request), vocabulary)
+    if engine_unavailable and job.status == JobStatus.CREATED.value:
+        warnings.append(ENGINE_UNAVAILABLE)
     return (
         {
             "id": job.id,
