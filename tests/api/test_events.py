@@ -75,6 +75,27 @@ def test_progress_events_carry_the_step_and_an_estimate_once_the_model_was_measu
     assert "eta_s" not in events[-1][2]  # ended: nothing left to wait for
 
 
+def test_a_task_waiting_on_a_model_that_cannot_be_loaded_says_so_in_its_stream(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from seqdream.jobs.presentation import ENGINE_UNAVAILABLE
+
+    broken = LocalServer(tmp_path / "data", tmp_path / "no-model-here").start(engine=("unavailable",))
+    try:
+        with broken.client() as client:
+            job_id = client.post(SEQUENTIAL, json={"prompt": "a red circle"}).json()["data"]["id"]
+            with client.stream("GET", f"/api/v3/predictions/{job_id}/events") as r:
+                lines = []
+                for line in r.iter_lines():  # the first event; the task never starts
+                    if not line:
+                        break
+                    lines.append(line)
+        fields = dict(line.partition(": ")[::2] for line in lines)
+        data = json.loads(fields["data"])
+        assert (fields["event"], fields["id"]) == ("queued", "queued-0")
+        assert data["warnings"] == [ENGINE_UNAVAILABLE] and data["queue_position"] == 0
+    finally:
+        broken.stop()
+
+
 def test_someone_elses_task_has_no_stream(server: LocalServer) -> None:
     other = server.cli("keys", "create", "--name", "other").stdout.strip()
     with server.client() as client:

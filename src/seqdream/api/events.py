@@ -1,6 +1,7 @@
 """`GET /api/v3/predictions/{id}/events`: a task's progress as server-sent events, until it ends.
 
-Events: `queued` (its place in the fair queue and `eta_s`, when the place changes), `started`,
+Events: `queued` (its place in the fair queue and `eta_s`, when the place changes; `warnings` while
+it waits on a model this process cannot load, again when that changes), `started`,
 `progress` (images stored of those it will make, the current batch's denoising `step` of `steps`,
 `eta_s`; with `?previews=true` a small picture, `preview`, where the model makes them; as they
 change, at most as often as the worker records them), `image` (index and URL of each image as it is
@@ -28,7 +29,7 @@ from seqdream.api.predictions import own_job, shown
 from seqdream.api.state import running
 from seqdream.db import JobStatus
 from seqdream.dependencies import is_database_outage
-from seqdream.jobs.presentation import progress
+from seqdream.jobs.presentation import ENGINE_UNAVAILABLE, progress
 from seqdream.locations import output_url
 from seqdream.services import Services
 
@@ -85,14 +86,16 @@ async def _stream(
     base = base_url(request)
     sent_images = _seen_images(last_event_id)
     started = last_event_id == "started" or sent_images > 0
-    position: int | None = None
+    queued_as: tuple[int | None, bool] | None = None  # place in the queue, and whether it waits on a model that cannot load
     reported: tuple[int, int | None, str | None] | None = None  # images, steps and preview of the last progress
     async for job in follow(services, running(request.app).job_events, job_id, FOLLOW_S):
         if job.status == JobStatus.CREATED.value:
             now, eta = await run_in_threadpool(services.jobs.standing, job)
-            if now != position:
-                position = now
-                yield sse("queued", {"id": job_id, **progress(job, now, eta)}, f"queued-{now}")
+            waiting = services.engine_unavailable()
+            if (now, waiting) != queued_as:
+                queued_as = (now, waiting)
+                said = {"warnings": [ENGINE_UNAVAILABLE]} if waiting else {}
+                yield sse("queued", {"id": job_id, **progress(job, now, eta), **said}, f"queued-{now}")
             continue
         if not started:
             started = True
