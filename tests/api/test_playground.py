@@ -386,6 +386,10 @@ def test_a_model_that_cannot_be_loaded_is_said_on_the_page(browser, tmp_path: Pa
         text = page.text_content("#engine-notice")
         assert "tasks wait in the queue" in text and f"'{tmp_path / 'no-model-here'}': no such folder" in text, text
         assert page.is_visible("#engine-notice")
+        page.fill("#prompt", "a red circle")  # a task still queues, and says from its first poll that it waits
+        page.click("#submit")
+        wait_until(page, "document.querySelector('#warnings').textContent.includes('waits in the queue')")
+        assert page.is_visible("#warnings") and "no-model-here" not in page.text_content("#warnings")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "playground-model-not-loaded.png"))
         context.close()

@@ -265,7 +265,12 @@ function showResult(data, { keep = false } = {}) {
   $("meta-inference").textContent = `${data.timings.inference} ms`;
   $("meta-nsfw").textContent = data.has_nsfw_contents.some(Boolean) ? "flagged" : "none detected";
   if (data.status === "failed") showError(data.error || "The job failed.");
-  // A prompt with words the model does not know still runs; the task says which words (`warnings`).
+  showWarnings(data);
+}
+
+// What the task says of itself (`warnings`): words the model does not know (it still runs), or, while
+// queued, that it waits on a model that cannot be loaded. Shown from the first poll, kept up to date.
+function showWarnings(data) {
   $("warnings").textContent = (data.warnings || []).join(" ");
   $("warnings").hidden = !(data.warnings || []).length;
 }
@@ -274,6 +279,7 @@ async function poll(url) {
   const data = await api(`${new URL(url).pathname}?preview=true`);
   setStatus(data.status, data.id);
   showProgress(data);
+  showWarnings(data);
   if (["completed", "failed", "deleted"].includes(data.status)) {
     stopClock();
     $("cancel").hidden = true;
