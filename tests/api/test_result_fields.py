@@ -117,7 +117,7 @@ def test_a_task_waiting_on_a_model_that_cannot_be_loaded_says_so(tiny_model, tmp
         task = client.post(route, json=body).json()["data"]
         assert "warnings" not in client.get(f"/api/v3/predictions/{task['id']}/result").json()["data"]
 
-    settings = Settings(
+    settings = Settings(  # small renders, as the test servers make
         data_dir=tmp_path / "data",
         model=str(model),
         inline_workers=1,
@@ -125,7 +125,7 @@ def test_a_task_waiting_on_a_model_that_cannot_be_loaded_says_so(tiny_model, tmp
         native_resolution=64,
         max_sequence_length=64,
         threads_follow_load=False,
-    )  # small renders
+    )
     with TestClient(create_app(settings)) as client:
         client.headers["Authorization"] = f"Bearer {client.app.state.seqdream.services.keys.create('t').secret}"  # type: ignore[attr-defined]
         task = client.post(route, json=body).json()["data"]
@@ -147,7 +147,7 @@ def test_a_task_waiting_on_a_model_that_cannot_be_loaded_says_so(tiny_model, tmp
 
 def test_a_running_group_says_how_many_images_are_stored(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from seqdream.db import Database, migrate
-    from seqdream.jobs.presentation import present
+    from seqdream.jobs.presentation import ENGINE_UNAVAILABLE, present
     from seqdream.jobs.request import JobRequest
     from seqdream.jobs.store import JobStore
     from seqdream.storage import LocalBlobStore
@@ -158,8 +158,11 @@ def test_a_running_group_says_how_many_images_are_stored(tmp_path) -> None:  # t
     request = JobRequest(prompt="a series of 4 images of a red circle moving", size="1024*1024", max_images=14)
     job = store.create(model="m", request=request, seed=1, api_key_id=None)
     assert present(job, "http://x", blobs, queue_position=0)["queue_position"] == 0
+    assert present(job, "http://x", blobs, engine_unavailable=True)["warnings"] == [ENGINE_UNAVAILABLE]
     claimed = store.claim("w")
     assert claimed is not None
+    # Running (another process's worker took it): it waits on no model, whatever this process can load.
+    assert "warnings" not in present(store.get(job.id), "http://x", blobs, engine_unavailable=True)
     assert store.add_outputs(
         job.id, "w", outputs=["outputs/a/0.jpeg", "outputs/a/1.jpeg"], has_nsfw_contents=[False] * 2
     )

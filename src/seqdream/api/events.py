@@ -29,7 +29,7 @@ from seqdream.api.predictions import own_job, shown
 from seqdream.api.state import running
 from seqdream.db import JobStatus
 from seqdream.dependencies import is_database_outage
-from seqdream.jobs.presentation import ENGINE_UNAVAILABLE, progress
+from seqdream.jobs.presentation import progress, waiting_warnings
 from seqdream.locations import output_url
 from seqdream.services import Services
 
@@ -94,7 +94,7 @@ async def _stream(
             waiting = services.engine_unavailable()
             if (now, waiting) != queued_as:
                 queued_as = (now, waiting)
-                said = {"warnings": [ENGINE_UNAVAILABLE]} if waiting else {}
+                said = {"warnings": warned} if (warned := waiting_warnings(job, waiting)) else {}
                 yield sse("queued", {"id": job_id, **progress(job, now, eta), **said}, f"queued-{now}")
             continue
         if not started:

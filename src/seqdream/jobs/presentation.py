@@ -59,6 +59,11 @@ def request_warnings(request: JobRequest, vocabulary: frozenset[str] | None) -> 
     return warnings + vocabulary_warning(request.prompt, vocabulary)
 
 
+def waiting_warnings(job: Job, engine_unavailable: bool) -> list[str]:
+    """What a task's answer says of why it has not started: a queued task, while the model cannot be loaded."""
+    return [ENGINE_UNAVAILABLE] if engine_unavailable and job.status == JobStatus.CREATED.value else []
+
+
 def progress(job: Job, queue_position: int | None, eta_s: float | None = None, preview: bool = False) -> dict[str, Any]:
     """Where a task stands, as extension fields SDKs ignore: a queued one's place in the fair queue,
     a running one's images stored so far out of those it will make and the denoising step of its
@@ -94,9 +99,7 @@ def present(
     model cannot be loaded (`engine_unavailable`); a queued task its `queue_position`, a running one
     `images_done` of `images_total` and its `step` of `steps`, either its `eta_s` (extension fields
     SDKs ignore)."""
-    warnings = request_warnings(JobRequest.of(job.request), vocabulary)
-    if engine_unavailable and job.status == JobStatus.CREATED.value:
-        warnings.append(ENGINE_UNAVAILABLE)
+    warnings = request_warnings(JobRequest.of(job.request), vocabulary) + waiting_warnings(job, engine_unavailable)
     return (
         {
             "id": job.id,
