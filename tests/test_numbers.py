@@ -85,14 +85,18 @@ def test_days_are_strict_yyyy_mm_dd(text: str) -> None:
 
 def test_day_spans_at_the_calendars_ends_are_clamped_before_any_arithmetic() -> None:
     today = date(2026, 12, 6)
-    assert day_span(None, "9999-12-31", today, default_days=30, max_days=366) == (date(9999, 12, 1), LAST_DAY)
+    assert day_span(None, "9999-12-31", today, default_days=30, max_days=366) == (date(9999, 12, 2), LAST_DAY)
     assert day_span(None, "0001-01-01", today, default_days=30, max_days=366) == (FIRST_DAY, FIRST_DAY)
     assert day_span("0001-01-01", "0001-01-02", today, default_days=30, max_days=366) == (FIRST_DAY, FIRST_DAY)
     assert day_span(None, None, today, default_days=30, max_days=366) == (date(2026, 11, 7), today)
     with pytest.raises(BadValue, match="after"):
         day_span("2026-12-02", "2026-12-01", today, default_days=30, max_days=366)
-    with pytest.raises(BadValue, match="at most 366 days"):
+    # the message names the days as they were written, not as clamped
+    with pytest.raises(BadValue, match=r"at most 366 days \(0001-01-01 to 9999-12-31 is 3652059\)"):
         day_span("0001-01-01", "9999-12-31", today, default_days=30, max_days=366)
+    with pytest.raises(BadValue, match=r"0001-01-02 is after to \(0001-01-01\)"):
+        day_span("0001-01-02", "0001-01-01", today, default_days=30, max_days=366)
+    assert day_span(None, "0001-01-05", today, default_days=30, max_days=366) == (FIRST_DAY, FIRST_DAY)
 
 
 # Every number an HTTP route takes, each sent at the class's edges: 200 or a 400 that names the field.

@@ -128,8 +128,8 @@ def parse_weight(text: str) -> float:
 FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9999, 12, 30)
 
 
-def utc_day(text: str, name: str) -> date:
-    """A YYYY-MM-DD day (UTC) in ASCII digits, nothing before or after it; clamped to FIRST_DAY-LAST_DAY."""
+def _named_day(text: str, name: str) -> date:
+    """A YYYY-MM-DD day (UTC) in ASCII digits, nothing before or after it, as written."""
     match = _DAY.fullmatch(text.strip())
     try:
         day = date(*(int(part) for part in match.groups())) if match else None
@@ -137,18 +137,31 @@ def utc_day(text: str, name: str) -> date:
         day = None
     if day is None:
         raise BadValue(name, f"{shown(text)} is not a day of the form YYYY-MM-DD (UTC)")
+    return day
+
+
+def _clamped(day: date) -> date:
     return min(max(day, FIRST_DAY), LAST_DAY)
+
+
+def utc_day(text: str, name: str) -> date:
+    """A YYYY-MM-DD day (UTC) in ASCII digits, nothing before or after it; clamped to FIRST_DAY-LAST_DAY."""
+    return _clamped(_named_day(text, name))
 
 
 def day_span(start: str | None, end: str | None, today: date, *, default_days: int, max_days: int) -> tuple[date, date]:
     """(first, last) days of a query, both included: `end` defaults to today, `start` to `default_days`
-    before `end`; refused when `start` is after `end` or the span is longer than `max_days`."""
-    last = utc_day(end, "to") if end is not None else today
-    first = utc_day(start, "from") if start is not None else max(FIRST_DAY, last - timedelta(days=default_days - 1))
+    before `end`; refused when `start` is after `end` or the span is longer than `max_days`. The checks
+    and their messages use the days as written; the days returned are clamped."""
+    last = _named_day(end, "to") if end is not None else today
+    if start is not None:
+        first = _named_day(start, "from")
+    else:  # no earlier than year 1's first day, where date arithmetic ends
+        first = last - timedelta(days=min(default_days - 1, (last - date.min).days))
     if first > last:
         raise BadValue("from", f"{first} is after to ({last})")
     if (last - first).days >= max_days:
         raise BadValue(
             "from", f"a query spans at most {max_days} days ({first} to {last} is {(last - first).days + 1})"
         )
-    return first, last
+    return _clamped(first), _clamped(last)
