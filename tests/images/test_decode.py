@@ -4,6 +4,8 @@ no image, and every way Pillow can fail is an ImageInputError (a 4xx), never ano
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,25 @@ def test_pixels_past_the_limit_are_named_before_any_decoding() -> None:
     for read in (open_image, check_header):
         with pytest.raises(ImageInputError, match="is 12000x12000 pixels; the limit is 36000000"):
             read(buffer.getvalue(), **LIMITS)
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height, with no pixels after it (cheap at any size)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+def test_a_header_past_pillows_own_limit_names_the_services_limit() -> None:
+    """Past twice Pillow's MAX_IMAGE_PIXELS, Pillow refuses before the service's check: the message still
+    names the service's limit, not only Pillow's (178956970 pixels, which the service never takes)."""
+    data = _png_header(60000, 60000)
+    for read in (open_image, check_header):
+        with pytest.raises(ImageInputError, match=r"header claims 3600000000 pixels\); the limit is 36000000 pixels"):
+            read(data, **LIMITS)
 
 
 def test_an_image_in_an_accepted_format_reads_the_same_everywhere() -> None:

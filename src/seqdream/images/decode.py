@@ -69,7 +69,7 @@ _ACCEPTED = ", ".join(sorted(ACCEPTED_FORMATS))
 
 
 @contextmanager
-def _pillow() -> Iterator[None]:
+def _pillow(max_pixels: int | None = None) -> Iterator[None]:
     """Pillow at work on untrusted bytes: each way it can fail becomes an ImageInputError with a message
     safe to show (a bomb, an unknown format, a damaged file: a bad header, a chunk that inflates past
     Pillow's limits, a truncated stream). Pillow's warning of a possible bomb is not heeded: the
@@ -81,7 +81,10 @@ def _pillow() -> Iterator[None]:
     except ImageInputError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageInputError(f"was refused as a decompression bomb ({exc})") from exc
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow's message names the header's pixels
+        claims = f"its header claims {pixels[1]} pixels" if pixels else str(exc)
+        limit = f"; the limit is {max_pixels} pixels in all" if max_pixels else ""
+        raise ImageInputError(f"was refused as a decompression bomb ({claims}){limit}") from exc
     except UnidentifiedImageError as exc:
         raise ImageInputError(f"could not be decoded as an image (accepted formats: {_ACCEPTED})") from exc
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
@@ -103,7 +106,7 @@ def open_image(data: bytes, *, max_bytes: int, max_pixels: int, max_aspect: floa
     `max_aspect`, for references) shapes longer than that many times their width."""
     if len(data) > max_bytes:
         raise ImageInputError(f"is {len(data)} bytes; the limit is {max_bytes} bytes")
-    with _pillow():
+    with _pillow(max_pixels):
         image = Image.open(io.BytesIO(data))
         fmt = image.format
         if fmt not in ACCEPTED_FORMATS:
@@ -127,7 +130,7 @@ def check_header(data: bytes, *, max_bytes: int, max_pixels: int, max_aspect: fl
     """The size and shape limits of `open_image`, read from the header alone (no pixel is decoded)."""
     if len(data) > max_bytes:
         raise ImageInputError(f"is {len(data)} bytes; the limit is {max_bytes} bytes")
-    with _pillow(), Image.open(io.BytesIO(data)) as image:
+    with _pillow(max_pixels), Image.open(io.BytesIO(data)) as image:
         size = image.size
     _check_shape(size, max_pixels, max_aspect)
 
