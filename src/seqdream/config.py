@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     job_lease_s: float = Field(60.0, gt=0, le=DAY_S)  # a processing job silent this long is taken back
     job_max_attempts: int = Field(3, ge=1, le=100)
     poll_interval_s: float = Field(0.2, gt=0, le=60)
+    # How often a process that runs workers reports them in the database (gone after 4 silent beats).
+    worker_beat_s: float = Field(10.0, ge=0.1, le=600)
     shutdown_grace_s: float = Field(20.0, ge=0, le=DAY_S)  # on SIGINT/SIGTERM running jobs may finish this long
     # A job handed back after an outage runs again no sooner than this.
     storage_retry_s: float = Field(2.0, gt=0, le=3600)

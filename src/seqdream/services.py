@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from seqdream.auth.keys import KeyRing
 from seqdream.config import Settings
@@ -27,6 +28,7 @@ from seqdream.images.fetch import FetchPolicy
 from seqdream.jobs.batching import batch_size
 from seqdream.jobs.janitor import Janitor
 from seqdream.jobs.pool import WorkerPool
+from seqdream.jobs.presence import Presence, PresenceStore, engine_of, new_process_id, waiting_reason
 from seqdream.jobs.presentation import present
 from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
@@ -114,11 +116,41 @@ class Services:
         """The engine of this process's first worker (the only one unless workers span GPUs)."""
         return next(iter(self._engine_holders.values()), None) or self.engine_holder(self.settings.device)
 
-    def engine_unavailable(self) -> bool:
-        """Whether this process's workers cannot run tasks: every engine it tried to load failed (an
-        API-only process loads none, so it cannot tell, and says False)."""
-        holders = self._engine_holders.values()
-        return bool(holders) and all(holder.state == "unavailable" for holder in holders)
+    @cached_property
+    def process_id(self) -> str:
+        """This process, as its workers report themselves (`presence`)."""
+        return new_process_id()
+
+    @cached_property
+    def presence(self) -> PresenceStore:
+        """The processes that run workers, as each last reported itself (this one included)."""
+        return PresenceStore(self.db, self.settings.worker_beat_s)
+
+    def engine_state(self) -> tuple[str, str]:
+        """(state, error) of this process's engines as one: ready if any is, else loading, else unavailable."""
+        return engine_of((holder.state, holder.last_error) for holder in self._engine_holders.values())
+
+    def workers_seen(self) -> dict[str, int] | None:
+        """Worker threads of every process that runs them, by their model's state, as last reported
+        (None when the database cannot be read)."""
+        try:
+            seen = self.presence.sightings()
+        except SQLAlchemyError:
+            return None
+        states = ("ready", "loading", "unavailable")
+        return {state: sum(one.workers for one in seen if one.engine == state) for state in states}
+
+    def waiting_reason(self) -> str | None:
+        """Why a queued task cannot start now, in words for its caller, or None: no process runs workers,
+        or every one that does (this one included) cannot load its model. This process's own workers
+        are read live, the others from what they last reported; when those cannot be read, a process
+        without workers says nothing rather than guess."""
+        local = [holder.state for holder in self._engine_holders.values()]
+        try:
+            others = [seen for seen in self.presence.sightings() if seen.process != self.process_id]
+        except SQLAlchemyError:
+            others = None
+        return waiting_reason(local, others)
 
     @property
     def vocabulary(self) -> frozenset[str] | None:
@@ -162,7 +194,8 @@ class Services:
 
         devices = worker_devices(self.settings.device, count, torch.cuda.device_count())
         workers = [self.new_worker(device=device, wake=wake, on_finished=on_finished) for device in devices]
-        return WorkerPool(workers, grace_s=self.settings.shutdown_grace_s).start()
+        presence = Presence(self.presence, self.process_id, len(workers), self.engine_state)
+        return WorkerPool(workers, grace_s=self.settings.shutdown_grace_s, presence=presence).start()
 
     def listen(self, on_new_job: Callable[[], None], on_job_ended: Callable[[str], None]) -> Listener | None:
         """Cross-process wake-ups (PostgreSQL's LISTEN/NOTIFY); None on SQLite, where polling does it."""

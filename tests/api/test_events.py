@@ -76,7 +76,7 @@ def test_progress_events_carry_the_step_and_an_estimate_once_the_model_was_measu
 
 
 def test_a_task_waiting_on_a_model_that_cannot_be_loaded_says_so_in_its_stream(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from seqdream.jobs.presentation import ENGINE_UNAVAILABLE
+    from seqdream.jobs.presence import ENGINE_UNAVAILABLE
 
     broken = LocalServer(tmp_path / "data", tmp_path / "no-model-here").start(engine=("unavailable",))
     try:

@@ -86,12 +86,12 @@ async def _stream(
     base = base_url(request)
     sent_images = _seen_images(last_event_id)
     started = last_event_id == "started" or sent_images > 0
-    queued_as: tuple[int | None, bool] | None = None  # its place, and whether it waits on a model that cannot load
+    queued_as: tuple[int | None, str | None] | None = None  # its place, and why no worker can start it
     reported: tuple[int, int | None, str | None] | None = None  # images, steps and preview of the last progress
     async for job in follow(services, running(request.app).job_events, job_id, FOLLOW_S):
         if job.status == JobStatus.CREATED.value:
             now, eta = await run_in_threadpool(services.jobs.standing, job)
-            waiting = services.engine_unavailable()
+            waiting = await run_in_threadpool(services.waiting_reason)
             if (now, waiting) != queued_as:
                 queued_as = (now, waiting)
                 said = {"warnings": warned} if (warned := waiting_warnings(job, waiting)) else {}

@@ -26,13 +26,14 @@ def shown(
     services: Services, job: Job, base: str, *, as_urls: bool = False, standing: bool = True, preview: bool = False
 ) -> dict[str, Any]:
     """A task as every WaveSpeed route shows it: with `warnings` when its prompt steps outside the
-    model's words or it waits on a model this process cannot load, and where it stands (its place in
+    model's words or it is queued while no worker can start it, and where it stands (its place in
     the queue, its ETA: not in listings, nor in the answer to a submit, which a client follows by
     polling)."""
     asked = standing and not as_urls and JobStatus(job.status).is_active
     position, eta = services.jobs.standing(job) if asked else (None, None)
+    waiting = services.waiting_reason() if job.status == JobStatus.CREATED.value else None
     return present(job, base, services.blobs, as_urls=as_urls, vocabulary=services.vocabulary, queue_position=position,
-                   eta_s=eta, preview=preview, engine_unavailable=services.engine_unavailable())  # fmt: skip
+                   eta_s=eta, preview=preview, waiting=waiting)  # fmt: skip
 
 
 def _create_job(

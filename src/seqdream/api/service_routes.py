@@ -63,5 +63,6 @@ async def health(request: Request) -> dict[str, Any]:
         "jobs": await run_in_threadpool(state.services.jobs.counts),
         "engine": None if engines is None else engines.state,
         "engine_error": engines.last_error if engines else None,
+        "workers_seen": await run_in_threadpool(state.services.workers_seen),  # in every process, via the database
         "threads": thread_report(),
     }

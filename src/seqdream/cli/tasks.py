@@ -14,8 +14,9 @@ def watch(
     task: str = typer.Argument(..., metavar="TASK", help="The task's id (data.id of its submit)."),
     interval: float = typer.Option(0.5, metavar="SECONDS", min=0.05, max=60, help="How often to look."),
 ) -> None:
-    """Follow a task in the configured database until it ends: its place in the queue, then each image
-    as it is stored, then how it ended (exit status 0 when it completed, 1 otherwise)."""
+    """Follow a task in the configured database until it ends: its place in the queue (and why no worker
+    starts it, if none can), then each image as it is stored, then how it ended (exit status 0 when it
+    completed, 1 otherwise)."""
     import time
 
     from seqdream.db import JobStatus
@@ -29,7 +30,8 @@ def watch(
                 typer.echo(f"no task {cut(task, 64)!r} in this service's database", err=True)
                 raise typer.Exit(2)
             where = progress(job, *services.jobs.standing(job))
-            line = _standing_line(job.status, where)
+            waiting = services.waiting_reason() if job.status == JobStatus.CREATED.value else None
+            line = _standing_line(job.status, where) + (f": {waiting}" if waiting else "")
             if line != last:
                 typer.echo(line)
                 last = line

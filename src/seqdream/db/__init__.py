@@ -12,6 +12,7 @@ from seqdream.db.models import (
     UsageRecord,
     WebhookDelivery,
     WebhookSecret,
+    WorkerProcess,
 )
 
 __all__ = [
@@ -26,5 +27,6 @@ __all__ = [
     "UsageRecord",
     "WebhookDelivery",
     "WebhookSecret",
+    "WorkerProcess",
     "rows_changed",
 ]

@@ -1,5 +1,5 @@
 """Tables: jobs (the queue and its results), uploads, API keys with their limits, the webhook
-outbox, idempotency keys and the usage ledger.
+outbox, idempotency keys, the usage ledger and the processes that run workers.
 
 A change here needs a migration in `seqdream/db/migrations/versions` (`tests/db` checks that
 upgrading from the first schema gives exactly these tables)."""
@@ -210,3 +210,18 @@ class WebhookDelivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+
+class WorkerProcess(Base):
+    """A process that runs workers, as it last reported itself (`seqdream.jobs.presence`): how many
+    worker threads and whether its model is loaded. Removed when the process stops; a row whose
+    `seen_at` is old is of a process that was killed or cut off from the database."""
+
+    __tablename__ = "worker_processes"
+
+    id: Mapped[str] = mapped_column(String(96), primary_key=True)  # host:pid:random
+    workers: Mapped[int] = mapped_column(Integer)
+    engine: Mapped[str] = mapped_column(String(16))  # loading, ready, unavailable
+    engine_error: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

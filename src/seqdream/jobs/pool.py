@@ -8,6 +8,7 @@ import threading
 import time
 from contextlib import ExitStack
 
+from seqdream.jobs.presence import Presence
 from seqdream.jobs.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -23,9 +24,10 @@ class WorkerPool:
     interrupts them between denoising steps and hands them back to the queue: no job waits
     out its lease because this process stopped."""
 
-    def __init__(self, workers: list[Worker], grace_s: float = 20.0) -> None:
+    def __init__(self, workers: list[Worker], grace_s: float = 20.0, presence: Presence | None = None) -> None:
         self.workers = workers
         self.grace_s = grace_s  # what a stop signal announces; `shutdown` is given its own
+        self.presence = presence  # reports the workers in the database while they run
         self.stop = threading.Event()
         self.threads = [
             threading.Thread(target=worker.run, args=(self.stop,), name=f"worker-{index}", daemon=True)
@@ -35,6 +37,8 @@ class WorkerPool:
     def start(self) -> WorkerPool:
         for thread in self.threads:
             thread.start()
+        if self.presence is not None:
+            self.presence.start()
         threading.Thread(target=self._supervise, name="worker-supervisor", daemon=True).start()
         return self
 
@@ -97,6 +101,8 @@ class WorkerPool:
             deadline = time.monotonic() + HAND_BACK_WAIT_S  # the threads are daemons: exit without them
             for thread in self.threads:
                 thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if self.presence is not None:
+            self.presence.stop()
 
     def notice_deleted(self, job_id: str) -> None:
         """A job was deleted in this process: the worker running it stops at its next step."""

@@ -38,14 +38,6 @@ def output_urls(job: Job, base: str, blobs: BlobStore, *, as_urls: bool = False)
     return encoded
 
 
-# Why a queued task does not start, in words for any caller: the load error itself (a server path)
-# is the operator's, on /health/ready and in the log.
-ENGINE_UNAVAILABLE = (
-    "the model cannot be loaded at present, so this task waits in the queue; it starts once the model "
-    "loads (the service's /health/ready and log say why)"
-)
-
-
 def request_warnings(request: JobRequest, vocabulary: frozenset[str] | None) -> list[str]:
     """What a task's answer points out about its request: a prompt asking for more images than
     `max_images` allows (the contract's default is 1), and words outside the model's vocabulary."""
@@ -59,9 +51,10 @@ def request_warnings(request: JobRequest, vocabulary: frozenset[str] | None) -> 
     return warnings + vocabulary_warning(request.prompt, vocabulary)
 
 
-def waiting_warnings(job: Job, engine_unavailable: bool) -> list[str]:
-    """What a task's answer says of why it has not started: a queued task, while the model cannot be loaded."""
-    return [ENGINE_UNAVAILABLE] if engine_unavailable and job.status == JobStatus.CREATED.value else []
+def waiting_warnings(job: Job, waiting: str | None) -> list[str]:
+    """What a task's answer says of why it has not started: a queued task, while no worker can start
+    it (`waiting`: `Services.waiting_reason`, e.g. no worker runs or the model cannot be loaded)."""
+    return [waiting] if waiting and job.status == JobStatus.CREATED.value else []
 
 
 def progress(job: Job, queue_position: int | None, eta_s: float | None = None, preview: bool = False) -> dict[str, Any]:
@@ -92,14 +85,14 @@ def present(
     queue_position: int | None = None,
     eta_s: float | None = None,
     preview: bool = False,
-    engine_unavailable: bool = False,
+    waiting: str | None = None,
 ) -> dict[str, Any]:
     """`as_urls` lists URLs even for base64 tasks (history listings stay small). With the model's
-    `vocabulary`, a prompt that steps outside it gets `warnings`, as does a queued task while the
-    model cannot be loaded (`engine_unavailable`); a queued task its `queue_position`, a running one
+    `vocabulary`, a prompt that steps outside it gets `warnings`, as does a queued task that no worker
+    can start (`waiting`, the reason); a queued task its `queue_position`, a running one
     `images_done` of `images_total` and its `step` of `steps`, either its `eta_s` (extension fields
     SDKs ignore)."""
-    warnings = request_warnings(JobRequest.of(job.request), vocabulary) + waiting_warnings(job, engine_unavailable)
+    warnings = request_warnings(JobRequest.of(job.request), vocabulary) + waiting_warnings(job, waiting)
     return (
         {
             "id": job.id,
