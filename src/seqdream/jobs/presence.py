@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -45,7 +45,9 @@ NO_WORKER = (
 
 
 def new_process_id() -> str:
-    return f"{socket.gethostname()[:64]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    """host:pid:random, for a worker (`jobs.worker_id`, 64 characters) and a process alike: the host
+    name is cut so the whole fits."""
+    return f"{socket.gethostname()[:48]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,6 @@ class Sighting:
     process: str
     workers: int
     engine: str  # loading, ready, unavailable
-    seen_at: datetime
 
 
 def engine_of(states: Iterable[tuple[str, str | None]]) -> tuple[str, str]:
@@ -109,7 +110,7 @@ class PresenceStore:
         since = utcnow() - timedelta(seconds=STALE_BEATS * self.beat_s)
         with self.db.session() as session:
             rows = session.scalars(select(WorkerProcess).where(WorkerProcess.seen_at >= since)).all()
-            seen = [Sighting(row.id, row.workers, row.engine, row.seen_at) for row in rows]
+            seen = [Sighting(row.id, row.workers, row.engine) for row in rows]
         with self._lock:
             self._read = (time.monotonic(), seen)
         return seen

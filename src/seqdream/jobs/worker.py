@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -39,6 +36,7 @@ from seqdream.jobs.measures import (
     QUEUE_WAIT_SECONDS,
 )
 from seqdream.jobs.planner import plan_job
+from seqdream.jobs.presence import new_process_id
 from seqdream.jobs.references import load_references
 from seqdream.jobs.request import JobRequest
 from seqdream.jobs.store import JobStore
@@ -80,7 +78,7 @@ class Worker:
         self.settings = settings
         self.fetch_policy = fetch_policy or FetchPolicy()
         self.janitor = janitor  # None: this worker leaves retention to others
-        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.worker_id = worker_id or new_process_id()
         self.wake = wake or threading.Event()  # set by in-process submitters: skip the poll wait
         self.on_finished = on_finished or (lambda _job_id: None)  # after each job: wakes sync-mode waiters
         self.abort = threading.Event()  # set to stop the running jobs between steps and hand them back
